@@ -1,0 +1,1 @@
+//! Physical frame allocator.

@@ -1,0 +1,1 @@
+//! Best-fit heap allocator.

@@ -1,0 +1,6 @@
+//! Memory management: physical frames, page tables, heaps.
+//!
+//! Nothing here touches hardware directly, so all of it is tested on the host.
+
+pub mod frame;
+pub mod heap;

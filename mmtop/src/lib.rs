@@ -1,0 +1,1 @@
+//! mmtop: host side of the telemetry link.

@@ -1,0 +1,58 @@
+//! The telemetry protocol between the kernel and its host tools.
+//!
+//! This crate is the whole contract between the two sides of the COM1 link:
+//! the message enums ([`KernelMsg`], [`HostMsg`]), the framing ([`frame`]) and
+//! the protocol version ([`PROTOCOL_VERSION`]). It is `no_std`, allocates
+//! nothing, and contains no `unsafe`, so a kernel and a host share it as is.
+//!
+//! # Wire format, byte by byte
+//!
+//! One message travels as one *frame*:
+//!
+//! ```text
+//! COBS( postcard(message) ++ crc16_le(postcard(message)) ) ++ 0x00
+//! ```
+//!
+//! 1. The message is serialized with [postcard]: an enum is its variant index
+//!    as a varint, then its fields in declaration order; unsigned integers
+//!    wider than a byte are LEB128 varints (7 bits a byte, low bits first, high
+//!    bit set on every byte but the last); signed ones are zigzag-then-varint;
+//!    `bool` and `u8` are one byte; `&str` is a varint length then UTF-8 bytes.
+//! 2. A CRC-16/IBM-3740 (CCITT-FALSE: poly `0x1021`, init `0xFFFF`, no
+//!    reflection, no final xor) of those bytes is appended, low byte first.
+//! 3. The whole is COBS-encoded, so it holds no `0x00`, and a single `0x00`
+//!    ends the frame. A reader that lost its place discards up to the next
+//!    `0x00` and is back in step: every frame boundary is a resync point.
+//!
+//! ## Worked example
+//!
+//! `HostMsg::Ping { nonce: 300 }` ([`HostMsg`] variant 1):
+//!
+//! ```text
+//! postcard          01 ac 02            variant 1, nonce 300 = varint ac 02
+//! crc16 of that     0x83fd -> fd 83     appended low byte first
+//! payload           01 ac 02 fd 83      (no zero byte, so COBS adds one code byte)
+//! COBS              06 01 ac 02 fd 83   06 = "5 data bytes follow, no zero"
+//! frame             06 01 ac 02 fd 83 00
+//! ```
+//!
+//! The `golden_ping_frame` test pins these bytes.
+//!
+//! # Compatibility
+//!
+//! Enum variant order *is* the wire format: variants and fields are appended,
+//! never reordered or removed. A new minor version may add message variants;
+//! a reader counts a variant it does not know as an undecodable frame and
+//! skips it. A different major version is incompatible and the host refuses it
+//! (see [`Version::is_compatible_with`]).
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod frame;
+mod msg;
+
+pub use frame::{DecodeStats, FrameDecoder, FrameError, encode_frame};
+pub use msg::*;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 0 };

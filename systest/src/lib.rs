@@ -1,0 +1,1 @@
+//! Harness for tests that boot the kernel in QEMU.
