@@ -1,8 +1,33 @@
 //! A small x86_64 kernel whose memory manager is built to be watched.
 //!
-//! The pure logic (`mm`, command-line parsing) builds and tests on the host;
-//! everything that touches hardware lives under `arch` and `drivers` and is
-//! compiled only for the bare-metal target.
+//! The pure logic (`mm`, `boot_info`, `cmdline`) builds and tests on the
+//! host; everything that touches hardware is compiled only for the
+//! bare-metal target (`target_os = "none"`).
 #![cfg_attr(not(test), no_std)]
 
+pub mod boot_info;
+pub mod cmdline;
 pub mod mm;
+
+#[cfg(target_os = "none")]
+pub mod arch;
+#[cfg(target_os = "none")]
+pub mod drivers;
+#[cfg(target_os = "none")]
+pub mod gdb;
+#[cfg(target_os = "none")]
+#[macro_use]
+pub mod log;
+#[cfg(target_os = "none")]
+pub mod selftest;
+#[cfg(target_os = "none")]
+pub mod sync;
+#[cfg(target_os = "none")]
+pub mod telemetry;
+#[cfg(target_os = "none")]
+pub mod time;
+#[cfg(target_os = "none")]
+pub mod traps;
+
+#[cfg(target_os = "none")]
+mod entry;

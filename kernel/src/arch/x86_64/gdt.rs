@@ -1,0 +1,60 @@
+//! Global descriptor table and task-state segment.
+//!
+//! The TSS gives the double-fault handler its own stack (IST1), so a kernel
+//! stack overflow is reported instead of triple-faulting the machine.
+
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (index into `interrupt_stack_table`) of the double-fault stack.
+pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
+
+const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
+
+/// The double-fault stack; only the CPU writes to it, through the TSS.
+#[repr(align(16))]
+struct IstStack([u8; DOUBLE_FAULT_STACK_SIZE]);
+static DOUBLE_FAULT_STACK: IstStack = IstStack([0; DOUBLE_FAULT_STACK_SIZE]);
+
+/// Segment selectors of the kernel's GDT.
+pub struct Selectors {
+    /// Ring-0 code.
+    pub kernel_code: SegmentSelector,
+    /// Ring-0 data.
+    pub kernel_data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+/// Loads the GDT and TSS and reloads every segment register.
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        let top = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.as_ptr_range().end);
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] = top;
+        tss
+    });
+    let (gdt, sel) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let kernel_code = gdt.append(Descriptor::kernel_code_segment());
+        let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { kernel_code, kernel_data, tss })
+    });
+    gdt.load();
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which
+    // lives for the rest of the kernel's life in a static.
+    unsafe {
+        CS::set_reg(sel.kernel_code);
+        SS::set_reg(sel.kernel_data);
+        DS::set_reg(sel.kernel_data);
+        ES::set_reg(sel.kernel_data);
+        load_tss(sel.tss);
+    }
+}

@@ -1,0 +1,389 @@
+//! Trap entry: one assembly stub per vector pushes a uniform [`TrapFrame`]
+//! and calls [`trap_dispatch`], which routes exceptions and IRQs.
+//!
+//! Stubs for vectors without a CPU error code push a zero in its place, so
+//! every frame has the same layout; the frame is what a debugger sees and
+//! what `iretq` resumes, so handlers may edit it.
+
+use core::arch::global_asm;
+
+use super::pic;
+
+/// Vectors with an entry stub: the 32 exceptions and 16 PIC IRQs.
+pub const NR_STUBS: usize = 48;
+/// `#DB`.
+pub const DEBUG: u8 = 1;
+/// `#BP` (`int3`).
+pub const BREAKPOINT: u8 = 3;
+/// `#DF`, run on its own stack.
+pub const DOUBLE_FAULT: u8 = 8;
+/// `#PF`.
+pub const PAGE_FAULT: u8 = 14;
+
+/// Registers saved on trap entry, lowest address first.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+pub struct TrapFrame {
+    /// Saved `r15`.
+    pub r15: u64,
+    /// Saved `r14`.
+    pub r14: u64,
+    /// Saved `r13`.
+    pub r13: u64,
+    /// Saved `r12`.
+    pub r12: u64,
+    /// Saved `r11`.
+    pub r11: u64,
+    /// Saved `r10`.
+    pub r10: u64,
+    /// Saved `r9`.
+    pub r9: u64,
+    /// Saved `r8`.
+    pub r8: u64,
+    /// Saved `rbp`.
+    pub rbp: u64,
+    /// Saved `rdi`.
+    pub rdi: u64,
+    /// Saved `rsi`.
+    pub rsi: u64,
+    /// Saved `rdx`.
+    pub rdx: u64,
+    /// Saved `rcx`.
+    pub rcx: u64,
+    /// Saved `rbx`.
+    pub rbx: u64,
+    /// Saved `rax`.
+    pub rax: u64,
+    /// Interrupt vector.
+    pub vector: u64,
+    /// CPU error code, or 0 for vectors without one.
+    pub error_code: u64,
+    /// Saved `rip`.
+    pub rip: u64,
+    /// Saved `cs`.
+    pub cs: u64,
+    /// Saved `rflags`.
+    pub rflags: u64,
+    /// Saved `rsp`.
+    pub rsp: u64,
+    /// Saved `ss`.
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    /// Whether the trap came from ring 3.
+    pub fn from_user(&self) -> bool {
+        self.cs & 3 == 3
+    }
+}
+
+global_asm!(
+    r#"
+    .section .text.trap, "ax"
+    .balign 16
+    trap_common:
+        push %rax
+        push %rbx
+        push %rcx
+        push %rdx
+        push %rsi
+        push %rdi
+        push %rbp
+        push %r8
+        push %r9
+        push %r10
+        push %r11
+        push %r12
+        push %r13
+        push %r14
+        push %r15
+        mov %rsp, %rdi
+        cld
+        call trap_dispatch
+        pop %r15
+        pop %r14
+        pop %r13
+        pop %r12
+        pop %r11
+        pop %r10
+        pop %r9
+        pop %r8
+        pop %rbp
+        pop %rdi
+        pop %rsi
+        pop %rdx
+        pop %rcx
+        pop %rbx
+        pop %rax
+        add $16, %rsp
+        iretq
+
+    trap_stub_0:
+        push $0
+        push $0
+        jmp trap_common
+    trap_stub_1:
+        push $0
+        push $1
+        jmp trap_common
+    trap_stub_2:
+        push $0
+        push $2
+        jmp trap_common
+    trap_stub_3:
+        push $0
+        push $3
+        jmp trap_common
+    trap_stub_4:
+        push $0
+        push $4
+        jmp trap_common
+    trap_stub_5:
+        push $0
+        push $5
+        jmp trap_common
+    trap_stub_6:
+        push $0
+        push $6
+        jmp trap_common
+    trap_stub_7:
+        push $0
+        push $7
+        jmp trap_common
+    trap_stub_8:
+        push $8
+        jmp trap_common
+    trap_stub_9:
+        push $0
+        push $9
+        jmp trap_common
+    trap_stub_10:
+        push $10
+        jmp trap_common
+    trap_stub_11:
+        push $11
+        jmp trap_common
+    trap_stub_12:
+        push $12
+        jmp trap_common
+    trap_stub_13:
+        push $13
+        jmp trap_common
+    trap_stub_14:
+        push $14
+        jmp trap_common
+    trap_stub_15:
+        push $0
+        push $15
+        jmp trap_common
+    trap_stub_16:
+        push $0
+        push $16
+        jmp trap_common
+    trap_stub_17:
+        push $17
+        jmp trap_common
+    trap_stub_18:
+        push $0
+        push $18
+        jmp trap_common
+    trap_stub_19:
+        push $0
+        push $19
+        jmp trap_common
+    trap_stub_20:
+        push $0
+        push $20
+        jmp trap_common
+    trap_stub_21:
+        push $21
+        jmp trap_common
+    trap_stub_22:
+        push $0
+        push $22
+        jmp trap_common
+    trap_stub_23:
+        push $0
+        push $23
+        jmp trap_common
+    trap_stub_24:
+        push $0
+        push $24
+        jmp trap_common
+    trap_stub_25:
+        push $0
+        push $25
+        jmp trap_common
+    trap_stub_26:
+        push $0
+        push $26
+        jmp trap_common
+    trap_stub_27:
+        push $0
+        push $27
+        jmp trap_common
+    trap_stub_28:
+        push $0
+        push $28
+        jmp trap_common
+    trap_stub_29:
+        push $29
+        jmp trap_common
+    trap_stub_30:
+        push $30
+        jmp trap_common
+    trap_stub_31:
+        push $0
+        push $31
+        jmp trap_common
+    trap_stub_32:
+        push $0
+        push $32
+        jmp trap_common
+    trap_stub_33:
+        push $0
+        push $33
+        jmp trap_common
+    trap_stub_34:
+        push $0
+        push $34
+        jmp trap_common
+    trap_stub_35:
+        push $0
+        push $35
+        jmp trap_common
+    trap_stub_36:
+        push $0
+        push $36
+        jmp trap_common
+    trap_stub_37:
+        push $0
+        push $37
+        jmp trap_common
+    trap_stub_38:
+        push $0
+        push $38
+        jmp trap_common
+    trap_stub_39:
+        push $0
+        push $39
+        jmp trap_common
+    trap_stub_40:
+        push $0
+        push $40
+        jmp trap_common
+    trap_stub_41:
+        push $0
+        push $41
+        jmp trap_common
+    trap_stub_42:
+        push $0
+        push $42
+        jmp trap_common
+    trap_stub_43:
+        push $0
+        push $43
+        jmp trap_common
+    trap_stub_44:
+        push $0
+        push $44
+        jmp trap_common
+    trap_stub_45:
+        push $0
+        push $45
+        jmp trap_common
+    trap_stub_46:
+        push $0
+        push $46
+        jmp trap_common
+    trap_stub_47:
+        push $0
+        push $47
+        jmp trap_common
+
+    .section .rodata.trap_stub_table, "a"
+    .balign 8
+    .global trap_stub_table
+    trap_stub_table:
+        .quad trap_stub_0
+        .quad trap_stub_1
+        .quad trap_stub_2
+        .quad trap_stub_3
+        .quad trap_stub_4
+        .quad trap_stub_5
+        .quad trap_stub_6
+        .quad trap_stub_7
+        .quad trap_stub_8
+        .quad trap_stub_9
+        .quad trap_stub_10
+        .quad trap_stub_11
+        .quad trap_stub_12
+        .quad trap_stub_13
+        .quad trap_stub_14
+        .quad trap_stub_15
+        .quad trap_stub_16
+        .quad trap_stub_17
+        .quad trap_stub_18
+        .quad trap_stub_19
+        .quad trap_stub_20
+        .quad trap_stub_21
+        .quad trap_stub_22
+        .quad trap_stub_23
+        .quad trap_stub_24
+        .quad trap_stub_25
+        .quad trap_stub_26
+        .quad trap_stub_27
+        .quad trap_stub_28
+        .quad trap_stub_29
+        .quad trap_stub_30
+        .quad trap_stub_31
+        .quad trap_stub_32
+        .quad trap_stub_33
+        .quad trap_stub_34
+        .quad trap_stub_35
+        .quad trap_stub_36
+        .quad trap_stub_37
+        .quad trap_stub_38
+        .quad trap_stub_39
+        .quad trap_stub_40
+        .quad trap_stub_41
+        .quad trap_stub_42
+        .quad trap_stub_43
+        .quad trap_stub_44
+        .quad trap_stub_45
+        .quad trap_stub_46
+        .quad trap_stub_47
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    /// Addresses of the entry stubs, indexed by vector.
+    static trap_stub_table: [u64; NR_STUBS];
+}
+
+/// Address of the entry stub of `vector` (< [`NR_STUBS`]).
+pub fn stub_address(vector: usize) -> u64 {
+    // SAFETY: the table is immutable data emitted by the assembly above with
+    // exactly NR_STUBS entries.
+    unsafe { trap_stub_table[vector] }
+}
+
+/// Called by `trap_common` with interrupts off and the frame on the stack.
+#[unsafe(no_mangle)]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    if vector < pic::IRQ_BASE {
+        crate::traps::exception(frame);
+        return;
+    }
+    let irq = vector - pic::IRQ_BASE;
+    match irq {
+        pic::IRQ_TIMER => crate::traps::timer_tick(),
+        pic::IRQ_COM1 => crate::traps::com1_interrupt(),
+        pic::IRQ_COM2 => crate::traps::com2_interrupt(),
+        // 7 and 15 may be spurious; the rest are masked.
+        _ => {}
+    }
+    pic::end_of_interrupt(irq);
+}

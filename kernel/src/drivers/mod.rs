@@ -1,0 +1,3 @@
+//! Device drivers: the two serial ports.
+
+pub mod serial;

@@ -1,0 +1,76 @@
+//! From the boot stub to the idle loop, and the panic handler.
+
+use core::fmt::Write;
+
+use probe_proto::{KernelMsg, Panic};
+use spin::Once;
+
+use crate::arch::{self, cpu};
+use crate::boot_info::BootInfo;
+use crate::cmdline::Options;
+use crate::log::LineBuf;
+use crate::{gdb, selftest, telemetry, time};
+
+static BOOT_INFO: Once<BootInfo> = Once::new();
+
+/// Microseconds between two heartbeats.
+const HEARTBEAT_US: u64 = 1_000_000;
+
+/// Called by the boot stub, in the higher half, on the boot stack.
+#[unsafe(no_mangle)]
+extern "C" fn kernel_entry(start_info_phys: u64) -> ! {
+    arch::x86_64::init(time::TIMER_HZ);
+    let boot = match arch::x86_64::pvh::parse(start_info_phys) {
+        Ok(info) => BOOT_INFO.call_once(|| info),
+        Err(why) => panic!("cannot read boot information: {why}"),
+    };
+    let opts = Options::parse(boot.cmdline());
+    crate::log::set_level(opts.loglevel);
+    telemetry::init(boot);
+    gdb::init();
+    cpu::enable_interrupts();
+    kinfo!("kernel up: {} regions, cmdline {:?}", boot.regions().len(), boot.cmdline());
+    for r in boot.regions() {
+        kinfo!("  memory {:#014x}..{:#014x} type {}", r.start, r.end(), r.e820_type);
+    }
+    if let Some(word) = opts.first_unknown {
+        kwarn!("ignoring unknown or malformed option {word:?}");
+    }
+    if let Some(name) = opts.selftest {
+        selftest::run(name);
+    }
+    idle_loop()
+}
+
+fn idle_loop() -> ! {
+    let mut next_heartbeat = 0;
+    loop {
+        let now = time::uptime_us();
+        if now >= next_heartbeat {
+            telemetry::heartbeat();
+            next_heartbeat = now + HEARTBEAT_US;
+        }
+        cpu::enable_interrupts_and_halt();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    let mut message = LineBuf::new();
+    let _ = write!(message, "{}", info.message());
+    let (file, line, column) = info
+        .location()
+        .map(|l| (l.file(), l.line(), l.column()))
+        .unwrap_or(("<unknown>", 0, 0));
+    arch::qemu::debugcon_write(b"[PANIC] ");
+    arch::qemu::debugcon_write(message.as_str().as_bytes());
+    arch::qemu::debugcon_write(b"\n");
+    telemetry::send_emergency(&KernelMsg::Panic(Panic {
+        ts_us: time::uptime_us(),
+        message: message.as_str(),
+        file,
+        line,
+        column,
+    }));
+    crate::traps::fatal_exit()
+}

@@ -1,0 +1,218 @@
+//! The telemetry link on COM1: framed kernel messages out, host commands in.
+//!
+//! Sending never waits on the UART: a frame is copied into a bounded ring
+//! and drained as fast as the transmitter takes bytes (from the sender, the
+//! transmit-empty interrupt and the timer). A frame that does not fit is
+//! dropped whole and counted; the count goes out as `Dropped` as soon as
+//! there is room, so the host always knows what it missed.
+
+use probe_proto::frame::MAX_FRAME;
+use probe_proto::{
+    FrameDecoder, Heartbeat, Hello, HostMsg, KernelMsg, PROTOCOL_VERSION, Pong, encode_frame,
+    features,
+};
+
+use crate::drivers::serial::{COM1_BASE, SerialPort};
+use crate::sync::IrqMutex;
+use crate::{boot_info::BootInfo, time};
+
+/// Bytes of frames waiting for the UART.
+const TX_RING_BYTES: usize = 64 * 1024;
+/// Longest host frame accepted; host commands are a few bytes.
+const RX_FRAME_BYTES: usize = 128;
+
+/// Identifies this build in `Hello`.
+#[cfg(debug_assertions)]
+pub const BUILD_ID: &str = concat!("kernel ", env!("CARGO_PKG_VERSION"), " debug");
+/// Identifies this build in `Hello`.
+#[cfg(not(debug_assertions))]
+pub const BUILD_ID: &str = concat!("kernel ", env!("CARGO_PKG_VERSION"), " release");
+
+/// A byte ring that accepts whole frames only.
+struct TxRing {
+    buf: [u8; TX_RING_BYTES],
+    head: usize,
+    len: usize,
+}
+
+impl TxRing {
+    const fn new() -> Self {
+        Self { buf: [0; TX_RING_BYTES], head: 0, len: 0 }
+    }
+
+    fn push(&mut self, frame: &[u8]) -> bool {
+        if TX_RING_BYTES - self.len < frame.len() {
+            return false;
+        }
+        for &b in frame {
+            self.buf[(self.head + self.len) % TX_RING_BYTES] = b;
+            self.len += 1;
+        }
+        true
+    }
+
+    /// The longest contiguous run of queued bytes.
+    fn front(&self) -> &[u8] {
+        let end = (self.head + self.len).min(TX_RING_BYTES);
+        &self.buf[self.head..end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.head = (self.head + n) % TX_RING_BYTES;
+        self.len -= n;
+    }
+}
+
+struct Link {
+    port: Option<SerialPort>,
+    ring: TxRing,
+    /// Frames dropped and not yet reported in a `Dropped` message.
+    dropped_unreported: u64,
+    dropped_total: u64,
+    rx: FrameDecoder<RX_FRAME_BYTES>,
+    boot: Option<&'static BootInfo>,
+}
+
+static LINK: IrqMutex<Link> = IrqMutex::new(Link {
+    port: None,
+    ring: TxRing::new(),
+    dropped_unreported: 0,
+    dropped_total: 0,
+    rx: FrameDecoder::new(),
+    boot: None,
+});
+
+/// Opens COM1 and sends `Hello` and the memory map.
+pub fn init(boot: &'static BootInfo) {
+    LINK.with(|link| {
+        // SAFETY: COM1 is driven only through LINK from here on (the panic
+        // path writes raw bytes only after failing to take LINK).
+        link.port = Some(unsafe { SerialPort::open(COM1_BASE) });
+        link.boot = Some(boot);
+        link.send_hello();
+    });
+}
+
+/// Queues `msg`; never waits for the UART.
+pub fn send(msg: &KernelMsg<'_>) {
+    LINK.with(|link| link.send(msg));
+}
+
+/// Sends a heartbeat with the link's counters.
+pub fn heartbeat() {
+    LINK.with(|link| {
+        let rx = link.rx.stats();
+        let msg = KernelMsg::Heartbeat(Heartbeat {
+            ts_us: time::uptime_us(),
+            rx_frames: rx.frames,
+            rx_bad: rx.bad(),
+            tx_dropped: link.dropped_total,
+        });
+        link.send(&msg);
+    });
+}
+
+/// Moves queued bytes to the UART; called from the timer.
+pub fn pump() {
+    LINK.with(Link::pump);
+}
+
+/// COM1 interrupt: received bytes and/or transmitter empty.
+pub fn on_interrupt() {
+    LINK.with(|link| {
+        while let Some(byte) = link.port.as_mut().and_then(SerialPort::read_byte) {
+            match link.rx.push::<HostMsg>(byte) {
+                Some(Ok(cmd)) => link.handle(cmd),
+                // Already counted by the decoder; the Heartbeat reports it.
+                Some(Err(_)) | None => {}
+            }
+        }
+        link.pump();
+    });
+}
+
+/// Last-resort send for panics and fatal exceptions: drains what is queued if
+/// the link is free, then writes `msg` straight to the UART, waiting as needed.
+/// A leading `0x00` ends any frame the panic may have cut short.
+pub fn send_emergency(msg: &KernelMsg<'_>) {
+    let mut buf = [0u8; MAX_FRAME];
+    let Ok(frame) = encode_frame(msg, &mut buf) else { return };
+    let sent = LINK.try_with(|link| {
+        while link.ring.len > 0 {
+            link.pump();
+        }
+        if let Some(port) = link.port.as_mut() {
+            port.write_all(frame);
+        }
+    });
+    if sent.is_none() {
+        // SAFETY: the lock holder was interrupted by this panic and will never
+        // run again; we take over COM1 for the last words.
+        let mut port = unsafe { SerialPort::open(COM1_BASE) };
+        port.write_all(&[0]);
+        port.write_all(frame);
+    }
+}
+
+impl Link {
+    fn send(&mut self, msg: &KernelMsg<'_>) {
+        if self.dropped_unreported > 0 {
+            let notice = KernelMsg::Dropped { count: self.dropped_unreported };
+            if self.enqueue(&notice) {
+                self.dropped_unreported = 0;
+            }
+        }
+        if !self.enqueue(msg) {
+            self.dropped_unreported += 1;
+            self.dropped_total += 1;
+        }
+        self.pump();
+    }
+
+    fn enqueue(&mut self, msg: &KernelMsg<'_>) -> bool {
+        let mut buf = [0u8; MAX_FRAME];
+        match encode_frame(msg, &mut buf) {
+            Ok(frame) => self.ring.push(frame),
+            Err(_) => false,
+        }
+    }
+
+    fn pump(&mut self) {
+        let Some(port) = self.port.as_mut() else { return };
+        while self.ring.len > 0 {
+            let n = port.try_write(self.ring.front());
+            if n == 0 {
+                break;
+            }
+            self.ring.consume(n);
+        }
+        port.set_tx_interrupt(self.ring.len > 0);
+    }
+
+    fn handle(&mut self, cmd: HostMsg) {
+        match cmd {
+            HostMsg::Resync => self.send_hello(),
+            HostMsg::Ping { nonce } => {
+                self.send(&KernelMsg::Pong(Pong { nonce, ts_us: time::uptime_us() }));
+            }
+        }
+    }
+
+    fn send_hello(&mut self) {
+        let Some(boot) = self.boot else { return };
+        let nr_regions = boot.regions().len() as u16;
+        self.send(&KernelMsg::Hello(Hello {
+            version: PROTOCOL_VERSION,
+            build_id: BUILD_ID,
+            mem_total_bytes: boot.total_ram_bytes(),
+            mem_usable_bytes: boot.usable_bytes(),
+            nr_regions,
+            features: features::HOST_COMMANDS | features::DEBUGCON_LOG,
+            cmdline: boot.cmdline(),
+            uptime_us: time::uptime_us(),
+        }));
+        for region in boot.mem_regions() {
+            self.send(&KernelMsg::MemRegion(region));
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! What the kernel does with each trap once `arch` has saved the frame.
+
+use core::fmt::Write;
+
+use probe_proto::{Exception, KernelMsg};
+
+use crate::arch::x86_64::trap::{self, TrapFrame};
+use crate::arch::{cpu, qemu};
+use crate::{gdb, log::LineBuf, telemetry, time};
+
+/// Timer interrupt.
+pub fn timer_tick() {
+    time::tick();
+    telemetry::pump();
+}
+
+/// COM1 interrupt: telemetry link.
+pub fn com1_interrupt() {
+    telemetry::on_interrupt();
+}
+
+/// COM2 interrupt: GDB link.
+pub fn com2_interrupt() {
+    gdb::on_interrupt();
+}
+
+/// Names of the CPU exceptions, by vector.
+const EXCEPTION_NAMES: [&str; 32] = [
+    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range",
+    "invalid opcode", "device not available", "double fault", "coprocessor overrun",
+    "invalid TSS", "segment not present", "stack fault", "general protection",
+    "page fault", "reserved", "x87 floating point", "alignment check", "machine check",
+    "SIMD floating point", "virtualization", "control protection", "reserved", "reserved",
+    "reserved", "reserved", "reserved", "reserved", "hypervisor injection",
+    "VMM communication", "security", "reserved",
+];
+
+/// A CPU exception. Breakpoints are logged and resumed; anything else in the
+/// kernel is fatal: it is reported over telemetry, then the kernel panics.
+pub fn exception(frame: &mut TrapFrame) {
+    let vector = frame.vector as u8;
+    if vector == trap::BREAKPOINT {
+        kinfo!("breakpoint at {:#x}", frame.rip - 1);
+        return;
+    }
+    let cr2 = if vector == trap::PAGE_FAULT { cpu::read_cr2() } else { 0 };
+    telemetry::send_emergency(&KernelMsg::Exception(Exception {
+        ts_us: time::uptime_us(),
+        vector,
+        error_code: frame.error_code,
+        cr2,
+        rip: frame.rip,
+        rsp: frame.rsp,
+    }));
+    let mut why = LineBuf::new();
+    let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("unknown");
+    let _ = write!(why, "unhandled {name} (#{vector}) at rip {:#x}", frame.rip);
+    if vector == trap::PAGE_FAULT {
+        let _ = write!(why, ": ");
+        let _ = describe_page_fault(&mut why, frame.error_code, cr2);
+    } else if frame.error_code != 0 {
+        let _ = write!(why, ", error code {:#x}", frame.error_code);
+    }
+    panic!("{}", why.as_str());
+}
+
+/// Spells out a page-fault error code: "write to non-present page 0x0 in
+/// kernel mode".
+pub fn describe_page_fault(out: &mut impl Write, error_code: u64, cr2: u64) -> core::fmt::Result {
+    let access = if error_code & (1 << 4) != 0 {
+        "instruction fetch from"
+    } else if error_code & (1 << 1) != 0 {
+        "write to"
+    } else {
+        "read of"
+    };
+    let cause = if error_code & 1 != 0 { "protection violation on" } else { "non-present" };
+    let mode = if error_code & (1 << 2) != 0 { "user" } else { "kernel" };
+    write!(out, "{access} {cause} page {cr2:#x} in {mode} mode")?;
+    if error_code & (1 << 3) != 0 {
+        write!(out, " (reserved bit set)")?;
+    }
+    Ok(())
+}
+
+/// Ends the machine after a fatal error.
+pub fn fatal_exit() -> ! {
+    qemu::exit(qemu::ExitCode::Failure)
+}
