@@ -56,7 +56,11 @@ impl BootInfo {
     pub const fn new(start_info_phys: u64) -> Self {
         Self {
             start_info_phys,
-            regions: [RawRegion { start: 0, len: 0, e820_type: 0 }; MAX_REGIONS],
+            regions: [RawRegion {
+                start: 0,
+                len: 0,
+                e820_type: 0,
+            }; MAX_REGIONS],
             nr_regions: 0,
             regions_dropped: 0,
             cmdline: [0; MAX_CMDLINE],
@@ -130,7 +134,11 @@ impl BootInfo {
     pub fn total_ram_bytes(&self) -> u64 {
         const FOUR_GIB: u64 = 1 << 32;
         let mut low_top = 0;
-        for r in self.regions().iter().filter(|r| r.e820_type == 1 && r.start < FOUR_GIB) {
+        for r in self
+            .regions()
+            .iter()
+            .filter(|r| r.e820_type == 1 && r.start < FOUR_GIB)
+        {
             let mut end = r.end().min(FOUR_GIB);
             while let Some(next) = self
                 .regions()
@@ -158,7 +166,11 @@ mod tests {
     fn map(regions: &[(u64, u64, u32)]) -> BootInfo {
         let mut b = BootInfo::new(0x1000);
         for &(start, end, e820_type) in regions {
-            b.push_region(RawRegion { start, len: end - start, e820_type });
+            b.push_region(RawRegion {
+                start,
+                len: end - start,
+                e820_type,
+            });
         }
         b
     }
@@ -208,7 +220,11 @@ mod tests {
     fn overflowing_map_is_counted_not_lost_silently() {
         let mut b = BootInfo::new(0);
         for i in 0..(MAX_REGIONS as u64 + 3) {
-            b.push_region(RawRegion { start: i << 20, len: 4096, e820_type: 1 });
+            b.push_region(RawRegion {
+                start: i << 20,
+                len: 4096,
+                e820_type: 1,
+            });
         }
         assert_eq!(b.regions().len(), MAX_REGIONS);
         assert_eq!(b.regions_dropped, 3);

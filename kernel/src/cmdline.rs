@@ -22,7 +22,11 @@ impl<'a> Options<'a> {
     /// Parses `cmdline`; malformed values fall back to defaults and are
     /// reported through `first_unknown`.
     pub fn parse(cmdline: &'a str) -> Self {
-        let mut opts = Options { loglevel: DEFAULT_LOGLEVEL, selftest: None, first_unknown: None };
+        let mut opts = Options {
+            loglevel: DEFAULT_LOGLEVEL,
+            selftest: None,
+            first_unknown: None,
+        };
         for word in cmdline.split_ascii_whitespace() {
             let (key, value) = word.split_once('=').unwrap_or((word, ""));
             let understood = match key {

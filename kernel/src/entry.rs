@@ -18,7 +18,7 @@ const HEARTBEAT_US: u64 = 1_000_000;
 
 /// Called by the boot stub, in the higher half, on the boot stack.
 #[unsafe(no_mangle)]
-extern "C" fn kernel_entry(start_info_phys: u64) -> ! {
+extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     arch::x86_64::init(time::TIMER_HZ);
     let boot = match arch::x86_64::pvh::parse(start_info_phys) {
         Ok(info) => BOOT_INFO.call_once(|| info),
@@ -29,9 +29,18 @@ extern "C" fn kernel_entry(start_info_phys: u64) -> ! {
     telemetry::init(boot);
     gdb::init();
     cpu::enable_interrupts();
-    kinfo!("kernel up: {} regions, cmdline {:?}", boot.regions().len(), boot.cmdline());
+    kinfo!(
+        "kernel up: {} regions, cmdline {:?}",
+        boot.regions().len(),
+        boot.cmdline()
+    );
     for r in boot.regions() {
-        kinfo!("  memory {:#014x}..{:#014x} type {}", r.start, r.end(), r.e820_type);
+        kinfo!(
+            "  memory {:#014x}..{:#014x} type {}",
+            r.start,
+            r.end(),
+            r.e820_type
+        );
     }
     if let Some(word) = opts.first_unknown {
         kwarn!("ignoring unknown or malformed option {word:?}");

@@ -28,7 +28,10 @@ pub struct LineBuf {
 impl LineBuf {
     /// An empty line.
     pub const fn new() -> Self {
-        Self { buf: [0; MAX_LINE], len: 0 }
+        Self {
+            buf: [0; MAX_LINE],
+            len: 0,
+        }
     }
 
     /// The text so far.

@@ -3,7 +3,6 @@
 
 use crate::arch::{cpu, qemu};
 
-
 /// Runs scenario `name`. Scenarios that finish exit QEMU with success.
 pub fn run(name: &str) {
     kinfo!("selftest {name}");

@@ -37,7 +37,11 @@ struct TxRing {
 
 impl TxRing {
     const fn new() -> Self {
-        Self { buf: [0; TX_RING_BYTES], head: 0, len: 0 }
+        Self {
+            buf: [0; TX_RING_BYTES],
+            head: 0,
+            len: 0,
+        }
     }
 
     fn push(&mut self, frame: &[u8]) -> bool {
@@ -136,7 +140,9 @@ pub fn on_interrupt() {
 /// A leading `0x00` ends any frame the panic may have cut short.
 pub fn send_emergency(msg: &KernelMsg<'_>) {
     let mut buf = [0u8; MAX_FRAME];
-    let Ok(frame) = encode_frame(msg, &mut buf) else { return };
+    let Ok(frame) = encode_frame(msg, &mut buf) else {
+        return;
+    };
     let sent = LINK.try_with(|link| {
         while link.ring.len > 0 {
             link.pump();
@@ -157,7 +163,9 @@ pub fn send_emergency(msg: &KernelMsg<'_>) {
 impl Link {
     fn send(&mut self, msg: &KernelMsg<'_>) {
         if self.dropped_unreported > 0 {
-            let notice = KernelMsg::Dropped { count: self.dropped_unreported };
+            let notice = KernelMsg::Dropped {
+                count: self.dropped_unreported,
+            };
             if self.enqueue(&notice) {
                 self.dropped_unreported = 0;
             }
@@ -178,7 +186,9 @@ impl Link {
     }
 
     fn pump(&mut self) {
-        let Some(port) = self.port.as_mut() else { return };
+        let Some(port) = self.port.as_mut() else {
+            return;
+        };
         while self.ring.len > 0 {
             let n = port.try_write(self.ring.front());
             if n == 0 {
@@ -193,7 +203,10 @@ impl Link {
         match cmd {
             HostMsg::Resync => self.send_hello(),
             HostMsg::Ping { nonce } => {
-                self.send(&KernelMsg::Pong(Pong { nonce, ts_us: time::uptime_us() }));
+                self.send(&KernelMsg::Pong(Pong {
+                    nonce,
+                    ts_us: time::uptime_us(),
+                }));
             }
         }
     }

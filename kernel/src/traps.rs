@@ -26,13 +26,38 @@ pub fn com2_interrupt() {
 
 /// Names of the CPU exceptions, by vector.
 const EXCEPTION_NAMES: [&str; 32] = [
-    "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range",
-    "invalid opcode", "device not available", "double fault", "coprocessor overrun",
-    "invalid TSS", "segment not present", "stack fault", "general protection",
-    "page fault", "reserved", "x87 floating point", "alignment check", "machine check",
-    "SIMD floating point", "virtualization", "control protection", "reserved", "reserved",
-    "reserved", "reserved", "reserved", "reserved", "hypervisor injection",
-    "VMM communication", "security", "reserved",
+    "divide error",
+    "debug",
+    "NMI",
+    "breakpoint",
+    "overflow",
+    "bound range",
+    "invalid opcode",
+    "device not available",
+    "double fault",
+    "coprocessor overrun",
+    "invalid TSS",
+    "segment not present",
+    "stack fault",
+    "general protection",
+    "page fault",
+    "reserved",
+    "x87 floating point",
+    "alignment check",
+    "machine check",
+    "SIMD floating point",
+    "virtualization",
+    "control protection",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "reserved",
+    "hypervisor injection",
+    "VMM communication",
+    "security",
+    "reserved",
 ];
 
 /// A CPU exception. Breakpoints are logged and resumed; anything else in the
@@ -43,7 +68,11 @@ pub fn exception(frame: &mut TrapFrame) {
         kinfo!("breakpoint at {:#x}", frame.rip - 1);
         return;
     }
-    let cr2 = if vector == trap::PAGE_FAULT { cpu::read_cr2() } else { 0 };
+    let cr2 = if vector == trap::PAGE_FAULT {
+        cpu::read_cr2()
+    } else {
+        0
+    };
     telemetry::send_emergency(&KernelMsg::Exception(Exception {
         ts_us: time::uptime_us(),
         vector,
@@ -53,7 +82,10 @@ pub fn exception(frame: &mut TrapFrame) {
         rsp: frame.rsp,
     }));
     let mut why = LineBuf::new();
-    let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("unknown");
+    let name = EXCEPTION_NAMES
+        .get(vector as usize)
+        .copied()
+        .unwrap_or("unknown");
     let _ = write!(why, "unhandled {name} (#{vector}) at rip {:#x}", frame.rip);
     if vector == trap::PAGE_FAULT {
         let _ = write!(why, ": ");
@@ -74,8 +106,16 @@ pub fn describe_page_fault(out: &mut impl Write, error_code: u64, cr2: u64) -> c
     } else {
         "read of"
     };
-    let cause = if error_code & 1 != 0 { "protection violation on" } else { "non-present" };
-    let mode = if error_code & (1 << 2) != 0 { "user" } else { "kernel" };
+    let cause = if error_code & 1 != 0 {
+        "protection violation on"
+    } else {
+        "non-present"
+    };
+    let mode = if error_code & (1 << 2) != 0 {
+        "user"
+    } else {
+        "kernel"
+    };
     write!(out, "{access} {cause} page {cr2:#x} in {mode} mode")?;
     if error_code & (1 << 3) != 0 {
         write!(out, " (reserved bit set)")?;

@@ -23,6 +23,9 @@
 //! 3. The whole is COBS-encoded, so it holds no `0x00`, and a single `0x00`
 //!    ends the frame. A reader that lost its place discards up to the next
 //!    `0x00` and is back in step: every frame boundary is a resync point.
+//!    A host that connects sends a lone `0x00` first, which ends any partial
+//!    frame an earlier client left in the kernel's receiver (empty frames are
+//!    ignored, not counted as errors).
 //!
 //! ## Worked example
 //!

@@ -1,1 +1,399 @@
-//! Harness for tests that boot the kernel in QEMU.
+//! Harness for tests that boot the real kernel in QEMU and talk to it over
+//! its real serial ports: COM1 (telemetry) on a unix socket, COM2 (GDB) on a
+//! loopback TCP port, the debug console in a file.
+//!
+//! Every QEMU (and gdb) a test starts is owned by a guard that kills it by
+//! PID when dropped, so a failing test never leaves an emulator behind. Tests
+//! wait for conditions with generous deadlines, never for fixed times: TCG on
+//! a busy two-core machine is slow.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use probe_proto::frame::MAX_FRAME;
+use probe_proto::{FrameDecoder, HostMsg, KernelMsg, encode_frame};
+
+/// How long any single condition may take before a test fails.
+pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// QEMU's exit status when the kernel reports success through isa-debug-exit.
+pub const EXIT_SUCCESS: i32 = 33;
+/// QEMU's exit status when the kernel reports failure (panic, fatal fault).
+pub const EXIT_FAILURE: i32 = 35;
+
+/// The kernel image under test: `$KERNEL_ELF`, else `target/kernel.elf`.
+pub fn kernel_elf() -> PathBuf {
+    let path = std::env::var_os("KERNEL_ELF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/kernel.elf"));
+    assert!(
+        path.exists(),
+        "kernel image {} not found: build it with `make kernel` (`make test` does)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh private directory for one test's sockets and logs.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "systest-{}-{}-{name}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A loopback TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// How QEMU should wait for the telemetry client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Com1 {
+    /// QEMU does not start the guest until a client connects: nothing the
+    /// kernel sends at boot is lost.
+    WaitForClient,
+    /// The guest runs at once; a client that connects later has missed the
+    /// boot messages and must ask for them.
+    NoWait,
+}
+
+/// Options of one QEMU run.
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    /// `-m`, in MiB.
+    pub mem_mib: u32,
+    /// Kernel command line.
+    pub append: String,
+    /// COM1 behaviour.
+    pub com1: Com1,
+    /// Give COM2 a TCP port.
+    pub com2: bool,
+    /// Extra QEMU arguments.
+    pub extra: Vec<String>,
+}
+
+impl Default for QemuConfig {
+    fn default() -> Self {
+        Self {
+            mem_mib: 128,
+            append: String::new(),
+            com1: Com1::WaitForClient,
+            com2: true,
+            extra: vec![],
+        }
+    }
+}
+
+/// A running QEMU, killed by PID when dropped.
+pub struct Qemu {
+    child: Child,
+    /// Scratch directory of this run.
+    pub dir: PathBuf,
+    /// COM1's unix socket.
+    pub com1_path: PathBuf,
+    /// COM2's TCP port, if configured.
+    pub com2_port: Option<u16>,
+    /// The debug-console log file.
+    pub debugcon: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Qemu {
+    /// Boots the kernel with `cfg`; `name` labels the scratch directory.
+    pub fn start(name: &str, cfg: &QemuConfig) -> Qemu {
+        let dir = scratch_dir(name);
+        let com1_path = dir.join("com1.sock");
+        let debugcon = dir.join("debugcon.log");
+        let wait = match cfg.com1 {
+            Com1::WaitForClient => "on",
+            Com1::NoWait => "off",
+        };
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.arg("-kernel")
+            .arg(kernel_elf())
+            .args(["-m", &format!("{}M", cfg.mem_mib)])
+            .args(["-display", "none", "-no-reboot", "-monitor", "none"])
+            .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
+            .arg("-serial")
+            .arg(format!(
+                "unix:{},server=on,wait={wait}",
+                com1_path.display()
+            ))
+            .arg("-debugcon")
+            .arg(format!("file:{}", debugcon.display()));
+        let com2_port = cfg.com2.then(free_port);
+        if let Some(port) = com2_port {
+            cmd.arg("-serial").arg(format!(
+                "tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on"
+            ));
+        }
+        if !cfg.append.is_empty() {
+            cmd.args(["-append", &cfg.append]);
+        }
+        cmd.args(&cfg.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let child = cmd
+            .spawn()
+            .expect("start qemu-system-x86_64 (make test installs it)");
+        Qemu {
+            child,
+            dir,
+            com1_path,
+            com2_port,
+            debugcon,
+            status: None,
+        }
+    }
+
+    /// QEMU's PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Connects to COM1, retrying until QEMU has created the socket.
+    pub fn connect_telemetry(&mut self) -> Telemetry {
+        let start = Instant::now();
+        loop {
+            match UnixStream::connect(&self.com1_path) {
+                Ok(stream) => return Telemetry::new(stream),
+                Err(e) if start.elapsed() < DEADLINE => {
+                    if let Some(status) = self.try_status() {
+                        panic!(
+                            "QEMU exited ({status}) before COM1 opened: {}",
+                            self.stderr_tail()
+                        );
+                    }
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("cannot connect to {}: {e}", self.com1_path.display()),
+            }
+        }
+    }
+
+    /// Connects to COM2's TCP port, retrying until QEMU listens.
+    pub fn connect_com2(&mut self) -> TcpStream {
+        let port = self.com2_port.expect("QEMU was started without COM2");
+        let start = Instant::now();
+        loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => {
+                    s.set_nodelay(true).ok();
+                    return s;
+                }
+                Err(e) if start.elapsed() > DEADLINE => panic!("cannot connect to COM2: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits for QEMU to exit and returns its status code.
+    pub fn wait_exit(&mut self) -> i32 {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.try_status() {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "QEMU did not exit within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether QEMU is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.try_status().is_none()
+    }
+
+    /// The kernel's debug-console output so far.
+    pub fn debug_log(&self) -> String {
+        std::fs::read_to_string(&self.debugcon).unwrap_or_default()
+    }
+
+    fn stderr_tail(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(err) = self.child.stderr.as_mut() {
+            let _ = err.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A client of the telemetry link.
+pub struct Telemetry {
+    stream: UnixStream,
+    decoder: Box<FrameDecoder<MAX_FRAME>>,
+    pending: VecDeque<u8>,
+    /// Frames this client could not decode.
+    pub bad_frames: u64,
+}
+
+impl Telemetry {
+    fn new(stream: UnixStream) -> Self {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("set timeout");
+        Self {
+            stream,
+            decoder: Box::new(FrameDecoder::new()),
+            pending: VecDeque::new(),
+            bad_frames: 0,
+        }
+    }
+
+    /// Sends one host command.
+    pub fn send(&mut self, msg: &HostMsg) {
+        let mut buf = [0u8; MAX_FRAME];
+        let frame = encode_frame(msg, &mut buf).expect("host messages fit a frame");
+        self.send_raw(frame);
+    }
+
+    /// Sends raw bytes, framed or not.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to COM1");
+    }
+
+    /// Reads messages until `pick` returns `Some`, or fails after `timeout`.
+    /// Messages `pick` declines are skipped.
+    pub fn wait_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pick: impl FnMut(&KernelMsg<'_>) -> Option<T>,
+    ) -> T {
+        match self.poll_for(what, timeout, pick) {
+            Some(t) => t,
+            None => panic!("timed out after {timeout:?} waiting for {what}"),
+        }
+    }
+
+    /// Like [`wait_for`](Self::wait_for) but gives `None` on timeout.
+    pub fn poll_for<T>(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut pick: impl FnMut(&KernelMsg<'_>) -> Option<T>,
+    ) -> Option<T> {
+        let start = Instant::now();
+        loop {
+            while let Some(byte) = self.pending.pop_front() {
+                match self.decoder.push::<KernelMsg>(byte) {
+                    Some(Ok(msg)) => {
+                        if let Some(t) = pick(&msg) {
+                            return Some(t);
+                        }
+                    }
+                    Some(Err(_)) => self.bad_frames += 1,
+                    None => {}
+                }
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            let mut buf = [0u8; 4096];
+            match self.stream.read(&mut buf) {
+                Ok(0) => panic!("telemetry link closed while waiting for {what}"),
+                Ok(n) => self.pending.extend(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("telemetry read failed while waiting for {what}: {e}"),
+            }
+        }
+    }
+
+    /// Sends `Resync` (again every second, since bytes that reach the UART
+    /// before the kernel set it up are lost) until a `Hello` arrives; returns
+    /// its uptime.
+    pub fn resync(&mut self) -> u64 {
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            // A leading 0x00 ends whatever partial frame a previous client left.
+            self.send_raw(&[0]);
+            self.send(&HostMsg::Resync);
+            let hello = self.poll_for("Hello", Duration::from_secs(1), |m| match m {
+                KernelMsg::Hello(h) => Some(h.uptime_us),
+                _ => None,
+            });
+            if let Some(uptime) = hello {
+                return uptime;
+            }
+        }
+        panic!("no Hello within {DEADLINE:?} of sending Resync");
+    }
+}
+
+/// A child process (gdb) killed by PID when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs real gdb in batch mode on the kernel ELF with `commands`, kills it
+/// after [`DEADLINE`], and returns its stdout and stderr together.
+pub fn run_gdb(commands: &[String]) -> String {
+    let dir = scratch_dir("gdb");
+    let out_path = dir.join("gdb.out");
+    let out = std::fs::File::create(&out_path).expect("create gdb output file");
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-q", "-batch", "-nx"]).arg(kernel_elf());
+    for c in commands {
+        cmd.arg("-ex").arg(c);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup file"))
+        .stderr(out)
+        .spawn()
+        .expect("start gdb (make test installs it)");
+    let mut guard = ChildGuard(child);
+    let start = Instant::now();
+    while guard.0.try_wait().expect("poll gdb").is_none() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "gdb did not finish within {DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    text
+}

@@ -21,7 +21,10 @@ struct GdbLink {
     state: State,
 }
 
-static LINK: IrqMutex<GdbLink> = IrqMutex::new(GdbLink { port: None, state: State::Idle });
+static LINK: IrqMutex<GdbLink> = IrqMutex::new(GdbLink {
+    port: None,
+    state: State::Idle,
+});
 
 /// Opens COM2 (absent unless QEMU was given a second `-serial`).
 pub fn init() {
@@ -34,7 +37,9 @@ pub fn init() {
 /// COM2 interrupt: consume bytes, answer complete packets.
 pub fn on_interrupt() {
     LINK.with(|link| {
-        let Some(port) = link.port.as_mut() else { return };
+        let Some(port) = link.port.as_mut() else {
+            return;
+        };
         while let Some(byte) = port.read_byte() {
             link.state = match (link.state, byte) {
                 (_, b'$') => State::Body,

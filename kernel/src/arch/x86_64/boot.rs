@@ -4,7 +4,7 @@
 //! The stub builds boot page tables that map the first 4 GiB three times
 //! (identity, the direct map at [`PHYS_OFFSET`](super::PHYS_OFFSET), and the
 //! kernel image at -2 GiB), enables long mode with NX, and jumps to
-//! [`kernel_entry`](crate::kernel_entry) in the higher half on the boot stack.
+//! `kernel_main` (in `entry`) in the higher half on the boot stack.
 //! The identity map is dropped once Rust code runs, leaving page 0 unmapped.
 
 use core::arch::global_asm;
@@ -60,7 +60,7 @@ global_asm!(
     pvh_start32:
         cli
         cld
-        mov %ebx, %edi                     /* hvm_start_info, for kernel_entry */
+        mov %ebx, %edi                     /* hvm_start_info, for kernel_main */
 
         xor %ecx, %ecx                     /* boot_pd[i] = i * 2 MiB | PS | RW | P */
     1:  mov %ecx, %eax
@@ -100,7 +100,7 @@ global_asm!(
         mov %edi, %edi                     /* zero-extend the start-info address */
         movabs $boot_stack_top, %rsp
         xor %ebp, %ebp
-        movabs $kernel_entry, %rax
+        movabs $kernel_main, %rax
         call *%rax
     2:  hlt
         jmp 2b

@@ -45,7 +45,14 @@ pub fn init() {
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { kernel_code, kernel_data, tss })
+        (
+            gdt,
+            Selectors {
+                kernel_code,
+                kernel_data,
+                tss,
+            },
+        )
     });
     gdt.load();
     // SAFETY: the selectors index descriptors of the GDT just loaded, which

@@ -68,7 +68,11 @@ pub fn parse(start_info: u64) -> Result<BootInfo, &'static str> {
         let pa = info.memmap_paddr + i * core::mem::size_of::<HvmMemmapEntry>() as u64;
         // SAFETY: the table of memmap_entries entries lies in low RAM.
         let e: HvmMemmapEntry = unsafe { read_phys(pa) };
-        boot.push_region(RawRegion { start: e.addr, len: e.size, e820_type: e.kind });
+        boot.push_region(RawRegion {
+            start: e.addr,
+            len: e.size,
+            e820_type: e.kind,
+        });
     }
     if info.cmdline_paddr != 0 && info.cmdline_paddr < super::BOOT_DIRECT_MAP_BYTES {
         let mut buf = [0u8; MAX_CMDLINE];
