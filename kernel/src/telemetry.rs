@@ -125,10 +125,10 @@ pub fn pump() {
 pub fn on_interrupt() {
     LINK.with(|link| {
         while let Some(byte) = link.port.as_mut().and_then(SerialPort::read_byte) {
-            match link.rx.push::<HostMsg>(byte) {
-                Some(Ok(cmd)) => link.handle(cmd),
-                // Already counted by the decoder; the Heartbeat reports it.
-                Some(Err(_)) | None => {}
+            // Bad frames are already counted by the decoder; the Heartbeat
+            // reports them.
+            if let Some(Ok(cmd)) = link.rx.push::<HostMsg>(byte) {
+                link.handle(cmd);
             }
         }
         link.pump();
