@@ -1,1 +1,26 @@
-//! mmtop: host side of the telemetry link.
+//! mmtop: host side of the kernel's telemetry link.
+//!
+//! The pieces, in the order bytes flow through them:
+//!
+//! - [`link`]: parse an address (`unix:PATH`, `tcp:HOST:PORT`,
+//!   `/dev/ttyX[@BAUD]`, `file:PATH`) and open it as a byte reader plus, for
+//!   a live kernel, a writer of host commands.
+//! - [`decode`]: frames to owned [`msg::Msg`] values, with counters and the
+//!   protocol-version check.
+//! - [`event`]: a reader thread that turns a link into [`event::LinkEvent`]s
+//!   on a channel.
+//! - [`format`]: one line per message, human or JSON.
+//! - [`cli`]: the `mmtop` command line built from the above.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod decode;
+pub mod event;
+pub mod format;
+pub mod link;
+pub mod msg;
+
+pub use decode::{DecodeError, Decoder};
+pub use event::{LinkEvent, spawn_reader};
+pub use link::{Address, Link, LinkReader, LinkWriter};
+pub use msg::Msg;

@@ -1,0 +1,139 @@
+//! Command-line arguments (clap derive).
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::link::Address;
+
+/// Watch a kernel's memory over its telemetry link.
+#[derive(Debug, Parser)]
+#[command(name = "mmtop", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print each decoded kernel message, one per line.
+    ///
+    /// Exit status: 0 when the link closes, when --count messages were
+    /// printed, or when --timeout ends a run without --count; 1 when --timeout
+    /// ends a run before --count messages arrived; 2 when the link cannot be
+    /// opened; 3 when the kernel speaks an incompatible protocol.
+    Log(LogArgs),
+    /// Send a ping and wait for the kernel's pong; print the round-trip time.
+    ///
+    /// Exit status: 0 on a pong, 1 on timeout or when the link closes first,
+    /// 2 when the link cannot be opened (or is a recording), 3 when the
+    /// kernel speaks an incompatible protocol.
+    Ping(PingArgs),
+}
+
+/// Where to connect, shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The kernel's COM1: unix:PATH, tcp:HOST:PORT, /dev/ttyX[@BAUD]
+    /// (default 115200 baud; a pty works too) or file:PATH (a recording).
+    #[arg(short = 'c', long = "connect", value_name = "ADDR")]
+    pub address: Address,
+}
+
+/// `mmtop log`.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)] // clap takes the flattened struct's own docs
+    pub connect: ConnectArgs,
+    /// One JSON object per line, with a "type" field naming the message.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not ask the kernel for a fresh Hello and snapshot on connecting.
+    #[arg(long)]
+    pub no_resync: bool,
+    /// Exit after printing N messages.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after SECS seconds in all (fractions allowed).
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+}
+
+/// `mmtop ping`.
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)] // clap takes the flattened struct's own docs
+    pub connect: ConnectArgs,
+    /// How long to wait for the pong, in seconds.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
+    pub timeout: Duration,
+}
+
+/// Parses a non-negative number of seconds, fractions allowed.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("'{s}' is not a usable duration (must be >= 0 and finite)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn log_args_parse_address_flags_and_fractional_timeout() {
+        let cli = Cli::try_parse_from([
+            "mmtop",
+            "log",
+            "--connect",
+            "tcp:localhost:4444",
+            "--json",
+            "--count",
+            "3",
+            "--timeout",
+            "0.25",
+        ])
+        .unwrap();
+        let Command::Log(args) = cli.command else {
+            panic!("expected log");
+        };
+        assert_eq!(
+            args.connect.address,
+            Address::Tcp {
+                host: "localhost".into(),
+                port: 4444
+            }
+        );
+        assert!(args.json && !args.no_resync);
+        assert_eq!(args.count, Some(3));
+        assert_eq!(args.timeout, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn bad_address_is_a_usage_error_that_lists_the_accepted_forms() {
+        let err = Cli::try_parse_from(["mmtop", "log", "--connect", "foo:bar"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("unknown address scheme 'foo:'"), "{text}");
+        assert!(text.contains("tcp:HOST:PORT"), "{text}");
+    }
+
+    #[test]
+    fn negative_or_non_numeric_timeouts_are_refused() {
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+        assert!(parse_secs("inf").is_err());
+        assert_eq!(parse_secs("2"), Ok(Duration::from_secs(2)));
+    }
+}

@@ -1,0 +1,207 @@
+//! Bytes to owned messages: framing, protocol-version check, counters.
+//!
+//! [`Decoder`] wraps `probe_proto::FrameDecoder`, copies each message out of
+//! its buffer into a [`Msg`], and refuses a kernel whose `Hello` announces an
+//! incompatible protocol major version.
+
+use probe_proto::{DecodeStats, FrameDecoder, FrameError, KernelMsg, PROTOCOL_VERSION, Version};
+
+use crate::msg::Msg;
+
+/// Why a frame did not produce a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame was damaged, too long, or held an unknown message; it was
+    /// counted and skipped, and the stream goes on.
+    #[error("skipped corrupt frame ({})", frame_error_text(*.0))]
+    BadFrame(FrameError),
+    /// The kernel's `Hello` announces a protocol this mmtop cannot read.
+    #[error(
+        "kernel speaks protocol {}.{}, this mmtop speaks {}.{}; use a matching mmtop",
+        kernel.major, kernel.minor, host.major, host.minor
+    )]
+    Incompatible {
+        /// What the kernel speaks.
+        kernel: Version,
+        /// What this mmtop speaks.
+        host: Version,
+    },
+}
+
+/// A short reason for a rejected frame, as shown to users.
+pub fn frame_error_text(e: FrameError) -> &'static str {
+    match e {
+        FrameError::TooLong => "frame too long",
+        FrameError::Cobs => "bad COBS encoding",
+        FrameError::Crc => "crc mismatch",
+        FrameError::Message => "unknown or malformed message",
+    }
+}
+
+/// Turns the kernel's byte stream into messages.
+#[derive(Default)]
+pub struct Decoder {
+    frames: FrameDecoder,
+}
+
+impl Decoder {
+    /// A decoder at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes one byte; returns a result when the byte ends a frame.
+    pub fn push(&mut self, byte: u8) -> Option<Result<Msg, DecodeError>> {
+        let result = self.frames.push::<KernelMsg>(byte)?;
+        Some(match result {
+            Ok(KernelMsg::Hello(h)) if !h.version.is_compatible_with(PROTOCOL_VERSION) => {
+                Err(DecodeError::Incompatible {
+                    kernel: h.version,
+                    host: PROTOCOL_VERSION,
+                })
+            }
+            Ok(msg) => Ok(Msg::from(&msg)),
+            Err(e) => Err(DecodeError::BadFrame(e)),
+        })
+    }
+
+    /// Takes a chunk of bytes; yields a result for every frame it ends.
+    pub fn feed<'a>(
+        &'a mut self,
+        bytes: &'a [u8],
+    ) -> impl Iterator<Item = Result<Msg, DecodeError>> + 'a {
+        bytes.iter().filter_map(|&b| self.push(b))
+    }
+
+    /// Good and bad frames so far.
+    pub fn stats(&self) -> DecodeStats {
+        self.frames.stats()
+    }
+
+    /// Drops a partial frame, e.g. after reconnecting; counters are kept.
+    pub fn reset(&mut self) {
+        self.frames.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::{Log, LogLevel};
+    use probe_proto::{Heartbeat, Hello, encode_frame, frame::MAX_FRAME};
+
+    fn frame(msg: &KernelMsg<'_>) -> Vec<u8> {
+        let mut out = [0u8; MAX_FRAME];
+        encode_frame(msg, &mut out).unwrap().to_vec()
+    }
+
+    fn hello(major: u16, minor: u16) -> KernelMsg<'static> {
+        KernelMsg::Hello(Hello {
+            version: Version { major, minor },
+            build_id: "test",
+            mem_total_bytes: 1 << 27,
+            mem_usable_bytes: 1 << 26,
+            nr_regions: 0,
+            features: 0,
+            cmdline: "",
+            uptime_us: 1,
+        })
+    }
+
+    #[test]
+    fn recorded_stream_with_garbage_between_frames_yields_every_message_and_counts_the_garbage() {
+        let log = KernelMsg::Log(probe_proto::Log {
+            ts_us: 10,
+            level: probe_proto::LogLevel::Info,
+            text: "héllo → wörld",
+        });
+        let beat = KernelMsg::Heartbeat(Heartbeat {
+            ts_us: 20,
+            rx_frames: 1,
+            rx_bad: 0,
+            tx_dropped: 0,
+        });
+        let mut stream = b"\x01\x02garbage\x00".to_vec(); // one bad frame
+        stream.extend(frame(&log));
+        stream.extend(b"\xff\xfe\x00\x00"); // one bad frame, then idle fill
+        stream.extend(frame(&beat));
+        stream.extend(b"partial tail without terminator");
+
+        let mut dec = Decoder::new();
+        // Feed in uneven chunks, as reads from a socket arrive.
+        let results: Vec<_> = stream
+            .chunks(7)
+            .flat_map(|c| dec.feed(c).collect::<Vec<_>>())
+            .collect();
+
+        let msgs: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                &Msg::Log(Log {
+                    ts_us: 10,
+                    level: LogLevel::Info,
+                    text: "héllo → wörld".into()
+                }),
+                &Msg::from(&beat)
+            ]
+        );
+        let bad = results.iter().filter(|r| r.is_err()).count();
+        assert_eq!(bad, 2);
+        assert_eq!(dec.stats().frames, 2);
+        assert_eq!(dec.stats().bad(), 2);
+    }
+
+    #[test]
+    fn hello_with_same_major_and_newer_minor_is_accepted() {
+        let mut dec = Decoder::new();
+        let got: Vec<_> = dec.feed(&frame(&hello(1, 7))).collect();
+        assert!(matches!(got.as_slice(), [Ok(Msg::Hello(h))] if h.version.minor == 7));
+    }
+
+    #[test]
+    fn hello_with_another_major_is_refused_with_both_versions_named() {
+        let mut dec = Decoder::new();
+        let got: Vec<_> = dec.feed(&frame(&hello(2, 0))).collect();
+        let err = DecodeError::Incompatible {
+            kernel: Version { major: 2, minor: 0 },
+            host: PROTOCOL_VERSION,
+        };
+        assert_eq!(got, vec![Err(err)]);
+        assert_eq!(
+            err.to_string(),
+            "kernel speaks protocol 2.0, this mmtop speaks 1.0; use a matching mmtop"
+        );
+    }
+
+    #[test]
+    fn bad_frame_error_says_why_it_was_skipped() {
+        let mut bytes = frame(&KernelMsg::Log(probe_proto::Log {
+            ts_us: 10,
+            level: probe_proto::LogLevel::Info,
+            text: "abc",
+        }));
+        // One COBS block (no zero in payload or CRC), so byte 3 is payload,
+        // not a code byte: flipping it is caught by the CRC alone.
+        assert_eq!(usize::from(bytes[0]), bytes.len() - 1);
+        bytes[3] ^= 0x40;
+        let mut dec = Decoder::new();
+        let got: Vec<_> = dec.feed(&bytes).collect();
+        assert_eq!(got, vec![Err(DecodeError::BadFrame(FrameError::Crc))]);
+        assert_eq!(
+            got[0].as_ref().unwrap_err().to_string(),
+            "skipped corrupt frame (crc mismatch)"
+        );
+    }
+
+    #[test]
+    fn reset_drops_a_partial_frame_so_the_next_frame_decodes() {
+        let bytes = frame(&hello(1, 0));
+        let mut dec = Decoder::new();
+        assert_eq!(dec.feed(&bytes[..bytes.len() / 2]).count(), 0);
+        dec.reset();
+        let got: Vec<_> = dec.feed(&bytes).collect();
+        assert!(matches!(got.as_slice(), [Ok(Msg::Hello(_))]));
+        assert_eq!(dec.stats().bad(), 0);
+    }
+}

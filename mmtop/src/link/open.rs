@@ -1,0 +1,151 @@
+//! Opening a link: a byte reader for every address, a frame writer for live ones.
+//!
+//! Each kind of address becomes a plain `Read` (and `Write`) half so the rest
+//! of mmtop neither knows nor cares whether bytes come from QEMU's socket, a
+//! serial line or a recording.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use probe_proto::{HostMsg, encode_frame, frame::MAX_FRAME};
+
+use super::Address;
+
+/// How long a TCP connect may take per resolved address: long enough for a
+/// remote machine, short enough that a typo does not look like a hang.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one serial read or write waits before the reader loop looks
+/// again; serial ports cannot block forever through `serialport`.
+const SERIAL_POLL: Duration = Duration::from_millis(500);
+
+/// Why a link could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// A socket or recording could not be opened.
+    #[error("cannot connect to {address}: {source}")]
+    Io {
+        /// What was being opened.
+        address: Address,
+        /// The operating system's reason.
+        source: io::Error,
+    },
+    /// A serial device could not be opened or configured.
+    #[error("cannot open serial device {address}: {source}")]
+    Serial {
+        /// What was being opened.
+        address: Address,
+        /// The serial layer's reason.
+        source: serialport::Error,
+    },
+}
+
+/// An open link: bytes from the kernel, and for a live link a way back.
+pub struct Link {
+    address: Address,
+    reader: LinkReader,
+    writer: Option<LinkWriter>,
+}
+
+/// The receiving half of a link.
+pub struct LinkReader(Box<dyn Read + Send>);
+
+/// The sending half of a live link.
+pub struct LinkWriter(Box<dyn Write + Send>);
+
+impl Link {
+    /// Opens `address`: connects a socket, opens a serial device (raw mode,
+    /// 8N1, no flow control) or opens a recording for reading.
+    pub fn open(address: &Address) -> Result<Link, LinkError> {
+        let io_err = |source| LinkError::Io {
+            address: address.clone(),
+            source,
+        };
+        let (reader, writer): (Box<dyn Read + Send>, Option<Box<dyn Write + Send>>) = match address
+        {
+            Address::Unix(path) => {
+                let stream = UnixStream::connect(path).map_err(io_err)?;
+                let writer = stream.try_clone().map_err(io_err)?;
+                (Box::new(stream), Some(Box::new(writer)))
+            }
+            Address::Tcp { host, port } => {
+                let stream = connect_tcp(host, *port).map_err(io_err)?;
+                let writer = stream.try_clone().map_err(io_err)?;
+                (Box::new(stream), Some(Box::new(writer)))
+            }
+            Address::Serial { path, baud } => {
+                let serial_err = |source| LinkError::Serial {
+                    address: address.clone(),
+                    source,
+                };
+                let port = serialport::new(path.to_string_lossy(), *baud)
+                    .timeout(SERIAL_POLL)
+                    .open()
+                    .map_err(serial_err)?;
+                let writer = port.try_clone().map_err(serial_err)?;
+                (Box::new(port), Some(Box::new(writer)))
+            }
+            Address::File(path) => (Box::new(File::open(path).map_err(io_err)?), None),
+        };
+        Ok(Link {
+            address: address.clone(),
+            reader: LinkReader(reader),
+            writer: writer.map(LinkWriter),
+        })
+    }
+
+    /// The address this link was opened from.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// Whether commands can be sent (false for a recording).
+    pub fn is_live(&self) -> bool {
+        self.writer.is_some()
+    }
+
+    /// Separates the halves so a reader thread can own the receiving one.
+    pub fn split(self) -> (LinkReader, Option<LinkWriter>) {
+        (self.reader, self.writer)
+    }
+}
+
+impl Read for LinkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl LinkWriter {
+    /// Sends one command as one frame and flushes it onto the wire.
+    pub fn send(&mut self, msg: &HostMsg) -> io::Result<()> {
+        let mut buf = [0u8; MAX_FRAME];
+        // Every HostMsg is a few bytes; a failure here would be a bug in
+        // probe-proto's size constants, reported rather than unwrapped.
+        let frame = encode_frame(msg, &mut buf)
+            .map_err(|e| io::Error::other(format!("cannot encode {msg:?}: {e:?}")))?;
+        self.0.write_all(frame)?;
+        self.0.flush()
+    }
+}
+
+fn connect_tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+    let mut last_err = None;
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, TCP_CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                // Frames are small and interactive (ping, resync): do not let
+                // Nagle hold them back waiting for more bytes.
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+    }))
+}
