@@ -9,7 +9,7 @@ use crate::arch::{self, cpu};
 use crate::boot_info::BootInfo;
 use crate::cmdline::Options;
 use crate::log::LineBuf;
-use crate::{gdb, selftest, telemetry, time};
+use crate::{gdb, memory, selftest, telemetry, time};
 
 static BOOT_INFO: Once<BootInfo> = Once::new();
 
@@ -27,6 +27,9 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     let opts = Options::parse(boot.cmdline());
     crate::log::set_level(opts.loglevel);
     telemetry::init(boot);
+    if let Err(why) = memory::phys::init(boot) {
+        panic!("physical memory: {why}");
+    }
     gdb::init();
     cpu::enable_interrupts();
     kinfo!(
@@ -42,6 +45,9 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
             r.e820_type
         );
     }
+    let (total, free) = memory::phys::counts();
+    let consistent = memory::phys::check().is_consistent();
+    kinfo!("frames: {total} of RAM, {free} free; bitmap consistent: {consistent}");
     if let Some(word) = opts.first_unknown {
         kwarn!("ignoring unknown or malformed option {word:?}");
     }

@@ -19,6 +19,8 @@ pub mod gdb;
 #[macro_use]
 pub mod log;
 #[cfg(target_os = "none")]
+pub mod memory;
+#[cfg(target_os = "none")]
 pub mod selftest;
 #[cfg(target_os = "none")]
 pub mod sync;
