@@ -81,6 +81,11 @@ impl Link {
                     address: address.clone(),
                     source,
                 };
+                // Raw mode, 8N1, no flow control. A pty whose other side
+                // closes (QEMU exiting) discards bytes not yet read: Linux
+                // flushes the input on that hang-up, whoever reads it, so a
+                // reader thread that is always waiting in read() is the best
+                // any client can do.
                 let port = serialport::new(path.to_string_lossy(), *baud)
                     .timeout(SERIAL_POLL)
                     .open()
@@ -120,15 +125,18 @@ impl Read for LinkReader {
 }
 
 impl LinkWriter {
-    /// Sends one command as one frame and flushes it onto the wire.
+    /// Sends one command as one frame, handing all its bytes to the OS.
+    ///
+    /// There is no flush: sockets have no user-space buffer, and on a tty a
+    /// flush is `tcdrain`, which only waits for the UART to shift the bytes
+    /// out, and fails if the other side hangs up after they were delivered.
     pub fn send(&mut self, msg: &HostMsg) -> io::Result<()> {
         let mut buf = [0u8; MAX_FRAME];
         // Every HostMsg is a few bytes; a failure here would be a bug in
         // probe-proto's size constants, reported rather than unwrapped.
         let frame = encode_frame(msg, &mut buf)
             .map_err(|e| io::Error::other(format!("cannot encode {msg:?}: {e:?}")))?;
-        self.0.write_all(frame)?;
-        self.0.flush()
+        self.0.write_all(frame)
     }
 }
 
