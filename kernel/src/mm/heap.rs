@@ -1,1 +1,1365 @@
-//! Best-fit heap allocator.
+//! Best-fit heap allocator over a memory region its owner supplies.
+//!
+//! One [`Heap`] manages one region `[start, end)` that may grow up to `max`;
+//! the kernel heap and each process's keyed heaps are separate instances.
+//! The heap never asks for memory itself: when an allocation fails its owner
+//! maps more and calls [`Heap::grow`] (or passes a callback to
+//! [`Heap::alloc_or_grow`]). It needs no `alloc` and takes no lock; the
+//! kernel wraps it in one.
+//!
+//! ```
+//! use kernel::mm::heap::{BlockTag, Heap, HeapConfig};
+//!
+//! let mut arena = vec![0u64; 8192]; // 64 KiB, 8-aligned
+//! let start = arena.as_mut_ptr().cast::<u8>();
+//! let end = start.addr() + 32 * 1024;
+//! let max = start.addr() + 64 * 1024;
+//! // SAFETY: `arena` outlives `heap` and is touched only through it.
+//! let mut heap = unsafe { Heap::new(start, end, max, HeapConfig::default())? };
+//!
+//! let tag = BlockTag::new(7, 0xfeed);
+//! let p = heap.alloc(100, 16, tag)?;
+//! assert_eq!(p.as_ptr().addr() % 16, 0);
+//! assert_eq!(heap.block_of(p)?.tag, tag);
+//! let p = heap.realloc(p, 400, 16)?;
+//! heap.free(p)?;
+//! assert_eq!(heap.free(p), Err(kernel::mm::heap::HeapError::DoubleFree { addr: p.as_ptr().addr() }));
+//! heap.check()?;
+//! # Ok::<(), kernel::mm::heap::HeapError>(())
+//! ```
+//!
+//! # Algorithm
+//!
+//! Blocks tile the region; each starts with a header and free blocks end with
+//! a footer holding their size (boundary tags), so a freed block merges with
+//! both neighbours in O(1) and two free blocks are never adjacent. Free
+//! blocks sit in two-level segregated lists (TLSF): one list per size class,
+//! 32 classes per power of two, with a bitmap per level. An allocation
+//! rounds its size up to the next class boundary and takes the head of the
+//! first non-empty class at or above it, found with two bit scans: every
+//! block there fits, so no list is walked. The chosen block is at most one
+//! class (under 1/32 of its size) larger than the best fit among the
+//! classes, and its unused tail is split off and returned to the lists, so
+//! the rounding costs search precision only, not memory. When that finds
+//! nothing, up to [`SCAN_LIMIT`] blocks of the classes the rounding skipped
+//! are tried before reporting [`HeapError::OutOfMemory`], which recovers the
+//! exact fits that matter when the heap is nearly full.
+//!
+//! # Complexity
+//!
+//! | operation | time |
+//! | --- | --- |
+//! | [`Heap::alloc`] | O(1): two bit scans, a bounded number of header reads and writes; at most [`SCAN_LIMIT`] more blocks when the region is nearly full |
+//! | [`Heap::free`] | O(1): validate, merge with both neighbours, relink |
+//! | [`Heap::realloc`] | O(1) in place (shrink, or grow into a free next block); otherwise an allocation, an O(n) copy and a free |
+//! | [`Heap::alloc_zeroed`] | alloc + O(size) zeroing |
+//! | [`Heap::stats`] | O(length of the largest class's list) |
+//! | [`Heap::walk`], [`Heap::check`], [`Heap::find`] | O(blocks) |
+//!
+//! Red zones add O(slack) byte writes per allocation and checks per free.
+//!
+//! # Block layout
+//!
+//! Every block is 8-aligned, a multiple of 8 bytes and at least
+//! [`MIN_BLOCK_BYTES`] long. Its 24-byte header:
+//!
+//! | offset | bytes | used block | free block |
+//! | --- | --- | --- | --- |
+//! | 0 | 8 | key: caller address or allocation key | next block in its free list (0 = last) |
+//! | 8 | 4 | owner tag | 0 |
+//! | 12 | 4 | seal | seal |
+//! | 16 | 8 | size word | size word |
+//!
+//! The size word: bit 0 `USED`; bit 1 `PREV_FREE` (the block just below is
+//! free, so its footer is the word below this header); bits 3..45 the block
+//! size in bytes, header included; bits 45..48 the pad in 8-byte units and
+//! bits 48..64 the slack (used blocks only, see below).
+//!
+//! The seal is a 32-bit hash of the block's address, its size word (without
+//! `PREV_FREE`, which neighbours flip), its owner and, for used blocks, its
+//! key. Hashing the address means a header copied elsewhere, or stale bytes
+//! inside another block, do not pass as a header.
+//!
+//! A used block: `header | pad | payload (the requested bytes) | slack`.
+//! The pad (0..=32 bytes) aligns the payload; when non-zero its last word is
+//! a pad marker so the header can be found from the payload pointer. Larger
+//! alignment gaps are split off as free blocks instead. The slack (bytes
+//! after the requested size, at least [`RED_ZONE_BYTES`] with red zones on)
+//! records the requested size exactly; with red zones it is filled with
+//! [`RED_ZONE_BYTE`] and checked when the block is freed or reallocated and
+//! by [`Heap::check`].
+//!
+//! A free block: `header | previous block in its free list (8) | ... |
+//! footer: size (8)`.
+//!
+//! The region ends with a 24-byte sentinel header (a used block of size 24
+//! owned by [`SENTINEL_OWNER`]) so the last block has a successor.
+//!
+//! # Misuse
+//!
+//! [`Heap::free`] and [`Heap::realloc`] take any pointer. They accept it only
+//! if it lies in the region, is 8-aligned, the header in front of it has a
+//! valid seal and is marked used; otherwise they return
+//! [`HeapError::InvalidPointer`], [`HeapError::DoubleFree`] or
+//! [`HeapError::CorruptHeader`]. Everything an operation relies on (its
+//! block, the neighbours it merges with, their free-list links) is validated
+//! before the first write, so an operation that returns an error has changed
+//! nothing and the heap stays usable. No value read from the region can make
+//! the heap touch memory outside it (every access is bounds-checked), though
+//! a payload overflow that forges a valid seal is beyond detection.
+
+mod raw;
+mod tlsf;
+
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+use core::ptr::NonNull;
+
+use raw::Region;
+use tlsf::{Class, FreeLists, MAX_BLOCK, class_min, class_of, search_class};
+
+/// Bytes of header in front of every block.
+pub const HEADER_BYTES: usize = 24;
+/// Smallest block: a header, a free-list link and a footer.
+pub const MIN_BLOCK_BYTES: usize = 40;
+/// Guard bytes after every payload when red zones are on.
+pub const RED_ZONE_BYTES: usize = 16;
+/// The value red-zone bytes hold.
+pub const RED_ZONE_BYTE: u8 = 0xFD;
+/// Owner tag of the sentinel block that closes the region.
+pub const SENTINEL_OWNER: u32 = u32::MAX;
+/// Most free blocks an allocation examines beyond the O(1) good fit before
+/// it reports [`HeapError::OutOfMemory`].
+pub const SCAN_LIMIT: usize = 32;
+
+const GRAIN: usize = 8;
+const HEADER: usize = HEADER_BYTES;
+const MIN_BLOCK: usize = MIN_BLOCK_BYTES;
+/// Largest internal pad: gaps of [`MIN_BLOCK`] or more become free blocks.
+const MAX_PAD: usize = MIN_BLOCK - GRAIN;
+
+// Word offsets inside a block.
+const KEY: usize = 0;
+const SEAL: usize = 8;
+const SIZE: usize = 16;
+const PREV_LINK: usize = 24;
+
+// The size word.
+const USED: u64 = 1;
+const PREV_FREE: u64 = 2;
+const SIZE_MASK: u64 = ((1 << 45) - 1) & !7;
+const PAD_SHIFT: u32 = 45;
+const SLACK_SHIFT: u32 = 48;
+const MAX_SLACK: usize = (1 << (64 - SLACK_SHIFT)) - 1;
+/// Bits a free block's size word never has.
+const FREE_RESERVED: u64 = !(SIZE_MASK | PREV_FREE);
+
+/// The pad marker: this value with the pad length in bits 3..6.
+const PAD_MAGIC: u64 = 0x9AD0_9AD0_9AD0_0000;
+const PAD_BITS: u64 = 0x38;
+
+const SEAL_SEED: u64 = 0x6b65_726e_656c_6870;
+
+/// Who owns an allocation: a tag (process, subsystem) and a key (the
+/// caller's return address for the kernel heap, the allocation key for a
+/// process's keyed heap). Both are stored in the block's header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BlockTag {
+    /// Owner tag.
+    pub owner: u32,
+    /// Caller address or key.
+    pub key: u64,
+}
+
+impl BlockTag {
+    /// A tag for `owner` with `key`.
+    pub const fn new(owner: u32, key: u64) -> Self {
+        Self { owner, key }
+    }
+}
+
+/// Options fixed when a heap is created.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapConfig {
+    /// Put [`RED_ZONE_BYTES`] guard bytes after every payload and check
+    /// them on free, realloc and [`Heap::check`].
+    pub red_zones: bool,
+}
+
+/// Why a heap operation failed. An operation that fails changes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeapError {
+    /// No free block fits; [`Heap::grow`] may help.
+    OutOfMemory,
+    /// The alignment is not a power of two.
+    InvalidLayout,
+    /// Region bounds that are out of order, too small, unaligned, beyond
+    /// `max` or larger than a heap can manage.
+    InvalidRegion,
+    /// The pointer is not the payload of a block of this heap.
+    InvalidPointer {
+        /// The pointer.
+        addr: usize,
+    },
+    /// The pointer's block is already free.
+    DoubleFree {
+        /// The pointer.
+        addr: usize,
+    },
+    /// A block header's seal does not match its contents.
+    CorruptHeader {
+        /// Address of the header.
+        addr: usize,
+    },
+    /// Bytes after a payload were overwritten (red zones only).
+    RedZoneOverflow {
+        /// The payload.
+        addr: usize,
+        /// Offset from the payload of the first overwritten byte.
+        offset: usize,
+    },
+    /// [`Heap::check`] found a structure that breaks an invariant.
+    Inconsistent {
+        /// Where.
+        addr: usize,
+        /// Which invariant.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for HeapError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::OutOfMemory => write!(f, "out of memory"),
+            Self::InvalidLayout => write!(f, "alignment is not a power of two"),
+            Self::InvalidRegion => write!(f, "invalid heap region"),
+            Self::InvalidPointer { addr } => write!(f, "invalid pointer {addr:#x}"),
+            Self::DoubleFree { addr } => write!(f, "double free of {addr:#x}"),
+            Self::CorruptHeader { addr } => write!(f, "corrupt block header at {addr:#x}"),
+            Self::RedZoneOverflow { addr, offset } => {
+                write!(f, "overflow past block {addr:#x} at offset {offset}")
+            }
+            Self::Inconsistent { addr, what } => {
+                write!(f, "heap inconsistent at {addr:#x}: {what}")
+            }
+        }
+    }
+}
+
+/// A summary of a heap. `used_bytes + free_bytes + overhead_bytes ==
+/// region_bytes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Bytes from the region's start to its current end.
+    pub region_bytes: usize,
+    /// Blocks, used and free (the sentinel not counted).
+    pub total_blocks: usize,
+    /// Used blocks.
+    pub used_blocks: usize,
+    /// Free blocks.
+    pub free_blocks: usize,
+    /// Size of the largest free block, header included.
+    pub largest_free: usize,
+    /// Bytes requested by the owners of used blocks.
+    pub used_bytes: usize,
+    /// Bytes in free blocks, headers included.
+    pub free_bytes: usize,
+    /// Everything else: headers, pads and slack of used blocks, the
+    /// sentinel and alignment at the region's edges.
+    pub overhead_bytes: usize,
+}
+
+/// Whether a block is handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockState {
+    /// Allocated.
+    Used,
+    /// In a free list.
+    Free,
+}
+
+/// One block as [`Heap::walk`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Address of the block (its header).
+    pub addr: usize,
+    /// Size of the block, header included.
+    pub size: usize,
+    /// Used or free.
+    pub state: BlockState,
+    /// Used: the pointer handed out. Free: the first byte after the header.
+    pub payload: usize,
+    /// Used: the bytes requested. Free: 0.
+    pub requested: usize,
+    /// Used: owner and key. Free: zero.
+    pub tag: BlockTag,
+}
+
+/// A used block, validated.
+#[derive(Clone, Copy, Debug)]
+struct UsedBlock {
+    addr: usize,
+    size: usize,
+    pad: usize,
+    requested: usize,
+    tag: BlockTag,
+    prev_free: bool,
+}
+
+impl UsedBlock {
+    fn payload(&self) -> usize {
+        self.addr + HEADER + self.pad
+    }
+}
+
+/// A free block whose header and list links were validated.
+#[derive(Clone, Copy, Debug)]
+struct FreeBlock {
+    addr: usize,
+    size: usize,
+    /// Next block in its list when validated (unlinking re-reads it: an
+    /// earlier unlink of a neighbour in the same list may change it).
+    next: usize,
+}
+
+/// An allocation request, checked and sized.
+#[derive(Clone, Copy, Debug)]
+struct Request {
+    size: usize,
+    align: usize,
+    /// Payload plus red zone.
+    body: usize,
+    /// Block size that fits whatever the alignment gap.
+    search: usize,
+}
+
+/// A heap over one region of memory.
+pub struct Heap {
+    mem: Region,
+    lists: FreeLists,
+    /// First block (the region's start rounded up to 8).
+    first: usize,
+    /// The sentinel header; the region's usable end is `sentinel + HEADER`.
+    /// 0 for a heap without a region.
+    sentinel: usize,
+    /// How far the region may grow.
+    max: usize,
+    red_zone: usize,
+    /// The first corruption an allocation ran into, if any.
+    corruption: Option<HeapError>,
+    nr_used: usize,
+    nr_free: usize,
+    used_bytes: usize,
+    free_bytes: usize,
+}
+
+/// Smallest block holding `body` bytes after a pad of `pad` bytes.
+#[inline]
+fn block_size(pad: usize, body: usize) -> usize {
+    ((HEADER + pad + body + GRAIN - 1) & !(GRAIN - 1)).max(MIN_BLOCK)
+}
+
+#[inline]
+fn align_up(addr: usize, align: usize) -> usize {
+    (addr + align - 1) & !(align - 1)
+}
+
+/// The 32-bit seal of a header at `addr`.
+#[inline]
+fn seal(addr: usize, size_word: u64, owner: u32, key: u64) -> u32 {
+    let x =
+        ((size_word & !PREV_FREE) ^ SEAL_SEED ^ addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let x = (x ^ key ^ ((u64::from(owner) << 32) | u64::from(owner)))
+        .wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    (x >> 32) as u32
+}
+
+/// The seal word: owner in the low half, seal in the high half.
+#[inline]
+fn seal_word(addr: usize, size_word: u64, owner: u32, key: u64) -> u64 {
+    (u64::from(seal(addr, size_word, owner, key)) << 32) | u64::from(owner)
+}
+
+impl Heap {
+    /// A heap with no region: allocations fail, frees are rejected.
+    pub const fn empty() -> Self {
+        Self {
+            mem: Region::empty(),
+            lists: FreeLists::new(),
+            first: 0,
+            sentinel: 0,
+            max: 0,
+            red_zone: 0,
+            corruption: None,
+            nr_used: 0,
+            nr_free: 0,
+            used_bytes: 0,
+            free_bytes: 0,
+        }
+    }
+
+    /// A heap over `[start, end)` that may grow up to `max`.
+    ///
+    /// The region must hold at least 64 bytes and span less than 512 GiB.
+    ///
+    /// # Safety
+    ///
+    /// 1. `[start, end)` is valid for reads and writes and initialized
+    ///    (any values) for as long as the heap is used;
+    /// 2. nothing but the heap reads or writes it meanwhile, except payloads
+    ///    the heap hands out, through the pointers it hands out;
+    /// 3. `start`'s provenance covers `[start, max)`.
+    pub unsafe fn new(
+        start: *mut u8,
+        end: usize,
+        max: usize,
+        config: HeapConfig,
+    ) -> Result<Self, HeapError> {
+        let base = start.addr();
+        if end < base || max < end || max - base >= MAX_BLOCK {
+            return Err(HeapError::InvalidRegion);
+        }
+        let first = align_up(base, GRAIN);
+        let limit = end & !(GRAIN - 1);
+        if limit < first + MIN_BLOCK + HEADER {
+            return Err(HeapError::InvalidRegion);
+        }
+        let mut heap = Self::empty();
+        // SAFETY: obligations 1 and 2 of `Region::new` are this function's
+        // 1 and 2; 3 holds because `max - base` did not overflow above.
+        heap.mem = unsafe { Region::new(start, end - base) };
+        heap.first = first;
+        heap.max = max;
+        heap.red_zone = if config.red_zones { RED_ZONE_BYTES } else { 0 };
+        heap.sentinel = limit - HEADER;
+        heap.make_free(first, heap.sentinel - first, false);
+        heap.write_sentinel(heap.sentinel, true);
+        Ok(heap)
+    }
+
+    /// Address of the region's first byte.
+    pub fn start(&self) -> usize {
+        self.mem.start()
+    }
+
+    /// Address one past the region's last byte.
+    pub fn end(&self) -> usize {
+        self.mem.start() + self.mem.len()
+    }
+
+    /// How far the region may grow.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Whether payloads are followed by red zones.
+    pub fn red_zones(&self) -> bool {
+        self.red_zone != 0
+    }
+
+    /// Extends the region to `new_end`; the new bytes join the last block
+    /// if it is free, or form a new free block.
+    ///
+    /// # Safety
+    ///
+    /// `[end, new_end)` satisfies the obligations of [`Heap::new`].
+    pub unsafe fn grow(&mut self, new_end: usize) -> Result<(), HeapError> {
+        let old_end = self.end();
+        if self.sentinel == 0 || new_end > self.max || new_end <= old_end {
+            return Err(HeapError::InvalidRegion);
+        }
+        let new_sentinel = (new_end & !(GRAIN - 1)) - HEADER;
+        self.check_sentinel()?;
+        let last = if self.mem.read(self.sentinel + SIZE) & PREV_FREE != 0 {
+            Some(self.free_below(self.sentinel)?)
+        } else {
+            None
+        };
+        let start = last.map_or(self.sentinel, |b| b.addr);
+        if new_sentinel < start + MIN_BLOCK {
+            return Err(HeapError::InvalidRegion);
+        }
+        // SAFETY: the caller vouches for `[old_end, new_end)`; the rest of
+        // the range was already the region's.
+        unsafe { self.mem.set_len(new_end - self.mem.start()) };
+        if let Some(b) = last {
+            self.unlink(&b);
+            // the old sentinel is now inside a free block: make sure it no
+            // longer reads as a used header
+            self.mem.write(self.sentinel + SEAL, 0);
+        }
+        self.make_free(start, new_sentinel - start, false);
+        self.sentinel = new_sentinel;
+        self.write_sentinel(new_sentinel, true);
+        Ok(())
+    }
+
+    /// The smallest region end at which an allocation of `size` bytes
+    /// aligned to `align` surely succeeds, for an owner about to grow the
+    /// heap; [`HeapError::OutOfMemory`] if that is beyond `max`.
+    pub fn grow_target(&self, size: usize, align: usize) -> Result<usize, HeapError> {
+        let req = self.request(size, align)?;
+        if self.sentinel == 0 {
+            return Err(HeapError::OutOfMemory);
+        }
+        let class = search_class(req.search).ok_or(HeapError::OutOfMemory)?;
+        let want = class_min(class).max(req.search);
+        let sentinel_word = self.mem.read(self.sentinel + SIZE);
+        let have = if sentinel_word & PREV_FREE != 0 {
+            self.free_below(self.sentinel)?.size
+        } else {
+            0
+        };
+        let target = align_up(self.end() + want.saturating_sub(have), GRAIN);
+        if target > self.max {
+            return Err(HeapError::OutOfMemory);
+        }
+        Ok(target)
+    }
+
+    /// Allocates `size` bytes aligned to `align` (a power of two) for `tag`.
+    pub fn alloc(
+        &mut self,
+        size: usize,
+        align: usize,
+        tag: BlockTag,
+    ) -> Result<NonNull<u8>, HeapError> {
+        let req = self.request(size, align)?;
+        let block = self.take_fit(&req)?;
+        Ok(self.place(block, &req, tag))
+    }
+
+    /// Allocates like [`Heap::alloc`] and zeroes the payload.
+    pub fn alloc_zeroed(
+        &mut self,
+        size: usize,
+        align: usize,
+        tag: BlockTag,
+    ) -> Result<NonNull<u8>, HeapError> {
+        let p = self.alloc(size, align, tag)?;
+        self.mem.fill(p.as_ptr().addr(), size, 0);
+        Ok(p)
+    }
+
+    /// Allocates like [`Heap::alloc`]; when the region is full, asks `grow`
+    /// for more memory once and retries.
+    ///
+    /// `grow` gets the smallest region end that makes the allocation
+    /// succeed ([`Heap::grow_target`]) and returns the end up to which it
+    /// has provided memory (at least that, at most `max`), or `None`.
+    ///
+    /// # Safety
+    ///
+    /// Every end `grow` returns satisfies the safety contract of
+    /// [`Heap::grow`].
+    pub unsafe fn alloc_or_grow(
+        &mut self,
+        size: usize,
+        align: usize,
+        tag: BlockTag,
+        grow: impl FnOnce(usize) -> Option<usize>,
+    ) -> Result<NonNull<u8>, HeapError> {
+        match self.alloc(size, align, tag) {
+            Err(HeapError::OutOfMemory) => {}
+            result => return result,
+        }
+        let target = self.grow_target(size, align)?;
+        let new_end = grow(target).ok_or(HeapError::OutOfMemory)?;
+        // SAFETY: this function's contract.
+        unsafe { self.grow(new_end)? };
+        self.alloc(size, align, tag)
+    }
+
+    /// Frees the block whose payload `ptr` points to.
+    pub fn free(&mut self, ptr: NonNull<u8>) -> Result<(), HeapError> {
+        let block = self.used_block(ptr.as_ptr().addr())?;
+        self.check_red_zone(&block)?;
+        self.release(&block)
+    }
+
+    /// Resizes the block at `ptr` to `new_size` bytes aligned to `align`,
+    /// in place when it shrinks or the next block is free and large enough,
+    /// otherwise by moving it (keeping its tag). On error the block is
+    /// unchanged.
+    pub fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, HeapError> {
+        let p = ptr.as_ptr().addr();
+        let block = self.used_block(p)?;
+        self.check_red_zone(&block)?;
+        let req = self.request(new_size, align)?;
+        if p.is_multiple_of(req.align) {
+            let need = block_size(block.pad, req.body);
+            if need <= block.size {
+                self.shrink_in_place(&block, need, new_size)?;
+                return Ok(ptr);
+            }
+            if self.grow_in_place(&block, need, new_size)? {
+                return Ok(ptr);
+            }
+        }
+        let new = self.alloc(new_size, align, block.tag)?;
+        let q = new.as_ptr().addr();
+        self.mem.copy(p, q, block.requested.min(new_size));
+        // the allocation may have changed the old block's neighbours
+        let result = self.used_block(p).and_then(|old| self.release(&old));
+        match result {
+            Ok(()) => Ok(new),
+            Err(e) => {
+                // leave the old block as it was
+                let undo = self.used_block(q).and_then(|b| self.release(&b));
+                debug_assert!(undo.is_ok());
+                Err(e)
+            }
+        }
+    }
+
+    /// The block whose payload `ptr` points to, validated like a free.
+    pub fn block_of(&self, ptr: NonNull<u8>) -> Result<BlockInfo, HeapError> {
+        let b = self.used_block(ptr.as_ptr().addr())?;
+        Ok(BlockInfo {
+            addr: b.addr,
+            size: b.size,
+            state: BlockState::Used,
+            payload: b.payload(),
+            requested: b.requested,
+            tag: b.tag,
+        })
+    }
+
+    /// The first damaged free block an allocation came across and stepped
+    /// around, if any (sticky). [`Heap::check`] reports damage until it is
+    /// repaired.
+    pub fn corruption(&self) -> Option<HeapError> {
+        self.corruption
+    }
+
+    /// Bytes requested by the owners of all used blocks.
+    pub fn used_bytes(&self) -> usize {
+        self.used_bytes
+    }
+
+    /// Bytes in free blocks, headers included.
+    pub fn free_bytes(&self) -> usize {
+        self.free_bytes
+    }
+
+    /// Block counts and byte totals.
+    pub fn stats(&self) -> HeapStats {
+        let region_bytes = self.mem.len();
+        HeapStats {
+            region_bytes,
+            total_blocks: self.nr_used + self.nr_free,
+            used_blocks: self.nr_used,
+            free_blocks: self.nr_free,
+            largest_free: self.largest_free(),
+            used_bytes: self.used_bytes,
+            free_bytes: self.free_bytes,
+            overhead_bytes: region_bytes - self.used_bytes - self.free_bytes,
+        }
+    }
+
+    /// Every block from the region's start to the sentinel, in address
+    /// order. A block whose header fails validation ends the walk with an
+    /// error.
+    pub fn walk(&self) -> Walk<'_> {
+        Walk {
+            heap: self,
+            at: self.first,
+            failed: false,
+        }
+    }
+
+    /// The block containing `addr`, by walking the heap.
+    pub fn find(&self, addr: usize) -> Option<BlockInfo> {
+        self.walk()
+            .map_while(Result::ok)
+            .find(|b| (b.addr..b.addr + b.size).contains(&addr))
+    }
+
+    /// Verifies every invariant: each header's seal and size, footers,
+    /// `PREV_FREE` flags, pad markers, red zones, that no two free blocks
+    /// are adjacent, that the free lists hold exactly the free blocks in
+    /// their classes with consistent links and bitmaps, and that the
+    /// counters match.
+    pub fn check(&self) -> Result<(), HeapError> {
+        if self.sentinel == 0 {
+            return Ok(());
+        }
+        let (mut nr_used, mut nr_free, mut used_bytes, mut free_bytes) = (0, 0, 0, 0);
+        let mut prev_free = false;
+        let mut at = self.first;
+        while at < self.sentinel {
+            let info = self.block_info(at)?;
+            let size_word = self.mem.read(at + SIZE);
+            if (size_word & PREV_FREE != 0) != prev_free {
+                return inconsistent(at, "PREV_FREE flag disagrees with the block below");
+            }
+            match info.state {
+                BlockState::Free => {
+                    if prev_free {
+                        return inconsistent(at, "two adjacent free blocks");
+                    }
+                    if self.mem.read(at + info.size - 8) != info.size as u64 {
+                        return inconsistent(at, "free block footer differs from its size");
+                    }
+                    nr_free += 1;
+                    free_bytes += info.size;
+                }
+                BlockState::Used => {
+                    let block = self.used_block(info.payload)?;
+                    if block.addr != at {
+                        return inconsistent(at, "payload does not lead back to its header");
+                    }
+                    self.check_red_zone(&block)?;
+                    nr_used += 1;
+                    used_bytes += info.requested;
+                }
+            }
+            prev_free = info.state == BlockState::Free;
+            at += info.size;
+        }
+        if at != self.sentinel {
+            return inconsistent(at, "blocks overrun the sentinel");
+        }
+        self.check_sentinel()?;
+        if (self.mem.read(at + SIZE) & PREV_FREE != 0) != prev_free {
+            return inconsistent(at, "sentinel PREV_FREE flag disagrees with the last block");
+        }
+        if (nr_used, used_bytes) != (self.nr_used, self.used_bytes) {
+            return inconsistent(self.first, "used block counters differ from the blocks");
+        }
+        if (nr_free, free_bytes) != (self.nr_free, self.free_bytes) {
+            return inconsistent(self.first, "free block counters differ from the blocks");
+        }
+        self.check_free_lists()
+    }
+}
+
+/// Iterator over a heap's blocks; see [`Heap::walk`].
+pub struct Walk<'a> {
+    heap: &'a Heap,
+    at: usize,
+    failed: bool,
+}
+
+impl Iterator for Walk<'_> {
+    type Item = Result<BlockInfo, HeapError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.at >= self.heap.sentinel {
+            return None;
+        }
+        match self.heap.block_info(self.at) {
+            Ok(info) => {
+                self.at += info.size;
+                Some(Ok(info))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+fn inconsistent<T>(addr: usize, what: &'static str) -> Result<T, HeapError> {
+    Err(HeapError::Inconsistent { addr, what })
+}
+
+// Internals: validation (reads only) first, then the writes.
+impl Heap {
+    fn request(&self, size: usize, align: usize) -> Result<Request, HeapError> {
+        if !align.is_power_of_two() {
+            return Err(HeapError::InvalidLayout);
+        }
+        if size >= MAX_BLOCK || align >= MAX_BLOCK {
+            return Err(HeapError::OutOfMemory);
+        }
+        let align = align.max(GRAIN);
+        let body = size + self.red_zone;
+        let search = block_size(0, body) + (align - GRAIN);
+        if search >= MAX_BLOCK {
+            return Err(HeapError::OutOfMemory);
+        }
+        Ok(Request {
+            size,
+            align,
+            body,
+            search,
+        })
+    }
+
+    /// Whether `addr` could be a block header other than the sentinel.
+    #[inline]
+    fn is_block_addr(&self, addr: usize) -> bool {
+        addr >= self.first && addr < self.sentinel && addr.is_multiple_of(GRAIN)
+    }
+
+    /// The free block at `addr`, after checking its header and links.
+    #[inline]
+    fn free_block(&self, addr: usize) -> Result<FreeBlock, HeapError> {
+        let size_word = self.mem.read(addr + SIZE);
+        let seal_word = self.mem.read(addr + SEAL);
+        let size = (size_word & SIZE_MASK) as usize;
+        let sealed = seal_word == seal_word_free(addr, size_word);
+        if size_word & (FREE_RESERVED | USED) != 0
+            || !sealed
+            || size < MIN_BLOCK
+            || size > self.sentinel - addr
+        {
+            return Err(HeapError::CorruptHeader { addr });
+        }
+        let next = self.mem.read(addr + KEY) as usize;
+        let prev = self.mem.read(addr + PREV_LINK) as usize;
+        let linked = (next == 0 || self.is_block_addr(next))
+            && if prev == 0 {
+                self.lists.head(class_of(size)) == addr
+            } else {
+                self.is_block_addr(prev)
+            };
+        if !linked {
+            return Err(HeapError::CorruptHeader { addr });
+        }
+        Ok(FreeBlock { addr, size, next })
+    }
+
+    /// The free block just below `addr`, found through its footer.
+    fn free_below(&self, addr: usize) -> Result<FreeBlock, HeapError> {
+        let size = self.mem.read(addr - 8) as usize;
+        if size < MIN_BLOCK || size > addr - self.first {
+            return Err(HeapError::CorruptHeader { addr });
+        }
+        let block = self.free_block(addr - size)?;
+        if block.size != size {
+            return Err(HeapError::CorruptHeader { addr: block.addr });
+        }
+        Ok(block)
+    }
+
+    /// The used block whose payload is at `p`, after checking its header.
+    fn used_block(&self, p: usize) -> Result<UsedBlock, HeapError> {
+        let invalid = HeapError::InvalidPointer { addr: p };
+        if self.sentinel == 0
+            || !p.is_multiple_of(GRAIN)
+            || p < self.first + HEADER
+            || p >= self.sentinel
+        {
+            return Err(invalid);
+        }
+        let marker = self.mem.read(p - 8);
+        let pad = if marker & !PAD_BITS == PAD_MAGIC {
+            let pad = (marker & PAD_BITS) as usize;
+            if pad == 0 || pad > MAX_PAD || p - self.first < HEADER + pad {
+                return Err(invalid);
+            }
+            pad
+        } else {
+            0
+        };
+        let addr = p - HEADER - pad;
+        let size_word = self.mem.read(addr + SIZE);
+        if size_word & USED == 0 {
+            return Err(self.classify_unused(p));
+        }
+        let seal_word = self.mem.read(addr + SEAL);
+        let tag = BlockTag::new(seal_word as u32, self.mem.read(addr + KEY));
+        let size = (size_word & SIZE_MASK) as usize;
+        let slack = (size_word >> SLACK_SHIFT) as usize;
+        let plausible = size >= MIN_BLOCK
+            && size <= self.sentinel - addr
+            && ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN == pad
+            && HEADER + pad + slack <= size;
+        if seal_word != seal_word_used(addr, size_word, tag) {
+            return Err(if plausible {
+                HeapError::CorruptHeader { addr }
+            } else {
+                invalid
+            });
+        }
+        if !plausible {
+            return Err(HeapError::CorruptHeader { addr });
+        }
+        Ok(UsedBlock {
+            addr,
+            size,
+            pad,
+            requested: size - HEADER - pad - slack,
+            tag,
+            prev_free: size_word & PREV_FREE != 0,
+        })
+    }
+
+    /// Why `p` has no used header in front of it: a free header there (or
+    /// where a pad marker, since overwritten by a free-list link, would have
+    /// led) means `p` was freed already.
+    #[cold]
+    fn classify_unused(&self, p: usize) -> HeapError {
+        for pad in (0..=MAX_PAD).step_by(GRAIN) {
+            let Some(addr) = p.checked_sub(HEADER + pad) else {
+                break;
+            };
+            if addr < self.first {
+                break;
+            }
+            let size_word = self.mem.read(addr + SIZE);
+            let size = (size_word & SIZE_MASK) as usize;
+            if size_word & (FREE_RESERVED | USED) == 0
+                && self.mem.read(addr + SEAL) == seal_word_free(addr, size_word)
+                && size > HEADER + pad
+                && size <= self.sentinel - addr
+            {
+                return HeapError::DoubleFree { addr: p };
+            }
+        }
+        HeapError::InvalidPointer { addr: p }
+    }
+
+    fn check_red_zone(&self, block: &UsedBlock) -> Result<(), HeapError> {
+        if self.red_zone == 0 {
+            return Ok(());
+        }
+        let from = block.payload() + block.requested;
+        let len = block.addr + block.size - from;
+        match self.mem.first_mismatch(from, len, RED_ZONE_BYTE) {
+            None => Ok(()),
+            Some(at) => Err(HeapError::RedZoneOverflow {
+                addr: block.payload(),
+                offset: block.requested + at,
+            }),
+        }
+    }
+
+    fn check_sentinel(&self) -> Result<(), HeapError> {
+        let addr = self.sentinel;
+        let size_word = self.mem.read(addr + SIZE);
+        let expected = HEADER as u64 | USED;
+        if size_word & !PREV_FREE != expected
+            || self.mem.read(addr + SEAL)
+                != seal_word_used(addr, size_word, BlockTag::new(SENTINEL_OWNER, 0))
+            || self.mem.read(addr + KEY) != 0
+        {
+            return Err(HeapError::CorruptHeader { addr });
+        }
+        Ok(())
+    }
+
+    /// A good-fit free block for `req`: O(1) through the bitmaps, or a
+    /// bounded scan of the classes the rounding skipped.
+    ///
+    /// A list whose head fails validation is skipped (and the corruption
+    /// recorded) so one damaged block does not make its whole class
+    /// unusable; it is reported if nothing else fits.
+    #[inline]
+    fn take_fit(&mut self, req: &Request) -> Result<FreeBlock, HeapError> {
+        let stop = search_class(req.search);
+        let mut from = stop;
+        while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
+            match self.free_block(self.lists.head(class)) {
+                Ok(block) => {
+                    debug_assert!(block.size >= req.search);
+                    return Ok(block);
+                }
+                Err(e) => {
+                    self.note_corruption(e);
+                    from = class.next();
+                }
+            }
+        }
+        self.scan_fit(req, stop)
+    }
+
+    /// Tries up to [`SCAN_LIMIT`] blocks in the classes below `stop` that
+    /// may still hold a block large enough for `req`.
+    #[cold]
+    fn scan_fit(&mut self, req: &Request, stop: Option<Class>) -> Result<FreeBlock, HeapError> {
+        let mut budget = SCAN_LIMIT;
+        let mut error = HeapError::OutOfMemory;
+        let mut from = Some(class_of(block_size(0, req.body)));
+        while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
+            if stop.is_some_and(|stop| class >= stop) {
+                break;
+            }
+            let mut at = self.lists.head(class);
+            while at != 0 && budget > 0 {
+                budget -= 1;
+                match self.free_block(at) {
+                    Ok(block) if fits(block.addr, block.size, req) => return Ok(block),
+                    Ok(block) => at = block.next,
+                    Err(e) => {
+                        self.note_corruption(e);
+                        error = e;
+                        break;
+                    }
+                }
+            }
+            from = class.next();
+        }
+        if let Some(e) = self.corruption.filter(|_| error == HeapError::OutOfMemory) {
+            error = e;
+        }
+        Err(error)
+    }
+
+    #[cold]
+    fn note_corruption(&mut self, error: HeapError) {
+        self.corruption.get_or_insert(error);
+    }
+
+    fn largest_free(&self) -> usize {
+        let Some(class) = self.lists.last_non_empty() else {
+            return 0;
+        };
+        let mut largest = 0;
+        let mut at = self.lists.head(class);
+        for _ in 0..self.nr_free {
+            if !self.is_block_addr(at) {
+                break;
+            }
+            largest = largest.max((self.mem.read(at + SIZE) & SIZE_MASK) as usize);
+            at = self.mem.read(at + KEY) as usize;
+        }
+        largest
+    }
+
+    /// Decodes and validates the header at `addr` for a walk.
+    fn block_info(&self, addr: usize) -> Result<BlockInfo, HeapError> {
+        let corrupt = HeapError::CorruptHeader { addr };
+        let size_word = self.mem.read(addr + SIZE);
+        let seal_word = self.mem.read(addr + SEAL);
+        let size = (size_word & SIZE_MASK) as usize;
+        if size < MIN_BLOCK || size > self.sentinel - addr {
+            return Err(corrupt);
+        }
+        if size_word & USED == 0 {
+            if size_word & FREE_RESERVED != 0 || seal_word != seal_word_free(addr, size_word) {
+                return Err(corrupt);
+            }
+            return Ok(BlockInfo {
+                addr,
+                size,
+                state: BlockState::Free,
+                payload: addr + HEADER,
+                requested: 0,
+                tag: BlockTag::default(),
+            });
+        }
+        let tag = BlockTag::new(seal_word as u32, self.mem.read(addr + KEY));
+        let pad = ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN;
+        let slack = (size_word >> SLACK_SHIFT) as usize;
+        if seal_word != seal_word_used(addr, size_word, tag)
+            || pad > MAX_PAD
+            || HEADER + pad + slack > size
+        {
+            return Err(corrupt);
+        }
+        Ok(BlockInfo {
+            addr,
+            size,
+            state: BlockState::Used,
+            payload: addr + HEADER + pad,
+            requested: size - HEADER - pad - slack,
+            tag,
+        })
+    }
+
+    fn check_free_lists(&self) -> Result<(), HeapError> {
+        if let Some(class) = self.lists.bitmap_mismatch() {
+            return inconsistent(
+                self.lists.head(class),
+                "free-list bitmap disagrees with lists",
+            );
+        }
+        let mut listed = 0;
+        for class in FreeLists::classes() {
+            let mut prev = 0;
+            let mut at = self.lists.head(class);
+            while at != 0 {
+                listed += 1;
+                if listed > self.nr_free {
+                    return inconsistent(at, "free lists hold more entries than free blocks");
+                }
+                if !self.is_block_addr(at) {
+                    return inconsistent(at, "free-list link outside the heap");
+                }
+                let info = self.block_info(at)?;
+                if info.state != BlockState::Free {
+                    return inconsistent(at, "used block in a free list");
+                }
+                if class_of(info.size) != class {
+                    return inconsistent(at, "free block filed under the wrong class");
+                }
+                if self.mem.read(at + PREV_LINK) as usize != prev {
+                    return inconsistent(at, "free-list back link broken");
+                }
+                prev = at;
+                at = self.mem.read(at + KEY) as usize;
+            }
+        }
+        if listed != self.nr_free {
+            return inconsistent(self.first, "free blocks missing from the free lists");
+        }
+        Ok(())
+    }
+
+    // Writes. Callers have validated everything these rely on.
+
+    /// Writes a free block's header and footer and files it.
+    #[inline]
+    fn make_free(&mut self, addr: usize, size: usize, prev_free: bool) {
+        let size_word = size as u64 | if prev_free { PREV_FREE } else { 0 };
+        self.mem.write(addr + SEAL, seal_word_free(addr, size_word));
+        self.mem.write(addr + SIZE, size_word);
+        self.mem.write(addr + size - 8, size as u64);
+        self.insert(addr, size);
+    }
+
+    #[inline]
+    fn insert(&mut self, addr: usize, size: usize) {
+        let class = class_of(size);
+        let head = self.lists.head(class);
+        self.mem.write(addr + KEY, head as u64);
+        self.mem.write(addr + PREV_LINK, 0);
+        if head != 0 {
+            self.mem.write(head + PREV_LINK, addr as u64);
+        }
+        self.lists.set_head(class, addr);
+        self.nr_free += 1;
+        self.free_bytes += size;
+    }
+
+    #[inline]
+    fn unlink(&mut self, block: &FreeBlock) {
+        let next = self.mem.read(block.addr + KEY) as usize;
+        let prev = self.mem.read(block.addr + PREV_LINK) as usize;
+        if prev != 0 {
+            self.mem.write(prev + KEY, next as u64);
+        } else {
+            self.lists.set_head(class_of(block.size), next);
+        }
+        if next != 0 {
+            self.mem.write(next + PREV_LINK, prev as u64);
+        }
+        self.nr_free -= 1;
+        self.free_bytes -= block.size;
+    }
+
+    fn write_sentinel(&mut self, addr: usize, prev_free: bool) {
+        let size_word = HEADER as u64 | USED | if prev_free { PREV_FREE } else { 0 };
+        let tag = BlockTag::new(SENTINEL_OWNER, 0);
+        self.mem.write(addr + KEY, 0);
+        self.mem
+            .write(addr + SEAL, seal_word_used(addr, size_word, tag));
+        self.mem.write(addr + SIZE, size_word);
+    }
+
+    /// Writes a used block's header, pad marker and red zone.
+    #[inline]
+    fn write_used(
+        &mut self,
+        addr: usize,
+        size: usize,
+        prev_free: bool,
+        pad: usize,
+        requested: usize,
+        tag: BlockTag,
+    ) {
+        let slack = size - HEADER - pad - requested;
+        debug_assert!(slack <= MAX_SLACK && pad <= MAX_PAD);
+        let size_word = size as u64
+            | USED
+            | if prev_free { PREV_FREE } else { 0 }
+            | ((pad / GRAIN) as u64) << PAD_SHIFT
+            | (slack as u64) << SLACK_SHIFT;
+        self.mem.write(addr + KEY, tag.key);
+        self.mem
+            .write(addr + SEAL, seal_word_used(addr, size_word, tag));
+        self.mem.write(addr + SIZE, size_word);
+        let payload = addr + HEADER + pad;
+        if pad != 0 {
+            self.mem.write(payload - 8, PAD_MAGIC | pad as u64);
+        }
+        if self.red_zone != 0 {
+            self.mem.fill(payload + requested, slack, RED_ZONE_BYTE);
+        }
+    }
+
+    #[inline]
+    fn set_prev_free(&mut self, addr: usize, prev_free: bool) {
+        let size_word = self.mem.read(addr + SIZE);
+        let size_word = if prev_free {
+            size_word | PREV_FREE
+        } else {
+            size_word & !PREV_FREE
+        };
+        self.mem.write(addr + SIZE, size_word);
+    }
+
+    /// Carves the allocation out of `block`; the alignment gap (when large)
+    /// and the tail (when large enough) go back to the free lists.
+    #[inline]
+    fn place(&mut self, block: FreeBlock, req: &Request, tag: BlockTag) -> NonNull<u8> {
+        self.unlink(&block);
+        let mut addr = block.addr;
+        let mut avail = block.size;
+        let gap = align_up(addr + HEADER, req.align) - (addr + HEADER);
+        let (pad, prev_free) = if gap >= MIN_BLOCK {
+            self.make_free(addr, gap, false);
+            addr += gap;
+            avail -= gap;
+            (0, true)
+        } else {
+            (gap, false)
+        };
+        let need = block_size(pad, req.body);
+        debug_assert!(need <= avail);
+        let size = if avail - need >= MIN_BLOCK {
+            self.make_free(addr + need, avail - need, false);
+            need
+        } else {
+            self.set_prev_free(addr + avail, false);
+            avail
+        };
+        self.write_used(addr, size, prev_free, pad, req.size, tag);
+        self.nr_used += 1;
+        self.used_bytes += req.size;
+        self.mem.payload_ptr(addr + HEADER + pad)
+    }
+
+    /// Frees a validated used block, merging it with free neighbours.
+    fn release(&mut self, block: &UsedBlock) -> Result<(), HeapError> {
+        let next = block.addr + block.size;
+        let next_free = if self.mem.read(next + SIZE) & USED == 0 {
+            Some(self.free_block(next)?)
+        } else {
+            None
+        };
+        let below = if block.prev_free {
+            Some(self.free_below(block.addr)?)
+        } else {
+            None
+        };
+        let mut start = block.addr;
+        let mut size = block.size;
+        if let Some(n) = next_free {
+            self.unlink(&n);
+            size += n.size;
+        }
+        if let Some(b) = below {
+            self.unlink(&b);
+            start = b.addr;
+            size += b.size;
+            // leave a free header behind so a second free of this block is
+            // recognised as one
+            let size_word = block.size as u64;
+            self.mem
+                .write(block.addr + SEAL, seal_word_free(block.addr, size_word));
+            self.mem.write(block.addr + SIZE, size_word);
+        }
+        self.make_free(start, size, false);
+        if next_free.is_none() {
+            self.set_prev_free(next, true);
+        }
+        self.nr_used -= 1;
+        self.used_bytes -= block.requested;
+        Ok(())
+    }
+
+    /// Shrinks (or keeps) a block to `need` bytes holding `requested`.
+    fn shrink_in_place(
+        &mut self,
+        block: &UsedBlock,
+        need: usize,
+        requested: usize,
+    ) -> Result<(), HeapError> {
+        let next = block.addr + block.size;
+        let rest = block.size - need;
+        let next_free = if self.mem.read(next + SIZE) & USED == 0 {
+            Some(self.free_block(next)?)
+        } else {
+            None
+        };
+        let size = match next_free {
+            // give the tail, however small, to the free block above
+            Some(n) if rest > 0 => {
+                self.unlink(&n);
+                self.make_free(block.addr + need, rest + n.size, false);
+                need
+            }
+            None if rest >= MIN_BLOCK => {
+                self.make_free(block.addr + need, rest, false);
+                self.set_prev_free(next, true);
+                need
+            }
+            _ => block.size,
+        };
+        self.resize_used(block, size, requested);
+        Ok(())
+    }
+
+    /// Grows a block into the free block above it, if that is enough.
+    fn grow_in_place(
+        &mut self,
+        block: &UsedBlock,
+        need: usize,
+        requested: usize,
+    ) -> Result<bool, HeapError> {
+        let next = block.addr + block.size;
+        if self.mem.read(next + SIZE) & USED != 0 {
+            return Ok(false);
+        }
+        let n = self.free_block(next)?;
+        let total = block.size + n.size;
+        if total < need {
+            return Ok(false);
+        }
+        self.unlink(&n);
+        let size = if total - need >= MIN_BLOCK {
+            self.make_free(block.addr + need, total - need, false);
+            need
+        } else {
+            self.set_prev_free(block.addr + total, false);
+            total
+        };
+        self.resize_used(block, size, requested);
+        Ok(true)
+    }
+
+    fn resize_used(&mut self, block: &UsedBlock, size: usize, requested: usize) {
+        self.write_used(
+            block.addr,
+            size,
+            block.prev_free,
+            block.pad,
+            requested,
+            block.tag,
+        );
+        self.used_bytes = self.used_bytes - block.requested + requested;
+    }
+}
+
+/// Whether a block at `addr` of `size` bytes can hold `req`.
+fn fits(addr: usize, size: usize, req: &Request) -> bool {
+    let gap = align_up(addr + HEADER, req.align) - (addr + HEADER);
+    let total = if gap >= MIN_BLOCK {
+        gap + block_size(0, req.body)
+    } else {
+        block_size(gap, req.body)
+    };
+    total <= size
+}
+
+#[inline]
+fn seal_word_free(addr: usize, size_word: u64) -> u64 {
+    seal_word(addr, size_word, 0, 0)
+}
+
+#[inline]
+fn seal_word_used(addr: usize, size_word: u64, tag: BlockTag) -> u64 {
+    seal_word(addr, size_word, tag.owner, tag.key)
+}

@@ -1,0 +1,158 @@
+//! Raw access to a heap's memory region: every `unsafe` operation of the heap.
+//!
+//! [`Region`] holds a pointer to the region (carrying its provenance) and the
+//! number of bytes currently handed to the heap. Each accessor checks that
+//! the bytes it touches lie inside `[start, start + len)` and panics
+//! otherwise, so no value the heap reads back from the region (a corrupted
+//! link, a forged size) can make it touch memory outside the region. The
+//! heap validates such values before use; the check here is the backstop.
+
+use core::ptr;
+
+/// The memory a heap manages.
+pub(super) struct Region {
+    /// Start of the region; its provenance covers everything the region
+    /// may ever grow to.
+    base: *mut u8,
+    /// Address of `base`.
+    start: usize,
+    /// Bytes from `start` the heap may read and write.
+    len: usize,
+}
+
+impl Region {
+    /// A region of no bytes: every access panics.
+    pub const fn empty() -> Self {
+        Self {
+            base: ptr::null_mut(),
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// Takes over `len` bytes at `base`.
+    ///
+    /// # Safety
+    ///
+    /// 1. `base..base + len` is valid for reads and writes and initialized
+    ///    (any byte values), for as long as the region is used;
+    /// 2. nothing else reads or writes those bytes meanwhile, except the
+    ///    payloads the heap hands out, through the pointers it hands out;
+    /// 3. `base + len` does not wrap around the address space.
+    pub unsafe fn new(base: *mut u8, len: usize) -> Self {
+        Self {
+            base,
+            start: base.addr(),
+            len,
+        }
+    }
+
+    /// Extends the region to `len` bytes.
+    ///
+    /// # Safety
+    ///
+    /// The obligations of [`Region::new`] hold for the new `len`, with the
+    /// same `base` (whose provenance must cover the larger range).
+    pub unsafe fn set_len(&mut self, len: usize) {
+        self.len = len;
+    }
+
+    /// Address of the region's first byte.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// Bytes in the region.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Pointer to `addr`, after checking that `n` bytes from there lie in
+    /// the region.
+    #[inline(always)]
+    fn at(&self, addr: usize, n: usize) -> *mut u8 {
+        let offset = addr.wrapping_sub(self.start);
+        if offset > self.len || self.len - offset < n {
+            out_of_region(addr, n);
+        }
+        self.base.wrapping_add(offset)
+    }
+
+    /// Reads the 8 bytes at `addr`.
+    #[inline(always)]
+    pub fn read(&self, addr: usize) -> u64 {
+        let p = self.at(addr, 8);
+        // SAFETY:
+        // 1. `at` checked that `p..p + 8` lies in the region, which is valid
+        //    for reads and initialized (the obligation of `Region::new`);
+        // 2. `read_unaligned` has no alignment requirement;
+        // 3. `p` derives from `base`, whose provenance covers the region.
+        unsafe { p.cast::<u64>().read_unaligned() }
+    }
+
+    /// Writes 8 bytes at `addr`.
+    #[inline(always)]
+    pub fn write(&mut self, addr: usize, value: u64) {
+        let p = self.at(addr, 8);
+        // SAFETY:
+        // 1. `at` checked that `p..p + 8` lies in the region, which is valid
+        //    for writes (the obligation of `Region::new`);
+        // 2. `write_unaligned` has no alignment requirement;
+        // 3. `&mut self` makes this the only access made through the heap.
+        unsafe { p.cast::<u64>().write_unaligned(value) }
+    }
+
+    /// Sets `len` bytes at `addr` to `byte`.
+    #[inline]
+    pub fn fill(&mut self, addr: usize, len: usize, byte: u8) {
+        let p = self.at(addr, len);
+        // SAFETY:
+        // 1. `at` checked that `p..p + len` lies in the region, which is
+        //    valid for writes;
+        // 2. `u8` has no alignment requirement.
+        unsafe { p.write_bytes(byte, len) }
+    }
+
+    /// Offset of the first of `len` bytes at `addr` that is not `byte`.
+    pub fn first_mismatch(&self, addr: usize, len: usize, byte: u8) -> Option<usize> {
+        let p = self.at(addr, len);
+        // SAFETY:
+        // 1. `at` checked that `p..p + len` lies in the region, which is
+        //    valid for reads and initialized;
+        // 2. the slice lives only for this call, while `&self` keeps the
+        //    heap from writing; the bytes belong to the heap (slack after a
+        //    payload or block metadata), not to a payload its owner may hold.
+        let bytes = unsafe { core::slice::from_raw_parts(p, len) };
+        bytes.iter().position(|&b| b != byte)
+    }
+
+    /// Copies `len` bytes from `src` to `dst`; the ranges may overlap.
+    #[inline]
+    pub fn copy(&mut self, src: usize, dst: usize, len: usize) {
+        let from = self.at(src, len);
+        let to = self.at(dst, len);
+        // SAFETY:
+        // 1. `at` checked that both ranges lie in the region, which is valid
+        //    for reads and writes and initialized;
+        // 2. `ptr::copy` allows overlap and has no alignment requirement
+        //    for `u8`.
+        unsafe { ptr::copy(from, to, len) }
+    }
+
+    /// The pointer handed to an owner for the payload at `addr`.
+    pub fn payload_ptr(&self, addr: usize) -> ptr::NonNull<u8> {
+        let p = self.at(addr, 0);
+        ptr::NonNull::new(p).unwrap_or_else(|| out_of_region(addr, 0))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn out_of_region(addr: usize, len: usize) -> ! {
+    panic!("heap: access of {len} bytes at {addr:#x} outside its region")
+}
+
+// SAFETY: a `Region` is the only handle to its bytes (the obligation of
+// `Region::new`), so moving it to another thread moves the sole access with
+// it; it has no thread-bound state.
+unsafe impl Send for Region {}

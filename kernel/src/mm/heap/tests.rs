@@ -1,0 +1,620 @@
+//! Unit tests of the heap over a `Vec`-backed arena.
+
+use super::*;
+
+/// A heap over its own arena; the arena lives as long as the heap.
+pub(super) struct Arena {
+    pub heap: Heap,
+    base: *mut u8,
+    len: usize,
+    _words: Vec<u64>,
+}
+
+impl Arena {
+    /// An arena of `max` bytes of which the heap starts with `size`.
+    pub fn new(size: usize, max: usize, config: HeapConfig) -> Self {
+        let mut words = vec![0u64; max.div_ceil(8)];
+        let base = words.as_mut_ptr().cast::<u8>();
+        // SAFETY:
+        // 1. `words` holds `max` initialized bytes and lives as long as the
+        //    arena, which outlives the heap (a field of the arena);
+        // 2. the tests touch the bytes only through payload pointers and
+        //    `poke`/`peek`, which model a misbehaving owner;
+        // 3. `base` comes from the whole vector, so it covers `max` bytes.
+        let heap = unsafe { Heap::new(base, base.addr() + size, base.addr() + max, config) }
+            .expect("arena is large enough");
+        Self {
+            heap,
+            base,
+            len: max,
+            _words: words,
+        }
+    }
+
+    pub fn start(&self) -> usize {
+        self.base.addr()
+    }
+
+    /// Grows the heap to `size` bytes of the arena.
+    pub fn grow_to(&mut self, size: usize) -> Result<(), HeapError> {
+        assert!(size <= self.len);
+        // SAFETY: the arena's bytes up to `len` satisfy `Heap::new`'s
+        // obligations (see `Arena::new`).
+        unsafe { self.heap.grow(self.base.addr() + size) }
+    }
+
+    fn ptr(&self, addr: usize, len: usize) -> *mut u8 {
+        let offset = addr - self.base.addr();
+        assert!(offset + len <= self.len);
+        self.base.wrapping_add(offset)
+    }
+
+    /// Overwrites arena bytes, as a buggy owner would.
+    pub fn poke(&mut self, addr: usize, bytes: &[u8]) {
+        let p = self.ptr(addr, bytes.len());
+        // SAFETY: `ptr` checked the range lies in the arena, which is live
+        // and initialized; the heap is not running.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) }
+    }
+
+    /// Reads arena bytes.
+    pub fn peek(&self, addr: usize, len: usize) -> Vec<u8> {
+        let p = self.ptr(addr, len);
+        // SAFETY: as in `poke`, for reads.
+        unsafe { core::slice::from_raw_parts(p, len) }.to_vec()
+    }
+
+    /// Fills a payload with a pattern derived from `seed`.
+    pub fn fill(&mut self, p: NonNull<u8>, len: usize, seed: u8) {
+        let bytes: Vec<u8> = (0..len).map(|i| pattern(seed, i)).collect();
+        self.poke(p.as_ptr().addr(), &bytes);
+    }
+
+    /// Whether a payload still holds the pattern derived from `seed`.
+    pub fn holds(&self, p: NonNull<u8>, len: usize, seed: u8) -> bool {
+        self.peek(p.as_ptr().addr(), len)
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == pattern(seed, i))
+    }
+}
+
+pub(super) fn pattern(seed: u8, i: usize) -> u8 {
+    seed.wrapping_add((i as u8).wrapping_mul(31)) ^ (i >> 8) as u8
+}
+
+pub(super) fn addr(p: NonNull<u8>) -> usize {
+    p.as_ptr().addr()
+}
+
+const KIB: usize = 1024;
+const TAG: BlockTag = BlockTag::new(1, 0xc0de);
+
+fn arena(size: usize) -> Arena {
+    Arena::new(size, size, HeapConfig::default())
+}
+
+fn blocks(heap: &Heap) -> Vec<BlockInfo> {
+    heap.walk().collect::<Result<_, _>>().expect("walk")
+}
+
+#[test]
+fn new_heap_is_one_free_block_before_the_sentinel() {
+    let a = arena(64 * KIB);
+    let all = blocks(&a.heap);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, BlockState::Free);
+    assert_eq!(all[0].size, 64 * KIB - HEADER_BYTES);
+    let stats = a.heap.stats();
+    assert_eq!(stats.free_blocks, 1);
+    assert_eq!(stats.largest_free, 64 * KIB - HEADER_BYTES);
+    assert_eq!(stats.overhead_bytes, HEADER_BYTES);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn new_rejects_regions_out_of_order_too_small_or_beyond_max() {
+    let mut words = vec![0u64; 64];
+    let base = words.as_mut_ptr().cast::<u8>();
+    let b = base.addr();
+    let cases = [(b + 256, b + 128), (b + 63, b + 512), (b + 512, b + 256)];
+    for (end, max) in cases {
+        // SAFETY: `words` is live and holds 512 bytes; the heaps that fail
+        // to be created touch nothing.
+        let heap = unsafe { Heap::new(base, end, max, HeapConfig::default()) };
+        assert_eq!(
+            heap.err(),
+            Some(HeapError::InvalidRegion),
+            "{end:#x} {max:#x}"
+        );
+    }
+}
+
+#[test]
+fn allocations_are_aligned_disjoint_and_tagged() {
+    let mut a = arena(256 * KIB);
+    let mut live = Vec::new();
+    for (i, align) in [1, 8, 16, 32, 64, 128, 4096, 16, 8, 2048]
+        .into_iter()
+        .enumerate()
+    {
+        let size = 24 + i * 40;
+        let tag = BlockTag::new(i as u32, 0x1000 + i as u64);
+        let p = a.heap.alloc(size, align, tag).unwrap();
+        assert_eq!(addr(p) % align, 0);
+        a.fill(p, size, i as u8);
+        live.push((p, size, tag));
+    }
+    live.sort_by_key(|(p, ..)| addr(*p));
+    for pair in live.windows(2) {
+        assert!(addr(pair[0].0) + pair[0].1 <= addr(pair[1].0));
+    }
+    for (i, &(p, size, tag)) in live.iter().enumerate() {
+        let info = a.heap.block_of(p).unwrap();
+        assert_eq!(
+            (info.payload, info.requested, info.tag),
+            (addr(p), size, tag)
+        );
+        assert!(a.holds(p, size, tag.owner as u8), "{i}");
+    }
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn walk_reports_every_block_with_owner_and_key() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(100, 8, BlockTag::new(3, 0xdead)).unwrap();
+    let q = a.heap.alloc(200, 8, BlockTag::new(4, 0xbeef)).unwrap();
+    let all = blocks(&a.heap);
+    let used: Vec<_> = all.iter().filter(|b| b.state == BlockState::Used).collect();
+    assert_eq!(used.len(), 2);
+    assert_eq!(
+        (used[0].payload, used[0].tag),
+        (addr(p), BlockTag::new(3, 0xdead))
+    );
+    assert_eq!(
+        (used[1].payload, used[1].tag),
+        (addr(q), BlockTag::new(4, 0xbeef))
+    );
+    assert_eq!(used[0].requested, 100);
+    assert_eq!(all.last().unwrap().state, BlockState::Free);
+    let mut at = a.heap.start();
+    for b in &all {
+        assert_eq!(b.addr, at);
+        at += b.size;
+    }
+    assert_eq!(at + HEADER_BYTES, a.heap.end());
+    assert_eq!(a.heap.find(addr(q) + 150).unwrap().payload, addr(q));
+    assert_eq!(a.heap.find(a.heap.end() + 8), None);
+}
+
+#[test]
+fn free_merges_with_both_neighbours() {
+    let mut a = arena(64 * KIB);
+    let p: Vec<_> = (0..4).map(|_| a.heap.alloc(500, 8, TAG).unwrap()).collect();
+    a.heap.free(p[0]).unwrap();
+    a.heap.free(p[2]).unwrap();
+    assert_eq!(a.heap.stats().free_blocks, 3);
+    a.heap.free(p[1]).unwrap(); // merges with p[0] below and p[2] above
+    let all = blocks(&a.heap);
+    assert_eq!(all[0].state, BlockState::Free);
+    assert_eq!(all[0].size, 3 * all[1].size);
+    a.heap.check().unwrap();
+    a.heap.free(p[3]).unwrap();
+    assert_eq!(blocks(&a.heap).len(), 1);
+    assert_eq!(a.heap.stats().used_bytes, 0);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn zeroed_allocation_clears_reused_memory() {
+    let mut a = arena(16 * KIB);
+    let p = a.heap.alloc(300, 8, TAG).unwrap();
+    a.fill(p, 300, 0xAA);
+    a.heap.free(p).unwrap();
+    let q = a.heap.alloc_zeroed(300, 8, TAG).unwrap();
+    assert_eq!(addr(q), addr(p));
+    assert!(a.peek(addr(q), 300).iter().all(|&b| b == 0));
+}
+
+#[test]
+fn realloc_shrinks_in_place_and_returns_the_tail() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(4000, 8, TAG).unwrap();
+    let _guard = a.heap.alloc(16, 8, TAG).unwrap();
+    a.fill(p, 4000, 5);
+    let q = a.heap.realloc(p, 1000, 8).unwrap();
+    assert_eq!(q, p);
+    assert!(a.holds(q, 1000, 5));
+    let all = blocks(&a.heap);
+    assert_eq!(all[1].state, BlockState::Free, "the tail is free");
+    assert_eq!(a.heap.used_bytes(), 1016);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn realloc_grows_in_place_into_a_free_neighbour() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(1000, 8, TAG).unwrap();
+    let n = a.heap.alloc(3000, 8, TAG).unwrap();
+    let _guard = a.heap.alloc(16, 8, TAG).unwrap();
+    a.fill(p, 1000, 9);
+    a.heap.free(n).unwrap();
+    let q = a.heap.realloc(p, 3500, 8).unwrap();
+    assert_eq!(q, p);
+    assert!(a.holds(q, 1000, 9));
+    assert_eq!(a.heap.block_of(q).unwrap().requested, 3500);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn realloc_moves_when_it_cannot_grow_and_keeps_contents_and_tag() {
+    let mut a = arena(64 * KIB);
+    let tag = BlockTag::new(9, 99);
+    let p = a.heap.alloc(1000, 8, tag).unwrap();
+    let _blocker = a.heap.alloc(16, 8, TAG).unwrap();
+    a.fill(p, 1000, 3);
+    let q = a.heap.realloc(p, 5000, 64).unwrap();
+    assert_ne!(q, p);
+    assert_eq!(addr(q) % 64, 0);
+    assert!(a.holds(q, 1000, 3));
+    assert_eq!(a.heap.block_of(q).unwrap().tag, tag);
+    assert_eq!(a.heap.free(p), Err(HeapError::DoubleFree { addr: addr(p) }));
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn realloc_to_a_stricter_alignment_moves_the_block() {
+    let mut a = arena(64 * KIB);
+    let p = (0..8)
+        .map(|_| a.heap.alloc(40, 8, TAG).unwrap())
+        .find(|p| !addr(*p).is_multiple_of(4096))
+        .unwrap();
+    a.fill(p, 40, 1);
+    let q = a.heap.realloc(p, 40, 4096).unwrap();
+    assert_eq!(addr(q) % 4096, 0);
+    assert!(a.holds(q, 40, 1));
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn out_of_memory_changes_nothing() {
+    let mut a = arena(8 * KIB);
+    let p = a.heap.alloc(4000, 8, TAG).unwrap();
+    let before = blocks(&a.heap);
+    assert_eq!(a.heap.alloc(5000, 8, TAG), Err(HeapError::OutOfMemory));
+    assert_eq!(a.heap.realloc(p, 9000, 8), Err(HeapError::OutOfMemory));
+    assert_eq!(
+        a.heap.alloc(usize::MAX, 8, TAG),
+        Err(HeapError::OutOfMemory)
+    );
+    assert_eq!(a.heap.alloc(8, 1 << 50, TAG), Err(HeapError::OutOfMemory));
+    assert_eq!(blocks(&a.heap), before);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn alignment_must_be_a_power_of_two() {
+    let mut a = arena(8 * KIB);
+    assert_eq!(a.heap.alloc(8, 24, TAG), Err(HeapError::InvalidLayout));
+    assert_eq!(a.heap.alloc(8, 0, TAG), Err(HeapError::InvalidLayout));
+}
+
+#[test]
+fn zero_sized_allocations_are_distinct() {
+    let mut a = arena(8 * KIB);
+    let p = a.heap.alloc(0, 1, TAG).unwrap();
+    let q = a.heap.alloc(0, 1, TAG).unwrap();
+    assert_ne!(p, q);
+    a.heap.free(p).unwrap();
+    a.heap.free(q).unwrap();
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn good_fit_takes_the_smallest_block_that_fits() {
+    let mut a = arena(256 * KIB);
+    let sizes = [5000, 64, 1000, 64, 300, 64, 2000, 64];
+    let p: Vec<_> = sizes
+        .iter()
+        .map(|&s| a.heap.alloc(s, 8, TAG).unwrap())
+        .collect();
+    for i in [0, 2, 4, 6] {
+        a.heap.free(p[i]).unwrap();
+    }
+    assert_eq!(a.heap.alloc(280, 8, TAG).unwrap(), p[4]);
+    assert_eq!(a.heap.alloc(900, 8, TAG).unwrap(), p[2]);
+    assert_eq!(a.heap.alloc(1900, 8, TAG).unwrap(), p[6]);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn nearly_full_heap_still_finds_an_exact_fit() {
+    // A free block of 1000 bytes sits in a class whose lower bound is below
+    // 1000: the O(1) search (which rounds up) misses it, the scan finds it.
+    let mut a = arena(16 * KIB);
+    let p = a.heap.alloc(1000 - HEADER_BYTES, 8, TAG).unwrap();
+    let rest = a.heap.stats().largest_free - HEADER_BYTES;
+    let _fill = a.heap.alloc(rest, 8, TAG).unwrap();
+    a.heap.free(p).unwrap();
+    assert!(search_class(1000).unwrap() > class_of(1000));
+    assert_eq!(a.heap.alloc(1000 - HEADER_BYTES, 8, TAG), Ok(p));
+    assert_eq!(a.heap.stats().free_blocks, 0);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn grow_extends_a_free_last_block() {
+    let mut a = Arena::new(8 * KIB, 64 * KIB, HeapConfig::default());
+    assert_eq!(a.heap.alloc(10 * KIB, 8, TAG), Err(HeapError::OutOfMemory));
+    a.grow_to(32 * KIB).unwrap();
+    assert_eq!(blocks(&a.heap).len(), 1);
+    let p = a.heap.alloc(10 * KIB, 8, TAG).unwrap();
+    assert_eq!(addr(p), a.start() + HEADER_BYTES);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn grow_after_a_used_last_block_adds_a_free_block() {
+    let mut a = Arena::new(8 * KIB, 64 * KIB, HeapConfig::default());
+    let rest = a.heap.stats().largest_free - HEADER_BYTES;
+    let p = a.heap.alloc(rest, 8, TAG).unwrap();
+    a.grow_to(16 * KIB).unwrap();
+    let all = blocks(&a.heap);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1].state, BlockState::Free);
+    assert_eq!(all[1].addr, a.start() + 8 * KIB - HEADER_BYTES);
+    // the old sentinel is gone: its payload address is no block
+    assert!(
+        a.heap
+            .free(NonNull::new((all[1].addr + HEADER_BYTES) as *mut u8).unwrap())
+            .is_err()
+    );
+    a.heap.free(p).unwrap();
+    assert_eq!(blocks(&a.heap).len(), 1);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn grow_rejects_shrinking_tiny_steps_and_going_past_max() {
+    let mut a = Arena::new(8 * KIB, 16 * KIB, HeapConfig::default());
+    let rest = a.heap.stats().largest_free - HEADER_BYTES;
+    a.heap.alloc(rest, 8, TAG).unwrap();
+    assert_eq!(a.grow_to(4 * KIB), Err(HeapError::InvalidRegion));
+    assert_eq!(a.grow_to(8 * KIB + 16), Err(HeapError::InvalidRegion));
+    // SAFETY: rejected before touching anything.
+    let past = unsafe { a.heap.grow(a.start() + 32 * KIB) };
+    assert_eq!(past, Err(HeapError::InvalidRegion));
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn alloc_or_grow_asks_the_owner_for_just_enough() {
+    let mut a = Arena::new(8 * KIB, 256 * KIB, HeapConfig::default());
+    let start = a.start();
+    let mut asked = None;
+    // SAFETY: the callback returns ends within the arena.
+    let p = unsafe {
+        a.heap.alloc_or_grow(20 * KIB, 4096, TAG, |target| {
+            asked = Some(target);
+            Some(target.next_multiple_of(4096))
+        })
+    }
+    .unwrap();
+    let target = asked.unwrap();
+    assert!(
+        target > start + 20 * KIB && target < start + 40 * KIB,
+        "{target:#x}"
+    );
+    assert_eq!(addr(p) % 4096, 0);
+    // SAFETY: the callback provides nothing.
+    let none = unsafe { a.heap.alloc_or_grow(1 << 20, 8, TAG, |_| None) };
+    assert_eq!(none, Err(HeapError::OutOfMemory));
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn double_free_is_reported_whatever_the_block_merged_with() {
+    let mut a = arena(64 * KIB);
+    let p: Vec<_> = (0..6)
+        .map(|i| {
+            a.heap
+                .alloc(100 + i * 8, if i % 2 == 0 { 8 } else { 32 }, TAG)
+                .unwrap()
+        })
+        .collect();
+    // alone, then merged upwards, then merged downwards
+    for &i in &[4, 3, 1, 2, 0, 5] {
+        a.heap.free(p[i]).unwrap();
+        let before = blocks(&a.heap);
+        assert_eq!(
+            a.heap.free(p[i]),
+            Err(HeapError::DoubleFree { addr: addr(p[i]) })
+        );
+        assert_eq!(
+            a.heap.realloc(p[i], 8, 8),
+            Err(HeapError::DoubleFree { addr: addr(p[i]) })
+        );
+        assert_eq!(blocks(&a.heap), before);
+        a.heap.check().unwrap();
+    }
+}
+
+#[test]
+fn pointers_that_are_not_payloads_are_rejected() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(200, 8, TAG).unwrap();
+    a.fill(p, 200, 0x11);
+    let bad = |x: usize| NonNull::new(x as *mut u8).unwrap();
+    let candidates = [
+        addr(p) + 8,
+        addr(p) + 1,
+        addr(p) - 8,
+        a.heap.start(),
+        a.heap.end(),
+        a.heap.end() + 4096,
+        8,
+        usize::MAX & !7,
+    ];
+    let before = blocks(&a.heap);
+    for x in candidates {
+        let err = a.heap.free(bad(x)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HeapError::InvalidPointer { .. } | HeapError::CorruptHeader { .. }
+            ),
+            "{x:#x}: {err:?}"
+        );
+    }
+    assert_eq!(blocks(&a.heap), before);
+    a.heap.free(p).unwrap();
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn empty_heap_rejects_everything() {
+    let mut heap = Heap::empty();
+    assert_eq!(heap.alloc(8, 8, TAG), Err(HeapError::OutOfMemory));
+    let p = NonNull::new(0x1000 as *mut u8).unwrap();
+    assert_eq!(
+        heap.free(p),
+        Err(HeapError::InvalidPointer { addr: 0x1000 })
+    );
+    assert_eq!(heap.walk().count(), 0);
+    assert_eq!(heap.stats(), HeapStats::default());
+    heap.check().unwrap();
+}
+
+#[test]
+fn clobbered_header_is_reported_and_the_rest_of_the_heap_works() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(64, 8, TAG).unwrap();
+    let q = a.heap.alloc(64, 8, TAG).unwrap();
+    let r = a.heap.alloc(64, 8, TAG).unwrap();
+    let q_header = addr(q) - HEADER_BYTES;
+    assert_eq!(q_header, addr(p) + 64, "p has no slack");
+    // p overflows by 8 bytes into q's key
+    let saved = a.peek(q_header, 8);
+    a.poke(addr(p) + 64, &[0x55; 8]);
+    assert_eq!(
+        a.heap.free(q),
+        Err(HeapError::CorruptHeader { addr: q_header })
+    );
+    assert_eq!(
+        a.heap.check(),
+        Err(HeapError::CorruptHeader { addr: q_header })
+    );
+    // the heap still serves other blocks
+    a.heap.free(r).unwrap();
+    let s = a.heap.alloc(1000, 8, TAG).unwrap();
+    a.heap.free(s).unwrap();
+    a.heap.free(p).unwrap();
+    // repairing the header makes the block freeable again
+    a.poke(q_header, &saved);
+    a.heap.check().unwrap();
+    a.heap.free(q).unwrap();
+    a.heap.check().unwrap();
+    assert_eq!(blocks(&a.heap).len(), 1);
+}
+
+#[test]
+fn clobbered_free_block_is_not_handed_out() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(1000, 8, TAG).unwrap();
+    let _guard = a.heap.alloc(8, 8, TAG).unwrap();
+    a.heap.free(p).unwrap();
+    // a write after free hits the free block's size word
+    let header = addr(p) - HEADER_BYTES;
+    let saved = a.peek(header + 16, 8);
+    a.poke(header + 16, &[0xEE; 8]);
+    // the allocation steps around it to the next class and records it
+    let q = a.heap.alloc(900, 8, TAG).unwrap();
+    assert_ne!(q, p);
+    let corrupt = HeapError::CorruptHeader { addr: header };
+    assert_eq!(a.heap.corruption(), Some(corrupt));
+    assert_eq!(a.heap.check(), Err(corrupt));
+    a.heap.free(q).unwrap();
+    // nothing else fits: the corruption is the answer, not "out of memory"
+    let rest = a.heap.stats().largest_free - HEADER_BYTES;
+    let big = a.heap.alloc(rest, 8, TAG).unwrap();
+    assert_eq!(a.heap.alloc(900, 8, TAG), Err(corrupt));
+    a.heap.free(big).unwrap();
+    a.poke(header + 16, &saved);
+    a.heap.check().unwrap();
+    assert_eq!(a.heap.alloc(900, 8, TAG), Ok(p));
+}
+
+#[test]
+fn red_zone_overflow_is_caught_on_free_realloc_and_check() {
+    let mut a = Arena::new(64 * KIB, 64 * KIB, HeapConfig { red_zones: true });
+    let p = a.heap.alloc(100, 8, TAG).unwrap();
+    let q = a.heap.alloc(100, 8, TAG).unwrap();
+    a.fill(p, 100, 1);
+    a.heap.check().unwrap();
+    a.poke(addr(p) + 100, &[0]); // one byte too far
+    let overflow = HeapError::RedZoneOverflow {
+        addr: addr(p),
+        offset: 100,
+    };
+    assert_eq!(a.heap.free(p), Err(overflow));
+    assert_eq!(a.heap.realloc(p, 50, 8), Err(overflow));
+    assert_eq!(a.heap.check(), Err(overflow));
+    // the rest of the heap works; the block stays allocated until repaired
+    a.heap.free(q).unwrap();
+    a.poke(addr(p) + 100, &[RED_ZONE_BYTE]);
+    let p = a.heap.realloc(p, 60, 8).unwrap();
+    a.poke(addr(p) + 60, &[RED_ZONE_BYTE - 1]);
+    assert_eq!(
+        a.heap.free(p),
+        Err(HeapError::RedZoneOverflow {
+            addr: addr(p),
+            offset: 60
+        })
+    );
+    a.poke(addr(p) + 60, &[RED_ZONE_BYTE]);
+    a.heap.free(p).unwrap();
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn stats_account_for_every_byte() {
+    let mut a = Arena::new(64 * KIB, 64 * KIB, HeapConfig { red_zones: true });
+    let p = a.heap.alloc(100, 8, TAG).unwrap();
+    let _q = a.heap.alloc(333, 64, TAG).unwrap();
+    let _r = a.heap.alloc(1, 4096, TAG).unwrap();
+    a.heap.free(p).unwrap();
+    let stats = a.heap.stats();
+    let all = blocks(&a.heap);
+    let used: usize = all.iter().map(|b| b.requested).sum();
+    let free: usize = all
+        .iter()
+        .filter(|b| b.state == BlockState::Free)
+        .map(|b| b.size)
+        .sum();
+    let overhead: usize = all
+        .iter()
+        .filter(|b| b.state == BlockState::Used)
+        .map(|b| b.size - b.requested)
+        .sum::<usize>()
+        + HEADER_BYTES;
+    assert_eq!((stats.used_bytes, stats.free_bytes), (334, free));
+    assert_eq!(used, 334);
+    assert_eq!(stats.overhead_bytes, overhead);
+    assert_eq!(used + free + overhead, 64 * KIB);
+    assert_eq!(stats.total_blocks, all.len());
+    assert_eq!(
+        stats.largest_free,
+        all.iter()
+            .filter(|b| b.state == BlockState::Free)
+            .map(|b| b.size)
+            .max()
+            .unwrap()
+    );
+}
+
+#[test]
+fn heap_error_messages_name_the_address() {
+    let e = HeapError::CorruptHeader { addr: 0x1234 };
+    assert_eq!(e.to_string(), "corrupt block header at 0x1234");
+}
