@@ -45,8 +45,8 @@ pub struct ConnectArgs {
 /// `mmtop log`.
 #[derive(Debug, Args)]
 pub struct LogArgs {
+    /// Where the kernel is.
     #[command(flatten)]
-    #[allow(missing_docs)] // clap takes the flattened struct's own docs
     pub connect: ConnectArgs,
     /// One JSON object per line, with a "type" field naming the message.
     #[arg(long)]
@@ -65,8 +65,8 @@ pub struct LogArgs {
 /// `mmtop ping`.
 #[derive(Debug, Args)]
 pub struct PingArgs {
+    /// Where the kernel is.
     #[command(flatten)]
-    #[allow(missing_docs)] // clap takes the flattened struct's own docs
     pub connect: ConnectArgs,
     /// How long to wait for the pong, in seconds.
     #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
