@@ -499,11 +499,15 @@ impl<'a> FrameBitmap<'a> {
     /// gave).
     ///
     /// # Errors
-    /// Those of [`free_frame`](Self::free_frame) for the first frame that
-    /// cannot be freed; then nothing at all is freed.
+    /// [`FrameError::OutOfRange`] if `range` goes past the end, else those
+    /// of [`free_frame`](Self::free_frame) for the first frame that cannot be
+    /// freed; then nothing at all is freed.
     ///
     /// [`alloc_contiguous`]: Self::alloc_contiguous
     pub fn free_contiguous(&mut self, range: FrameRange) -> Result<(), FrameError> {
+        if range.end().number() > self.nr_frames {
+            return Err(FrameError::OutOfRange);
+        }
         for idx in range.numbers() {
             self.freeable_owner(idx)?;
         }
