@@ -112,6 +112,8 @@ mod raw;
 mod tlsf;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use core::fmt;
@@ -975,14 +977,20 @@ impl Heap {
     }
 
     /// Tries up to [`SCAN_LIMIT`] blocks in the classes below `stop` that
-    /// may still hold a block large enough for `req`.
+    /// may still hold a block large enough for `req`, largest class first:
+    /// the class `req.search` falls in, then (for aligned requests, whose
+    /// actual gap may be smaller than the worst case) the classes below it.
     #[cold]
     fn scan_fit(&mut self, req: &Request, stop: Option<Class>) -> Result<FreeBlock, HeapError> {
         let mut budget = SCAN_LIMIT;
         let mut error = HeapError::OutOfMemory;
-        let mut from = Some(class_of(block_size(0, req.body)));
-        while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
-            if stop.is_some_and(|stop| class >= stop) {
+        let lowest = class_of(block_size(0, req.body));
+        let mut from = match stop {
+            Some(stop) if stop <= class_of(req.search) => stop.prev(),
+            _ => Some(class_of(req.search)),
+        };
+        while let Some(class) = from.and_then(|c| self.lists.last_non_empty_up_to(c)) {
+            if class < lowest || budget == 0 {
                 break;
             }
             let mut at = self.lists.head(class);
@@ -998,7 +1006,7 @@ impl Heap {
                     }
                 }
             }
-            from = class.next();
+            from = class.prev();
         }
         if let Some(e) = self.corruption.filter(|_| error == HeapError::OutOfMemory) {
             error = e;

@@ -56,6 +56,25 @@ impl Class {
     }
 }
 
+impl Class {
+    /// The class before this one, if any.
+    pub fn prev(self) -> Option<Class> {
+        if self.sl > 0 {
+            Some(Class {
+                fl: self.fl,
+                sl: self.sl - 1,
+            })
+        } else if self.fl > 0 {
+            Some(Class {
+                fl: self.fl - 1,
+                sl: SL_COUNT - 1,
+            })
+        } else {
+            None
+        }
+    }
+}
+
 /// The class a free block of `size` bytes is filed under.
 ///
 /// `size` must be a multiple of 8 below [`MAX_BLOCK`].
@@ -162,10 +181,26 @@ impl FreeLists {
 
     /// The highest non-empty class, where the largest free block lives.
     pub fn last_non_empty(&self) -> Option<Class> {
-        if self.fl_bitmap == 0 {
+        self.last_non_empty_up_to(Class {
+            fl: FL_COUNT - 1,
+            sl: SL_COUNT - 1,
+        })
+    }
+
+    /// The last non-empty class at or below `to`: two bit scans.
+    pub fn last_non_empty_up_to(&self, to: Class) -> Option<Class> {
+        let here = self.sl_bitmap[to.fl] & (u32::MAX >> (SL_COUNT - 1 - to.sl));
+        if here != 0 {
+            return Some(Class {
+                fl: to.fl,
+                sl: 31 - here.leading_zeros() as usize,
+            });
+        }
+        let below = self.fl_bitmap & ((1u64 << to.fl) - 1);
+        if below == 0 {
             return None;
         }
-        let fl = 63 - self.fl_bitmap.leading_zeros() as usize;
+        let fl = 63 - below.leading_zeros() as usize;
         Some(Class {
             fl,
             sl: 31 - self.sl_bitmap[fl].leading_zeros() as usize,
@@ -251,6 +286,11 @@ mod tests {
             Some(class_of(1 << 30))
         );
         assert_eq!(lists.last_non_empty(), Some(class_of(1 << 30)));
+        assert_eq!(
+            lists.last_non_empty_up_to(class_of((1 << 30) - 8)),
+            Some(class_of(4096))
+        );
+        assert_eq!(lists.last_non_empty_up_to(class_of(4088)), None);
         lists.set_head(class_of(1 << 30), 0);
         assert_eq!(lists.first_non_empty(class_of(8192)), None);
         assert_eq!(lists.bitmap_mismatch(), None);
