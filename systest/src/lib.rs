@@ -236,6 +236,19 @@ impl Qemu {
         std::fs::read_to_string(&self.debugcon).unwrap_or_default()
     }
 
+    /// Waits until the debug console shows `needle` (e.g. "kernel up").
+    pub fn wait_debug_log(&mut self, needle: &str) {
+        let start = Instant::now();
+        while !self.debug_log().contains(needle) {
+            assert!(self.is_running(), "QEMU exited before logging {needle:?}");
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no {needle:?} in the debug log within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn stderr_tail(&mut self) -> String {
         let mut s = String::new();
         if let Some(err) = self.child.stderr.as_mut() {

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use probe_proto::HostMsg;
 
@@ -12,6 +12,10 @@ use crate::decode::DecodeError;
 use crate::event::{LinkEvent, spawn_reader};
 use crate::format::Format;
 use crate::link::Link;
+use crate::msg::Msg;
+
+/// How often an unanswered Resync is repeated.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs `mmtop log`: messages go to `out`, diagnostics to `err`. Returns the
 /// exit status.
@@ -34,7 +38,7 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     };
     let (reader, writer) = link.split();
     // Held until we return: some links end when their last handle closes.
-    let _writer = match writer {
+    let mut writer = match writer {
         // Bytes sent before we connected are gone; a resync makes the kernel
         // repeat its Hello and memory map so a late client sees them.
         Some(mut w) if !args.no_resync => match w.send(&HostMsg::Resync) {
@@ -57,9 +61,28 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if args.count == Some(0) {
         return EXIT_OK;
     }
+    // A Resync that reaches the UART before the kernel has set it up is
+    // lost, so repeat it until the Hello it asks for arrives.
+    let mut awaiting_hello = writer.is_some() && !args.no_resync;
+    let mut next_resync = Instant::now() + RESYNC_INTERVAL;
     loop {
-        let event = match recv_until(&rx, deadline) {
+        let wake = match (awaiting_hello, deadline) {
+            (true, Some(d)) => Some(d.min(next_resync)),
+            (true, None) => Some(next_resync),
+            (false, d) => d,
+        };
+        let event = match recv_until(&rx, wake) {
             Received::Event(event) => event,
+            Received::TimedOut if deadline.is_none_or(|d| Instant::now() < d) => {
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.send(&HostMsg::Resync) {
+                        let _ = writeln!(err, "mmtop: cannot send resync to {address}: {e}");
+                        return EXIT_CONNECT;
+                    }
+                }
+                next_resync = Instant::now() + RESYNC_INTERVAL;
+                continue;
+            }
             Received::TimedOut => {
                 let waited = started.elapsed();
                 return match args.count {
@@ -86,6 +109,9 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         };
         match event {
             LinkEvent::Msg(msg) => {
+                if matches!(msg, Msg::Hello(_)) {
+                    awaiting_hello = false;
+                }
                 if let Err(e) = writeln!(out, "{}", format.line(&msg)) {
                     // `mmtop log | head` closing early is a normal way to stop.
                     if e.kind() != io::ErrorKind::BrokenPipe {

@@ -136,6 +136,9 @@ impl LinkWriter {
         // probe-proto's size constants, reported rather than unwrapped.
         let frame = encode_frame(msg, &mut buf)
             .map_err(|e| io::Error::other(format!("cannot encode {msg:?}: {e:?}")))?;
+        // A lone 0x00 first ends any partial frame an earlier client left in
+        // the kernel's receiver; the kernel ignores empty frames.
+        self.0.write_all(&[0])?;
         self.0.write_all(frame)
     }
 }

@@ -1,0 +1,104 @@
+//! `mmtop` against the real kernel, the way `make run` uses it: QEMU's
+//! guest runs before mmtop attaches, and mmtop must still show the `Hello`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use systest::{ChildGuard, Com1, DEADLINE, Qemu, QemuConfig};
+
+/// The mmtop binary cargo built next to this test.
+fn mmtop_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let bin = dir.join("mmtop");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+fn run_mmtop(args: &[&str]) -> (i32, String, String) {
+    let dir = systest::scratch_dir("mmtop");
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let child = Command::new(mmtop_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("start mmtop");
+    let mut guard = ChildGuard(child);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < DEADLINE, "mmtop did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p| std::fs::read_to_string(p).unwrap_or_default();
+    let result = (status.code().unwrap_or(-1), read(&out), read(&err));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+#[test]
+fn mmtop_log_attached_late_shows_hello_memory_map_and_heartbeat() {
+    let cfg = QemuConfig {
+        com1: Com1::NoWait,
+        mem_mib: 256,
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start("mmtop-log", &cfg);
+    // Let the guest get past its boot Hello (sent to nobody), so only
+    // mmtop's Resync can bring one.
+    qemu.wait_debug_log("kernel up");
+    let addr = format!("unix:{}", qemu.com1_path.display());
+    let (code, out, err) = run_mmtop(&[
+        "log",
+        "--connect",
+        &addr,
+        "--json",
+        "--count",
+        "10",
+        "--timeout",
+        "60",
+    ]);
+    assert_eq!(code, 0, "stderr: {err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let at = lines
+        .iter()
+        .position(|v| v["type"] == "hello")
+        .expect("a hello line");
+    let hello = &lines[at];
+    assert_eq!(hello["mem_total_bytes"], 256u64 << 20);
+    let regions = lines[at..]
+        .iter()
+        .filter(|v| v["type"] == "mem_region")
+        .count();
+    assert_eq!(regions as u64, hello["nr_regions"].as_u64().unwrap());
+    assert!(lines.iter().any(|v| v["type"] == "heartbeat"), "{out}");
+}
+
+#[test]
+fn mmtop_ping_gets_pong_from_the_kernel() {
+    let cfg = QemuConfig {
+        com1: Com1::NoWait,
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start("mmtop-ping", &cfg);
+    qemu.wait_debug_log("kernel up");
+    let addr = format!("unix:{}", qemu.com1_path.display());
+    let (code, out, err) = run_mmtop(&["ping", "--connect", &addr, "--timeout", "30"]);
+    assert_eq!(code, 0, "stderr: {err}");
+    assert!(out.contains("pong from"), "{out}");
+}
