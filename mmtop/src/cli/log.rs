@@ -74,11 +74,9 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         let event = match recv_until(&rx, wake) {
             Received::Event(event) => event,
             Received::TimedOut if deadline.is_none_or(|d| Instant::now() < d) => {
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.send(&HostMsg::Resync) {
-                        let _ = writeln!(err, "mmtop: cannot send resync to {address}: {e}");
-                        return EXIT_CONNECT;
-                    }
+                if let Some(Err(e)) = writer.as_mut().map(|w| w.send(&HostMsg::Resync)) {
+                    let _ = writeln!(err, "mmtop: cannot send resync to {address}: {e}");
+                    return EXIT_CONNECT;
                 }
                 next_resync = Instant::now() + RESYNC_INTERVAL;
                 continue;
