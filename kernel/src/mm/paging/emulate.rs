@@ -25,10 +25,9 @@ pub struct Ram {
 impl Ram {
     /// `nr_frames` frames, all poisoned.
     pub fn new(nr_frames: u64) -> Self {
-        let words = (0..nr_frames as usize * WORDS_PER_FRAME)
-            .map(|_| Cell::new(POISON))
-            .collect();
-        Self { words }
+        Self {
+            words: vec![Cell::new(POISON); nr_frames as usize * WORDS_PER_FRAME],
+        }
     }
 
     pub fn nr_frames(&self) -> u64 {
@@ -44,9 +43,13 @@ impl Ram {
 
     /// Fills `frame` with [`POISON`].
     pub fn poison(&self, frame: Frame) {
+        self.fill(frame, POISON);
+    }
+
+    fn fill(&self, frame: Frame, value: u64) {
         let first = frame.number() as usize * WORDS_PER_FRAME;
         for word in &self.words[first..first + WORDS_PER_FRAME] {
-            word.set(POISON);
+            word.set(value);
         }
     }
 }
@@ -58,6 +61,10 @@ impl PhysMem for &Ram {
 
     fn write_u64(&mut self, pa: PhysAddr, value: u64) {
         self.word(pa).set(value);
+    }
+
+    fn zero_frame(&mut self, frame: Frame) {
+        self.fill(frame, 0);
     }
 }
 
