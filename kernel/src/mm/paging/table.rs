@@ -5,7 +5,7 @@ use super::flags::{PageFlags, PageTableEntry};
 use super::mem::{Flush, PhysMem, TableFrames};
 use super::walk::Mappings;
 use super::{MapError, UnmapError};
-use crate::mm::frame::{Frame, MAX_FRAMES, PhysAddr};
+use crate::mm::frame::{FRAME_SIZE, Frame, MAX_FRAMES, PhysAddr};
 use core::fmt;
 use core::ops::RangeBounds;
 
@@ -26,18 +26,6 @@ pub struct Mapping {
     pub size: PageSize,
     /// The leaf entry's flags, PRESENT (and HUGE for huge pages) included.
     pub flags: PageFlags,
-}
-
-impl Mapping {
-    /// The first 4 KiB page of the mapping.
-    #[must_use]
-    pub const fn page(&self) -> Page {
-        match Page::from_start_address(self.virt) {
-            Some(page) => page,
-            // The walker only builds mappings from canonical, aligned starts.
-            None => unreachable!(),
-        }
-    }
 }
 
 /// How many table frames (besides the root) a tree holds, per half.
@@ -240,7 +228,7 @@ impl<M: PhysMem> PageTable<M> {
         if !phys.is_aligned(size.bytes()) {
             return Err(MapError::Unaligned);
         }
-        if phys.as_u64() >= MAX_FRAMES * crate::mm::frame::FRAME_SIZE {
+        if phys.as_u64() >= MAX_FRAMES * FRAME_SIZE {
             return Err(MapError::FrameOutOfRange);
         }
         self.map_leaf(virt, phys, size, flags, tables)
@@ -385,6 +373,7 @@ impl<M: PhysMem> PageTable<M> {
     /// [`UnmapError::Unaligned`] if `virt` is not where that leaf starts.
     pub fn unmap(&mut self, virt: VirtAddr) -> Result<(Mapping, Flush), UnmapError> {
         let (path, entry, size) = self.leaf_at(virt)?;
+        let page = checked_start(virt, size)?;
         self.mem
             .write_u64(path.slots[path.len - 1], PageTableEntry::UNUSED.raw());
         let mapping = Mapping {
@@ -393,7 +382,7 @@ impl<M: PhysMem> PageTable<M> {
             size,
             flags: entry.flags(),
         };
-        Ok((mapping, Flush::new(mapping.page())))
+        Ok((mapping, Flush::new(page)))
     }
 
     /// Replaces the flags of the leaf that starts at `virt` (of any size),
@@ -405,12 +394,13 @@ impl<M: PhysMem> PageTable<M> {
     /// As [`unmap`](Self::unmap).
     pub fn update_flags(&mut self, virt: VirtAddr, flags: PageFlags) -> Result<Flush, UnmapError> {
         let (path, entry, size) = self.leaf_at(virt)?;
+        let page = checked_start(virt, size)?;
         if flags.contains(PageFlags::USER) {
             self.add_user(path.parents());
         }
         let new = entry.with_flags(leaf_flags(flags, size));
         self.mem.write_u64(path.slots[path.len - 1], new.raw());
-        Ok(Flush::new(checked_start(virt, size)?))
+        Ok(Flush::new(page))
     }
 
     /// The leaf starting exactly at `virt`.

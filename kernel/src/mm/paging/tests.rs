@@ -904,7 +904,7 @@ fn mappings_walk_every_leaf_in_address_order_unmerged() {
     );
     let kernel = pt.mappings(v(KERNEL_BASE)..).next().unwrap();
     assert_eq!(kernel.flags, k | PageFlags::PRESENT);
-    assert_eq!(kernel.page().start_address(), v(KERNEL_BASE + 0x1000));
+    assert_eq!(kernel.virt, v(KERNEL_BASE + 0x1000));
 }
 
 #[test]
