@@ -321,9 +321,6 @@ impl UsedBlock {
 struct FreeBlock {
     addr: usize,
     size: usize,
-    /// Next block in its list when validated (unlinking re-reads it: an
-    /// earlier unlink of a neighbour in the same list may change it).
-    next: usize,
 }
 
 /// An allocation request, checked and sized.
@@ -333,6 +330,9 @@ struct Request {
     align: usize,
     /// Payload plus red zone.
     body: usize,
+    /// Bytes from the payload to the end of its block: `body` rounded up
+    /// to 8, and at least enough for the block to hold a free block later.
+    span: usize,
     /// Block size that fits whatever the alignment gap.
     search: usize,
 }
@@ -368,14 +368,17 @@ fn align_up(addr: usize, align: usize) -> usize {
     (addr + align - 1) & !(align - 1)
 }
 
-/// The 32-bit seal of a header at `addr`.
+/// The 32-bit seal of a header at `addr`: the fields, rotated apart so
+/// that equal changes to two of them do not cancel, folded and multiplied;
+/// the product's high half depends on every input bit.
 #[inline]
 fn seal(addr: usize, size_word: u64, owner: u32, key: u64) -> u32 {
-    let x =
-        ((size_word & !PREV_FREE) ^ SEAL_SEED ^ addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let x = (x ^ key ^ ((u64::from(owner) << 32) | u64::from(owner)))
-        .wrapping_mul(0xD6E8_FEB8_6659_FD93);
-    (x >> 32) as u32
+    let x = (size_word & !PREV_FREE)
+        ^ (addr as u64).rotate_left(29)
+        ^ key.rotate_left(43)
+        ^ (u64::from(owner) << 19)
+        ^ SEAL_SEED;
+    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
 }
 
 /// The seal word: owner in the low half, seal in the high half.
@@ -776,6 +779,7 @@ fn inconsistent<T>(addr: usize, what: &'static str) -> Result<T, HeapError> {
 
 // Internals: validation (reads only) first, then the writes.
 impl Heap {
+    #[inline(always)]
     fn request(&self, size: usize, align: usize) -> Result<Request, HeapError> {
         if !align.is_power_of_two() {
             return Err(HeapError::InvalidLayout);
@@ -785,7 +789,8 @@ impl Heap {
         }
         let align = align.max(GRAIN);
         let body = size + self.red_zone;
-        let search = block_size(0, body) + (align - GRAIN);
+        let span = body.next_multiple_of(GRAIN).max(MIN_BLOCK - HEADER);
+        let search = HEADER + span + (align - GRAIN);
         if search >= MAX_BLOCK {
             return Err(HeapError::OutOfMemory);
         }
@@ -793,6 +798,7 @@ impl Heap {
             size,
             align,
             body,
+            span,
             search,
         })
     }
@@ -804,7 +810,7 @@ impl Heap {
     }
 
     /// The free block at `addr`, after checking its header and links.
-    #[inline]
+    #[inline(always)]
     fn free_block(&self, addr: usize) -> Result<FreeBlock, HeapError> {
         let size_word = self.mem.read(addr + SIZE);
         let seal_word = self.mem.read(addr + SEAL);
@@ -828,10 +834,30 @@ impl Heap {
         if !linked {
             return Err(HeapError::CorruptHeader { addr });
         }
-        Ok(FreeBlock { addr, size, next })
+        Ok(FreeBlock { addr, size })
+    }
+
+    /// The head of a free list, after checking its header and next link
+    /// (it has no previous one).
+    #[inline(always)]
+    fn list_head(&self, addr: usize) -> Result<FreeBlock, HeapError> {
+        let size_word = self.mem.read(addr + SIZE);
+        let seal_word = self.mem.read(addr + SEAL);
+        let size = (size_word & SIZE_MASK) as usize;
+        let next = self.mem.read(addr + KEY) as usize;
+        if size_word & (FREE_RESERVED | USED) != 0
+            || seal_word != seal_word_free(addr, size_word)
+            || size < MIN_BLOCK
+            || size > self.sentinel - addr
+            || (next != 0 && !self.is_block_addr(next))
+        {
+            return Err(HeapError::CorruptHeader { addr });
+        }
+        Ok(FreeBlock { addr, size })
     }
 
     /// The free block just below `addr`, found through its footer.
+    #[inline(always)]
     fn free_below(&self, addr: usize) -> Result<FreeBlock, HeapError> {
         let size = self.mem.read(addr - 8) as usize;
         if size < MIN_BLOCK || size > addr - self.first {
@@ -845,6 +871,7 @@ impl Heap {
     }
 
     /// The used block whose payload is at `p`, after checking its header.
+    #[inline(always)]
     fn used_block(&self, p: usize) -> Result<UsedBlock, HeapError> {
         let invalid = HeapError::InvalidPointer { addr: p };
         if self.sentinel == 0
@@ -865,7 +892,11 @@ impl Heap {
             0
         };
         let addr = p - HEADER - pad;
-        let size_word = self.mem.read(addr + SIZE);
+        let size_word = if pad == 0 {
+            marker
+        } else {
+            self.mem.read(addr + SIZE)
+        };
         if size_word & USED == 0 {
             return Err(self.classify_unused(p));
         }
@@ -922,6 +953,7 @@ impl Heap {
         HeapError::InvalidPointer { addr: p }
     }
 
+    #[inline(always)]
     fn check_red_zone(&self, block: &UsedBlock) -> Result<(), HeapError> {
         if self.red_zone == 0 {
             return Ok(());
@@ -957,12 +989,12 @@ impl Heap {
     /// A list whose head fails validation is skipped (and the corruption
     /// recorded) so one damaged block does not make its whole class
     /// unusable; it is reported if nothing else fits.
-    #[inline]
+    #[inline(always)]
     fn take_fit(&mut self, req: &Request) -> Result<FreeBlock, HeapError> {
         let stop = search_class(req.search);
         let mut from = stop;
         while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
-            match self.free_block(self.lists.head(class)) {
+            match self.list_head(self.lists.head(class)) {
                 Ok(block) => {
                     debug_assert!(block.size >= req.search);
                     return Ok(block);
@@ -998,7 +1030,7 @@ impl Heap {
                 budget -= 1;
                 match self.free_block(at) {
                     Ok(block) if fits(block.addr, block.size, req) => return Ok(block),
-                    Ok(block) => at = block.next,
+                    Ok(_) => at = self.mem.read(at + KEY) as usize,
                     Err(e) => {
                         self.note_corruption(e);
                         error = e;
@@ -1118,7 +1150,7 @@ impl Heap {
     // Writes. Callers have validated everything these rely on.
 
     /// Writes a free block's header and footer and files it.
-    #[inline]
+    #[inline(always)]
     fn make_free(&mut self, addr: usize, size: usize, prev_free: bool) {
         let size_word = size as u64 | if prev_free { PREV_FREE } else { 0 };
         self.mem.write(addr + SEAL, seal_word_free(addr, size_word));
@@ -1127,7 +1159,7 @@ impl Heap {
         self.insert(addr, size);
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, addr: usize, size: usize) {
         let class = class_of(size);
         let head = self.lists.head(class);
@@ -1141,7 +1173,25 @@ impl Heap {
         self.free_bytes += size;
     }
 
-    #[inline]
+    /// Gives a free block a new size, keeping its address; it changes
+    /// lists only if it changes class.
+    #[inline(always)]
+    fn refile(&mut self, block: &FreeBlock, size: usize) {
+        let (addr, old) = (block.addr, block.size);
+        if class_of(old) == class_of(size) {
+            self.free_bytes = self.free_bytes - old + size;
+        } else {
+            self.unlink(block);
+            self.insert(addr, size);
+        }
+        // the block below a free block is used: PREV_FREE is clear
+        let size_word = size as u64;
+        self.mem.write(addr + SEAL, seal_word_free(addr, size_word));
+        self.mem.write(addr + SIZE, size_word);
+        self.mem.write(addr + size - 8, size as u64);
+    }
+
+    #[inline(always)]
     fn unlink(&mut self, block: &FreeBlock) {
         let next = self.mem.read(block.addr + KEY) as usize;
         let prev = self.mem.read(block.addr + PREV_LINK) as usize;
@@ -1167,7 +1217,7 @@ impl Heap {
     }
 
     /// Writes a used block's header, pad marker and red zone.
-    #[inline]
+    #[inline(always)]
     fn write_used(
         &mut self,
         addr: usize,
@@ -1197,7 +1247,7 @@ impl Heap {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn set_prev_free(&mut self, addr: usize, prev_free: bool) {
         let size_word = self.mem.read(addr + SIZE);
         let size_word = if prev_free {
@@ -1208,38 +1258,40 @@ impl Heap {
         self.mem.write(addr + SIZE, size_word);
     }
 
-    /// Carves the allocation out of `block`; the alignment gap (when large)
-    /// and the tail (when large enough) go back to the free lists.
-    #[inline]
+    /// Carves the allocation out of the top of `block`: the rest below
+    /// keeps the block's address (and mostly its list), the rest above (an
+    /// alignment gap) becomes a free block when large enough, and a rest too
+    /// small for a block stays in the allocation as pad or slack.
+    #[inline(always)]
     fn place(&mut self, block: FreeBlock, req: &Request, tag: BlockTag) -> NonNull<u8> {
-        self.unlink(&block);
-        let mut addr = block.addr;
-        let mut avail = block.size;
-        let gap = align_up(addr + HEADER, req.align) - (addr + HEADER);
-        let (pad, prev_free) = if gap >= MIN_BLOCK {
-            self.make_free(addr, gap, false);
-            addr += gap;
-            avail -= gap;
-            (0, true)
+        let end = block.addr + block.size;
+        let payload = (end - req.span) & !(req.align - 1);
+        let header = payload - HEADER;
+        debug_assert!(header >= block.addr);
+        let above = payload + req.span;
+        let used_end = if end - above >= MIN_BLOCK {
+            self.make_free(above, end - above, false);
+            above
         } else {
-            (gap, false)
+            self.set_prev_free(end, false);
+            end
         };
-        let need = block_size(pad, req.body);
-        debug_assert!(need <= avail);
-        let size = if avail - need >= MIN_BLOCK {
-            self.make_free(addr + need, avail - need, false);
-            need
+        let below = header - block.addr;
+        let (start, pad, prev_free) = if below >= MIN_BLOCK {
+            self.refile(&block, below);
+            (header, 0, true)
         } else {
-            self.set_prev_free(addr + avail, false);
-            avail
+            self.unlink(&block);
+            (block.addr, below, false)
         };
-        self.write_used(addr, size, prev_free, pad, req.size, tag);
+        self.write_used(start, used_end - start, prev_free, pad, req.size, tag);
         self.nr_used += 1;
         self.used_bytes += req.size;
-        self.mem.payload_ptr(addr + HEADER + pad)
+        self.mem.payload_ptr(payload)
     }
 
     /// Frees a validated used block, merging it with free neighbours.
+    #[inline(always)]
     fn release(&mut self, block: &UsedBlock) -> Result<(), HeapError> {
         let next = block.addr + block.size;
         let next_free = if self.mem.read(next + SIZE) & USED == 0 {
@@ -1252,24 +1304,23 @@ impl Heap {
         } else {
             None
         };
-        let mut start = block.addr;
         let mut size = block.size;
         if let Some(n) = next_free {
             self.unlink(&n);
             size += n.size;
         }
-        if let Some(b) = below {
-            self.unlink(&b);
-            start = b.addr;
-            size += b.size;
-            // leave a free header behind so a second free of this block is
-            // recognised as one
-            let size_word = block.size as u64;
-            self.mem
-                .write(block.addr + SEAL, seal_word_free(block.addr, size_word));
-            self.mem.write(block.addr + SIZE, size_word);
+        match below {
+            Some(b) => {
+                // leave a free header behind so a second free of this block
+                // is recognised as one
+                let size_word = block.size as u64;
+                self.mem
+                    .write(block.addr + SEAL, seal_word_free(block.addr, size_word));
+                self.mem.write(block.addr + SIZE, size_word);
+                self.refile(&b, b.size + size);
+            }
+            None => self.make_free(block.addr, size, false),
         }
-        self.make_free(start, size, false);
         if next_free.is_none() {
             self.set_prev_free(next, true);
         }
@@ -1279,6 +1330,7 @@ impl Heap {
     }
 
     /// Shrinks (or keeps) a block to `need` bytes holding `requested`.
+    #[inline(always)]
     fn shrink_in_place(
         &mut self,
         block: &UsedBlock,
@@ -1311,6 +1363,7 @@ impl Heap {
     }
 
     /// Grows a block into the free block above it, if that is enough.
+    #[inline(always)]
     fn grow_in_place(
         &mut self,
         block: &UsedBlock,
@@ -1338,6 +1391,7 @@ impl Heap {
         Ok(true)
     }
 
+    #[inline(always)]
     fn resize_used(&mut self, block: &UsedBlock, size: usize, requested: usize) {
         self.write_used(
             block.addr,
@@ -1351,15 +1405,10 @@ impl Heap {
     }
 }
 
-/// Whether a block at `addr` of `size` bytes can hold `req`.
+/// Whether a block at `addr` of `size` bytes can hold `req` (placed at its
+/// top, as [`Heap::place`] does).
 fn fits(addr: usize, size: usize, req: &Request) -> bool {
-    let gap = align_up(addr + HEADER, req.align) - (addr + HEADER);
-    let total = if gap >= MIN_BLOCK {
-        gap + block_size(0, req.body)
-    } else {
-        block_size(gap, req.body)
-    };
-    total <= size
+    size >= HEADER + req.span && ((addr + size - req.span) & !(req.align - 1)) >= addr + HEADER
 }
 
 #[inline]

@@ -18,6 +18,10 @@ pub(super) struct Region {
     start: usize,
     /// Bytes from `start` the heap may read and write.
     len: usize,
+    /// Offsets below this can be read or written as a word: `len - 7`,
+    /// or 0 when `len < 8`. Keeps the bounds check of a word access to a
+    /// single comparison.
+    word_limit: usize,
 }
 
 impl Region {
@@ -27,6 +31,7 @@ impl Region {
             base: ptr::null_mut(),
             start: 0,
             len: 0,
+            word_limit: 0,
         }
     }
 
@@ -44,6 +49,7 @@ impl Region {
             base,
             start: base.addr(),
             len,
+            word_limit: word_limit(len),
         }
     }
 
@@ -55,6 +61,7 @@ impl Region {
     /// same `base` (whose provenance must cover the larger range).
     pub unsafe fn set_len(&mut self, len: usize) {
         self.len = len;
+        self.word_limit = word_limit(len);
     }
 
     /// Address of the region's first byte.
@@ -78,13 +85,24 @@ impl Region {
         self.base.wrapping_add(offset)
     }
 
+    /// Pointer to the word at `addr`, after checking it lies in the region.
+    #[inline(always)]
+    fn word_at(&self, addr: usize) -> *mut u8 {
+        let offset = addr.wrapping_sub(self.start);
+        if offset >= self.word_limit {
+            out_of_region(addr, 8);
+        }
+        self.base.wrapping_add(offset)
+    }
+
     /// Reads the 8 bytes at `addr`.
     #[inline(always)]
     pub fn read(&self, addr: usize) -> u64 {
-        let p = self.at(addr, 8);
+        let p = self.word_at(addr);
         // SAFETY:
-        // 1. `at` checked that `p..p + 8` lies in the region, which is valid
-        //    for reads and initialized (the obligation of `Region::new`);
+        // 1. `word_at` checked that `p..p + 8` lies in the region, which is
+        //    valid for reads and initialized (the obligation of
+        //    `Region::new`);
         // 2. `read_unaligned` has no alignment requirement;
         // 3. `p` derives from `base`, whose provenance covers the region.
         unsafe { p.cast::<u64>().read_unaligned() }
@@ -93,10 +111,10 @@ impl Region {
     /// Writes 8 bytes at `addr`.
     #[inline(always)]
     pub fn write(&mut self, addr: usize, value: u64) {
-        let p = self.at(addr, 8);
+        let p = self.word_at(addr);
         // SAFETY:
-        // 1. `at` checked that `p..p + 8` lies in the region, which is valid
-        //    for writes (the obligation of `Region::new`);
+        // 1. `word_at` checked that `p..p + 8` lies in the region, which is
+        //    valid for writes (the obligation of `Region::new`);
         // 2. `write_unaligned` has no alignment requirement;
         // 3. `&mut self` makes this the only access made through the heap.
         unsafe { p.cast::<u64>().write_unaligned(value) }
@@ -144,6 +162,10 @@ impl Region {
         let p = self.at(addr, 0);
         ptr::NonNull::new(p).unwrap_or_else(|| out_of_region(addr, 0))
     }
+}
+
+const fn word_limit(len: usize) -> usize {
+    if len >= 8 { len - 7 } else { 0 }
 }
 
 #[cold]

@@ -167,17 +167,18 @@ fn walk_reports_every_block_with_owner_and_key() {
     let q = a.heap.alloc(200, 8, BlockTag::new(4, 0xbeef)).unwrap();
     let all = blocks(&a.heap);
     let used: Vec<_> = all.iter().filter(|b| b.state == BlockState::Used).collect();
+    // allocations go downwards: q below p, the free rest below both
     assert_eq!(used.len(), 2);
     assert_eq!(
         (used[0].payload, used[0].tag),
-        (addr(p), BlockTag::new(3, 0xdead))
+        (addr(q), BlockTag::new(4, 0xbeef))
     );
     assert_eq!(
         (used[1].payload, used[1].tag),
-        (addr(q), BlockTag::new(4, 0xbeef))
+        (addr(p), BlockTag::new(3, 0xdead))
     );
-    assert_eq!(used[0].requested, 100);
-    assert_eq!(all.last().unwrap().state, BlockState::Free);
+    assert_eq!((used[0].requested, used[1].requested), (200, 100));
+    assert_eq!(all[0].state, BlockState::Free);
     let mut at = a.heap.start();
     for b in &all {
         assert_eq!(b.addr, at);
@@ -195,10 +196,12 @@ fn free_merges_with_both_neighbours() {
     a.heap.free(p[0]).unwrap();
     a.heap.free(p[2]).unwrap();
     assert_eq!(a.heap.stats().free_blocks, 3);
-    a.heap.free(p[1]).unwrap(); // merges with p[0] below and p[2] above
-    let all = blocks(&a.heap);
-    assert_eq!(all[0].state, BlockState::Free);
-    assert_eq!(all[0].size, 3 * all[1].size);
+    let size = a.heap.block_of(p[1]).unwrap().size;
+    a.heap.free(p[1]).unwrap(); // merges with both neighbours
+    let merged = a.heap.find(addr(p[1])).unwrap();
+    assert_eq!(merged.state, BlockState::Free);
+    assert_eq!(merged.size, 3 * size);
+    assert_eq!(a.heap.stats().free_blocks, 2);
     a.heap.check().unwrap();
     a.heap.free(p[3]).unwrap();
     assert_eq!(blocks(&a.heap).len(), 1);
@@ -226,8 +229,9 @@ fn realloc_shrinks_in_place_and_returns_the_tail() {
     let q = a.heap.realloc(p, 1000, 8).unwrap();
     assert_eq!(q, p);
     assert!(a.holds(q, 1000, 5));
-    let all = blocks(&a.heap);
-    assert_eq!(all[1].state, BlockState::Free, "the tail is free");
+    let block = a.heap.block_of(q).unwrap();
+    let tail = a.heap.find(block.addr + block.size).unwrap();
+    assert_eq!(tail.state, BlockState::Free, "the tail is free");
     assert_eq!(a.heap.used_bytes(), 1016);
     a.heap.check().unwrap();
 }
@@ -235,8 +239,9 @@ fn realloc_shrinks_in_place_and_returns_the_tail() {
 #[test]
 fn realloc_grows_in_place_into_a_free_neighbour() {
     let mut a = arena(64 * KIB);
-    let p = a.heap.alloc(1000, 8, TAG).unwrap();
+    // allocations go downwards: `n` ends up just above `p`
     let n = a.heap.alloc(3000, 8, TAG).unwrap();
+    let p = a.heap.alloc(1000, 8, TAG).unwrap();
     let _guard = a.heap.alloc(16, 8, TAG).unwrap();
     a.fill(p, 1000, 9);
     a.heap.free(n).unwrap();
@@ -319,12 +324,15 @@ fn good_fit_takes_the_smallest_block_that_fits() {
         .iter()
         .map(|&s| a.heap.alloc(s, 8, TAG).unwrap())
         .collect();
+    let holes: Vec<_> = p.iter().map(|&q| a.heap.block_of(q).unwrap()).collect();
     for i in [0, 2, 4, 6] {
         a.heap.free(p[i]).unwrap();
     }
-    assert_eq!(a.heap.alloc(280, 8, TAG).unwrap(), p[4]);
-    assert_eq!(a.heap.alloc(900, 8, TAG).unwrap(), p[2]);
-    assert_eq!(a.heap.alloc(1900, 8, TAG).unwrap(), p[6]);
+    let inside =
+        |q: NonNull<u8>, hole: &BlockInfo| (hole.addr..hole.addr + hole.size).contains(&addr(q));
+    assert!(inside(a.heap.alloc(280, 8, TAG).unwrap(), &holes[4]));
+    assert!(inside(a.heap.alloc(900, 8, TAG).unwrap(), &holes[2]));
+    assert!(inside(a.heap.alloc(1900, 8, TAG).unwrap(), &holes[6]));
     a.heap.check().unwrap();
 }
 
@@ -350,7 +358,13 @@ fn grow_extends_a_free_last_block() {
     a.grow_to(32 * KIB).unwrap();
     assert_eq!(blocks(&a.heap).len(), 1);
     let p = a.heap.alloc(10 * KIB, 8, TAG).unwrap();
-    assert_eq!(addr(p), a.start() + HEADER_BYTES);
+    let block = a.heap.block_of(p).unwrap();
+    assert_eq!(
+        block.addr + block.size,
+        a.heap.end() - HEADER_BYTES,
+        "top of the grown block"
+    );
+    assert_eq!(a.heap.stats().free_blocks, 1);
     a.heap.check().unwrap();
 }
 
@@ -489,31 +503,28 @@ fn empty_heap_rejects_everything() {
 #[test]
 fn clobbered_header_is_reported_and_the_rest_of_the_heap_works() {
     let mut a = arena(64 * KIB);
+    // allocations go downwards: q sits just below p, r below q
     let p = a.heap.alloc(64, 8, TAG).unwrap();
     let q = a.heap.alloc(64, 8, TAG).unwrap();
     let r = a.heap.alloc(64, 8, TAG).unwrap();
-    let q_header = addr(q) - HEADER_BYTES;
-    assert_eq!(q_header, addr(p) + 64, "p has no slack");
-    // p overflows by 8 bytes into q's key
-    let saved = a.peek(q_header, 8);
-    a.poke(addr(p) + 64, &[0x55; 8]);
-    assert_eq!(
-        a.heap.free(q),
-        Err(HeapError::CorruptHeader { addr: q_header })
-    );
-    assert_eq!(
-        a.heap.check(),
-        Err(HeapError::CorruptHeader { addr: q_header })
-    );
+    let p_header = addr(p) - HEADER_BYTES;
+    assert_eq!(p_header, addr(q) + 64, "q has no slack");
+    // q overflows by 8 bytes into p's key
+    let saved = a.peek(p_header, 8);
+    a.poke(addr(q) + 64, &[0x55; 8]);
+    let corrupt = HeapError::CorruptHeader { addr: p_header };
+    assert_eq!(a.heap.free(p), Err(corrupt));
+    assert_eq!(a.heap.realloc(p, 8, 8), Err(corrupt));
+    assert_eq!(a.heap.check(), Err(corrupt));
     // the heap still serves other blocks
     a.heap.free(r).unwrap();
     let s = a.heap.alloc(1000, 8, TAG).unwrap();
     a.heap.free(s).unwrap();
-    a.heap.free(p).unwrap();
-    // repairing the header makes the block freeable again
-    a.poke(q_header, &saved);
-    a.heap.check().unwrap();
     a.heap.free(q).unwrap();
+    // repairing the header makes the block freeable again
+    a.poke(p_header, &saved);
+    a.heap.check().unwrap();
+    a.heap.free(p).unwrap();
     a.heap.check().unwrap();
     assert_eq!(blocks(&a.heap).len(), 1);
 }
@@ -542,7 +553,11 @@ fn clobbered_free_block_is_not_handed_out() {
     a.heap.free(big).unwrap();
     a.poke(header + 16, &saved);
     a.heap.check().unwrap();
-    assert_eq!(a.heap.alloc(900, 8, TAG), Ok(p));
+    let again = a.heap.alloc(900, 8, TAG).unwrap();
+    assert!(
+        (header..header + 1024).contains(&addr(again)),
+        "the repaired block is used"
+    );
 }
 
 #[test]
