@@ -40,7 +40,7 @@ use core::fmt;
 pub use addr::{FRAME_SHIFT, FRAME_SIZE, Frame, FrameRange, MAX_FRAMES, PhysAddr};
 pub use bitmap::{FrameBitmap, MAX_LEVELS, MemoryRegion, Usage};
 pub use check::{CheckReport, Corruption, MAX_REPORTED, Mismatch, MismatchKind};
-pub use owner::{MAX_PID, Owner};
+pub use owner::{MAX_PID, Owner, OwnerSlot};
 
 /// Why a frame operation failed. Every error leaves the allocator unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -33,7 +33,7 @@ use core::ops::Range;
 
 use super::FrameError;
 use super::addr::{Frame, FrameRange, MAX_FRAMES, PhysAddr};
-use super::owner::{Owner, RAW_FREE};
+use super::owner::{Owner, OwnerSlot, RAW_FREE};
 
 /// Bits per bitmap word.
 const WORD_BITS: u64 = u64::BITS as u64;
@@ -42,7 +42,7 @@ const WORD_BITS: u64 = u64::BITS as u64;
 pub const MAX_LEVELS: usize = 7;
 
 /// `Owner::Unusable` as a raw slot, for filling the table.
-const RAW_UNUSABLE: u32 = match Owner::Unusable.to_raw() {
+const RAW_UNUSABLE: OwnerSlot = match Owner::Unusable.to_raw() {
     Some(raw) => raw,
     None => unreachable!(),
 };
@@ -168,7 +168,7 @@ pub struct FrameBitmap<'a> {
     /// All levels, level 0 first (exactly `levels.total_words()` words).
     pub(super) words: &'a mut [u64],
     /// One raw [`Owner`] per frame, [`RAW_FREE`] when free.
-    pub(super) owners: &'a mut [u32],
+    pub(super) owners: &'a mut [OwnerSlot],
     pub(super) nr_frames: u64,
     pub(super) levels: Levels,
     /// Frames whose used bit is clear.
@@ -211,7 +211,8 @@ impl<'a> FrameBitmap<'a> {
     /// table, which the kernel carves out of RAM before it has an allocator.
     #[must_use]
     pub const fn storage_bytes(nr_frames: u64) -> u64 {
-        Self::words_needed(nr_frames) as u64 * 8 + Self::owner_slots_needed(nr_frames) as u64 * 4
+        Self::words_needed(nr_frames) as u64 * 8
+            + Self::owner_slots_needed(nr_frames) as u64 * size_of::<OwnerSlot>() as u64
     }
 
     /// Frames needed to cover every usable region of a memory map: one past
@@ -253,7 +254,7 @@ impl<'a> FrameBitmap<'a> {
     pub fn new<R, V>(
         nr_frames: u64,
         words: &'a mut [u64],
-        owners: &'a mut [u32],
+        owners: &'a mut [OwnerSlot],
         regions: R,
         reserved: V,
     ) -> Result<Self, FrameError>

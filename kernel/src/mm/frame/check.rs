@@ -4,7 +4,7 @@
 use super::FrameError;
 use super::addr::Frame;
 use super::bitmap::FrameBitmap;
-use super::owner::{Owner, RAW_FREE};
+use super::owner::{Owner, OwnerSlot, RAW_FREE};
 
 /// How many mismatches a [`CheckReport`] lists individually; the counters
 /// cover the rest. Fixed so the check needs no allocation.
@@ -20,7 +20,7 @@ pub enum MismatchKind {
     /// The owner slot holds a value no owner encodes to.
     InvalidOwner {
         /// The slot's value.
-        raw: u32,
+        raw: OwnerSlot,
     },
     /// A summary bit of `level` disagrees with the word it summarises.
     Summary {
@@ -149,7 +149,7 @@ pub enum Corruption {
         /// The frame.
         frame: Frame,
         /// The value to write (see [`Owner::to_raw`]).
-        raw: u32,
+        raw: OwnerSlot,
     },
     /// Flip bit `bit` of summary level `level` (from 1).
     FlipSummaryBit {

@@ -1,17 +1,28 @@
 //! Who holds a frame, and its 32-bit encoding in the owner table.
 //!
-//! The table has one `u32` per frame (0.1 % of RAM) so that every used frame
-//! can be attributed and the bitmap cross-checked against it. The encoding is
-//! stable so that telemetry and gdb can show raw slots.
+//! The table has one 16-bit [`OwnerSlot`] per frame (0.05 % of RAM: 8 MiB
+//! for 16 GiB) so that every used frame can be attributed and the bitmap
+//! cross-checked against it. Sixteen bits rather than 32 halve the cache and
+//! TLB footprint of the table, which every allocation and free touches at a
+//! random place; they still hold every pid up to Linux's default `pid_max`.
+//! The encoding is stable so that telemetry and gdb can show raw slots.
+
+/// One entry of the owner table: an [`Owner`] encoded by [`Owner::to_raw`],
+/// or 0 for a free frame.
+pub type OwnerSlot = u16;
 
 /// Largest process id [`Owner::Process`] can record.
-pub const MAX_PID: u32 = (1 << 31) - 1;
+pub const MAX_PID: u32 = (1 << 15) - 1;
 
 /// Raw slot value of a free frame; zeroed memory is an all-free table.
-pub(crate) const RAW_FREE: u32 = 0;
+pub(crate) const RAW_FREE: OwnerSlot = 0;
 
 /// Bit set in the raw slot of a process-owned frame; the pid is the rest.
-const RAW_PROCESS: u32 = 1 << 31;
+const RAW_PROCESS: OwnerSlot = 1 << 15;
+
+/// Bit set (with bit 15 clear) in the raw slot of an [`Owner::Other`]; the
+/// low byte is its tag.
+const RAW_OTHER: OwnerSlot = 1 << 14;
 
 /// The holder of a used frame. A free frame has no owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,7 +47,7 @@ pub enum Owner {
     /// Memory of the process with this pid (at most [`MAX_PID`]).
     Process(u32),
     /// Anything else, with a caller-chosen tag.
-    Other(u16),
+    Other(u8),
 }
 
 impl Owner {
@@ -54,11 +65,12 @@ impl Owner {
     /// The owner's raw slot value (never 0, which means free), or `None` for
     /// a pid above [`MAX_PID`].
     ///
-    /// Layout: bit 31 set means `Process(bits 0..31)`; otherwise the low byte
-    /// is a tag (1 = `Unusable` ... 9 = `Other`) and bits 8..24 hold the
-    /// `Other` payload; every other value is invalid.
+    /// Layout: bit 15 set means `Process(bits 0..15)`; else bit 14 set
+    /// means `Other(bits 0..8)` with bits 8..14 clear; else the value is 1
+    /// (`Unusable`) to 8 (`PageTable`) in declaration order. Every other
+    /// value is invalid.
     #[must_use]
-    pub const fn to_raw(self) -> Option<u32> {
+    pub const fn to_raw(self) -> Option<OwnerSlot> {
         Some(match self {
             Self::Unusable => 1,
             Self::Reserved => 2,
@@ -68,12 +80,12 @@ impl Owner {
             Self::KernelHeap => 6,
             Self::KernelStack => 7,
             Self::PageTable => 8,
-            Self::Other(tag) => 9 | (tag as u32) << 8,
+            Self::Other(tag) => RAW_OTHER | tag as OwnerSlot,
             Self::Process(pid) => {
                 if pid > MAX_PID {
                     return None;
                 }
-                RAW_PROCESS | pid
+                RAW_PROCESS | pid as OwnerSlot
             }
         })
     }
@@ -81,23 +93,18 @@ impl Owner {
     /// The owner a raw slot value names; `None` for 0 (free) and for values
     /// no owner encodes to (a corrupted slot).
     #[must_use]
-    pub const fn from_raw(raw: u32) -> Option<Self> {
+    pub const fn from_raw(raw: OwnerSlot) -> Option<Self> {
         if raw & RAW_PROCESS != 0 {
-            return Some(Self::Process(raw & !RAW_PROCESS));
+            return Some(Self::Process((raw & !RAW_PROCESS) as u32));
         }
-        let tag = raw & 0xff;
-        let payload = raw >> 8;
-        if tag == 9 {
-            return if payload <= u16::MAX as u32 {
-                Some(Self::Other(payload as u16))
+        if raw & RAW_OTHER != 0 {
+            return if raw & !RAW_OTHER <= u8::MAX as OwnerSlot {
+                Some(Self::Other(raw as u8))
             } else {
                 None
             };
         }
-        if payload != 0 {
-            return None;
-        }
-        match tag {
+        match raw {
             1 => Some(Self::Unusable),
             2 => Some(Self::Reserved),
             3 => Some(Self::KernelImage),

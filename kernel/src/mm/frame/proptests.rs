@@ -70,7 +70,7 @@ fn runtime_owner() -> impl Strategy<Value = Owner> {
         Just(Owner::PageTable),
         (0..4u32).prop_map(Owner::Process),
         Just(Owner::Process(MAX_PID)),
-        any::<u16>().prop_map(Owner::Other),
+        any::<u8>().prop_map(Owner::Other),
     ]
 }
 
@@ -184,7 +184,7 @@ fn expected_run(model: &Model, len: u64, align: u64) -> Option<u64> {
         .find(|&s| free_from[s as usize] >= len)
 }
 
-fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<u32>, u64, u64) {
+fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<OwnerSlot>, u64, u64) {
     (
         bm.words.to_vec(),
         bm.owners.to_vec(),
@@ -502,7 +502,7 @@ fn corruption(damage: &Damage, bm: &FrameBitmap<'_>, model: &Model) -> Corruptio
     }
 }
 
-fn build<'a>(m: &Map, words: &'a mut [u64], owners: &'a mut [u32]) -> FrameBitmap<'a> {
+fn build<'a>(m: &Map, words: &'a mut [u64], owners: &'a mut [OwnerSlot]) -> FrameBitmap<'a> {
     FrameBitmap::new(
         m.nr,
         words,
@@ -513,11 +513,11 @@ fn build<'a>(m: &Map, words: &'a mut [u64], owners: &'a mut [u32]) -> FrameBitma
     .expect("storage is sized by words_needed")
 }
 
-fn storage(nr: u64) -> (Vec<u64>, Vec<u32>) {
+fn storage(nr: u64) -> (Vec<u64>, Vec<OwnerSlot>) {
     // Garbage first: `new` must not depend on zeroed storage.
     (
         vec![0x5a5a_5a5a; FrameBitmap::words_needed(nr)],
-        vec![0xa5a5_a5a5; FrameBitmap::owner_slots_needed(nr)],
+        vec![0xa5a5; FrameBitmap::owner_slots_needed(nr)],
     )
 }
 

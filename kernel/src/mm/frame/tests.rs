@@ -10,7 +10,7 @@ const GIB: u64 = 1 << 30;
 struct Storage {
     nr: u64,
     words: Vec<u64>,
-    owners: Vec<u32>,
+    owners: Vec<OwnerSlot>,
 }
 
 impl Storage {
@@ -18,7 +18,7 @@ impl Storage {
         Self {
             nr,
             words: vec![0xdead_beef; FrameBitmap::words_needed(nr)],
-            owners: vec![0xdead_beef; FrameBitmap::owner_slots_needed(nr)],
+            owners: vec![0xbeef; FrameBitmap::owner_slots_needed(nr)],
         }
     }
 
@@ -51,7 +51,7 @@ fn ram(start_frame: u64, nr_frames: u64) -> MemoryRegion {
 }
 
 /// Everything the allocator keeps, to show an error changed nothing.
-fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<u32>, u64, u64) {
+fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<OwnerSlot>, u64, u64) {
     (
         bm.words.to_vec(),
         bm.owners.to_vec(),
@@ -144,7 +144,7 @@ fn owner_raw_encoding_round_trips_every_variant() {
         Owner::Process(1),
         Owner::Process(MAX_PID),
         Owner::Other(0),
-        Owner::Other(u16::MAX),
+        Owner::Other(u8::MAX),
     ];
     let mut raws = Vec::new();
     for owner in owners {
@@ -159,6 +159,19 @@ fn owner_raw_encoding_round_trips_every_variant() {
 }
 
 #[test]
+fn every_raw_slot_value_decodes_to_at_most_one_owner_and_back() {
+    let mut valid = 0;
+    for raw in 0..=OwnerSlot::MAX {
+        if let Some(owner) = Owner::from_raw(raw) {
+            assert_eq!(owner.to_raw(), Some(raw), "{raw:#x} decodes to {owner:?}");
+            valid += 1;
+        }
+    }
+    // 8 fixed owners, 256 `Other` tags, every pid up to MAX_PID.
+    assert_eq!(valid, 8 + 256 + (MAX_PID as usize + 1));
+}
+
+#[test]
 fn owner_pid_above_max_has_no_encoding() {
     assert_eq!(Owner::Process(MAX_PID + 1).to_raw(), None);
     assert_eq!(Owner::Process(u32::MAX).to_raw(), None);
@@ -166,7 +179,7 @@ fn owner_pid_above_max_has_no_encoding() {
 
 #[test]
 fn invalid_raw_owner_values_decode_to_none() {
-    for raw in [0, 10, 0xff, 0x100 | 1, 0x0100_0009, 0x7fff_ffff] {
+    for raw in [0, 9, 0xff, 0x100 | 1, 0x4100, 0x7fff, 0x3fff] {
         assert_eq!(Owner::from_raw(raw), None, "{raw:#x}");
     }
 }
@@ -197,7 +210,7 @@ fn words_needed_counts_every_summary_level() {
     assert_eq!(FrameBitmap::words_needed(16 * GIB / FRAME_SIZE), 66_577);
     assert_eq!(
         FrameBitmap::storage_bytes(16 * GIB / FRAME_SIZE),
-        66_577 * 8 + 4 * 4 * MIB
+        66_577 * 8 + 2 * 4 * MIB
     );
     // The whole x86_64 physical space still fits in MAX_LEVELS levels.
     let words = FrameBitmap::words_needed(MAX_FRAMES);
