@@ -39,17 +39,21 @@
 //! first non-empty class at or above it, found with two bit scans: every
 //! block there fits, so no list is walked. The chosen block is at most one
 //! class (under 1/32 of its size) larger than the best fit among the
-//! classes, and its unused tail is split off and returned to the lists, so
-//! the rounding costs search precision only, not memory. When that finds
+//! classes, and what the allocation does not use stays free, so the
+//! rounding costs search precision only, not memory. When that finds
 //! nothing, up to [`SCAN_LIMIT`] blocks of the classes the rounding skipped
 //! are tried before reporting [`HeapError::OutOfMemory`], which recovers the
 //! exact fits that matter when the heap is nearly full.
+//!
+//! An allocation is carved from the top of its free block, so the rest of
+//! the block keeps its address and, usually, its list: no relinking. For
+//! the same reason a block freed just above a free block only resizes it.
 //!
 //! # Complexity
 //!
 //! | operation | time |
 //! | --- | --- |
-//! | [`Heap::alloc`] | O(1): two bit scans, a bounded number of header reads and writes; at most [`SCAN_LIMIT`] more blocks when the region is nearly full |
+//! | [`Heap::alloc`] | O(1): two bit scans and a bounded number of header reads and writes; at most [`SCAN_LIMIT`] more blocks when the O(1) search finds nothing |
 //! | [`Heap::free`] | O(1): validate, merge with both neighbours, relink |
 //! | [`Heap::realloc`] | O(1) in place (shrink, or grow into a free next block); otherwise an allocation, an O(n) copy and a free |
 //! | [`Heap::alloc_zeroed`] | alloc + O(size) zeroing |
@@ -81,9 +85,10 @@
 //! inside another block, do not pass as a header.
 //!
 //! A used block: `header | pad | payload (the requested bytes) | slack`.
-//! The pad (0..=32 bytes) aligns the payload; when non-zero its last word is
-//! a pad marker so the header can be found from the payload pointer. Larger
-//! alignment gaps are split off as free blocks instead. The slack (bytes
+//! The pad (0..=32 bytes) is what is left below an aligned payload when it
+//! is too small to be a free block; when non-zero its last word is a pad
+//! marker so the header can be found from the payload pointer. Larger gaps,
+//! below or above the payload, are free blocks. The slack (bytes
 //! after the requested size, at least [`RED_ZONE_BYTES`] with red zones on)
 //! records the requested size exactly; with red zones it is filled with
 //! [`RED_ZONE_BYTE`] and checked when the block is freed or reallocated and
@@ -478,7 +483,10 @@ impl Heap {
         let new_sentinel = (new_end & !(GRAIN - 1)) - HEADER;
         self.check_sentinel()?;
         let last = if self.mem.read(self.sentinel + SIZE) & PREV_FREE != 0 {
-            Some(self.free_below(self.sentinel)?)
+            Some(
+                self.free_below(self.sentinel)
+                    .ok_or_else(|| self.corrupt_below(self.sentinel))?,
+            )
         } else {
             None
         };
@@ -513,7 +521,9 @@ impl Heap {
         let want = class_min(class).max(req.search);
         let sentinel_word = self.mem.read(self.sentinel + SIZE);
         let have = if sentinel_word & PREV_FREE != 0 {
-            self.free_below(self.sentinel)?.size
+            self.free_below(self.sentinel)
+                .ok_or_else(|| self.corrupt_below(self.sentinel))?
+                .size
         } else {
             0
         };
@@ -611,9 +621,12 @@ impl Heap {
         let new = self.alloc(new_size, align, block.tag)?;
         let q = new.as_ptr().addr();
         self.mem.copy(p, q, block.requested.min(new_size));
-        // the allocation may have changed the old block's neighbours
-        let result = self.used_block(p).and_then(|old| self.release(&old));
-        match result {
+        // the allocation may have carved the free block below the old one
+        let old = UsedBlock {
+            prev_free: self.mem.read(block.addr + SIZE) & PREV_FREE != 0,
+            ..block
+        };
+        match self.release(&old) {
             Ok(()) => Ok(new),
             Err(e) => {
                 // leave the old block as it was
@@ -811,17 +824,16 @@ impl Heap {
 
     /// The free block at `addr`, after checking its header and links.
     #[inline(always)]
-    fn free_block(&self, addr: usize) -> Result<FreeBlock, HeapError> {
+    fn free_block(&self, addr: usize) -> Option<FreeBlock> {
         let size_word = self.mem.read(addr + SIZE);
         let seal_word = self.mem.read(addr + SEAL);
         let size = (size_word & SIZE_MASK) as usize;
-        let sealed = seal_word == seal_word_free(addr, size_word);
         if size_word & (FREE_RESERVED | USED) != 0
-            || !sealed
+            || seal_word != seal_word_free(addr, size_word)
             || size < MIN_BLOCK
             || size > self.sentinel - addr
         {
-            return Err(HeapError::CorruptHeader { addr });
+            return None;
         }
         let next = self.mem.read(addr + KEY) as usize;
         let prev = self.mem.read(addr + PREV_LINK) as usize;
@@ -831,94 +843,79 @@ impl Heap {
             } else {
                 self.is_block_addr(prev)
             };
-        if !linked {
-            return Err(HeapError::CorruptHeader { addr });
-        }
-        Ok(FreeBlock { addr, size })
+        linked.then_some(FreeBlock { addr, size })
     }
 
     /// The head of a free list, after checking its header and next link
     /// (it has no previous one).
     #[inline(always)]
-    fn list_head(&self, addr: usize) -> Result<FreeBlock, HeapError> {
+    fn list_head(&self, addr: usize) -> Option<FreeBlock> {
         let size_word = self.mem.read(addr + SIZE);
         let seal_word = self.mem.read(addr + SEAL);
         let size = (size_word & SIZE_MASK) as usize;
         let next = self.mem.read(addr + KEY) as usize;
-        if size_word & (FREE_RESERVED | USED) != 0
-            || seal_word != seal_word_free(addr, size_word)
-            || size < MIN_BLOCK
-            || size > self.sentinel - addr
-            || (next != 0 && !self.is_block_addr(next))
-        {
-            return Err(HeapError::CorruptHeader { addr });
-        }
-        Ok(FreeBlock { addr, size })
+        let valid = size_word & (FREE_RESERVED | USED) == 0
+            && seal_word == seal_word_free(addr, size_word)
+            && size >= MIN_BLOCK
+            && size <= self.sentinel - addr
+            && (next == 0 || self.is_block_addr(next));
+        valid.then_some(FreeBlock { addr, size })
     }
 
     /// The free block just below `addr`, found through its footer.
     #[inline(always)]
-    fn free_below(&self, addr: usize) -> Result<FreeBlock, HeapError> {
+    fn free_below(&self, addr: usize) -> Option<FreeBlock> {
         let size = self.mem.read(addr - 8) as usize;
         if size < MIN_BLOCK || size > addr - self.first {
-            return Err(HeapError::CorruptHeader { addr });
+            return None;
         }
-        let block = self.free_block(addr - size)?;
-        if block.size != size {
-            return Err(HeapError::CorruptHeader { addr: block.addr });
-        }
-        Ok(block)
+        self.free_block(addr - size).filter(|b| b.size == size)
     }
 
     /// The used block whose payload is at `p`, after checking its header.
     #[inline(always)]
     fn used_block(&self, p: usize) -> Result<UsedBlock, HeapError> {
-        let invalid = HeapError::InvalidPointer { addr: p };
-        if self.sentinel == 0
-            || !p.is_multiple_of(GRAIN)
-            || p < self.first + HEADER
-            || p >= self.sentinel
-        {
-            return Err(invalid);
+        match self.try_used_block(p) {
+            Some(block) => Ok(block),
+            None => Err(self.used_block_error(p)),
+        }
+    }
+
+    /// The fast path of [`Heap::used_block`]: `None` for anything amiss.
+    #[inline(always)]
+    fn try_used_block(&self, p: usize) -> Option<UsedBlock> {
+        if !p.is_multiple_of(GRAIN) || p < self.first + HEADER || p >= self.sentinel {
+            return None;
         }
         let marker = self.mem.read(p - 8);
-        let pad = if marker & !PAD_BITS == PAD_MAGIC {
+        let (addr, pad, size_word) = if marker & USED != 0 {
+            (p - HEADER, 0, marker)
+        } else {
             let pad = (marker & PAD_BITS) as usize;
-            if pad == 0 || pad > MAX_PAD || p - self.first < HEADER + pad {
-                return Err(invalid);
+            if marker & !PAD_BITS != PAD_MAGIC
+                || pad == 0
+                || pad > MAX_PAD
+                || p - self.first < HEADER + pad
+            {
+                return None;
             }
-            pad
-        } else {
-            0
+            let addr = p - HEADER - pad;
+            (addr, pad, self.mem.read(addr + SIZE))
         };
-        let addr = p - HEADER - pad;
-        let size_word = if pad == 0 {
-            marker
-        } else {
-            self.mem.read(addr + SIZE)
-        };
-        if size_word & USED == 0 {
-            return Err(self.classify_unused(p));
-        }
         let seal_word = self.mem.read(addr + SEAL);
         let tag = BlockTag::new(seal_word as u32, self.mem.read(addr + KEY));
         let size = (size_word & SIZE_MASK) as usize;
         let slack = (size_word >> SLACK_SHIFT) as usize;
-        let plausible = size >= MIN_BLOCK
+        let valid = size_word & USED != 0
+            && seal_word == seal_word_used(addr, size_word, tag)
+            && size >= MIN_BLOCK
             && size <= self.sentinel - addr
             && ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN == pad
             && HEADER + pad + slack <= size;
-        if seal_word != seal_word_used(addr, size_word, tag) {
-            return Err(if plausible {
-                HeapError::CorruptHeader { addr }
-            } else {
-                invalid
-            });
+        if !valid {
+            return None;
         }
-        if !plausible {
-            return Err(HeapError::CorruptHeader { addr });
-        }
-        Ok(UsedBlock {
+        Some(UsedBlock {
             addr,
             size,
             pad,
@@ -926,6 +923,56 @@ impl Heap {
             tag,
             prev_free: size_word & PREV_FREE != 0,
         })
+    }
+
+    /// The error for a free block below `addr` that fails validation.
+    #[cold]
+    fn corrupt_below(&self, addr: usize) -> HeapError {
+        let size = self.mem.read(addr - 8) as usize;
+        if size < MIN_BLOCK || size > addr - self.first {
+            HeapError::CorruptHeader { addr }
+        } else {
+            HeapError::CorruptHeader { addr: addr - size }
+        }
+    }
+
+    /// Why [`Heap::try_used_block`] rejected `p`.
+    #[cold]
+    fn used_block_error(&self, p: usize) -> HeapError {
+        let invalid = HeapError::InvalidPointer { addr: p };
+        if self.sentinel == 0
+            || !p.is_multiple_of(GRAIN)
+            || p < self.first + HEADER
+            || p >= self.sentinel
+        {
+            return invalid;
+        }
+        let marker = self.mem.read(p - 8);
+        let pad = if marker & !PAD_BITS == PAD_MAGIC {
+            let pad = (marker & PAD_BITS) as usize;
+            if pad == 0 || pad > MAX_PAD || p - self.first < HEADER + pad {
+                return invalid;
+            }
+            pad
+        } else {
+            0
+        };
+        let addr = p - HEADER - pad;
+        let size_word = self.mem.read(addr + SIZE);
+        if size_word & USED == 0 {
+            return self.classify_unused(p);
+        }
+        let slack = (size_word >> SLACK_SHIFT) as usize;
+        let size = (size_word & SIZE_MASK) as usize;
+        let plausible = size >= MIN_BLOCK
+            && size <= self.sentinel - addr
+            && ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN == pad
+            && HEADER + pad + slack <= size;
+        if plausible {
+            HeapError::CorruptHeader { addr }
+        } else {
+            invalid
+        }
     }
 
     /// Why `p` has no used header in front of it: a free header there (or
@@ -994,13 +1041,14 @@ impl Heap {
         let stop = search_class(req.search);
         let mut from = stop;
         while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
-            match self.list_head(self.lists.head(class)) {
-                Ok(block) => {
+            let head = self.lists.head(class);
+            match self.list_head(head) {
+                Some(block) => {
                     debug_assert!(block.size >= req.search);
                     return Ok(block);
                 }
-                Err(e) => {
-                    self.note_corruption(e);
+                None => {
+                    self.note_corruption(HeapError::CorruptHeader { addr: head });
                     from = class.next();
                 }
             }
@@ -1029,11 +1077,11 @@ impl Heap {
             while at != 0 && budget > 0 {
                 budget -= 1;
                 match self.free_block(at) {
-                    Ok(block) if fits(block.addr, block.size, req) => return Ok(block),
-                    Ok(_) => at = self.mem.read(at + KEY) as usize,
-                    Err(e) => {
-                        self.note_corruption(e);
-                        error = e;
+                    Some(block) if fits(block.addr, block.size, req) => return Ok(block),
+                    Some(_) => at = self.mem.read(at + KEY) as usize,
+                    None => {
+                        error = HeapError::CorruptHeader { addr: at };
+                        self.note_corruption(error);
                         break;
                     }
                 }
@@ -1295,12 +1343,18 @@ impl Heap {
     fn release(&mut self, block: &UsedBlock) -> Result<(), HeapError> {
         let next = block.addr + block.size;
         let next_free = if self.mem.read(next + SIZE) & USED == 0 {
-            Some(self.free_block(next)?)
+            Some(
+                self.free_block(next)
+                    .ok_or(HeapError::CorruptHeader { addr: next })?,
+            )
         } else {
             None
         };
         let below = if block.prev_free {
-            Some(self.free_below(block.addr)?)
+            Some(
+                self.free_below(block.addr)
+                    .ok_or_else(|| self.corrupt_below(block.addr))?,
+            )
         } else {
             None
         };
@@ -1340,7 +1394,10 @@ impl Heap {
         let next = block.addr + block.size;
         let rest = block.size - need;
         let next_free = if self.mem.read(next + SIZE) & USED == 0 {
-            Some(self.free_block(next)?)
+            Some(
+                self.free_block(next)
+                    .ok_or(HeapError::CorruptHeader { addr: next })?,
+            )
         } else {
             None
         };
@@ -1374,7 +1431,9 @@ impl Heap {
         if self.mem.read(next + SIZE) & USED != 0 {
             return Ok(false);
         }
-        let n = self.free_block(next)?;
+        let n = self
+            .free_block(next)
+            .ok_or(HeapError::CorruptHeader { addr: next })?;
         let total = block.size + n.size;
         if total < need {
             return Ok(false);

@@ -78,7 +78,7 @@ impl Class {
 /// The class a free block of `size` bytes is filed under.
 ///
 /// `size` must be a multiple of 8 below [`MAX_BLOCK`].
-#[inline]
+#[inline(always)]
 pub(super) fn class_of(size: usize) -> Class {
     debug_assert!(size < MAX_BLOCK && size.is_multiple_of(1 << GRAIN_SHIFT));
     if size < SMALL_LIMIT {
@@ -97,7 +97,7 @@ pub(super) fn class_of(size: usize) -> Class {
 
 /// The lowest class whose every block holds at least `size` bytes, or
 /// `None` when no class does.
-#[inline]
+#[inline(always)]
 pub(super) fn search_class(size: usize) -> Option<Class> {
     let rounded = if size < SMALL_LIMIT {
         size
@@ -138,13 +138,13 @@ impl FreeLists {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn head(&self, class: Class) -> usize {
         self.heads[class.fl][class.sl]
     }
 
     /// Sets the head of a list and keeps both bitmap levels in step.
-    #[inline]
+    #[inline(always)]
     pub fn set_head(&mut self, class: Class, head: usize) {
         self.heads[class.fl][class.sl] = head;
         if head != 0 {
@@ -159,7 +159,7 @@ impl FreeLists {
     }
 
     /// The first non-empty class at or above `from`: two bit scans.
-    #[inline]
+    #[inline(always)]
     pub fn first_non_empty(&self, from: Class) -> Option<Class> {
         let here = self.sl_bitmap[from.fl] & (u32::MAX << from.sl);
         if here != 0 {
