@@ -535,6 +535,7 @@ impl Heap {
     }
 
     /// Allocates `size` bytes aligned to `align` (a power of two) for `tag`.
+    #[inline]
     pub fn alloc(
         &mut self,
         size: usize,
@@ -588,6 +589,7 @@ impl Heap {
     }
 
     /// Frees the block whose payload `ptr` points to.
+    #[inline]
     pub fn free(&mut self, ptr: NonNull<u8>) -> Result<(), HeapError> {
         let block = self.used_block(ptr.as_ptr().addr())?;
         self.check_red_zone(&block)?;
@@ -598,6 +600,7 @@ impl Heap {
     /// in place when it shrinks or the next block is free and large enough,
     /// otherwise by moving it (keeping its tag). On error the block is
     /// unchanged.
+    #[inline]
     pub fn realloc(
         &mut self,
         ptr: NonNull<u8>,
