@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use kernel::mm::frame::{
-    FRAME_SIZE, Frame, FrameBitmap, FrameRange, MemoryRegion, Owner, PhysAddr,
+    FRAME_SIZE, Frame, FrameBitmap, FrameRange, MemoryRegion, Owner, PhysAddr, SlotWidth,
 };
 
 const GIB: u64 = 1 << 30;
@@ -142,11 +142,12 @@ fn run(fill: f64, seed: u64) -> Row {
     )];
     let nr_frames = FrameBitmap::span(map);
     let mut words = vec![0; FrameBitmap::words_needed(nr_frames)];
-    let mut owners = vec![0; FrameBitmap::owner_slots_needed(nr_frames)];
+    // 16-bit owner slots, the recommended layout.
+    let mut owners = vec![0u16; FrameBitmap::owner_slots_needed(nr_frames)];
     // Where a kernel would keep the storage: just above its image at 16 MiB.
     let storage = FrameRange::covering(
         PhysAddr::new(16 * MIB),
-        FrameBitmap::storage_bytes(nr_frames),
+        FrameBitmap::storage_bytes_with(nr_frames, SlotWidth::U16),
     );
     let reserved = [
         (FrameRange::covering(PhysAddr::new(0), MIB), Owner::Reserved),
@@ -156,8 +157,8 @@ fn run(fill: f64, seed: u64) -> Row {
         ),
         (storage, Owner::Bitmap),
     ];
-    let mut bm =
-        FrameBitmap::new(nr_frames, &mut words, &mut owners, map, reserved).expect("storage fits");
+    let mut bm = FrameBitmap::new(nr_frames, &mut words, owners.as_mut_slice(), map, reserved)
+        .expect("storage fits");
     assert_eq!(bm.nr_levels(), 4);
 
     // Fill at random positions: take everything, give back a random share.

@@ -13,9 +13,9 @@
 //! let map = [MemoryRegion::usable(PhysAddr::new(0), 64 * MIB)];
 //! let nr_frames = FrameBitmap::span(map);
 //! let mut words = vec![0; FrameBitmap::words_needed(nr_frames)];
-//! let mut owners = vec![0; FrameBitmap::owner_slots_needed(nr_frames)];
+//! let mut owners = vec![0u16; FrameBitmap::owner_slots_needed(nr_frames)];
 //! let low = (FrameRange::covering(PhysAddr::new(0), MIB), Owner::Reserved);
-//! let mut pmm = FrameBitmap::new(nr_frames, &mut words, &mut owners, map, [low])?;
+//! let mut pmm = FrameBitmap::new(nr_frames, &mut words, owners.as_mut_slice(), map, [low])?;
 //!
 //! let page = pmm.alloc_page(Owner::PageTable)?;
 //! assert_eq!(page, PhysAddr::new(MIB)); // lowest free frame first
@@ -29,6 +29,7 @@ mod addr;
 mod bitmap;
 mod check;
 mod owner;
+mod table;
 
 #[cfg(test)]
 mod proptests;
@@ -41,6 +42,7 @@ pub use addr::{FRAME_SHIFT, FRAME_SIZE, Frame, FrameRange, MAX_FRAMES, PhysAddr}
 pub use bitmap::{FrameBitmap, MAX_LEVELS, MemoryRegion, Usage};
 pub use check::{CheckReport, Corruption, MAX_REPORTED, Mismatch, MismatchKind};
 pub use owner::{MAX_PID, Owner, OwnerSlot};
+pub use table::{OwnerTable, SlotWidth};
 
 /// Why a frame operation failed. Every error leaves the allocator unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

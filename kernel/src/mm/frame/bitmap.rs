@@ -1,32 +1,5 @@
 //! The frame bitmap: a used bit per frame, summary levels above it and an
 //! owner slot per frame, all in storage the caller provides.
-//!
-//! # Layout
-//!
-//! `words` holds the levels back to back. Level 0 has one bit per frame, set
-//! when the frame is used; the bits past the last frame are set too, so they
-//! are never found free. Each level above has one bit per word of the level
-//! below, set when that word has at least one free frame under it; its bits
-//! past the end are clear. The top level is a single word. For 16 GiB
-//! (4 Mi frames) that is 65 536 + 1 024 + 16 + 1 words (520 KiB), and at most
-//! [`MAX_LEVELS`] levels cover all of x86_64's physical address space.
-//!
-//! # Cost
-//!
-//! With `L = ceil(log64(nr_frames))` levels (4 for 16 GiB, 7 at most):
-//!
-//! | operation | time |
-//! | --- | --- |
-//! | `alloc_frame`, `alloc_page` | O(L), whatever the fill level |
-//! | `free_frame`, `free_page` | O(L) |
-//! | `alloc_contiguous(n, align)` | O((r + 1) · (L + n / 64) + n), `r` = windows rejected before the first fit |
-//! | `free_contiguous(range)` | O(n + L · n / 64) |
-//! | `new`, `check`, `usage`, `frames_owned_by` | O(`nr_frames`) |
-//!
-//! Allocation takes the lowest free frame: it is found by descending from the
-//! top word, taking the lowest set bit at each level, so it never scans. Lowest
-//! first keeps high memory in long runs for contiguous requests and makes
-//! every run reproducible, which the telemetry replay relies on.
 
 use core::fmt;
 use core::ops::Range;
@@ -34,6 +7,7 @@ use core::ops::Range;
 use super::FrameError;
 use super::addr::{Frame, FrameRange, MAX_FRAMES, PhysAddr};
 use super::owner::{Owner, OwnerSlot, RAW_FREE};
+use super::table::{OwnerTable, SlotWidth, decode};
 
 /// Bits per bitmap word.
 const WORD_BITS: u64 = u64::BITS as u64;
@@ -162,13 +136,54 @@ pub struct Usage {
     pub invalid: u64,
 }
 
-/// The physical frame allocator: see the [module docs](self) for the layout
-/// and the cost of each operation.
+/// The physical frame allocator.
+///
+/// # Layout
+///
+/// The word storage holds the levels back to back. Level 0 has one bit per
+/// frame, set when the frame is used; its bits past the last frame are set
+/// too, so they are never found free. Each level above has one bit per word
+/// of the level below, set when that word has at least one free frame under
+/// it; its bits past the end are clear. The top level is a single word. For
+/// 16 GiB (4 Mi frames) that is 65 536 + 1 024 + 16 + 1 words (520 KiB);
+/// [`MAX_LEVELS`] levels cover all of x86_64's physical address space. The
+/// [`OwnerTable`] beside it has one [`OwnerSlot`] per frame (8 MiB for
+/// 16 GiB with 16-bit slots).
+///
+/// # Cost
+///
+/// With `L` levels, `ceil(log64(nr_frames))` and at least 1 (4 for 16 GiB,
+/// 7 at most):
+///
+/// | operation | time |
+/// | --- | --- |
+/// | [`alloc_frame`], [`alloc_page`] | O(L), whatever the fill level |
+/// | [`free_frame`], [`free_page`] | O(L) |
+/// | [`alloc_contiguous`]`(n, align)` | O((r + 1) · (L + n / 64) + n), `r` = candidate windows rejected before the first fit |
+/// | [`free_contiguous`] of `n` frames | O(n) |
+/// | [`new`], [`check`], [`usage`], [`frames_owned_by`] | O(`nr_frames`) |
+///
+/// Allocation takes the lowest free frame, found by descending from the top
+/// word and taking the lowest set bit at each level, so it never scans: on
+/// 16 GiB it costs the same at 10 % and at 99.9 % full. Lowest first keeps
+/// high memory in long runs for contiguous requests, and it is
+/// deterministic, so a test or a recorded session sees the same frames again.
+///
+/// [`alloc_frame`]: Self::alloc_frame
+/// [`alloc_page`]: Self::alloc_page
+/// [`free_frame`]: Self::free_frame
+/// [`free_page`]: Self::free_page
+/// [`alloc_contiguous`]: Self::alloc_contiguous
+/// [`free_contiguous`]: Self::free_contiguous
+/// [`new`]: Self::new
+/// [`check`]: Self::check
+/// [`usage`]: Self::usage
+/// [`frames_owned_by`]: Self::frames_owned_by
 pub struct FrameBitmap<'a> {
     /// All levels, level 0 first (exactly `levels.total_words()` words).
     pub(super) words: &'a mut [u64],
     /// One raw [`Owner`] per frame, [`RAW_FREE`] when free.
-    pub(super) owners: &'a mut [OwnerSlot],
+    pub(super) owners: OwnerTable<'a>,
     pub(super) nr_frames: u64,
     pub(super) levels: Levels,
     /// Frames whose used bit is clear.
@@ -207,12 +222,22 @@ impl<'a> FrameBitmap<'a> {
         nr_frames as usize
     }
 
-    /// Bytes of storage for `nr_frames` frames: bitmap words plus owner
-    /// table, which the kernel carves out of RAM before it has an allocator.
+    /// Bytes of storage for `nr_frames` frames with 32-bit owner slots:
+    /// bitmap words plus owner table, which the kernel carves out of RAM
+    /// before it has an allocator. [`storage_bytes_with`] with
+    /// [`SlotWidth::U16`] needs less.
+    ///
+    /// [`storage_bytes_with`]: Self::storage_bytes_with
     #[must_use]
     pub const fn storage_bytes(nr_frames: u64) -> u64 {
+        Self::storage_bytes_with(nr_frames, SlotWidth::U32)
+    }
+
+    /// Bytes of storage for `nr_frames` frames with owner slots of `width`.
+    #[must_use]
+    pub const fn storage_bytes_with(nr_frames: u64, width: SlotWidth) -> u64 {
         Self::words_needed(nr_frames) as u64 * 8
-            + Self::owner_slots_needed(nr_frames) as u64 * size_of::<OwnerSlot>() as u64
+            + Self::owner_slots_needed(nr_frames) as u64 * width.bytes()
     }
 
     /// Frames needed to cover every usable region of a memory map: one past
@@ -247,14 +272,15 @@ impl<'a> FrameBitmap<'a> {
     /// # Errors
     /// - [`FrameError::OutOfRange`] if `nr_frames` exceeds [`MAX_FRAMES`];
     /// - [`FrameError::StorageTooSmall`] if `words` is shorter than
-    ///   [`words_needed`](Self::words_needed) or `owners` shorter than
+    ///   [`words_needed`](Self::words_needed) or `owners` (`&mut [u16]`, or
+    ///   `&mut [u32]`: see [`OwnerTable`]) shorter than
     ///   [`owner_slots_needed`](Self::owner_slots_needed);
     /// - [`FrameError::InvalidOwner`] if a reserved range's owner has no
     ///   encoding (a pid above [`MAX_PID`](super::MAX_PID)).
     pub fn new<R, V>(
         nr_frames: u64,
         words: &'a mut [u64],
-        owners: &'a mut [OwnerSlot],
+        owners: impl Into<OwnerTable<'a>>,
         regions: R,
         reserved: V,
     ) -> Result<Self, FrameError>
@@ -268,16 +294,17 @@ impl<'a> FrameBitmap<'a> {
         }
         let levels = Levels::for_frames(nr_frames);
         let nr_slots = Self::owner_slots_needed(nr_frames);
+        let owners: OwnerTable<'a> = owners.into();
         if words.len() < levels.total_words() || owners.len() < nr_slots {
             return Err(FrameError::StorageTooSmall);
         }
         let words = &mut words[..levels.total_words()];
-        let owners = &mut owners[..nr_slots];
+        let mut owners = owners.truncate(nr_slots);
         // All used, no summary bit set: a consistent starting state, so the
         // run updates below keep the summaries right as they go.
         words[..levels.len(0)].fill(u64::MAX);
         words[levels.len(0)..].fill(0);
-        owners.fill(RAW_UNUSABLE);
+        owners.fill(0..nr_slots, RAW_UNUSABLE);
         let mut bitmap = Self {
             words,
             owners,
@@ -291,21 +318,25 @@ impl<'a> FrameBitmap<'a> {
         for region in regions.clone().filter(|r| r.usable) {
             let run = bitmap.clip(region.frames());
             bitmap.set_run(run.clone(), false);
-            bitmap.owners[run.start as usize..run.end as usize].fill(RAW_FREE);
+            bitmap
+                .owners
+                .fill(run.start as usize..run.end as usize, RAW_FREE);
         }
         for region in regions.filter(|r| !r.usable) {
             let run = bitmap.clip(region.frames());
             bitmap.set_run(run.clone(), true);
-            bitmap.owners[run.start as usize..run.end as usize].fill(RAW_UNUSABLE);
+            bitmap
+                .owners
+                .fill(run.start as usize..run.end as usize, RAW_UNUSABLE);
         }
         for (range, owner) in reserved {
             let raw = owner.to_raw().ok_or(FrameError::InvalidOwner)?;
             for idx in bitmap.clip(range) {
-                if bitmap.owners[idx as usize] != RAW_UNUSABLE {
+                if bitmap.owners.raw(idx as usize) != u32::from(RAW_UNUSABLE) {
                     if !bitmap.bit(idx) {
                         bitmap.mark_used(idx);
                     }
-                    bitmap.owners[idx as usize] = raw;
+                    bitmap.owners.set(idx as usize, raw);
                 }
             }
         }
@@ -316,11 +347,13 @@ impl<'a> FrameBitmap<'a> {
             .sum();
         let padding = levels.len(0) as u64 * WORD_BITS - nr_frames;
         bitmap.nr_free = nr_frames - (used - padding);
-        bitmap.nr_total = bitmap
-            .owners
-            .iter()
-            .filter(|&&raw| raw != RAW_UNUSABLE)
-            .count() as u64;
+        let mut nr_total = 0;
+        bitmap.owners.for_each(|_, raw| {
+            if raw != u32::from(RAW_UNUSABLE) {
+                nr_total += 1;
+            }
+        });
+        bitmap.nr_total = nr_total;
         Ok(bitmap)
     }
 
@@ -373,9 +406,10 @@ impl<'a> FrameBitmap<'a> {
     /// which [`check`](Self::check) reports); [`Owner::Unusable`] past the end.
     #[must_use]
     pub fn owner(&self, frame: Frame) -> Option<Owner> {
-        match self.owners.get(frame.number() as usize) {
-            Some(&raw) if frame.number() < self.nr_frames => Owner::from_raw(raw),
-            _ => Some(Owner::Unusable),
+        if frame.number() < self.nr_frames {
+            decode(self.owners.raw(frame.number() as usize))
+        } else {
+            Some(Owner::Unusable)
         }
     }
 
@@ -397,11 +431,11 @@ impl<'a> FrameBitmap<'a> {
         let idx = self.first_free()?.ok_or(FrameError::Corrupted)?;
         // A free bit with an owner is a stray write somewhere: handing the
         // frame out would give it to two holders.
-        if self.owners[idx as usize] != RAW_FREE {
+        if self.owners.raw(idx as usize) != u32::from(RAW_FREE) {
             return Err(FrameError::Corrupted);
         }
         self.mark_used(idx);
-        self.owners[idx as usize] = raw;
+        self.owners.set(idx as usize, raw);
         self.nr_free -= 1;
         Ok(Frame::from_number(idx))
     }
@@ -483,11 +517,11 @@ impl<'a> FrameBitmap<'a> {
                 Some(used) => from = used + 1,
             }
         };
-        let slots = &mut self.owners[run.start as usize..run.end as usize];
-        if slots.iter().any(|&raw| raw != RAW_FREE) {
+        let slots = run.start as usize..run.end as usize;
+        if !self.owners.all_equal(slots.clone(), RAW_FREE) {
             return Err(FrameError::Corrupted);
         }
-        slots.fill(raw);
+        self.owners.fill(slots, raw);
         self.set_run(run.clone(), true);
         self.nr_free -= nr_frames;
         Ok(FrameRange::new(
@@ -513,7 +547,8 @@ impl<'a> FrameBitmap<'a> {
             self.freeable_owner(idx)?;
         }
         let run = range.numbers();
-        self.owners[run.start as usize..run.end as usize].fill(RAW_FREE);
+        self.owners
+            .fill(run.start as usize..run.end as usize, RAW_FREE);
         self.set_run(run, false);
         self.nr_free = self.nr_free.saturating_add(range.len());
         Ok(())
@@ -537,7 +572,7 @@ impl<'a> FrameBitmap<'a> {
         }
         let mut released = 0;
         for idx in range.numbers() {
-            if self.owners[idx as usize] == raw && self.bit(idx) {
+            if self.owners.raw(idx as usize) == u32::from(raw) && self.bit(idx) {
                 self.release(idx);
                 released += 1;
             }
@@ -549,9 +584,9 @@ impl<'a> FrameBitmap<'a> {
     #[must_use]
     pub fn usage(&self) -> Usage {
         let mut usage = Usage::default();
-        for &raw in self.owners.iter() {
-            let count = match Owner::from_raw(raw) {
-                None if raw == RAW_FREE => &mut usage.free,
+        self.owners.for_each(|_, raw| {
+            let count = match decode(raw) {
+                None if raw == u32::from(RAW_FREE) => &mut usage.free,
                 None => &mut usage.invalid,
                 Some(Owner::Unusable) => &mut usage.unusable,
                 Some(Owner::Reserved) => &mut usage.reserved,
@@ -565,7 +600,7 @@ impl<'a> FrameBitmap<'a> {
                 Some(Owner::Other(_)) => &mut usage.other,
             };
             *count += 1;
-        }
+        });
         usage
     }
 
@@ -573,7 +608,15 @@ impl<'a> FrameBitmap<'a> {
     #[must_use]
     pub fn frames_owned_by(&self, owner: Owner) -> u64 {
         match owner.to_raw() {
-            Some(raw) => self.owners.iter().filter(|&&slot| slot == raw).count() as u64,
+            Some(raw) => {
+                let mut count = 0;
+                self.owners.for_each(|_, slot| {
+                    if slot == u32::from(raw) {
+                        count += 1;
+                    }
+                });
+                count
+            }
             None => 0,
         }
     }
@@ -588,7 +631,7 @@ impl<'a> FrameBitmap<'a> {
         if !self.bit(idx) {
             return Err(FrameError::DoubleFree);
         }
-        let owner = Owner::from_raw(self.owners[idx as usize]).ok_or(FrameError::Corrupted)?;
+        let owner = decode(self.owners.raw(idx as usize)).ok_or(FrameError::Corrupted)?;
         if owner.is_permanent() {
             return Err(FrameError::Reserved);
         }
@@ -598,7 +641,7 @@ impl<'a> FrameBitmap<'a> {
     /// Marks used frame `idx` free, owner and counter included.
     fn release(&mut self, idx: u64) {
         self.mark_free(idx);
-        self.owners[idx as usize] = RAW_FREE;
+        self.owners.set(idx as usize, RAW_FREE);
         self.nr_free = self.nr_free.saturating_add(1);
     }
 

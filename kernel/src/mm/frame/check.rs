@@ -4,7 +4,8 @@
 use super::FrameError;
 use super::addr::Frame;
 use super::bitmap::FrameBitmap;
-use super::owner::{Owner, OwnerSlot, RAW_FREE};
+use super::owner::{Owner, RAW_FREE};
+use super::table::decode;
 
 /// How many mismatches a [`CheckReport`] lists individually; the counters
 /// cover the rest. Fixed so the check needs no allocation.
@@ -20,7 +21,7 @@ pub enum MismatchKind {
     /// The owner slot holds a value no owner encodes to.
     InvalidOwner {
         /// The slot's value.
-        raw: OwnerSlot,
+        raw: u32,
     },
     /// A summary bit of `level` disagrees with the word it summarises.
     Summary {
@@ -148,8 +149,9 @@ pub enum Corruption {
     SetOwnerRaw {
         /// The frame.
         frame: Frame,
-        /// The value to write (see [`Owner::to_raw`]).
-        raw: OwnerSlot,
+        /// The value to write (see [`Owner::to_raw`]); above `u16::MAX`
+        /// only fits 32-bit slots.
+        raw: u32,
     },
     /// Flip bit `bit` of summary level `level` (from 1).
     FlipSummaryBit {
@@ -172,12 +174,13 @@ impl FrameBitmap<'_> {
     #[must_use]
     pub fn check(&self) -> CheckReport {
         let mut report = CheckReport::new(self.nr_frames, self.nr_free, self.nr_total);
-        for (idx, &raw) in (0..self.nr_frames).zip(self.owners.iter()) {
+        self.owners.for_each(|idx, raw| {
+            let idx = idx as u64;
             let used = self.bit(idx);
             if !used {
                 report.free_counted += 1;
             }
-            match Owner::from_raw(raw) {
+            match decode(raw) {
                 Some(owner) => {
                     if owner != Owner::Unusable {
                         report.total_counted += 1;
@@ -186,7 +189,7 @@ impl FrameBitmap<'_> {
                         report.record(idx, MismatchKind::FreeWithOwner);
                     }
                 }
-                None if raw == RAW_FREE => {
+                None if raw == u32::from(RAW_FREE) => {
                     report.total_counted += 1;
                     if used {
                         report.record(idx, MismatchKind::UsedWithoutOwner);
@@ -197,7 +200,7 @@ impl FrameBitmap<'_> {
                     report.record(idx, MismatchKind::InvalidOwner { raw });
                 }
             }
-        }
+        });
 
         let level0_bits = self.levels.len(0) as u64 * 64;
         for idx in self.nr_frames..level0_bits {
@@ -248,7 +251,9 @@ impl FrameBitmap<'_> {
                 if frame.number() >= self.nr_frames {
                     return Err(FrameError::OutOfRange);
                 }
-                self.owners[frame.number() as usize] = raw;
+                if !self.owners.set_any(frame.number() as usize, raw) {
+                    return Err(FrameError::OutOfRange);
+                }
             }
             Corruption::FlipSummaryBit { level, bit } => {
                 if level == 0 || level >= self.levels.count {

@@ -22,6 +22,8 @@ struct Map {
     nr: u64,
     regions: Vec<MemoryRegion>,
     reserved: Vec<(FrameRange, Owner)>,
+    /// 32-bit owner slots rather than 16-bit ones.
+    wide: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +110,7 @@ fn map(nr: RangeInclusive<u64>) -> impl Strategy<Value = Map> {
                 nr,
                 regions: all_ram.into_iter().chain(regions).collect(),
                 reserved,
+                wide: nr % 2 == 1,
             })
     })
 }
@@ -184,7 +187,7 @@ fn expected_run(model: &Model, len: u64, align: u64) -> Option<u64> {
         .find(|&s| free_from[s as usize] >= len)
 }
 
-fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<OwnerSlot>, u64, u64) {
+fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<u32>, u64, u64) {
     (
         bm.words.to_vec(),
         bm.owners.to_vec(),
@@ -482,9 +485,13 @@ fn corruption(damage: &Damage, bm: &FrameBitmap<'_>, model: &Model) -> Corruptio
             owner,
         } => {
             let n = frame.index(model.len());
+            let valid = u32::from(owner.to_raw().unwrap_or(6));
             let raw = match model[n] {
+                // Wide slots can hold a valid 16-bit value plus high bits,
+                // which must not be read as that value.
+                _ if invalid && bm.owners.width() == SlotWidth::U32 => 0x1_0000 | valid,
                 _ if invalid => 0xff,
-                None => owner.to_raw().unwrap_or(6),
+                None => valid,
                 Some(_) => 0,
             };
             Corruption::SetOwnerRaw {
@@ -502,7 +509,17 @@ fn corruption(damage: &Damage, bm: &FrameBitmap<'_>, model: &Model) -> Corruptio
     }
 }
 
-fn build<'a>(m: &Map, words: &'a mut [u64], owners: &'a mut [OwnerSlot]) -> FrameBitmap<'a> {
+/// Owner storage of either width.
+enum Slots {
+    U16(Vec<u16>),
+    U32(Vec<u32>),
+}
+
+fn build<'a>(m: &Map, words: &'a mut [u64], owners: &'a mut Slots) -> FrameBitmap<'a> {
+    let owners: OwnerTable<'a> = match owners {
+        Slots::U16(slots) => slots.as_mut_slice().into(),
+        Slots::U32(slots) => slots.as_mut_slice().into(),
+    };
     FrameBitmap::new(
         m.nr,
         words,
@@ -513,12 +530,16 @@ fn build<'a>(m: &Map, words: &'a mut [u64], owners: &'a mut [OwnerSlot]) -> Fram
     .expect("storage is sized by words_needed")
 }
 
-fn storage(nr: u64) -> (Vec<u64>, Vec<OwnerSlot>) {
+fn storage(m: &Map) -> (Vec<u64>, Slots) {
     // Garbage first: `new` must not depend on zeroed storage.
-    (
-        vec![0x5a5a_5a5a; FrameBitmap::words_needed(nr)],
-        vec![0xa5a5; FrameBitmap::owner_slots_needed(nr)],
-    )
+    let words = vec![0x5a5a_5a5a; FrameBitmap::words_needed(m.nr)];
+    let nr_slots = FrameBitmap::owner_slots_needed(m.nr);
+    let owners = if m.wide {
+        Slots::U32(vec![0xa5a5_a5a5; nr_slots])
+    } else {
+        Slots::U16(vec![0xa5a5; nr_slots])
+    };
+    (words, owners)
 }
 
 /// Builds the bitmap of `m`, runs `ops` on it and on the model, and checks
@@ -527,7 +548,7 @@ fn storage(nr: u64) -> (Vec<u64>, Vec<OwnerSlot>) {
 /// errors are the model's and change nothing, counters equal the recount,
 /// summaries match the level below and `check` finds everything consistent.
 fn run_against_model(m: &Map, ops: &[Op]) -> Result<(), TestCaseError> {
-    let (mut words, mut owners) = storage(m.nr);
+    let (mut words, mut owners) = storage(m);
     let mut bm = build(m, &mut words, &mut owners);
     let mut model = model_of(m);
     assert_matches(&bm, &model)?;
@@ -543,7 +564,7 @@ fn run_against_model(m: &Map, ops: &[Op]) -> Result<(), TestCaseError> {
 /// that the allocator afterwards neither panics nor hands out a frame the
 /// model says is used.
 fn run_with_damage(m: &Map, ops: &[Op], damage: &Damage) -> Result<(), TestCaseError> {
-    let (mut words, mut owners) = storage(m.nr);
+    let (mut words, mut owners) = storage(m);
     let mut bm = build(m, &mut words, &mut owners);
     let mut model = model_of(m);
     let (mut held, mut runs) = (Vec::new(), Vec::new());

@@ -10,7 +10,7 @@ const GIB: u64 = 1 << 30;
 struct Storage {
     nr: u64,
     words: Vec<u64>,
-    owners: Vec<OwnerSlot>,
+    owners: Vec<u16>,
 }
 
 impl Storage {
@@ -30,7 +30,7 @@ impl Storage {
         FrameBitmap::new(
             self.nr,
             &mut self.words,
-            &mut self.owners,
+            self.owners.as_mut_slice(),
             regions.iter().copied(),
             reserved.iter().copied(),
         )
@@ -51,7 +51,7 @@ fn ram(start_frame: u64, nr_frames: u64) -> MemoryRegion {
 }
 
 /// Everything the allocator keeps, to show an error changed nothing.
-fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<OwnerSlot>, u64, u64) {
+fn snapshot(bm: &FrameBitmap<'_>) -> (Vec<u64>, Vec<u32>, u64, u64) {
     (
         bm.words.to_vec(),
         bm.owners.to_vec(),
@@ -208,9 +208,18 @@ fn words_needed_counts_every_summary_level() {
     assert_eq!(FrameBitmap::words_needed(4097), 65 + 2 + 1);
     // 16 GiB: 65 536 + 1 024 + 16 + 1.
     assert_eq!(FrameBitmap::words_needed(16 * GIB / FRAME_SIZE), 66_577);
+    let nr = 16 * GIB / FRAME_SIZE;
     assert_eq!(
-        FrameBitmap::storage_bytes(16 * GIB / FRAME_SIZE),
-        66_577 * 8 + 2 * 4 * MIB
+        FrameBitmap::storage_bytes_with(nr, SlotWidth::U16),
+        66_577 * 8 + 8 * MIB
+    );
+    assert_eq!(
+        FrameBitmap::storage_bytes_with(nr, SlotWidth::U32),
+        66_577 * 8 + 16 * MIB
+    );
+    assert_eq!(
+        FrameBitmap::storage_bytes(nr),
+        FrameBitmap::storage_bytes_with(nr, SlotWidth::U32)
     );
     // The whole x86_64 physical space still fits in MAX_LEVELS levels.
     let words = FrameBitmap::words_needed(MAX_FRAMES);
@@ -220,27 +229,31 @@ fn words_needed_counts_every_summary_level() {
 #[test]
 fn storage_too_small_is_rejected() {
     let mut words = vec![0; FrameBitmap::words_needed(4097) - 1];
-    let mut owners = vec![0; 4097];
-    let err = FrameBitmap::new(4097, &mut words, &mut owners, [ram(0, 4097)], []).unwrap_err();
+    let mut owners = vec![0u16; 4097];
+    let err =
+        FrameBitmap::new(4097, &mut words, owners.as_mut_slice(), [ram(0, 4097)], []).unwrap_err();
     assert_eq!(err, FrameError::StorageTooSmall);
     let mut words = vec![0; FrameBitmap::words_needed(4097)];
-    let mut owners = vec![0; 4096];
-    let err = FrameBitmap::new(4097, &mut words, &mut owners, [ram(0, 4097)], []).unwrap_err();
+    let mut owners = vec![0u32; 4096];
+    let err =
+        FrameBitmap::new(4097, &mut words, owners.as_mut_slice(), [ram(0, 4097)], []).unwrap_err();
     assert_eq!(err, FrameError::StorageTooSmall);
 }
 
 #[test]
 fn more_frames_than_x86_64_can_address_is_rejected() {
-    let err = FrameBitmap::new(MAX_FRAMES + 1, &mut [], &mut [], [], []).unwrap_err();
+    let owners: &mut [u16] = &mut [];
+    let err = FrameBitmap::new(MAX_FRAMES + 1, &mut [], owners, [], []).unwrap_err();
     assert_eq!(err, FrameError::OutOfRange);
 }
 
 #[test]
 fn invalid_owner_in_reserved_range_is_rejected() {
     let mut words = vec![0; 1];
-    let mut owners = vec![0; 8];
+    let mut owners = vec![0u16; 8];
     let reserved = [(frames(0, 1), Owner::Process(u32::MAX))];
-    let err = FrameBitmap::new(8, &mut words, &mut owners, [ram(0, 8)], reserved).unwrap_err();
+    let err =
+        FrameBitmap::new(8, &mut words, owners.as_mut_slice(), [ram(0, 8)], reserved).unwrap_err();
     assert_eq!(err, FrameError::InvalidOwner);
 }
 
@@ -685,6 +698,83 @@ fn used_bits_expose_level_zero_with_padding_set() {
     let mut bm = st.build(&[ram(0, 70)], &[]);
     bm.alloc_frame(Owner::KernelHeap).unwrap();
     assert_eq!(bm.used_bits(), &[1, !0 << 6]);
+}
+
+// ---- 32-bit owner slots -------------------------------------------------------
+
+#[test]
+fn u32_owner_slots_behave_like_u16_slots() {
+    let nr = 5000;
+    let map = [ram(0, nr - 100)];
+    let reserved = [
+        (frames(0, 256), Owner::Reserved),
+        (frames(300, 310), Owner::KernelImage),
+    ];
+    let mut words16 = vec![0; FrameBitmap::words_needed(nr)];
+    let mut slots16 = vec![0xffff_u16; nr as usize];
+    let mut narrow =
+        FrameBitmap::new(nr, &mut words16, slots16.as_mut_slice(), map, reserved).unwrap();
+    let mut words32 = vec![0; FrameBitmap::words_needed(nr)];
+    let mut slots32 = vec![u32::MAX; nr as usize];
+    let mut wide =
+        FrameBitmap::new(nr, &mut words32, slots32.as_mut_slice(), map, reserved).unwrap();
+    assert_eq!(narrow.owners.width(), SlotWidth::U16);
+    assert_eq!(wide.owners.width(), SlotWidth::U32);
+    for i in 0..3000 {
+        let owner = Owner::Process(i % 7);
+        assert_eq!(narrow.alloc_frame(owner), wide.alloc_frame(owner));
+        if i % 3 == 0 {
+            let frame = f(256 + u64::from(i) / 2);
+            assert_eq!(narrow.free_frame(frame), wide.free_frame(frame));
+        }
+    }
+    assert_eq!(
+        narrow.alloc_contiguous(40, 8, Owner::Other(3)),
+        wide.alloc_contiguous(40, 8, Owner::Other(3))
+    );
+    assert_eq!(snapshot(&narrow), snapshot(&wide));
+    assert_eq!(narrow.usage(), wide.usage());
+    assert_consistent(&wide);
+}
+
+#[test]
+fn u32_slot_with_high_bits_is_corrupt_not_truncated() {
+    let mut words = vec![0; 1];
+    let mut slots = vec![0u32; 64];
+    let mut bm = FrameBitmap::new(64, &mut words, slots.as_mut_slice(), [ram(0, 64)], []).unwrap();
+    bm.alloc_frame(Owner::KernelHeap).unwrap();
+    let heap = u32::from(Owner::KernelHeap.to_raw().unwrap());
+    bm.inject_corruption(Corruption::SetOwnerRaw {
+        frame: f(0),
+        raw: 0x1_0000 | heap,
+    })
+    .unwrap();
+    assert_eq!(bm.owner(f(0)), None);
+    assert_eq!(bm.free_frame(f(0)), Err(FrameError::Corrupted));
+    let report = bm.check();
+    assert_eq!(report.invalid_owners, 1);
+    assert_eq!(
+        report.mismatches()[0].kind,
+        MismatchKind::InvalidOwner {
+            raw: 0x1_0000 | heap
+        }
+    );
+}
+
+#[test]
+fn u16_slot_refuses_a_corruption_value_it_cannot_hold() {
+    let mut st = Storage::new(64);
+    let mut bm = st.build(&[ram(0, 64)], &[]);
+    let before = snapshot(&bm);
+    let corruption = Corruption::SetOwnerRaw {
+        frame: f(0),
+        raw: 0x1_0000,
+    };
+    assert_eq!(
+        bm.inject_corruption(corruption),
+        Err(FrameError::OutOfRange)
+    );
+    assert_eq!(snapshot(&bm), before);
 }
 
 // ---- check and corruption -----------------------------------------------------
