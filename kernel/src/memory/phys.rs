@@ -91,7 +91,11 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
 }
 
 fn with_pmm<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> R {
-    PMM.with(|slot| f(slot.as_mut().expect("frame allocator used before memory::phys::init")))
+    PMM.with(|slot| {
+        f(slot
+            .as_mut()
+            .expect("frame allocator used before memory::phys::init"))
+    })
 }
 
 /// Allocates one frame for `owner`.
