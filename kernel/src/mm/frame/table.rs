@@ -6,6 +6,7 @@
 //! for 16 GiB) roughly halves the time an operation spends in cache and TLB
 //! misses. 32-bit slots are still accepted, for storage laid out that way.
 
+use core::fmt;
 use core::ops::Range;
 
 use super::owner::{Owner, OwnerSlot};
@@ -32,12 +33,21 @@ impl SlotWidth {
 
 /// The owner table given to [`FrameBitmap::new`](super::FrameBitmap::new):
 /// built from `&mut [u16]` (recommended) or `&mut [u32]` with `.into()`.
-#[derive(Debug)]
 pub enum OwnerTable<'a> {
     /// One [`OwnerSlot`] per frame.
     U16(&'a mut [u16]),
     /// One [`OwnerSlot`] per frame, zero-extended.
     U32(&'a mut [u32]),
+}
+
+/// Width and length only: millions of slots are no use in a log line.
+impl fmt::Debug for OwnerTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnerTable")
+            .field("width", &self.width())
+            .field("len", &self.len())
+            .finish()
+    }
 }
 
 impl<'a> From<&'a mut [u16]> for OwnerTable<'a> {
