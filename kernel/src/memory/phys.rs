@@ -8,7 +8,7 @@ use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, phys_to_virt};
 use crate::boot_info::BootInfo;
 use crate::mm::frame::{
     CheckReport, FRAME_SIZE, Frame, FrameBitmap, FrameError, FrameRange, MemoryRegion, Owner,
-    PhysAddr, Usage,
+    OwnerSlot, PhysAddr, SlotWidth, Usage,
 };
 use crate::sync::IrqMutex;
 
@@ -44,7 +44,9 @@ fn regions(boot: &BootInfo) -> impl Iterator<Item = MemoryRegion> + Clone + '_ {
 /// Builds the allocator from the boot memory map.
 pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     let nr_frames = FrameBitmap::span(regions(boot));
-    let storage_bytes = FrameBitmap::storage_bytes(nr_frames).next_multiple_of(FRAME_SIZE);
+    // 16-bit owner slots: half the table of 32-bit ones, and fewer cache misses.
+    let storage_bytes =
+        FrameBitmap::storage_bytes_with(nr_frames, SlotWidth::U16).next_multiple_of(FRAME_SIZE);
     let image = kernel_image();
     let image_end = image.end().start_address().as_u64();
     let place = boot
@@ -61,7 +63,7 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     let nr_words = FrameBitmap::words_needed(nr_frames);
     let nr_owners = FrameBitmap::owner_slots_needed(nr_frames);
     let words_ptr = phys_to_virt(place) as *mut u64;
-    let owners_ptr = phys_to_virt(place + nr_words as u64 * 8) as *mut u32;
+    let owners_ptr = phys_to_virt(place + nr_words as u64 * 8) as *mut OwnerSlot;
     // SAFETY:
     // 1. [place, place + storage_bytes) is usable RAM above the kernel image
     //    that nothing uses yet (no allocator exists before this one);
