@@ -32,6 +32,11 @@ impl RawRegion {
         }
     }
 
+    /// Whether the firmware calls this region free RAM (E820 type 1).
+    pub fn is_usable(&self) -> bool {
+        self.e820_type == 1
+    }
+
     /// One past the last byte.
     pub fn end(&self) -> u64 {
         self.start.saturating_add(self.len)
@@ -118,7 +123,7 @@ impl BootInfo {
     pub fn usable_bytes(&self) -> u64 {
         self.regions()
             .iter()
-            .filter(|r| r.e820_type == 1)
+            .filter(|r| r.is_usable())
             .map(|r| r.len)
             .sum()
     }
@@ -137,13 +142,13 @@ impl BootInfo {
         for r in self
             .regions()
             .iter()
-            .filter(|r| r.e820_type == 1 && r.start < FOUR_GIB)
+            .filter(|r| r.is_usable() && r.start < FOUR_GIB)
         {
             let mut end = r.end().min(FOUR_GIB);
             while let Some(next) = self
                 .regions()
                 .iter()
-                .find(|n| n.start == end && n.e820_type != 1 && n.end() <= FOUR_GIB)
+                .find(|n| n.start == end && !n.is_usable() && n.end() <= FOUR_GIB)
             {
                 end = next.end();
             }
@@ -152,7 +157,7 @@ impl BootInfo {
         let high: u64 = self
             .regions()
             .iter()
-            .filter(|r| r.e820_type == 1 && r.end() > FOUR_GIB)
+            .filter(|r| r.is_usable() && r.end() > FOUR_GIB)
             .map(|r| r.end() - r.start.max(FOUR_GIB))
             .sum();
         low_top + high

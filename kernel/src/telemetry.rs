@@ -48,10 +48,12 @@ impl TxRing {
         if TX_RING_BYTES - self.len < frame.len() {
             return false;
         }
-        for &b in frame {
-            self.buf[(self.head + self.len) % TX_RING_BYTES] = b;
-            self.len += 1;
-        }
+        // At most two copies: up to the end of the buffer, then from its start.
+        let tail = (self.head + self.len) % TX_RING_BYTES;
+        let first = frame.len().min(TX_RING_BYTES - tail);
+        self.buf[tail..tail + first].copy_from_slice(&frame[..first]);
+        self.buf[..frame.len() - first].copy_from_slice(&frame[first..]);
+        self.len += frame.len();
         true
     }
 
@@ -75,6 +77,8 @@ struct Link {
     dropped_total: u64,
     rx: FrameDecoder<RX_FRAME_BYTES>,
     boot: Option<&'static BootInfo>,
+    /// Whether the transmitter-empty interrupt is enabled.
+    tx_irq_on: bool,
 }
 
 static LINK: IrqMutex<Link> = IrqMutex::new(Link {
@@ -84,6 +88,7 @@ static LINK: IrqMutex<Link> = IrqMutex::new(Link {
     dropped_total: 0,
     rx: FrameDecoder::new(),
     boot: None,
+    tx_irq_on: false,
 });
 
 /// Opens COM1 and sends `Hello` and the memory map.
@@ -196,7 +201,12 @@ impl Link {
             }
             self.ring.consume(n);
         }
-        port.set_tx_interrupt(self.ring.len > 0);
+        // Each IER access is an I/O exit: touch it only when the need changes.
+        let want_tx_irq = self.ring.len > 0;
+        if want_tx_irq != self.tx_irq_on {
+            port.set_tx_interrupt(want_tx_irq);
+            self.tx_irq_on = want_tx_irq;
+        }
     }
 
     fn handle(&mut self, cmd: HostMsg) {

@@ -173,14 +173,13 @@ impl Qemu {
         loop {
             match UnixStream::connect(&self.com1_path) {
                 Ok(stream) => return Telemetry::new(stream),
-                Err(e) if start.elapsed() < DEADLINE => {
+                Err(_) if start.elapsed() < DEADLINE => {
                     if let Some(status) = self.try_status() {
                         panic!(
                             "QEMU exited ({status}) before COM1 opened: {}",
                             self.stderr_tail()
                         );
                     }
-                    let _ = e;
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => panic!("cannot connect to {}: {e}", self.com1_path.display()),

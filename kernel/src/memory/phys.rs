@@ -4,7 +4,7 @@
 //! image large enough to hold them, reached through the direct map; they are
 //! reserved in the bitmap itself with owner `Bitmap`.
 
-use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, phys_to_virt};
+use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, KERNEL_VMA_OFFSET, phys_to_virt};
 use crate::boot_info::BootInfo;
 use crate::mm::frame::{
     CheckReport, FRAME_SIZE, Frame, FrameBitmap, FrameError, FrameRange, MemoryRegion, Owner,
@@ -21,9 +21,6 @@ unsafe extern "C" {
     static __kernel_end: u8;
 }
 
-/// Offset between the kernel image's virtual and physical addresses.
-const KERNEL_VMA_OFFSET: u64 = 0xFFFF_FFFF_8000_0000;
-
 /// Physical range of the loaded kernel image, boot stub to end of `.bss`.
 pub fn kernel_image() -> FrameRange {
     let start = &raw const __kernel_phys_start as u64;
@@ -33,7 +30,7 @@ pub fn kernel_image() -> FrameRange {
 
 fn regions(boot: &BootInfo) -> impl Iterator<Item = MemoryRegion> + Clone + '_ {
     boot.regions().iter().map(|r| {
-        if r.e820_type == 1 {
+        if r.is_usable() {
             MemoryRegion::usable(PhysAddr::new(r.start), r.len)
         } else {
             MemoryRegion::unusable(PhysAddr::new(r.start), r.len)
@@ -52,7 +49,7 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     let place = boot
         .regions()
         .iter()
-        .filter(|r| r.e820_type == 1)
+        .filter(|r| r.is_usable())
         .filter_map(|r| {
             let start = r.start.max(image_end).next_multiple_of(FRAME_SIZE);
             (start + storage_bytes <= r.end()).then_some(start)

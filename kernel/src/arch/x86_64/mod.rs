@@ -17,6 +17,10 @@ pub mod trap;
 /// Virtual address at which all physical memory is mapped (PML4 slot 256).
 pub const PHYS_OFFSET: u64 = 0xFFFF_8000_0000_0000;
 
+/// Offset between the kernel image's virtual and physical addresses (the
+/// linker script's `KERNEL_VMA_OFFSET`: the image runs at -2 GiB).
+pub const KERNEL_VMA_OFFSET: u64 = 0xFFFF_FFFF_8000_0000;
+
 /// How much physical memory the boot page tables map at [`PHYS_OFFSET`].
 pub const BOOT_DIRECT_MAP_BYTES: u64 = 4 << 30;
 

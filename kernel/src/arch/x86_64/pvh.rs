@@ -4,7 +4,7 @@
 //! map). Everything is read through the direct map, copied out, and
 //! validated before use.
 
-use crate::boot_info::{BootInfo, RawRegion};
+use crate::boot_info::{BootInfo, MAX_CMDLINE, RawRegion};
 
 use super::phys_to_virt;
 
@@ -33,9 +33,6 @@ struct HvmMemmapEntry {
     kind: u32,
     reserved: u32,
 }
-
-/// Longest command line kept.
-const MAX_CMDLINE: usize = 512;
 
 /// Copies a `T` out of physical memory.
 ///
