@@ -41,6 +41,50 @@
 //!
 //! The `golden_ping_frame` test pins these bytes.
 //!
+//! # Messages
+//!
+//! Kernel to host ([`KernelMsg`]), in wire order (the variant index is the
+//! first byte of every frame's payload):
+//!
+//! | # | Variant | Payload | Since |
+//! |---|---------|---------|-------|
+//! | 0 | `Hello` | [`Hello`]: version, build, memory summary | 1.0 |
+//! | 1 | `MemRegion` | [`MemRegion`]: one boot memory-map entry | 1.0 |
+//! | 2 | `Log` | [`Log`]: a log line | 1.0 |
+//! | 3 | `Heartbeat` | [`Heartbeat`]: liveness and link counters | 1.0 |
+//! | 4 | `Exception` | [`Exception`]: an unresolved CPU exception | 1.0 |
+//! | 5 | `Panic` | [`Panic`]: a kernel panic | 1.0 |
+//! | 6 | `Pong` | [`Pong`]: answer to `Ping` | 1.0 |
+//! | 7 | `Dropped` | `count` of messages lost | 1.0 |
+//! | 8 | `MemoryStats` | [`MemoryStats`]: frames by owner, kernel heap, event totals | 1.1 |
+//! | 9 | `PageAlloc` | [`PageEvent`]: frames handed out | 1.1 |
+//! | 10 | `PageFree` | [`PageEvent`]: frames returned | 1.1 |
+//! | 11 | `Map` | [`MapEvent`]: a page mapped | 1.1 |
+//! | 12 | `Unmap` | [`MapEvent`]: a page unmapped | 1.1 |
+//! | 13 | `HeapAlloc` | [`HeapEvent`]: a heap allocation | 1.1 |
+//! | 14 | `HeapFree` | [`HeapEvent`]: a heap free | 1.1 |
+//! | 15 | `HeapError` | [`HeapErrorEvent`]: a heap call refused or a check failure | 1.1 |
+//! | 16 | `FrameError` | [`FrameErrorEvent`]: a physical-allocator call refused | 1.1 |
+//! | 17 | `FrameCheck` | [`FrameCheck`]: frame-bitmap consistency | 1.1 |
+//! | 18 | `HeapCheck` | [`HeapCheck`]: heap consistency | 1.1 |
+//! | 19 | `HeapBlock` | [`HeapBlock`]: one block of a heap walk | 1.1 |
+//! | 20 | `HeapWalkEnd` | [`HeapWalkEnd`]: end of a heap walk | 1.1 |
+//!
+//! Host to kernel ([`HostMsg`]):
+//!
+//! | # | Variant | Answer | Since |
+//! |---|---------|--------|-------|
+//! | 0 | `Resync` | `Hello`, then its `MemRegion`s | 1.0 |
+//! | 1 | `Ping { nonce }` | `Pong` with the same nonce | 1.0 |
+//! | 2 | `Snapshot` | `MemoryStats` | 1.1 |
+//! | 3 | `Check` | `FrameCheck`, then `HeapCheck` of the kernel heap | 1.1 |
+//! | 4 | `HeapWalk { pid, heap_id }` | one `HeapBlock` per block, then `HeapWalkEnd` | 1.1 |
+//!
+//! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
+//! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
+//! Every 1.1 message fits a frame at its largest (all integers at their
+//! maximum), which the `largest_*` tests check.
+//!
 //! # Compatibility
 //!
 //! Enum variant order *is* the wire format: variants and fields are appended,
@@ -58,4 +102,4 @@ pub use frame::{DecodeStats, FrameDecoder, FrameError, encode_frame};
 pub use msg::*;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 1 };

@@ -58,6 +58,37 @@ pub enum KernelMsg<'a> {
         /// Number of messages lost.
         count: u64,
     },
+    /// A snapshot of the kernel's memory: sent periodically and as the
+    /// answer to [`HostMsg::Snapshot`]. Since 1.1.
+    MemoryStats(MemoryStats),
+    /// Frames handed out by the physical allocator. Since 1.1.
+    PageAlloc(PageEvent),
+    /// Frames returned to the physical allocator. Since 1.1.
+    PageFree(PageEvent),
+    /// A page mapped. Since 1.1.
+    Map(MapEvent),
+    /// A page unmapped; `phys` is what was mapped. Since 1.1.
+    Unmap(MapEvent),
+    /// A heap allocation. Since 1.1.
+    HeapAlloc(HeapEvent),
+    /// A heap deallocation. Since 1.1.
+    HeapFree(HeapEvent),
+    /// A heap call refused, or a heap check failure. Since 1.1.
+    HeapError(HeapErrorEvent),
+    /// A physical-allocator call refused (double free, reserved frame, ...).
+    /// Since 1.1.
+    FrameError(FrameErrorEvent),
+    /// Result of a frame-bitmap consistency check; the first answer to
+    /// [`HostMsg::Check`]. Since 1.1.
+    FrameCheck(FrameCheck),
+    /// Result of a heap consistency check; the second answer to
+    /// [`HostMsg::Check`]. Since 1.1.
+    HeapCheck(HeapCheck),
+    /// One block of a heap walk asked for by [`HostMsg::HeapWalk`]. Since 1.1.
+    HeapBlock(HeapBlock),
+    /// End of a heap walk: follows the walk's last [`KernelMsg::HeapBlock`].
+    /// Since 1.1.
+    HeapWalkEnd(HeapWalkEnd),
 }
 
 /// Messages from the host to the kernel.
@@ -69,6 +100,20 @@ pub enum HostMsg {
     Ping {
         /// Opaque value echoed back.
         nonce: u32,
+    },
+    /// Ask for a memory snapshot; answered by [`KernelMsg::MemoryStats`].
+    /// Since 1.1.
+    Snapshot,
+    /// Ask for consistency checks; answered by [`KernelMsg::FrameCheck`]
+    /// then [`KernelMsg::HeapCheck`] (of the kernel heap). Since 1.1.
+    Check,
+    /// Ask for a walk of one heap; answered by one [`KernelMsg::HeapBlock`]
+    /// per block, then [`KernelMsg::HeapWalkEnd`]. Since 1.1.
+    HeapWalk {
+        /// Process owning the heap; 0 for the kernel.
+        pid: u32,
+        /// Which heap of that process.
+        heap_id: u32,
     },
 }
 
@@ -200,4 +245,340 @@ pub struct Pong {
     pub nonce: u32,
     /// Microseconds since boot.
     pub ts_us: u64,
+}
+
+/// Who holds a physical frame.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameOwner {
+    /// Not RAM: a hole in the memory map or a region it calls unusable.
+    Unusable,
+    /// RAM set aside by policy, such as the first MiB.
+    Reserved,
+    /// The loaded kernel image.
+    KernelImage,
+    /// Structures the boot loader handed over (memory map, command line, ...).
+    BootInfo,
+    /// The frame allocator's own bitmap and owner table.
+    Bitmap,
+    /// Backing store of the kernel heap.
+    KernelHeap,
+    /// A kernel stack.
+    KernelStack,
+    /// A page-table node (any level).
+    PageTable,
+    /// Memory of the process with this pid.
+    Process(u32),
+    /// Anything else, with a kernel-chosen tag.
+    Other(u8),
+}
+
+/// Frames handed out ([`KernelMsg::PageAlloc`]) or returned
+/// ([`KernelMsg::PageFree`]) by the physical allocator.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Physical address of the first frame.
+    pub addr: u64,
+    /// Number of contiguous frames.
+    pub count: u32,
+    /// Who holds (or held) the frames.
+    pub owner: FrameOwner,
+    /// Return address of the allocator's caller, raw (not relocated).
+    pub caller: u64,
+}
+
+/// A page mapped ([`KernelMsg::Map`]) or unmapped ([`KernelMsg::Unmap`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Physical address of the PML4: identifies the address space.
+    pub space: u64,
+    /// Virtual address of the page.
+    pub virt: u64,
+    /// Physical address the page maps (for an unmap: what was mapped).
+    pub phys: u64,
+    /// Page size in bytes: 4096, 2 MiB or 1 GiB.
+    pub size: u64,
+    /// Raw x86-64 page-table entry flag bits (present is bit 0, writable
+    /// bit 1, user bit 2, NX bit 63).
+    pub flags: u64,
+    /// Return address of the mapper's caller, raw.
+    pub caller: u64,
+}
+
+/// A heap allocation ([`KernelMsg::HeapAlloc`]) or deallocation
+/// ([`KernelMsg::HeapFree`]).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// Address of the payload.
+    pub addr: u64,
+    /// Payload bytes.
+    pub size: u64,
+    /// Alignment asked for, in bytes.
+    pub align: u32,
+    /// Allocation key grouping allocations; the kernel heap uses the caller.
+    pub key: u64,
+    /// Return address of the heap's caller, raw.
+    pub caller: u64,
+}
+
+/// Why a heap call was refused or a heap check failed.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeapErrorKind {
+    /// No free block large enough, and the heap cannot grow.
+    OutOfMemory,
+    /// A size or alignment the heap cannot serve (e.g. alignment not a power
+    /// of two, or a size that overflows).
+    InvalidLayout,
+    /// A pointer that is not the payload of a block of this heap.
+    InvalidPointer,
+    /// A block freed twice.
+    DoubleFree,
+    /// A block header that does not hold together.
+    CorruptHeader,
+    /// A write past the end of a payload, into its red zone.
+    RedZoneOverflow {
+        /// Offset of the first damaged red-zone byte from the payload start.
+        offset: u32,
+    },
+    /// The heap's structures contradict each other (free lists, counters,
+    /// neighbouring blocks).
+    Inconsistent,
+}
+
+/// A heap call refused or a heap check failure.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapErrorEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// What went wrong.
+    pub kind: HeapErrorKind,
+    /// The payload or block address concerned, or 0.
+    pub addr: u64,
+    /// The size asked for or recorded, or 0.
+    pub size: u64,
+    /// Return address of the heap's caller, raw.
+    pub caller: u64,
+}
+
+/// Why a physical-allocator call was refused.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameErrorKind {
+    /// The frame is already free.
+    DoubleFree,
+    /// The frame belongs to a permanent owner and cannot be freed this way.
+    Reserved,
+    /// The frame is past the end of the allocator's range.
+    OutOfRange,
+    /// The address is not the start of a frame.
+    Unaligned,
+    /// No free frame, or no free run of the size and alignment asked for.
+    OutOfMemory,
+    /// A request of zero frames, an alignment that is not a power of two,
+    /// or an owner that cannot be recorded.
+    InvalidRequest,
+    /// Any other refusal.
+    Other,
+}
+
+/// A physical-allocator call refused.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameErrorEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Why it was refused.
+    pub kind: FrameErrorKind,
+    /// Physical address of the first frame concerned, or 0.
+    pub addr: u64,
+    /// Number of frames asked for or passed.
+    pub count: u32,
+    /// Return address of the allocator's caller, raw.
+    pub caller: u64,
+}
+
+/// Frames per owner class, free frames included.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameUsage {
+    /// Free frames.
+    pub free: u64,
+    /// [`FrameOwner::Unusable`] frames.
+    pub unusable: u64,
+    /// [`FrameOwner::Reserved`] frames.
+    pub reserved: u64,
+    /// [`FrameOwner::KernelImage`] frames.
+    pub kernel_image: u64,
+    /// [`FrameOwner::BootInfo`] frames.
+    pub boot_info: u64,
+    /// [`FrameOwner::Bitmap`] frames.
+    pub bitmap: u64,
+    /// [`FrameOwner::KernelHeap`] frames.
+    pub kernel_heap: u64,
+    /// [`FrameOwner::KernelStack`] frames.
+    pub kernel_stack: u64,
+    /// [`FrameOwner::PageTable`] frames.
+    pub page_table: u64,
+    /// [`FrameOwner::Process`] frames, all processes together.
+    pub process: u64,
+    /// [`FrameOwner::Other`] frames, all tags together.
+    pub other: u64,
+}
+
+/// Occupancy of one heap.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// Bytes of the region the heap currently manages.
+    pub region_bytes: u64,
+    /// Bytes the region may grow to.
+    pub max_bytes: u64,
+    /// Payload bytes of used blocks.
+    pub used_bytes: u64,
+    /// Payload bytes of free blocks.
+    pub free_bytes: u64,
+    /// Bytes of headers, red zones and padding.
+    pub overhead_bytes: u64,
+    /// Blocks, used and free.
+    pub total_blocks: u64,
+    /// Used blocks.
+    pub used_blocks: u64,
+    /// Free blocks.
+    pub free_blocks: u64,
+    /// Payload bytes of the largest free block.
+    pub largest_free: u64,
+}
+
+/// Event totals since boot, counted whether or not the event's frame was
+/// sent (it may have been dropped or filtered out).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventCounters {
+    /// Physical allocations ([`KernelMsg::PageAlloc`]).
+    pub page_allocs: u64,
+    /// Physical frees ([`KernelMsg::PageFree`]).
+    pub page_frees: u64,
+    /// Pages mapped ([`KernelMsg::Map`]).
+    pub maps: u64,
+    /// Pages unmapped ([`KernelMsg::Unmap`]).
+    pub unmaps: u64,
+    /// Heap allocations ([`KernelMsg::HeapAlloc`]).
+    pub heap_allocs: u64,
+    /// Heap frees ([`KernelMsg::HeapFree`]).
+    pub heap_frees: u64,
+    /// Heap errors ([`KernelMsg::HeapError`]).
+    pub heap_errors: u64,
+    /// Physical-allocator errors ([`KernelMsg::FrameError`]).
+    pub frame_errors: u64,
+}
+
+/// A snapshot of the kernel's memory.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Frames the physical allocator covers.
+    pub total_frames: u64,
+    /// Free frames.
+    pub free_frames: u64,
+    /// Frames per owner class.
+    pub usage: FrameUsage,
+    /// The kernel heap.
+    pub kernel_heap: HeapStats,
+    /// Event totals since boot.
+    pub counters: EventCounters,
+}
+
+/// Result of a frame-bitmap consistency check. Counted values are what the
+/// check found by scanning; recorded ones are the allocator's counters.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameCheck {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Whether everything below agrees (counts equal, mismatches zero).
+    pub consistent: bool,
+    /// Frames the bitmap covers.
+    pub nr_frames: u64,
+    /// Frames whose used bit is clear.
+    pub free_counted: u64,
+    /// The allocator's free counter.
+    pub free_recorded: u64,
+    /// Frames that are RAM (owner not `Unusable`).
+    pub total_counted: u64,
+    /// The allocator's RAM counter.
+    pub total_recorded: u64,
+    /// Frames marked used with no owner.
+    pub used_without_owner: u64,
+    /// Frames marked free with an owner.
+    pub free_with_owner: u64,
+    /// Owner slots with an invalid value.
+    pub invalid_owners: u64,
+    /// Summary bits that disagree with the level below.
+    pub summary_mismatches: u64,
+    /// Wrong bits past the end of a bitmap level.
+    pub padding_mismatches: u64,
+}
+
+/// Result of a heap consistency check.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapCheck {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// Whether the heap is consistent.
+    pub ok: bool,
+    /// The first problem found, if any.
+    pub error: Option<HeapErrorKind>,
+    /// Block where the check failed, else 0.
+    pub addr: u64,
+    /// The heap's occupancy as the check counted it.
+    pub stats: HeapStats,
+}
+
+/// One block of a heap walk.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapBlock {
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// Address of the payload.
+    pub addr: u64,
+    /// Payload bytes.
+    pub size: u64,
+    /// Whether the block is allocated.
+    pub used: bool,
+    /// The allocation key of a used block (see [`HeapEvent::key`]);
+    /// meaningless for a free one.
+    pub key: u64,
+}
+
+/// End of a heap walk.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeapWalkEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// [`KernelMsg::HeapBlock`] messages sent for this walk.
+    pub blocks: u64,
+    /// False if the kernel could not queue every block (some were dropped).
+    pub complete: bool,
 }

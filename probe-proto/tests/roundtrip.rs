@@ -2,9 +2,12 @@
 
 mod common;
 
-use common::{OwnedKernelMsg, frame_of, host_msg, kernel_msg};
+use common::{OwnedKernelMsg, frame_of, host_msg, kernel_msg, kernel_msg_1_1};
 use probe_proto::{
-    FrameDecoder, FrameError, HostMsg, KernelMsg, Log, LogLevel, encode_frame,
+    EventCounters, FrameCheck, FrameDecoder, FrameError, FrameErrorEvent, FrameErrorKind,
+    FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent,
+    HeapStats, HeapWalkEnd, HostMsg, KernelMsg, Log, LogLevel, MapEvent, MemoryStats, PageEvent,
+    encode_frame,
     frame::{MAX_FRAME, MAX_PAYLOAD},
 };
 use proptest::prelude::*;
@@ -57,6 +60,31 @@ proptest! {
         }
         prop_assert_eq!(got, vec![Ok(msg)]);
         prop_assert_eq!(dec.stats().frames, 1);
+    }
+
+    #[test]
+    fn every_1_1_kernel_msg_round_trips_and_is_no_larger_than_its_largest_form(
+        msg in kernel_msg_1_1(),
+    ) {
+        let wire = msg.as_msg();
+        let payload = postcard::to_allocvec(&wire).unwrap();
+        let largest = largest_1_1_kernel_msgs()
+            .into_iter()
+            .map(|m| postcard::to_allocvec(&m).unwrap())
+            .find(|p| p[0] == payload[0])
+            .expect("a largest form for every 1.1 variant");
+        prop_assert!(payload.len() <= largest.len(), "{wire:?} outgrows its largest form");
+
+        let frame = frame_of(&wire);
+        assert_single_terminator(&frame);
+        let mut dec = FrameDecoder::<MAX_FRAME>::new();
+        let mut got = Vec::new();
+        for &b in &frame {
+            if let Some(r) = dec.push::<KernelMsg>(b) {
+                got.push(r.map(|m| OwnedKernelMsg::from_msg(&m)));
+            }
+        }
+        prop_assert_eq!(got, vec![Ok(msg)]);
     }
 
     #[test]
@@ -128,4 +156,197 @@ fn encoding_into_a_too_small_buffer_is_refused_not_truncated() {
         encode_frame(&HostMsg::Ping { nonce: u32::MAX }, &mut out),
         Err(FrameError::TooLong)
     );
+}
+
+/// Every field at its widest: varints of `u64::MAX` / `u32::MAX` take the
+/// most bytes, and each enum takes its variant with the largest payload.
+fn largest_heap_stats() -> HeapStats {
+    HeapStats {
+        pid: u32::MAX,
+        heap_id: u32::MAX,
+        region_bytes: u64::MAX,
+        max_bytes: u64::MAX,
+        used_bytes: u64::MAX,
+        free_bytes: u64::MAX,
+        overhead_bytes: u64::MAX,
+        total_blocks: u64::MAX,
+        used_blocks: u64::MAX,
+        free_blocks: u64::MAX,
+        largest_free: u64::MAX,
+    }
+}
+
+/// The largest form of each kernel message added in 1.1, in variant order.
+fn largest_1_1_kernel_msgs() -> Vec<KernelMsg<'static>> {
+    const M: u64 = u64::MAX;
+    let page = PageEvent {
+        ts_us: M,
+        addr: M,
+        count: u32::MAX,
+        owner: FrameOwner::Process(u32::MAX),
+        caller: M,
+    };
+    let map = MapEvent {
+        ts_us: M,
+        space: M,
+        virt: M,
+        phys: M,
+        size: M,
+        flags: M,
+        caller: M,
+    };
+    let heap = HeapEvent {
+        ts_us: M,
+        pid: u32::MAX,
+        heap_id: u32::MAX,
+        addr: M,
+        size: M,
+        align: u32::MAX,
+        key: M,
+        caller: M,
+    };
+    let red_zone = HeapErrorKind::RedZoneOverflow { offset: u32::MAX };
+    vec![
+        KernelMsg::MemoryStats(MemoryStats {
+            ts_us: M,
+            total_frames: M,
+            free_frames: M,
+            usage: FrameUsage {
+                free: M,
+                unusable: M,
+                reserved: M,
+                kernel_image: M,
+                boot_info: M,
+                bitmap: M,
+                kernel_heap: M,
+                kernel_stack: M,
+                page_table: M,
+                process: M,
+                other: M,
+            },
+            kernel_heap: largest_heap_stats(),
+            counters: EventCounters {
+                page_allocs: M,
+                page_frees: M,
+                maps: M,
+                unmaps: M,
+                heap_allocs: M,
+                heap_frees: M,
+                heap_errors: M,
+                frame_errors: M,
+            },
+        }),
+        KernelMsg::PageAlloc(page),
+        KernelMsg::PageFree(page),
+        KernelMsg::Map(map),
+        KernelMsg::Unmap(map),
+        KernelMsg::HeapAlloc(heap),
+        KernelMsg::HeapFree(heap),
+        KernelMsg::HeapError(HeapErrorEvent {
+            ts_us: M,
+            pid: u32::MAX,
+            heap_id: u32::MAX,
+            kind: red_zone,
+            addr: M,
+            size: M,
+            caller: M,
+        }),
+        KernelMsg::FrameError(FrameErrorEvent {
+            ts_us: M,
+            // Fieldless: every kind is one byte; the last has the largest index.
+            kind: FrameErrorKind::Other,
+            addr: M,
+            count: u32::MAX,
+            caller: M,
+        }),
+        KernelMsg::FrameCheck(FrameCheck {
+            ts_us: M,
+            consistent: true,
+            nr_frames: M,
+            free_counted: M,
+            free_recorded: M,
+            total_counted: M,
+            total_recorded: M,
+            used_without_owner: M,
+            free_with_owner: M,
+            invalid_owners: M,
+            summary_mismatches: M,
+            padding_mismatches: M,
+        }),
+        KernelMsg::HeapCheck(HeapCheck {
+            ts_us: M,
+            pid: u32::MAX,
+            heap_id: u32::MAX,
+            ok: true,
+            error: Some(red_zone),
+            addr: M,
+            stats: largest_heap_stats(),
+        }),
+        KernelMsg::HeapBlock(HeapBlock {
+            pid: u32::MAX,
+            heap_id: u32::MAX,
+            addr: M,
+            size: M,
+            used: true,
+            key: M,
+        }),
+        KernelMsg::HeapWalkEnd(HeapWalkEnd {
+            ts_us: M,
+            pid: u32::MAX,
+            heap_id: u32::MAX,
+            blocks: M,
+            complete: true,
+        }),
+    ]
+}
+
+#[test]
+fn largest_1_1_kernel_msgs_cover_variants_8_to_20_in_order() {
+    let indices: Vec<u8> = largest_1_1_kernel_msgs()
+        .iter()
+        .map(|m| postcard::to_allocvec(m).unwrap()[0])
+        .collect();
+    assert_eq!(indices, (8..=20).collect::<Vec<u8>>());
+}
+
+#[test]
+fn largest_1_1_kernel_msgs_fit_max_payload_and_max_frame() {
+    let mut out = [0u8; MAX_FRAME];
+    for msg in largest_1_1_kernel_msgs() {
+        let payload = postcard::to_allocvec(&msg).unwrap();
+        assert!(
+            payload.len() <= MAX_PAYLOAD,
+            "{msg:?}: payload of {} bytes",
+            payload.len()
+        );
+        let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));
+        assert_single_terminator(frame);
+        let mut dec = FrameDecoder::<MAX_FRAME>::new();
+        let got: Vec<_> = frame
+            .iter()
+            .filter_map(|&b| {
+                dec.push::<KernelMsg>(b)
+                    .map(|r| r.map(|m| OwnedKernelMsg::from_msg(&m)))
+            })
+            .collect();
+        assert_eq!(got, vec![Ok(OwnedKernelMsg::from_msg(&msg))]);
+    }
+}
+
+#[test]
+fn largest_1_1_host_msgs_fit_max_payload_and_max_frame() {
+    let mut out = [0u8; MAX_FRAME];
+    for msg in [
+        HostMsg::Snapshot,
+        HostMsg::Check,
+        HostMsg::HeapWalk {
+            pid: u32::MAX,
+            heap_id: u32::MAX,
+        },
+    ] {
+        let payload = postcard::to_allocvec(&msg).unwrap();
+        assert!(payload.len() <= MAX_PAYLOAD, "{msg:?}");
+        let frame = encode_frame(&msg, &mut out).unwrap();
+        assert_single_terminator(frame);
+    }
 }

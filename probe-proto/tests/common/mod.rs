@@ -8,8 +8,10 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use probe_proto::{
-    Exception, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, MemKind, MemRegion, Panic,
-    Pong, Version,
+    EventCounters, Exception, FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner, FrameUsage,
+    HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent, HeapStats, HeapWalkEnd,
+    Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, MapEvent, MemKind, MemRegion, MemoryStats,
+    PageEvent, Panic, Pong, Version,
 };
 use proptest::prelude::*;
 
@@ -45,6 +47,20 @@ pub enum OwnedKernelMsg {
     Dropped {
         count: u64,
     },
+    // 1.1: plain-number payloads, held as the wire types themselves.
+    MemoryStats(MemoryStats),
+    PageAlloc(PageEvent),
+    PageFree(PageEvent),
+    Map(MapEvent),
+    Unmap(MapEvent),
+    HeapAlloc(HeapEvent),
+    HeapFree(HeapEvent),
+    HeapError(HeapErrorEvent),
+    FrameError(FrameErrorEvent),
+    FrameCheck(FrameCheck),
+    HeapCheck(HeapCheck),
+    HeapBlock(HeapBlock),
+    HeapWalkEnd(HeapWalkEnd),
 }
 
 impl OwnedKernelMsg {
@@ -93,6 +109,19 @@ impl OwnedKernelMsg {
             }),
             Self::Pong(p) => KernelMsg::Pong(*p),
             Self::Dropped { count } => KernelMsg::Dropped { count: *count },
+            Self::MemoryStats(m) => KernelMsg::MemoryStats(*m),
+            Self::PageAlloc(e) => KernelMsg::PageAlloc(*e),
+            Self::PageFree(e) => KernelMsg::PageFree(*e),
+            Self::Map(e) => KernelMsg::Map(*e),
+            Self::Unmap(e) => KernelMsg::Unmap(*e),
+            Self::HeapAlloc(e) => KernelMsg::HeapAlloc(*e),
+            Self::HeapFree(e) => KernelMsg::HeapFree(*e),
+            Self::HeapError(e) => KernelMsg::HeapError(*e),
+            Self::FrameError(e) => KernelMsg::FrameError(*e),
+            Self::FrameCheck(c) => KernelMsg::FrameCheck(*c),
+            Self::HeapCheck(c) => KernelMsg::HeapCheck(*c),
+            Self::HeapBlock(b) => KernelMsg::HeapBlock(*b),
+            Self::HeapWalkEnd(e) => KernelMsg::HeapWalkEnd(*e),
         }
     }
 
@@ -126,6 +155,19 @@ impl OwnedKernelMsg {
             },
             KernelMsg::Pong(p) => Self::Pong(*p),
             KernelMsg::Dropped { count } => Self::Dropped { count: *count },
+            KernelMsg::MemoryStats(m) => Self::MemoryStats(*m),
+            KernelMsg::PageAlloc(e) => Self::PageAlloc(*e),
+            KernelMsg::PageFree(e) => Self::PageFree(*e),
+            KernelMsg::Map(e) => Self::Map(*e),
+            KernelMsg::Unmap(e) => Self::Unmap(*e),
+            KernelMsg::HeapAlloc(e) => Self::HeapAlloc(*e),
+            KernelMsg::HeapFree(e) => Self::HeapFree(*e),
+            KernelMsg::HeapError(e) => Self::HeapError(*e),
+            KernelMsg::FrameError(e) => Self::FrameError(*e),
+            KernelMsg::FrameCheck(c) => Self::FrameCheck(*c),
+            KernelMsg::HeapCheck(c) => Self::HeapCheck(*c),
+            KernelMsg::HeapBlock(b) => Self::HeapBlock(*b),
+            KernelMsg::HeapWalkEnd(e) => Self::HeapWalkEnd(*e),
         }
     }
 }
@@ -162,8 +204,18 @@ pub fn log_level() -> impl Strategy<Value = LogLevel> {
     ]
 }
 
-/// Every [`KernelMsg`] variant with arbitrary field values.
+/// Every [`KernelMsg`] variant with arbitrary field values, each about
+/// equally often.
 pub fn kernel_msg() -> impl Strategy<Value = OwnedKernelMsg> {
+    // Weights are variant counts, so that no variant is starved.
+    prop_oneof![
+        8 => kernel_msg_1_0(),
+        13 => kernel_msg_1_1(),
+    ]
+}
+
+/// The [`KernelMsg`] variants of protocol 1.0.
+pub fn kernel_msg_1_0() -> impl Strategy<Value = OwnedKernelMsg> {
     prop_oneof![
         (
             version(),
@@ -250,11 +302,373 @@ pub fn kernel_msg() -> impl Strategy<Value = OwnedKernelMsg> {
     ]
 }
 
+/// The [`KernelMsg`] variants added in protocol 1.1.
+pub fn kernel_msg_1_1() -> impl Strategy<Value = OwnedKernelMsg> {
+    prop_oneof![
+        memory_stats().prop_map(OwnedKernelMsg::MemoryStats),
+        page_event().prop_map(OwnedKernelMsg::PageAlloc),
+        page_event().prop_map(OwnedKernelMsg::PageFree),
+        map_event().prop_map(OwnedKernelMsg::Map),
+        map_event().prop_map(OwnedKernelMsg::Unmap),
+        heap_event().prop_map(OwnedKernelMsg::HeapAlloc),
+        heap_event().prop_map(OwnedKernelMsg::HeapFree),
+        heap_error_event().prop_map(OwnedKernelMsg::HeapError),
+        frame_error_event().prop_map(OwnedKernelMsg::FrameError),
+        frame_check().prop_map(OwnedKernelMsg::FrameCheck),
+        heap_check().prop_map(OwnedKernelMsg::HeapCheck),
+        heap_block().prop_map(OwnedKernelMsg::HeapBlock),
+        heap_walk_end().prop_map(OwnedKernelMsg::HeapWalkEnd),
+    ]
+}
+
+pub fn frame_owner() -> impl Strategy<Value = FrameOwner> {
+    prop_oneof![
+        Just(FrameOwner::Unusable),
+        Just(FrameOwner::Reserved),
+        Just(FrameOwner::KernelImage),
+        Just(FrameOwner::BootInfo),
+        Just(FrameOwner::Bitmap),
+        Just(FrameOwner::KernelHeap),
+        Just(FrameOwner::KernelStack),
+        Just(FrameOwner::PageTable),
+        any::<u32>().prop_map(FrameOwner::Process),
+        any::<u8>().prop_map(FrameOwner::Other),
+    ]
+}
+
+pub fn page_event() -> impl Strategy<Value = PageEvent> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        frame_owner(),
+        any::<u64>(),
+    )
+        .prop_map(|(ts_us, addr, count, owner, caller)| PageEvent {
+            ts_us,
+            addr,
+            count,
+            owner,
+            caller,
+        })
+}
+
+pub fn map_event() -> impl Strategy<Value = MapEvent> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        prop_oneof![Just(4096u64), Just(2 << 20), Just(1 << 30), any::<u64>()],
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(|(ts_us, space, virt, phys, size, flags, caller)| MapEvent {
+            ts_us,
+            space,
+            virt,
+            phys,
+            size,
+            flags,
+            caller,
+        })
+}
+
+pub fn heap_event() -> impl Strategy<Value = HeapEvent> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(ts_us, pid, heap_id, addr, size, align, key, caller)| HeapEvent {
+                ts_us,
+                pid,
+                heap_id,
+                addr,
+                size,
+                align,
+                key,
+                caller,
+            },
+        )
+}
+
+pub fn heap_error_kind() -> impl Strategy<Value = HeapErrorKind> {
+    prop_oneof![
+        Just(HeapErrorKind::OutOfMemory),
+        Just(HeapErrorKind::InvalidLayout),
+        Just(HeapErrorKind::InvalidPointer),
+        Just(HeapErrorKind::DoubleFree),
+        Just(HeapErrorKind::CorruptHeader),
+        any::<u32>().prop_map(|offset| HeapErrorKind::RedZoneOverflow { offset }),
+        Just(HeapErrorKind::Inconsistent),
+    ]
+}
+
+pub fn heap_error_event() -> impl Strategy<Value = HeapErrorEvent> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        heap_error_kind(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(ts_us, pid, heap_id, kind, addr, size, caller)| HeapErrorEvent {
+                ts_us,
+                pid,
+                heap_id,
+                kind,
+                addr,
+                size,
+                caller,
+            },
+        )
+}
+
+pub fn frame_error_kind() -> impl Strategy<Value = FrameErrorKind> {
+    prop_oneof![
+        Just(FrameErrorKind::DoubleFree),
+        Just(FrameErrorKind::Reserved),
+        Just(FrameErrorKind::OutOfRange),
+        Just(FrameErrorKind::Unaligned),
+        Just(FrameErrorKind::OutOfMemory),
+        Just(FrameErrorKind::InvalidRequest),
+        Just(FrameErrorKind::Other),
+    ]
+}
+
+pub fn frame_error_event() -> impl Strategy<Value = FrameErrorEvent> {
+    (
+        any::<u64>(),
+        frame_error_kind(),
+        any::<u64>(),
+        any::<u32>(),
+        any::<u64>(),
+    )
+        .prop_map(|(ts_us, kind, addr, count, caller)| FrameErrorEvent {
+            ts_us,
+            kind,
+            addr,
+            count,
+            caller,
+        })
+}
+
+pub fn frame_usage() -> impl Strategy<Value = FrameUsage> {
+    any::<[u64; 11]>().prop_map(
+        |[
+            free,
+            unusable,
+            reserved,
+            kernel_image,
+            boot_info,
+            bitmap,
+            kernel_heap,
+            kernel_stack,
+            page_table,
+            process,
+            other,
+        ]| FrameUsage {
+            free,
+            unusable,
+            reserved,
+            kernel_image,
+            boot_info,
+            bitmap,
+            kernel_heap,
+            kernel_stack,
+            page_table,
+            process,
+            other,
+        },
+    )
+}
+
+pub fn heap_stats() -> impl Strategy<Value = HeapStats> {
+    (any::<u32>(), any::<u32>(), any::<[u64; 9]>()).prop_map(
+        |(
+            pid,
+            heap_id,
+            [
+                region_bytes,
+                max_bytes,
+                used_bytes,
+                free_bytes,
+                overhead_bytes,
+                total_blocks,
+                used_blocks,
+                free_blocks,
+                largest_free,
+            ],
+        )| HeapStats {
+            pid,
+            heap_id,
+            region_bytes,
+            max_bytes,
+            used_bytes,
+            free_bytes,
+            overhead_bytes,
+            total_blocks,
+            used_blocks,
+            free_blocks,
+            largest_free,
+        },
+    )
+}
+
+pub fn event_counters() -> impl Strategy<Value = EventCounters> {
+    any::<[u64; 8]>().prop_map(
+        |[
+            page_allocs,
+            page_frees,
+            maps,
+            unmaps,
+            heap_allocs,
+            heap_frees,
+            heap_errors,
+            frame_errors,
+        ]| EventCounters {
+            page_allocs,
+            page_frees,
+            maps,
+            unmaps,
+            heap_allocs,
+            heap_frees,
+            heap_errors,
+            frame_errors,
+        },
+    )
+}
+
+pub fn memory_stats() -> impl Strategy<Value = MemoryStats> {
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        frame_usage(),
+        heap_stats(),
+        event_counters(),
+    )
+        .prop_map(
+            |(ts_us, total_frames, free_frames, usage, kernel_heap, counters)| MemoryStats {
+                ts_us,
+                total_frames,
+                free_frames,
+                usage,
+                kernel_heap,
+                counters,
+            },
+        )
+}
+
+pub fn frame_check() -> impl Strategy<Value = FrameCheck> {
+    (any::<u64>(), any::<bool>(), any::<[u64; 10]>()).prop_map(
+        |(
+            ts_us,
+            consistent,
+            [
+                nr_frames,
+                free_counted,
+                free_recorded,
+                total_counted,
+                total_recorded,
+                used_without_owner,
+                free_with_owner,
+                invalid_owners,
+                summary_mismatches,
+                padding_mismatches,
+            ],
+        )| FrameCheck {
+            ts_us,
+            consistent,
+            nr_frames,
+            free_counted,
+            free_recorded,
+            total_counted,
+            total_recorded,
+            used_without_owner,
+            free_with_owner,
+            invalid_owners,
+            summary_mismatches,
+            padding_mismatches,
+        },
+    )
+}
+
+pub fn heap_check() -> impl Strategy<Value = HeapCheck> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<bool>(),
+        proptest::option::of(heap_error_kind()),
+        any::<u64>(),
+        heap_stats(),
+    )
+        .prop_map(|(ts_us, pid, heap_id, ok, error, addr, stats)| HeapCheck {
+            ts_us,
+            pid,
+            heap_id,
+            ok,
+            error,
+            addr,
+            stats,
+        })
+}
+
+pub fn heap_block() -> impl Strategy<Value = HeapBlock> {
+    (
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
+        .prop_map(|(pid, heap_id, addr, size, used, key)| HeapBlock {
+            pid,
+            heap_id,
+            addr,
+            size,
+            used,
+            key,
+        })
+}
+
+pub fn heap_walk_end() -> impl Strategy<Value = HeapWalkEnd> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        any::<u32>(),
+        any::<u64>(),
+        any::<bool>(),
+    )
+        .prop_map(|(ts_us, pid, heap_id, blocks, complete)| HeapWalkEnd {
+            ts_us,
+            pid,
+            heap_id,
+            blocks,
+            complete,
+        })
+}
+
 /// Every [`HostMsg`] variant with arbitrary field values.
 pub fn host_msg() -> impl Strategy<Value = HostMsg> {
     prop_oneof![
         Just(HostMsg::Resync),
         any::<u32>().prop_map(|nonce| HostMsg::Ping { nonce }),
+        Just(HostMsg::Snapshot),
+        Just(HostMsg::Check),
+        (any::<u32>(), any::<u32>()).prop_map(|(pid, heap_id)| HostMsg::HeapWalk { pid, heap_id }),
     ]
 }
 
