@@ -1,8 +1,11 @@
 //! The kernel command line (`-append`): space-separated `key=value` options.
 //!
-//! Known keys: `loglevel=0..=3` (error, warn, info, debug) and
-//! `selftest=NAME` (a named scenario the tests boot into). Unknown keys are
-//! kept so they can be reported, not silently dropped.
+//! Known keys: `loglevel=0..=3` (error, warn, info, debug),
+//! `selftest=NAME` (a named scenario the tests boot into), `redzones=0|1`
+//! (guard bytes after every kernel-heap block; on by default) and
+//! `memevents=0|1` (an event on COM1 for every page, mapping and heap
+//! operation; on by default). Unknown keys are kept so they can be
+//! reported, not silently dropped.
 
 /// Options read from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,8 +14,20 @@ pub struct Options<'a> {
     pub loglevel: u8,
     /// Self-test scenario to run instead of the normal workload.
     pub selftest: Option<&'a str>,
+    /// Red zones around kernel-heap blocks.
+    pub red_zones: bool,
+    /// Memory events on the telemetry link.
+    pub mem_events: bool,
     /// First option that was not understood, for a warning.
     pub first_unknown: Option<&'a str>,
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "1" | "on" | "yes" => Some(true),
+        "0" | "off" | "no" => Some(false),
+        _ => None,
+    }
 }
 
 /// Default `loglevel`: info.
@@ -25,6 +40,8 @@ impl<'a> Options<'a> {
         let mut opts = Options {
             loglevel: DEFAULT_LOGLEVEL,
             selftest: None,
+            red_zones: true,
+            mem_events: true,
             first_unknown: None,
         };
         for word in cmdline.split_ascii_whitespace() {
@@ -37,6 +54,8 @@ impl<'a> Options<'a> {
                     }
                     _ => false,
                 },
+                "redzones" => parse_bool(value).map(|on| opts.red_zones = on).is_some(),
+                "memevents" => parse_bool(value).map(|on| opts.mem_events = on).is_some(),
                 "selftest" if !value.is_empty() => {
                     opts.selftest = Some(value);
                     true
@@ -77,5 +96,17 @@ mod tests {
         assert_eq!(o.loglevel, DEFAULT_LOGLEVEL);
         assert_eq!(o.selftest, None);
         assert_eq!(o.first_unknown, Some("loglevel=9"));
+    }
+
+    #[test]
+    fn switches_take_on_and_off() {
+        let o = Options::parse("");
+        assert!(o.red_zones && o.mem_events);
+        let o = Options::parse("redzones=0 memevents=off");
+        assert!(!o.red_zones && !o.mem_events);
+        assert_eq!(o.first_unknown, None);
+        let o = Options::parse("redzones=maybe");
+        assert!(o.red_zones);
+        assert_eq!(o.first_unknown, Some("redzones=maybe"));
     }
 }

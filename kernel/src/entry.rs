@@ -30,6 +30,14 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     if let Err(why) = memory::phys::init(boot) {
         panic!("physical memory: {why}");
     }
+    memory::events::set_enabled(opts.mem_events);
+    let layout = match memory::virt::init(boot) {
+        Ok(layout) => layout,
+        Err(why) => panic!("kernel page tables: {why}"),
+    };
+    if let Err(why) = memory::heap::init(opts.red_zones) {
+        panic!("kernel heap: {why:?}");
+    }
     gdb::init();
     cpu::enable_interrupts();
     kinfo!(
@@ -48,6 +56,18 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     let (total, free) = memory::phys::counts();
     let consistent = memory::phys::check().is_consistent();
     kinfo!("frames: {total} of RAM, {free} free; bitmap consistent: {consistent}");
+    let wx = memory::virt::audit_wx();
+    kinfo!(
+        "paging: root {:#x}, image {} pages, direct map {} MiB, {} kernel tables; \
+         {} kernel leaves, {} executable, {} writable+executable",
+        layout.root,
+        layout.image_pages,
+        layout.direct_map_bytes >> 20,
+        layout.table_frames,
+        wx.leaves,
+        wx.executable,
+        wx.writable_executable
+    );
     if let Some(word) = opts.first_unknown {
         kwarn!("ignoring unknown or malformed option {word:?}");
     }
@@ -63,8 +83,10 @@ fn idle_loop() -> ! {
         let now = time::uptime_us();
         if now >= next_heartbeat {
             telemetry::heartbeat();
+            telemetry::send(&KernelMsg::MemoryStats(memory::report::memory_stats()));
             next_heartbeat = now + HEARTBEAT_US;
         }
+        memory::report::serve_requests();
         cpu::enable_interrupts_and_halt();
     }
 }
@@ -79,7 +101,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
         .unwrap_or(("<unknown>", 0, 0));
     arch::qemu::debugcon_write(b"[PANIC] ");
     arch::qemu::debugcon_write(message.as_str().as_bytes());
-    arch::qemu::debugcon_write(b"\n");
+    let mut place = LineBuf::new();
+    let _ = writeln!(place, " at {file}:{line}:{column}");
+    arch::qemu::debugcon_write(place.as_str().as_bytes());
     telemetry::send_emergency(&KernelMsg::Panic(Panic {
         ts_us: time::uptime_us(),
         message: message.as_str(),

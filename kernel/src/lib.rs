@@ -5,6 +5,9 @@
 //! bare-metal target (`target_os = "none"`).
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(target_os = "none")]
+extern crate alloc;
+
 pub mod boot_info;
 pub mod cmdline;
 pub mod mm;

@@ -69,8 +69,22 @@ impl TxRing {
     }
 }
 
+/// Host requests waiting to be answered from thread context: answering
+/// takes memory-manager locks, which the interrupt handler that decodes the
+/// request must not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requests {
+    /// `Snapshot`: send `MemoryStats`.
+    pub snapshot: bool,
+    /// `Check`: send `FrameCheck` and `HeapCheck`.
+    pub check: bool,
+    /// `HeapWalk`: walk this `(pid, heap id)`.
+    pub heap_walk: Option<(u32, u32)>,
+}
+
 struct Link {
     port: Option<SerialPort>,
+    requests: Requests,
     ring: TxRing,
     /// Frames dropped and not yet reported in a `Dropped` message.
     dropped_unreported: u64,
@@ -83,6 +97,11 @@ struct Link {
 
 static LINK: IrqMutex<Link> = IrqMutex::new(Link {
     port: None,
+    requests: Requests {
+        snapshot: false,
+        check: false,
+        heap_walk: None,
+    },
     ring: TxRing::new(),
     dropped_unreported: 0,
     dropped_total: 0,
@@ -105,6 +124,41 @@ pub fn init(boot: &'static BootInfo) {
 /// Queues `msg`; never waits for the UART.
 pub fn send(msg: &KernelMsg<'_>) {
     LINK.with(|link| link.send(msg));
+}
+
+/// Queues `msg`, first waiting for the UART to make room if the ring is
+/// full: for answers to host requests, sent from thread context, which must
+/// not be lost. Events use [`send`].
+pub fn send_waiting(msg: &KernelMsg<'_>) {
+    LINK.with(|link| {
+        let mut buf = [0u8; MAX_FRAME];
+        let Ok(frame) = encode_frame(msg, &mut buf) else {
+            return;
+        };
+        while TX_RING_BYTES - link.ring.len < frame.len() && link.port.is_some() {
+            link.pump();
+        }
+        link.send(msg);
+    });
+}
+
+/// Waits until every queued byte went to the UART.
+pub fn drain() {
+    loop {
+        let empty = LINK.with(|link| {
+            link.pump();
+            link.ring.len == 0 || link.port.is_none()
+        });
+        if empty {
+            return;
+        }
+        core::hint::spin_loop();
+    }
+}
+
+/// Takes the host requests received since the last call.
+pub fn take_requests() -> Requests {
+    LINK.with(|link| core::mem::take(&mut link.requests))
 }
 
 /// Sends a heartbeat with the link's counters.
@@ -211,13 +265,20 @@ impl Link {
 
     fn handle(&mut self, cmd: HostMsg) {
         match cmd {
-            HostMsg::Resync => self.send_hello(),
+            HostMsg::Resync => {
+                self.send_hello();
+                // A late host also wants the current picture.
+                self.requests.snapshot = true;
+            }
             HostMsg::Ping { nonce } => {
                 self.send(&KernelMsg::Pong(Pong {
                     nonce,
                     ts_us: time::uptime_us(),
                 }));
             }
+            HostMsg::Snapshot => self.requests.snapshot = true,
+            HostMsg::Check => self.requests.check = true,
+            HostMsg::HeapWalk { pid, heap_id } => self.requests.heap_walk = Some((pid, heap_id)),
         }
     }
 

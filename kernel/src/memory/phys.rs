@@ -4,8 +4,9 @@
 //! image large enough to hold them, reached through the direct map; they are
 //! reserved in the bitmap itself with owner `Bitmap`.
 
-use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, KERNEL_VMA_OFFSET, phys_to_virt};
+use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, KERNEL_VMA_OFFSET, cpu, phys_to_virt};
 use crate::boot_info::BootInfo;
+use crate::memory::events;
 use crate::mm::frame::{
     CheckReport, FRAME_SIZE, Frame, FrameBitmap, FrameError, FrameRange, MemoryRegion, Owner,
     OwnerSlot, PhysAddr, SlotWidth, Usage,
@@ -97,19 +98,110 @@ fn with_pmm<R>(f: impl FnOnce(&mut FrameBitmap<'static>) -> R) -> R {
     })
 }
 
+/// Reports the outcome of a call that handed out frames.
+fn report_alloc<T>(
+    result: Result<T, FrameError>,
+    range: impl FnOnce(&T) -> FrameRange,
+    want: u64,
+    owner: Owner,
+    caller: u64,
+) -> Result<T, FrameError> {
+    match &result {
+        Ok(got) => {
+            let r = range(got);
+            events::page_alloc(r.start(), r.len(), owner, caller);
+        }
+        Err(e) => events::frame_error(*e, PhysAddr::new(0), want, caller),
+    }
+    result
+}
+
+/// Reports the outcome of a call that took frames back.
+fn report_free<T: Copy>(
+    result: Result<T, FrameError>,
+    range: FrameRange,
+    owner: impl FnOnce(T) -> Owner,
+    caller: u64,
+) -> Result<T, FrameError> {
+    match result {
+        Ok(v) => events::page_free(range.start(), range.len(), owner(v), caller),
+        Err(e) => {
+            events::frame_error(e, range.start_address(), range.len(), caller);
+            kwarn!(
+                "refused to free frames {:#x}+{} from {caller:#x}: {e:?}",
+                range.start_address().as_u64(),
+                range.len()
+            );
+        }
+    }
+    result
+}
+
 /// Allocates one frame for `owner`.
+#[inline(never)]
 pub fn alloc_frame(owner: Owner) -> Result<Frame, FrameError> {
-    with_pmm(|pmm| pmm.alloc_frame(owner))
+    let caller = cpu::return_address();
+    let result = with_pmm(|pmm| pmm.alloc_frame(owner));
+    report_alloc(result, |&f| FrameRange::from_count(f, 1), 1, owner, caller)
 }
 
-/// Frees one frame, returning who held it.
+/// Frees one frame, returning who held it. Freeing a free or reserved frame
+/// is refused, reported, and changes nothing.
+#[inline(never)]
 pub fn free_frame(frame: Frame) -> Result<Owner, FrameError> {
-    with_pmm(|pmm| pmm.free_frame(frame))
+    let caller = cpu::return_address();
+    let result = with_pmm(|pmm| pmm.free_frame(frame));
+    report_free(result, FrameRange::from_count(frame, 1), |o| o, caller)
 }
 
-/// Frees the frame at physical address `addr`.
+/// Allocates a frame for `owner` and returns its physical address.
+#[inline(never)]
+pub fn alloc_page(owner: Owner) -> Result<PhysAddr, FrameError> {
+    let caller = cpu::return_address();
+    let result = with_pmm(|pmm| pmm.alloc_frame(owner));
+    report_alloc(result, |&f| FrameRange::from_count(f, 1), 1, owner, caller)
+        .map(Frame::start_address)
+}
+
+/// Frees the frame at physical address `addr`, which must be page-aligned.
+#[inline(never)]
 pub fn free_page(addr: PhysAddr) -> Result<Owner, FrameError> {
-    with_pmm(|pmm| pmm.free_page(addr))
+    let caller = cpu::return_address();
+    let result = with_pmm(|pmm| pmm.free_page(addr));
+    let range = FrameRange::from_count(Frame::containing_address(addr), 1);
+    report_free(result, range, |o| o, caller)
+}
+
+/// Allocates `nr_frames` physically contiguous frames aligned to
+/// `align_frames` frames.
+#[inline(never)]
+pub fn alloc_contiguous(
+    nr_frames: u64,
+    align_frames: u64,
+    owner: Owner,
+) -> Result<FrameRange, FrameError> {
+    let caller = cpu::return_address();
+    let result = with_pmm(|pmm| pmm.alloc_contiguous(nr_frames, align_frames, owner));
+    report_alloc(result, |r| *r, nr_frames, owner, caller)
+}
+
+/// Frees a run from [`alloc_contiguous`]; all or nothing.
+#[inline(never)]
+pub fn free_contiguous(range: FrameRange) -> Result<(), FrameError> {
+    let caller = cpu::return_address();
+    let owner = with_pmm(|pmm| pmm.owner(range.start()));
+    let result = with_pmm(|pmm| pmm.free_contiguous(range));
+    report_free(result, range, |()| owner.unwrap_or(Owner::Other(0)), caller)
+}
+
+/// Bytes of RAM the allocator manages.
+pub fn get_total_memory() -> u64 {
+    with_pmm(|pmm| pmm.total_frames()) * FRAME_SIZE
+}
+
+/// Bytes of RAM free.
+pub fn get_free_memory() -> u64 {
+    with_pmm(|pmm| pmm.free_frames()) * FRAME_SIZE
 }
 
 /// `(total RAM frames, free frames)`.

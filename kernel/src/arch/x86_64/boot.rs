@@ -9,8 +9,32 @@
 
 use core::arch::global_asm;
 
-/// Size of the boot (and later idle) stack.
-pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+/// Size of the boot (and later idle) stack. Debug builds move large
+/// values (a heap's free-list table is 8 KiB) through several frames.
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
+
+/// Bytes left unmapped right below the boot stack, so an overflow faults
+/// instead of overwriting the statics below it.
+pub const STACK_GUARD_SIZE: usize = 4096;
+
+unsafe extern "C" {
+    static boot_stack_guard: u8;
+    static boot_stack_bottom: u8;
+    static boot_stack_top: u8;
+}
+
+/// Virtual address of the boot stack's guard page.
+pub fn stack_guard_page() -> u64 {
+    &raw const boot_stack_guard as u64
+}
+
+/// `(lowest, one past highest)` virtual address of the boot stack.
+pub fn boot_stack() -> (u64, u64) {
+    (
+        &raw const boot_stack_bottom as u64,
+        &raw const boot_stack_top as u64,
+    )
+}
 
 global_asm!(
     r#"
@@ -107,6 +131,9 @@ global_asm!(
 
     .section .bss.boot_stack, "aw", @nobits
     .balign 4096
+    .global boot_stack_guard
+    boot_stack_guard:
+        .skip {guard_size}
     .global boot_stack_bottom
     boot_stack_bottom:
         .skip {stack_size}
@@ -114,5 +141,6 @@ global_asm!(
     boot_stack_top:
     "#,
     stack_size = const BOOT_STACK_SIZE,
+    guard_size = const STACK_GUARD_SIZE,
     options(att_syntax)
 );

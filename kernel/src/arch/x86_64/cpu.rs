@@ -59,3 +59,92 @@ pub fn breakpoint() {
     // SAFETY: int3 traps to our IDT's breakpoint handler and returns.
     unsafe { asm!("int3", options(nomem, nostack)) };
 }
+
+/// Physical address of the root page table (PML4) in CR3.
+pub fn current_page_table() -> u64 {
+    x86_64::registers::control::Cr3::read()
+        .0
+        .start_address()
+        .as_u64()
+}
+
+/// Loads CR3 with the PML4 at physical address `root`, switching address
+/// space and flushing every non-global translation.
+///
+/// # Safety
+///
+/// `root` is a frame-aligned PML4 whose kernel half maps the running code,
+/// its stack and every kernel datum in use exactly as the current one does.
+pub unsafe fn load_page_table(root: u64) {
+    use x86_64::structures::paging::PhysFrame;
+    let frame = PhysFrame::containing_address(x86_64::PhysAddr::new(root));
+    let (_, flags) = x86_64::registers::control::Cr3::read();
+    // SAFETY: the caller guarantees the new tables map the kernel as the
+    // current ones do, so execution continues at the next instruction.
+    unsafe { x86_64::registers::control::Cr3::write(frame, flags) };
+}
+
+/// Drops the TLB entry for the page holding `virt` (global ones included).
+pub fn invalidate_page(virt: u64) {
+    x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(virt));
+}
+
+/// Lets page-table entries marked GLOBAL survive CR3 reloads (CR4.PGE).
+pub fn enable_global_pages() {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // SAFETY: PGE only changes which TLB entries a CR3 write drops; setting
+    // it also flushes the whole TLB, so no stale entry survives the change.
+    unsafe { Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL)) };
+}
+
+/// The return address of the function this is inlined into: where its
+/// caller resumes. Needs frame pointers (the kernel is built with them).
+#[inline(always)]
+pub fn return_address() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads rbp only.
+    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    // SAFETY: with frame pointers, rbp points at the saved rbp of this
+    // frame, and the return address sits right above it, on our stack.
+    unsafe { ((rbp + 8) as *const u64).read() }
+}
+
+/// The return address one frame further up than [`return_address`]: for
+/// entry points reached through a shim (`GlobalAlloc` behind
+/// `__rust_alloc`). The saved frame pointer is followed only when it points
+/// up the boot stack from this frame; anywhere else the answer is 0.
+#[inline(always)]
+pub fn caller_return_address() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads rbp only.
+    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    let (bottom, top) = super::boot::boot_stack();
+    if !(bottom..top - 16).contains(&rbp) {
+        return 0;
+    }
+    // SAFETY: rbp points at this frame's saved rbp, inside the boot stack.
+    let saved = unsafe { (rbp as *const u64).read() };
+    if !(rbp + 16..top - 16).contains(&saved) || !saved.is_multiple_of(8) {
+        return 0;
+    }
+    // SAFETY: `saved` lies in the boot stack above this frame, checked
+    // above, so the 8 bytes after it are mapped stack memory.
+    unsafe { ((saved + 8) as *const u64).read() }
+}
+
+/// Runs `f` with interrupts off and supervisor write protection (CR0.WP)
+/// lifted, so the kernel may write pages mapped read-only: how a read-only
+/// heap's owner updates it while every other write to it faults.
+pub fn with_write_protect_off<R>(f: impl FnOnce() -> R) -> R {
+    use x86_64::registers::control::{Cr0, Cr0Flags};
+    without_interrupts(|| {
+        let before = Cr0::read();
+        // SAFETY: clearing WP only lets ring 0 write read-only pages; with
+        // interrupts off, nothing but `f` runs until it is restored.
+        unsafe { Cr0::write(before - Cr0Flags::WRITE_PROTECT) };
+        let result = f();
+        // SAFETY: restores the previous value.
+        unsafe { Cr0::write(before) };
+        result
+    })
+}
