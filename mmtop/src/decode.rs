@@ -170,7 +170,10 @@ mod tests {
         assert_eq!(got, vec![Err(err)]);
         assert_eq!(
             err.to_string(),
-            "kernel speaks protocol 2.0, this mmtop speaks 1.0; use a matching mmtop"
+            format!(
+                "kernel speaks protocol 2.0, this mmtop speaks {}.{}; use a matching mmtop",
+                PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+            )
         );
     }
 

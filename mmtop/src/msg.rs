@@ -7,13 +7,17 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use probe_proto::{Exception, Heartbeat, Pong, Version};
+pub use probe_proto::{
+    EventCounters, Exception, FrameCheck, FrameUsage, HeapBlock, HeapEvent, HeapStats, HeapWalkEnd,
+    Heartbeat, MapEvent, MemoryStats, Pong, Version,
+};
 
 /// A kernel-to-host message, owned.
 ///
-/// Plain-number payloads (`Heartbeat`, `Exception`, `Pong`) are the wire
-/// types themselves; those holding strings or wire enums have owned mirrors
-/// here so that their JSON spelling is mmtop's choice, not the wire's.
+/// Plain-number payloads (`Heartbeat`, `Exception`, `Pong`, `MemoryStats`,
+/// `MapEvent`, ...) are the wire types themselves; those holding strings or
+/// wire enums have owned mirrors here so that their JSON spelling is mmtop's
+/// choice, not the wire's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Msg {
@@ -36,6 +40,33 @@ pub enum Msg {
         /// Number of messages lost.
         count: u64,
     },
+    /// A snapshot of the kernel's memory; boxed, being by far the largest
+    /// message, so that every other `Msg` stays small.
+    MemoryStats(Box<MemoryStats>),
+    /// Frames handed out by the physical allocator.
+    PageAlloc(PageEvent),
+    /// Frames returned to the physical allocator.
+    PageFree(PageEvent),
+    /// A page mapped.
+    Map(MapEvent),
+    /// A page unmapped.
+    Unmap(MapEvent),
+    /// A heap allocation.
+    HeapAlloc(HeapEvent),
+    /// A heap free.
+    HeapFree(HeapEvent),
+    /// A heap call refused or a heap check failure.
+    HeapError(HeapErrorEvent),
+    /// A physical-allocator call refused.
+    FrameError(FrameErrorEvent),
+    /// Result of a frame-bitmap consistency check.
+    FrameCheck(FrameCheck),
+    /// Result of a heap consistency check.
+    HeapCheck(HeapCheck),
+    /// One block of a heap walk.
+    HeapBlock(HeapBlock),
+    /// End of a heap walk.
+    HeapWalkEnd(HeapWalkEnd),
 }
 
 impl Msg {
@@ -50,6 +81,19 @@ impl Msg {
             Msg::Panic(_) => "panic",
             Msg::Pong(_) => "pong",
             Msg::Dropped { .. } => "dropped",
+            Msg::MemoryStats(_) => "memory_stats",
+            Msg::PageAlloc(_) => "page_alloc",
+            Msg::PageFree(_) => "page_free",
+            Msg::Map(_) => "map",
+            Msg::Unmap(_) => "unmap",
+            Msg::HeapAlloc(_) => "heap_alloc",
+            Msg::HeapFree(_) => "heap_free",
+            Msg::HeapError(_) => "heap_error",
+            Msg::FrameError(_) => "frame_error",
+            Msg::FrameCheck(_) => "frame_check",
+            Msg::HeapCheck(_) => "heap_check",
+            Msg::HeapBlock(_) => "heap_block",
+            Msg::HeapWalkEnd(_) => "heap_walk_end",
         }
     }
 }
@@ -146,6 +190,145 @@ pub struct Panic {
     pub column: u32,
 }
 
+/// Holder of a physical frame. JSON: `"kernel_heap"`, ..., `{"process": PID}`
+/// or `{"other": TAG}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameOwner {
+    /// Not RAM.
+    Unusable,
+    /// RAM set aside by policy (e.g. the first MiB).
+    Reserved,
+    /// The kernel image.
+    KernelImage,
+    /// Boot loader structures.
+    BootInfo,
+    /// The frame allocator's own bitmap and owner table.
+    Bitmap,
+    /// Backing store of the kernel heap.
+    KernelHeap,
+    /// A kernel stack.
+    KernelStack,
+    /// A page-table node.
+    PageTable,
+    /// Memory of the process with this pid.
+    Process(u32),
+    /// Anything else, with the kernel's tag.
+    Other(u8),
+}
+
+/// Owned [`probe_proto::PageEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Physical address of the first frame.
+    pub addr: u64,
+    /// Number of frames.
+    pub count: u32,
+    /// Who holds (or held) the frames.
+    pub owner: FrameOwner,
+    /// Return address of the caller, raw.
+    pub caller: u64,
+}
+
+/// Why a heap call was refused or a heap check failed. JSON: `"double_free"`,
+/// ..., or `{"red_zone_overflow": {"offset": N}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeapErrorKind {
+    /// No block large enough.
+    OutOfMemory,
+    /// A size or alignment the heap cannot serve.
+    InvalidLayout,
+    /// Not a payload of this heap.
+    InvalidPointer,
+    /// A block freed twice.
+    DoubleFree,
+    /// A damaged block header.
+    CorruptHeader,
+    /// A write past the end of a payload.
+    RedZoneOverflow {
+        /// Offset of the first damaged byte from the payload start.
+        offset: u32,
+    },
+    /// The heap's structures contradict each other.
+    Inconsistent,
+}
+
+/// Owned [`probe_proto::HeapErrorEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeapErrorEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// What went wrong.
+    pub kind: HeapErrorKind,
+    /// The address concerned, or 0.
+    pub addr: u64,
+    /// The size concerned, or 0.
+    pub size: u64,
+    /// Return address of the caller, raw.
+    pub caller: u64,
+}
+
+/// Why a physical-allocator call was refused. JSON: `"double_free"`, ...
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameErrorKind {
+    /// The frame is already free.
+    DoubleFree,
+    /// The frame has a permanent owner.
+    Reserved,
+    /// Past the end of the allocator's range.
+    OutOfRange,
+    /// Not the start of a frame.
+    Unaligned,
+    /// No free frame or run.
+    OutOfMemory,
+    /// A malformed request.
+    InvalidRequest,
+    /// Any other refusal.
+    Other,
+}
+
+/// Owned [`probe_proto::FrameErrorEvent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameErrorEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Why it was refused.
+    pub kind: FrameErrorKind,
+    /// Physical address of the first frame concerned, or 0.
+    pub addr: u64,
+    /// Number of frames.
+    pub count: u32,
+    /// Return address of the caller, raw.
+    pub caller: u64,
+}
+
+/// Owned [`probe_proto::HeapCheck`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeapCheck {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process owning the heap; 0 for the kernel.
+    pub pid: u32,
+    /// Which heap of that process.
+    pub heap_id: u32,
+    /// Whether the heap is consistent.
+    pub ok: bool,
+    /// The first problem found; JSON `null` when none.
+    pub error: Option<HeapErrorKind>,
+    /// Block where the check failed, else 0.
+    pub addr: u64,
+    /// Occupancy as the check counted it.
+    pub stats: HeapStats,
+}
+
 impl From<&probe_proto::KernelMsg<'_>> for Msg {
     fn from(msg: &probe_proto::KernelMsg<'_>) -> Self {
         use probe_proto::KernelMsg as K;
@@ -182,6 +365,119 @@ impl From<&probe_proto::KernelMsg<'_>> for Msg {
             }),
             K::Pong(p) => Msg::Pong(*p),
             K::Dropped { count } => Msg::Dropped { count: *count },
+            K::MemoryStats(m) => Msg::MemoryStats(Box::new(*m)),
+            K::PageAlloc(e) => Msg::PageAlloc(e.into()),
+            K::PageFree(e) => Msg::PageFree(e.into()),
+            K::Map(e) => Msg::Map(*e),
+            K::Unmap(e) => Msg::Unmap(*e),
+            K::HeapAlloc(e) => Msg::HeapAlloc(*e),
+            K::HeapFree(e) => Msg::HeapFree(*e),
+            K::HeapError(e) => Msg::HeapError(e.into()),
+            K::FrameError(e) => Msg::FrameError(e.into()),
+            K::FrameCheck(c) => Msg::FrameCheck(*c),
+            K::HeapCheck(c) => Msg::HeapCheck(c.into()),
+            K::HeapBlock(b) => Msg::HeapBlock(*b),
+            K::HeapWalkEnd(e) => Msg::HeapWalkEnd(*e),
+        }
+    }
+}
+
+impl From<probe_proto::FrameOwner> for FrameOwner {
+    fn from(owner: probe_proto::FrameOwner) -> Self {
+        use probe_proto::FrameOwner as O;
+        match owner {
+            O::Unusable => FrameOwner::Unusable,
+            O::Reserved => FrameOwner::Reserved,
+            O::KernelImage => FrameOwner::KernelImage,
+            O::BootInfo => FrameOwner::BootInfo,
+            O::Bitmap => FrameOwner::Bitmap,
+            O::KernelHeap => FrameOwner::KernelHeap,
+            O::KernelStack => FrameOwner::KernelStack,
+            O::PageTable => FrameOwner::PageTable,
+            O::Process(pid) => FrameOwner::Process(pid),
+            O::Other(tag) => FrameOwner::Other(tag),
+        }
+    }
+}
+
+impl From<&probe_proto::PageEvent> for PageEvent {
+    fn from(e: &probe_proto::PageEvent) -> Self {
+        PageEvent {
+            ts_us: e.ts_us,
+            addr: e.addr,
+            count: e.count,
+            owner: e.owner.into(),
+            caller: e.caller,
+        }
+    }
+}
+
+impl From<probe_proto::HeapErrorKind> for HeapErrorKind {
+    fn from(kind: probe_proto::HeapErrorKind) -> Self {
+        use probe_proto::HeapErrorKind as K;
+        match kind {
+            K::OutOfMemory => HeapErrorKind::OutOfMemory,
+            K::InvalidLayout => HeapErrorKind::InvalidLayout,
+            K::InvalidPointer => HeapErrorKind::InvalidPointer,
+            K::DoubleFree => HeapErrorKind::DoubleFree,
+            K::CorruptHeader => HeapErrorKind::CorruptHeader,
+            K::RedZoneOverflow { offset } => HeapErrorKind::RedZoneOverflow { offset },
+            K::Inconsistent => HeapErrorKind::Inconsistent,
+        }
+    }
+}
+
+impl From<&probe_proto::HeapErrorEvent> for HeapErrorEvent {
+    fn from(e: &probe_proto::HeapErrorEvent) -> Self {
+        HeapErrorEvent {
+            ts_us: e.ts_us,
+            pid: e.pid,
+            heap_id: e.heap_id,
+            kind: e.kind.into(),
+            addr: e.addr,
+            size: e.size,
+            caller: e.caller,
+        }
+    }
+}
+
+impl From<probe_proto::FrameErrorKind> for FrameErrorKind {
+    fn from(kind: probe_proto::FrameErrorKind) -> Self {
+        use probe_proto::FrameErrorKind as K;
+        match kind {
+            K::DoubleFree => FrameErrorKind::DoubleFree,
+            K::Reserved => FrameErrorKind::Reserved,
+            K::OutOfRange => FrameErrorKind::OutOfRange,
+            K::Unaligned => FrameErrorKind::Unaligned,
+            K::OutOfMemory => FrameErrorKind::OutOfMemory,
+            K::InvalidRequest => FrameErrorKind::InvalidRequest,
+            K::Other => FrameErrorKind::Other,
+        }
+    }
+}
+
+impl From<&probe_proto::FrameErrorEvent> for FrameErrorEvent {
+    fn from(e: &probe_proto::FrameErrorEvent) -> Self {
+        FrameErrorEvent {
+            ts_us: e.ts_us,
+            kind: e.kind.into(),
+            addr: e.addr,
+            count: e.count,
+            caller: e.caller,
+        }
+    }
+}
+
+impl From<&probe_proto::HeapCheck> for HeapCheck {
+    fn from(c: &probe_proto::HeapCheck) -> Self {
+        HeapCheck {
+            ts_us: c.ts_us,
+            pid: c.pid,
+            heap_id: c.heap_id,
+            ok: c.ok,
+            error: c.error.map(Into::into),
+            addr: c.addr,
+            stats: c.stats,
         }
     }
 }
@@ -208,6 +504,232 @@ impl From<probe_proto::LogLevel> for LogLevel {
             L::Warn => LogLevel::Warn,
             L::Info => LogLevel::Info,
             L::Debug => LogLevel::Debug,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe_proto as p;
+    use probe_proto::KernelMsg as K;
+
+    fn heap_stats() -> HeapStats {
+        HeapStats {
+            pid: 0,
+            heap_id: 0,
+            region_bytes: 1,
+            max_bytes: 2,
+            used_bytes: 3,
+            free_bytes: 4,
+            overhead_bytes: 5,
+            total_blocks: 6,
+            used_blocks: 7,
+            free_blocks: 8,
+            largest_free: 9,
+        }
+    }
+
+    /// One of each 1.1 kernel message.
+    fn wire_1_1() -> Vec<K<'static>> {
+        let page = p::PageEvent {
+            ts_us: 1,
+            addr: 0x1000,
+            count: 2,
+            owner: p::FrameOwner::Process(7),
+            caller: 3,
+        };
+        let map = MapEvent {
+            ts_us: 1,
+            space: 0x1000,
+            virt: 0x2000,
+            phys: 0x3000,
+            size: 4096,
+            flags: 3,
+            caller: 4,
+        };
+        let heap = HeapEvent {
+            ts_us: 1,
+            pid: 0,
+            heap_id: 0,
+            addr: 0x10,
+            size: 16,
+            align: 8,
+            key: 5,
+            caller: 5,
+        };
+        vec![
+            K::MemoryStats(MemoryStats {
+                ts_us: 1,
+                total_frames: 10,
+                free_frames: 5,
+                usage: FrameUsage {
+                    free: 5,
+                    unusable: 0,
+                    reserved: 1,
+                    kernel_image: 1,
+                    boot_info: 0,
+                    bitmap: 1,
+                    kernel_heap: 1,
+                    kernel_stack: 0,
+                    page_table: 1,
+                    process: 0,
+                    other: 0,
+                },
+                kernel_heap: heap_stats(),
+                counters: EventCounters {
+                    page_allocs: 1,
+                    page_frees: 2,
+                    maps: 3,
+                    unmaps: 4,
+                    heap_allocs: 5,
+                    heap_frees: 6,
+                    heap_errors: 7,
+                    frame_errors: 8,
+                },
+            }),
+            K::PageAlloc(page),
+            K::PageFree(page),
+            K::Map(map),
+            K::Unmap(map),
+            K::HeapAlloc(heap),
+            K::HeapFree(heap),
+            K::HeapError(p::HeapErrorEvent {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                kind: p::HeapErrorKind::RedZoneOverflow { offset: 4 },
+                addr: 0x10,
+                size: 16,
+                caller: 5,
+            }),
+            K::FrameError(p::FrameErrorEvent {
+                ts_us: 1,
+                kind: p::FrameErrorKind::Reserved,
+                addr: 0x1000,
+                count: 1,
+                caller: 6,
+            }),
+            K::FrameCheck(FrameCheck {
+                ts_us: 1,
+                consistent: true,
+                nr_frames: 10,
+                free_counted: 5,
+                free_recorded: 5,
+                total_counted: 10,
+                total_recorded: 10,
+                used_without_owner: 0,
+                free_with_owner: 0,
+                invalid_owners: 0,
+                summary_mismatches: 0,
+                padding_mismatches: 0,
+            }),
+            K::HeapCheck(p::HeapCheck {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                ok: false,
+                error: Some(p::HeapErrorKind::DoubleFree),
+                addr: 0x10,
+                stats: heap_stats(),
+            }),
+            K::HeapBlock(HeapBlock {
+                pid: 0,
+                heap_id: 0,
+                addr: 0x10,
+                size: 16,
+                used: true,
+                key: 5,
+            }),
+            K::HeapWalkEnd(HeapWalkEnd {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                blocks: 1,
+                complete: true,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_1_1_message_converts_and_its_kind_is_its_json_type() {
+        let kinds: Vec<&str> = wire_1_1()
+            .iter()
+            .map(|w| {
+                let msg = Msg::from(w);
+                let value = serde_json::to_value(&msg).unwrap();
+                assert_eq!(value["type"], msg.kind(), "{msg:?}");
+                msg.kind()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "memory_stats",
+                "page_alloc",
+                "page_free",
+                "map",
+                "unmap",
+                "heap_alloc",
+                "heap_free",
+                "heap_error",
+                "frame_error",
+                "frame_check",
+                "heap_check",
+                "heap_block",
+                "heap_walk_end"
+            ]
+        );
+    }
+
+    #[test]
+    fn wire_enums_convert_variant_for_variant() {
+        let w = wire_1_1();
+        assert!(matches!(
+            Msg::from(&w[1]),
+            Msg::PageAlloc(PageEvent {
+                owner: FrameOwner::Process(7),
+                count: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Msg::from(&w[7]),
+            Msg::HeapError(HeapErrorEvent {
+                kind: HeapErrorKind::RedZoneOverflow { offset: 4 },
+                ..
+            })
+        ));
+        assert!(matches!(
+            Msg::from(&w[8]),
+            Msg::FrameError(FrameErrorEvent {
+                kind: FrameErrorKind::Reserved,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Msg::from(&w[10]),
+            Msg::HeapCheck(HeapCheck {
+                ok: false,
+                error: Some(HeapErrorKind::DoubleFree),
+                addr: 0x10,
+                ..
+            })
+        ));
+        let owners = [
+            (p::FrameOwner::Unusable, FrameOwner::Unusable),
+            (p::FrameOwner::Reserved, FrameOwner::Reserved),
+            (p::FrameOwner::KernelImage, FrameOwner::KernelImage),
+            (p::FrameOwner::BootInfo, FrameOwner::BootInfo),
+            (p::FrameOwner::Bitmap, FrameOwner::Bitmap),
+            (p::FrameOwner::KernelHeap, FrameOwner::KernelHeap),
+            (p::FrameOwner::KernelStack, FrameOwner::KernelStack),
+            (p::FrameOwner::PageTable, FrameOwner::PageTable),
+            (p::FrameOwner::Process(9), FrameOwner::Process(9)),
+            (p::FrameOwner::Other(3), FrameOwner::Other(3)),
+        ];
+        for (wire, owned) in owners {
+            assert_eq!(FrameOwner::from(wire), owned);
         }
     }
 }

@@ -89,8 +89,11 @@ fn log_reports_link_closed_with_frame_counts_when_the_kernel_hangs_up() {
     assert_eq!(lines.len(), 2, "{out:?}");
     assert_eq!(
         lines[0],
-        "hello v1.0 build=kernel-0.1.0-test mem=128.0MiB usable=127.0MiB regions=2 \
-         features=host-commands uptime=0.001500s cmdline=\"loglevel=3\""
+        format!(
+            "hello v{}.{} build=kernel-0.1.0-test mem=128.0MiB usable=127.0MiB regions=2 \
+             features=host-commands uptime=0.001500s cmdline=\"loglevel=3\"",
+            PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+        )
     );
     assert_eq!(
         lines[1],
@@ -156,7 +159,11 @@ fn log_replays_a_recording_and_reports_link_closed_at_its_end() {
     assert_eq!(out.code(), 0, "{out:?}");
     let lines = out.lines();
     assert_eq!(lines.len(), 5, "{out:?}");
-    assert!(lines[0].starts_with("hello v1.0 "), "{}", lines[0]);
+    let hello = format!(
+        "hello v{}.{} ",
+        PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+    );
+    assert!(lines[0].starts_with(&hello), "{}", lines[0]);
     assert!(lines[1].starts_with("region #0 "), "{}", lines[1]);
     assert!(lines[2].starts_with("region #1 "), "{}", lines[2]);
     assert_eq!(lines[3], "log t=0.002000s INFO heap ready ✓");

@@ -31,6 +31,23 @@ pub enum Command {
     /// 2 when the link cannot be opened (or is a recording), 3 when the
     /// kernel speaks an incompatible protocol.
     Ping(PingArgs),
+    /// Ask the kernel to check its frame bitmap and kernel heap; print both
+    /// results.
+    ///
+    /// Exit status: 0 when both report consistent, 4 when the kernel reports
+    /// an inconsistency, 1 on timeout or when the link closes first, 2 when
+    /// the link cannot be opened (or is a recording), 3 when the kernel
+    /// speaks an incompatible protocol (or one older than 1.1, or one that
+    /// takes no commands).
+    Check(RequestArgs),
+    /// Ask the kernel for a memory snapshot; print frames by owner, the
+    /// kernel heap and the event counters.
+    ///
+    /// Exit status: 0 when the snapshot arrived, 1 on timeout or when the
+    /// link closes first, 2 when the link cannot be opened (or is a
+    /// recording), 3 when the kernel speaks an incompatible protocol (or one
+    /// older than 1.1, or one that takes no commands).
+    Stats(RequestArgs),
 }
 
 /// Where to connect, shared by every subcommand.
@@ -69,6 +86,20 @@ pub struct PingArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// How long to wait for the pong, in seconds.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
+    pub timeout: Duration,
+}
+
+/// `mmtop check` and `mmtop stats`: one request, one answer.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Print the answer as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the kernel's Hello and answer, in seconds, in all.
     #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
     pub timeout: Duration,
 }
@@ -119,6 +150,26 @@ mod tests {
         assert!(args.json && !args.no_resync);
         assert_eq!(args.count, Some(3));
         assert_eq!(args.timeout, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn check_and_stats_take_address_json_and_timeout_with_a_default() {
+        let cli =
+            Cli::try_parse_from(["mmtop", "check", "-c", "unix:/tmp/k.sock", "--json"]).unwrap();
+        let Command::Check(args) = cli.command else {
+            panic!("expected check");
+        };
+        assert_eq!(args.connect.address, Address::Unix("/tmp/k.sock".into()));
+        assert!(args.json);
+        assert_eq!(args.timeout, Duration::from_secs(5));
+
+        let cli =
+            Cli::try_parse_from(["mmtop", "stats", "-c", "unix:/tmp/k.sock", "-t", "0.5"]).unwrap();
+        let Command::Stats(args) = cli.command else {
+            panic!("expected stats");
+        };
+        assert!(!args.json);
+        assert_eq!(args.timeout, Duration::from_millis(500));
     }
 
     #[test]

@@ -2,20 +2,19 @@
 
 use std::io::{self, Write};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use probe_proto::HostMsg;
 
 use super::args::LogArgs;
-use super::{EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, Received, recv_until};
+use super::{
+    EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, recv_until,
+};
 use crate::decode::DecodeError;
 use crate::event::{LinkEvent, spawn_reader};
 use crate::format::Format;
 use crate::link::Link;
 use crate::msg::Msg;
-
-/// How often an unanswered Resync is repeated.
-const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Runs `mmtop log`: messages go to `out`, diagnostics to `err`. Returns the
 /// exit status.

@@ -1,13 +1,16 @@
 //! The `mmtop` command line: argument parsing and the headless subcommands.
 
 pub mod args;
+pub mod check;
 pub mod log;
 pub mod ping;
+mod request;
+pub mod stats;
 
 use std::io;
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 
@@ -22,6 +25,12 @@ pub const EXIT_TIMEOUT: u8 = 1;
 pub const EXIT_CONNECT: u8 = 2;
 /// The kernel speaks an incompatible protocol version.
 pub const EXIT_PROTOCOL: u8 = 3;
+/// The kernel answered a check and reports an inconsistency.
+pub const EXIT_INCONSISTENT: u8 = 4;
+
+/// How often an unanswered Resync is repeated: one that reaches the UART
+/// before the kernel has set it up is lost.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Entry point of the `mmtop` binary.
 pub fn main() -> ExitCode {
@@ -31,6 +40,8 @@ pub fn main() -> ExitCode {
     let code = match &cli.command {
         Command::Log(args) => log::run(args, &mut out, &mut err),
         Command::Ping(args) => ping::run(args, &mut out, &mut err),
+        Command::Check(args) => check::run(args, &mut out, &mut err),
+        Command::Stats(args) => stats::run(args, &mut out, &mut err),
     };
     ExitCode::from(code)
 }

@@ -8,8 +8,16 @@ use std::fmt::Write as _;
 
 use probe_proto::features;
 
-use crate::msg::{Hello, Log, LogLevel, MemKind, MemRegion, Msg, Panic};
+use crate::msg::{
+    FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner, HeapBlock, HeapCheck, HeapErrorEvent,
+    HeapErrorKind, HeapEvent, HeapWalkEnd, Hello, Log, LogLevel, MapEvent, MemKind, MemRegion,
+    MemoryStats, Msg, PageEvent, Panic,
+};
 use probe_proto::{Exception, Heartbeat, Pong};
+
+/// Bytes in a physical frame: the kernel's frame allocator hands out 4 KiB
+/// pages.
+pub const FRAME_SIZE: u64 = 4096;
 
 /// `msg` as one line of text, without the newline.
 pub fn human(msg: &Msg) -> String {
@@ -22,6 +30,286 @@ pub fn human(msg: &Msg) -> String {
         Msg::Panic(p) => panic(p),
         Msg::Pong(p) => pong(p),
         Msg::Dropped { count } => format!("dropped count={count}"),
+        Msg::MemoryStats(m) => memory_stats(m),
+        Msg::PageAlloc(e) => page_event("page_alloc", e),
+        Msg::PageFree(e) => page_event("page_free", e),
+        Msg::Map(e) => map_event("map", e),
+        Msg::Unmap(e) => map_event("unmap", e),
+        Msg::HeapAlloc(e) => heap_event("heap_alloc", e),
+        Msg::HeapFree(e) => heap_event("heap_free", e),
+        Msg::HeapError(e) => heap_error(e),
+        Msg::FrameError(e) => frame_error(e),
+        Msg::FrameCheck(c) => frame_check(c),
+        Msg::HeapCheck(c) => heap_check(c),
+        Msg::HeapBlock(b) => heap_block(b),
+        Msg::HeapWalkEnd(e) => heap_walk_end(e),
+    }
+}
+
+fn memory_stats(m: &MemoryStats) -> String {
+    let h = &m.kernel_heap;
+    let c = &m.counters;
+    format!(
+        "memory_stats t={} frames={} ({}) free={} ({}) heap={} heap_used={} ({} blocks) \
+         heap_free={} ({} blocks) heap_region={} \
+         page_allocs={} page_frees={} maps={} unmaps={} heap_allocs={} heap_frees={} \
+         heap_errors={} frame_errors={}",
+        human_time(m.ts_us),
+        m.total_frames,
+        human_bytes(frames_to_bytes(m.total_frames)),
+        m.free_frames,
+        human_bytes(frames_to_bytes(m.free_frames)),
+        heap_name(h.pid, h.heap_id),
+        human_bytes(h.used_bytes),
+        h.used_blocks,
+        human_bytes(h.free_bytes),
+        h.free_blocks,
+        human_bytes(h.region_bytes),
+        c.page_allocs,
+        c.page_frees,
+        c.maps,
+        c.unmaps,
+        c.heap_allocs,
+        c.heap_frees,
+        c.heap_errors,
+        c.frame_errors,
+    )
+}
+
+fn page_event(kind: &str, e: &PageEvent) -> String {
+    format!(
+        "{kind} t={} addr={:#x} count={} ({}) owner={} caller={:#x}",
+        human_time(e.ts_us),
+        e.addr,
+        e.count,
+        human_bytes(frames_to_bytes(u64::from(e.count))),
+        frame_owner(e.owner),
+        e.caller
+    )
+}
+
+fn map_event(kind: &str, e: &MapEvent) -> String {
+    format!(
+        "{kind} t={} space={:#x} virt={:#x} phys={:#x} size={} flags={} caller={:#x}",
+        human_time(e.ts_us),
+        e.space,
+        e.virt,
+        e.phys,
+        human_bytes(e.size),
+        page_flags(e.flags, e.size),
+        e.caller
+    )
+}
+
+fn heap_event(kind: &str, e: &HeapEvent) -> String {
+    format!(
+        "{kind} t={} heap={} addr={:#x} size={} align={} key={:#x} caller={:#x}",
+        human_time(e.ts_us),
+        heap_name(e.pid, e.heap_id),
+        e.addr,
+        human_bytes(e.size),
+        e.align,
+        e.key,
+        e.caller
+    )
+}
+
+fn heap_error(e: &HeapErrorEvent) -> String {
+    format!(
+        "heap_error t={} heap={} kind={} addr={:#x} size={} caller={:#x}",
+        human_time(e.ts_us),
+        heap_name(e.pid, e.heap_id),
+        heap_error_kind(e.kind),
+        e.addr,
+        human_bytes(e.size),
+        e.caller
+    )
+}
+
+fn frame_error(e: &FrameErrorEvent) -> String {
+    format!(
+        "frame_error t={} kind={} addr={:#x} count={} caller={:#x}",
+        human_time(e.ts_us),
+        frame_error_kind(e.kind),
+        e.addr,
+        e.count,
+        e.caller
+    )
+}
+
+fn frame_check(c: &FrameCheck) -> String {
+    let mut line = format!(
+        "frame_check t={} {} frames={} free={} ram={}",
+        human_time(c.ts_us),
+        if c.consistent { "ok" } else { "INCONSISTENT" },
+        c.nr_frames,
+        counted_vs_recorded(c.free_counted, c.free_recorded),
+        counted_vs_recorded(c.total_counted, c.total_recorded),
+    );
+    // Only the counters that found something: a clean check stays short.
+    for (name, n) in [
+        ("used_without_owner", c.used_without_owner),
+        ("free_with_owner", c.free_with_owner),
+        ("invalid_owners", c.invalid_owners),
+        ("summary_mismatches", c.summary_mismatches),
+        ("padding_mismatches", c.padding_mismatches),
+    ] {
+        if n != 0 {
+            let _ = write!(line, " {name}={n}");
+        }
+    }
+    line
+}
+
+/// A count the check made, with the allocator's own figure when they differ.
+fn counted_vs_recorded(counted: u64, recorded: u64) -> String {
+    if counted == recorded {
+        counted.to_string()
+    } else {
+        format!("{counted}(recorded={recorded})")
+    }
+}
+
+fn heap_check(c: &HeapCheck) -> String {
+    let s = &c.stats;
+    let mut line = format!(
+        "heap_check t={} heap={} {}",
+        human_time(c.ts_us),
+        heap_name(c.pid, c.heap_id),
+        if c.ok { "ok" } else { "FAILED" },
+    );
+    if let Some(kind) = c.error {
+        let _ = write!(line, " error={} at={:#x}", heap_error_kind(kind), c.addr);
+    }
+    let _ = write!(
+        line,
+        " used={} ({} blocks) free={} ({} blocks) largest_free={} overhead={} region={}",
+        human_bytes(s.used_bytes),
+        s.used_blocks,
+        human_bytes(s.free_bytes),
+        s.free_blocks,
+        human_bytes(s.largest_free),
+        human_bytes(s.overhead_bytes),
+        human_bytes(s.region_bytes),
+    );
+    line
+}
+
+fn heap_block(b: &HeapBlock) -> String {
+    let mut line = format!(
+        "heap_block heap={} addr={:#x} size={} {}",
+        heap_name(b.pid, b.heap_id),
+        b.addr,
+        human_bytes(b.size),
+        if b.used { "used" } else { "free" },
+    );
+    if b.used {
+        let _ = write!(line, " key={:#x}", b.key);
+    }
+    line
+}
+
+fn heap_walk_end(e: &HeapWalkEnd) -> String {
+    format!(
+        "heap_walk_end t={} heap={} blocks={} {}",
+        human_time(e.ts_us),
+        heap_name(e.pid, e.heap_id),
+        e.blocks,
+        if e.complete { "complete" } else { "incomplete" },
+    )
+}
+
+/// Bytes in `frames` physical frames, saturating.
+pub fn frames_to_bytes(frames: u64) -> u64 {
+    frames.saturating_mul(FRAME_SIZE)
+}
+
+/// A heap as `kernel#ID` (pid 0) or `pidN#ID`.
+pub fn heap_name(pid: u32, heap_id: u32) -> String {
+    if pid == 0 {
+        format!("kernel#{heap_id}")
+    } else {
+        format!("pid{pid}#{heap_id}")
+    }
+}
+
+/// A frame owner in words: `kernel-heap`, `pid7`, `other-3`, ...
+pub fn frame_owner(owner: FrameOwner) -> String {
+    match owner {
+        FrameOwner::Unusable => "unusable".into(),
+        FrameOwner::Reserved => "reserved".into(),
+        FrameOwner::KernelImage => "kernel-image".into(),
+        FrameOwner::BootInfo => "boot-info".into(),
+        FrameOwner::Bitmap => "bitmap".into(),
+        FrameOwner::KernelHeap => "kernel-heap".into(),
+        FrameOwner::KernelStack => "kernel-stack".into(),
+        FrameOwner::PageTable => "page-table".into(),
+        FrameOwner::Process(pid) => format!("pid{pid}"),
+        FrameOwner::Other(tag) => format!("other-{tag}"),
+    }
+}
+
+/// A heap error in words; a red-zone overflow gives its offset.
+pub fn heap_error_kind(kind: HeapErrorKind) -> String {
+    match kind {
+        HeapErrorKind::OutOfMemory => "out-of-memory".into(),
+        HeapErrorKind::InvalidLayout => "invalid-layout".into(),
+        HeapErrorKind::InvalidPointer => "invalid-pointer".into(),
+        HeapErrorKind::DoubleFree => "double-free".into(),
+        HeapErrorKind::CorruptHeader => "corrupt-header".into(),
+        HeapErrorKind::RedZoneOverflow { offset } => format!("red-zone-overflow@+{offset}"),
+        HeapErrorKind::Inconsistent => "inconsistent".into(),
+    }
+}
+
+fn frame_error_kind(kind: FrameErrorKind) -> &'static str {
+    match kind {
+        FrameErrorKind::DoubleFree => "double-free",
+        FrameErrorKind::Reserved => "reserved",
+        FrameErrorKind::OutOfRange => "out-of-range",
+        FrameErrorKind::Unaligned => "unaligned",
+        FrameErrorKind::OutOfMemory => "out-of-memory",
+        FrameErrorKind::InvalidRequest => "invalid-request",
+        FrameErrorKind::Other => "other",
+    }
+}
+
+/// x86-64 page-table entry flags as `P|W|U|NX`; bits without a name are
+/// appended raw (`|0xe00`), and no bit at all reads `-`.
+///
+/// Bit 7 is PS in a 2 MiB or 1 GiB entry but PAT in a 4 KiB one, whose PAT
+/// bit in large entries moves to bit 12.
+pub fn page_flags(flags: u64, page_size: u64) -> String {
+    let huge = page_size > FRAME_SIZE;
+    let named: [(u32, &str); 11] = [
+        (0, "P"),
+        (1, "W"),
+        (2, "U"),
+        (3, "PWT"),
+        (4, "PCD"),
+        (5, "A"),
+        (6, "D"),
+        (7, if huge { "PS" } else { "PAT" }),
+        (8, "G"),
+        (12, if huge { "PAT" } else { "" }),
+        (63, "NX"),
+    ];
+    let mut parts = Vec::new();
+    let mut rest = flags;
+    for (bit, name) in named {
+        let mask = 1u64 << bit;
+        if !name.is_empty() && flags & mask != 0 {
+            parts.push(name.to_owned());
+            rest &= !mask;
+        }
+    }
+    if rest != 0 {
+        parts.push(format!("{rest:#x}"));
+    }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("|")
     }
 }
 
@@ -397,6 +685,278 @@ mod tests {
         assert_eq!(
             feature_names(features::DEBUGCON_LOG | 0x100),
             "debugcon-log,0x100"
+        );
+    }
+
+    fn heap_stats() -> crate::msg::HeapStats {
+        crate::msg::HeapStats {
+            pid: 0,
+            heap_id: 0,
+            region_bytes: 64 << 10,
+            max_bytes: 1 << 30,
+            used_bytes: 1536,
+            free_bytes: 60 << 10,
+            overhead_bytes: 256,
+            total_blocks: 12,
+            used_blocks: 9,
+            free_blocks: 3,
+            largest_free: 40 << 10,
+        }
+    }
+
+    #[test]
+    fn memory_stats_line_gives_frames_heap_and_counters() {
+        let line = human(&Msg::MemoryStats(Box::new(MemoryStats {
+            ts_us: 1_000_000,
+            total_frames: 32_768,
+            free_frames: 30_000,
+            usage: crate::msg::FrameUsage {
+                free: 30_000,
+                unusable: 0,
+                reserved: 256,
+                kernel_image: 512,
+                boot_info: 4,
+                bitmap: 2,
+                kernel_heap: 16,
+                kernel_stack: 8,
+                page_table: 6,
+                process: 1960,
+                other: 4,
+            },
+            kernel_heap: heap_stats(),
+            counters: crate::msg::EventCounters {
+                page_allocs: 10,
+                page_frees: 2,
+                maps: 5,
+                unmaps: 0,
+                heap_allocs: 100,
+                heap_frees: 90,
+                heap_errors: 1,
+                frame_errors: 0,
+            },
+        })));
+        assert_eq!(
+            line,
+            "memory_stats t=1.000000s frames=32768 (128.0MiB) free=30000 (117.2MiB) \
+             heap=kernel#0 heap_used=1.5KiB (9 blocks) heap_free=60.0KiB (3 blocks) \
+             heap_region=64.0KiB \
+             page_allocs=10 page_frees=2 maps=5 unmaps=0 heap_allocs=100 heap_frees=90 \
+             heap_errors=1 frame_errors=0"
+        );
+    }
+
+    #[test]
+    fn page_event_lines_give_hex_address_size_and_readable_owner() {
+        let e = PageEvent {
+            ts_us: 5,
+            addr: 0x20_0000,
+            count: 4,
+            owner: FrameOwner::KernelHeap,
+            caller: 0xffff_ffff_8000_1234,
+        };
+        assert_eq!(
+            human(&Msg::PageAlloc(e)),
+            "page_alloc t=0.000005s addr=0x200000 count=4 (16.0KiB) owner=kernel-heap \
+             caller=0xffffffff80001234"
+        );
+        let free = human(&Msg::PageFree(PageEvent {
+            owner: FrameOwner::Process(7),
+            count: 1,
+            ..e
+        }));
+        assert!(
+            free.starts_with("page_free t=0.000005s addr=0x200000 count=1 (4.0KiB) owner=pid7 "),
+            "{free}"
+        );
+        assert_eq!(frame_owner(FrameOwner::Other(3)), "other-3");
+        assert_eq!(frame_owner(FrameOwner::PageTable), "page-table");
+    }
+
+    #[test]
+    fn map_event_lines_decode_the_entry_flags() {
+        let e = MapEvent {
+            ts_us: 0,
+            space: 0x1000,
+            virt: 0x4000_0000,
+            phys: 0x30_0000,
+            size: 4096,
+            flags: 0b111 | (1 << 63),
+            caller: 0xffff_ffff_8000_0010,
+        };
+        assert_eq!(
+            human(&Msg::Map(e)),
+            "map t=0.000000s space=0x1000 virt=0x40000000 phys=0x300000 size=4.0KiB \
+             flags=P|W|U|NX caller=0xffffffff80000010"
+        );
+        let unmap = human(&Msg::Unmap(MapEvent {
+            size: 2 << 20,
+            flags: 0x83,
+            ..e
+        }));
+        assert!(unmap.contains(" size=2.0MiB flags=P|W|PS "), "{unmap}");
+    }
+
+    #[test]
+    fn page_flags_name_known_bits_and_keep_unknown_ones_raw() {
+        assert_eq!(page_flags(0, 4096), "-");
+        assert_eq!(page_flags(0x1, 4096), "P");
+        // Bit 7 is PAT in a 4 KiB entry, PS in a large one (PAT moves to 12).
+        assert_eq!(page_flags(0x80, 4096), "PAT");
+        assert_eq!(page_flags(0x1081, 1 << 30), "P|PS|PAT");
+        assert_eq!(page_flags(0x161, 4096), "P|A|D|G");
+        assert_eq!(page_flags(0x1e00 | 1, 4096), "P|0x1e00");
+        assert_eq!(page_flags(0x18, 4096), "PWT|PCD");
+    }
+
+    #[test]
+    fn heap_event_and_error_lines() {
+        let e = HeapEvent {
+            ts_us: 2_000_000,
+            pid: 0,
+            heap_id: 0,
+            addr: 0xffff_8000_0010_0040,
+            size: 48,
+            align: 16,
+            key: 0xffff_ffff_8000_2000,
+            caller: 0xffff_ffff_8000_2000,
+        };
+        assert_eq!(
+            human(&Msg::HeapAlloc(e)),
+            "heap_alloc t=2.000000s heap=kernel#0 addr=0xffff800000100040 size=48B align=16 \
+             key=0xffffffff80002000 caller=0xffffffff80002000"
+        );
+        let free = human(&Msg::HeapFree(HeapEvent {
+            pid: 12,
+            heap_id: 1,
+            size: 4096,
+            ..e
+        }));
+        assert!(
+            free.starts_with("heap_free t=2.000000s heap=pid12#1 "),
+            "{free}"
+        );
+        assert!(free.contains(" size=4.0KiB "), "{free}");
+
+        assert_eq!(
+            human(&Msg::HeapError(HeapErrorEvent {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                kind: HeapErrorKind::RedZoneOverflow { offset: 52 },
+                addr: 0x1000,
+                size: 48,
+                caller: 0x2000,
+            })),
+            "heap_error t=0.000001s heap=kernel#0 kind=red-zone-overflow@+52 addr=0x1000 \
+             size=48B caller=0x2000"
+        );
+        assert_eq!(
+            human(&Msg::FrameError(FrameErrorEvent {
+                ts_us: 1,
+                kind: FrameErrorKind::DoubleFree,
+                addr: 0x5000,
+                count: 1,
+                caller: 0x3000,
+            })),
+            "frame_error t=0.000001s kind=double-free addr=0x5000 count=1 caller=0x3000"
+        );
+    }
+
+    #[test]
+    fn frame_check_line_is_short_when_consistent_and_names_what_differs_otherwise() {
+        let ok = FrameCheck {
+            ts_us: 3_000_000,
+            consistent: true,
+            nr_frames: 32_768,
+            free_counted: 30_000,
+            free_recorded: 30_000,
+            total_counted: 32_512,
+            total_recorded: 32_512,
+            used_without_owner: 0,
+            free_with_owner: 0,
+            invalid_owners: 0,
+            summary_mismatches: 0,
+            padding_mismatches: 0,
+        };
+        assert_eq!(
+            human(&Msg::FrameCheck(ok)),
+            "frame_check t=3.000000s ok frames=32768 free=30000 ram=32512"
+        );
+        let bad = FrameCheck {
+            consistent: false,
+            free_recorded: 30_001,
+            used_without_owner: 1,
+            summary_mismatches: 2,
+            ..ok
+        };
+        assert_eq!(
+            human(&Msg::FrameCheck(bad)),
+            "frame_check t=3.000000s INCONSISTENT frames=32768 free=30000(recorded=30001) \
+             ram=32512 used_without_owner=1 summary_mismatches=2"
+        );
+    }
+
+    #[test]
+    fn heap_check_line_gives_the_verdict_the_error_and_the_occupancy() {
+        let ok = HeapCheck {
+            ts_us: 3_000_000,
+            pid: 0,
+            heap_id: 0,
+            ok: true,
+            error: None,
+            addr: 0,
+            stats: heap_stats(),
+        };
+        assert_eq!(
+            human(&Msg::HeapCheck(ok)),
+            "heap_check t=3.000000s heap=kernel#0 ok used=1.5KiB (9 blocks) free=60.0KiB \
+             (3 blocks) largest_free=40.0KiB overhead=256B region=64.0KiB"
+        );
+        let bad = human(&Msg::HeapCheck(HeapCheck {
+            ok: false,
+            error: Some(HeapErrorKind::CorruptHeader),
+            addr: 0xffff_8000_0010_0000,
+            ..ok
+        }));
+        assert!(
+            bad.starts_with(
+                "heap_check t=3.000000s heap=kernel#0 FAILED error=corrupt-header \
+                 at=0xffff800000100000 used="
+            ),
+            "{bad}"
+        );
+    }
+
+    #[test]
+    fn heap_walk_lines() {
+        let block = HeapBlock {
+            pid: 0,
+            heap_id: 0,
+            addr: 0x1040,
+            size: 64,
+            used: true,
+            key: 0xabc,
+        };
+        assert_eq!(
+            human(&Msg::HeapBlock(block)),
+            "heap_block heap=kernel#0 addr=0x1040 size=64B used key=0xabc"
+        );
+        assert_eq!(
+            human(&Msg::HeapBlock(HeapBlock {
+                used: false,
+                ..block
+            })),
+            "heap_block heap=kernel#0 addr=0x1040 size=64B free"
+        );
+        assert_eq!(
+            human(&Msg::HeapWalkEnd(HeapWalkEnd {
+                ts_us: 9,
+                pid: 3,
+                heap_id: 2,
+                blocks: 12,
+                complete: false,
+            })),
+            "heap_walk_end t=0.000009s heap=pid3#2 blocks=12 incomplete"
         );
     }
 

@@ -17,7 +17,11 @@ pub fn json(msg: &Msg) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{Hello, Log, LogLevel, MemKind, MemRegion, Panic};
+    use crate::msg::{
+        EventCounters, FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner, FrameUsage,
+        HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent, HeapStats, HeapWalkEnd,
+        Hello, Log, LogLevel, MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, Panic,
+    };
     use probe_proto::{Exception, Heartbeat, Pong, Version};
     use serde_json::{Value, json};
 
@@ -158,6 +162,236 @@ mod tests {
         check(
             Msg::Dropped { count: 17 },
             json!({"type": "dropped", "count": 17}),
+        );
+    }
+
+    fn heap_stats() -> HeapStats {
+        HeapStats {
+            pid: 0,
+            heap_id: 0,
+            region_bytes: 65_536,
+            max_bytes: 1 << 30,
+            used_bytes: 1536,
+            free_bytes: 61_440,
+            overhead_bytes: 256,
+            total_blocks: 12,
+            used_blocks: 9,
+            free_blocks: 3,
+            largest_free: 40_960,
+        }
+    }
+
+    fn heap_stats_json() -> Value {
+        json!({"pid": 0, "heap_id": 0, "region_bytes": 65_536, "max_bytes": 1u64 << 30,
+               "used_bytes": 1536, "free_bytes": 61_440, "overhead_bytes": 256,
+               "total_blocks": 12, "used_blocks": 9, "free_blocks": 3, "largest_free": 40_960})
+    }
+
+    #[test]
+    fn memory_stats_json_nests_usage_heap_and_counters() {
+        check(
+            Msg::MemoryStats(Box::new(MemoryStats {
+                ts_us: 7,
+                total_frames: 32_768,
+                free_frames: 30_000,
+                usage: FrameUsage {
+                    free: 30_000,
+                    unusable: 1,
+                    reserved: 256,
+                    kernel_image: 512,
+                    boot_info: 4,
+                    bitmap: 2,
+                    kernel_heap: 16,
+                    kernel_stack: 8,
+                    page_table: 6,
+                    process: 1959,
+                    other: 4,
+                },
+                kernel_heap: heap_stats(),
+                counters: EventCounters {
+                    page_allocs: 10,
+                    page_frees: 2,
+                    maps: 5,
+                    unmaps: 0,
+                    heap_allocs: 100,
+                    heap_frees: 90,
+                    heap_errors: 1,
+                    frame_errors: 0,
+                },
+            })),
+            json!({"type": "memory_stats", "ts_us": 7, "total_frames": 32_768,
+                   "free_frames": 30_000,
+                   "usage": {"free": 30_000, "unusable": 1, "reserved": 256,
+                             "kernel_image": 512, "boot_info": 4, "bitmap": 2,
+                             "kernel_heap": 16, "kernel_stack": 8, "page_table": 6,
+                             "process": 1959, "other": 4},
+                   "kernel_heap": heap_stats_json(),
+                   "counters": {"page_allocs": 10, "page_frees": 2, "maps": 5, "unmaps": 0,
+                                "heap_allocs": 100, "heap_frees": 90, "heap_errors": 1,
+                                "frame_errors": 0}}),
+        );
+    }
+
+    #[test]
+    fn page_event_json_spells_the_owner_in_snake_case() {
+        let e = PageEvent {
+            ts_us: 1,
+            addr: 0x20_0000,
+            count: 4,
+            owner: FrameOwner::KernelHeap,
+            caller: 0xffff_ffff_8000_1234,
+        };
+        check(
+            Msg::PageAlloc(e),
+            json!({"type": "page_alloc", "ts_us": 1, "addr": 0x20_0000, "count": 4,
+                   "owner": "kernel_heap", "caller": 0xffff_ffff_8000_1234u64}),
+        );
+        check(
+            Msg::PageFree(PageEvent {
+                owner: FrameOwner::Process(7),
+                ..e
+            }),
+            json!({"type": "page_free", "ts_us": 1, "addr": 0x20_0000, "count": 4,
+                   "owner": {"process": 7}, "caller": 0xffff_ffff_8000_1234u64}),
+        );
+    }
+
+    #[test]
+    fn map_and_heap_event_json() {
+        let m = MapEvent {
+            ts_us: 2,
+            space: 0x1000,
+            virt: 0xffff_8000_0000_0000,
+            phys: 0x30_0000,
+            size: 4096,
+            flags: (1 << 63) | 3,
+            caller: 5,
+        };
+        let mj = |t: &str| {
+            json!({"type": t, "ts_us": 2, "space": 0x1000, "virt": 0xffff_8000_0000_0000u64,
+                   "phys": 0x30_0000, "size": 4096, "flags": (1u64 << 63) | 3, "caller": 5})
+        };
+        check(Msg::Map(m), mj("map"));
+        check(Msg::Unmap(m), mj("unmap"));
+        let h = HeapEvent {
+            ts_us: 3,
+            pid: 0,
+            heap_id: 1,
+            addr: 0x1040,
+            size: 48,
+            align: 16,
+            key: 9,
+            caller: 9,
+        };
+        let hj = |t: &str| {
+            json!({"type": t, "ts_us": 3, "pid": 0, "heap_id": 1, "addr": 0x1040, "size": 48,
+                   "align": 16, "key": 9, "caller": 9})
+        };
+        check(Msg::HeapAlloc(h), hj("heap_alloc"));
+        check(Msg::HeapFree(h), hj("heap_free"));
+    }
+
+    #[test]
+    fn error_event_json_names_the_kind() {
+        check(
+            Msg::HeapError(HeapErrorEvent {
+                ts_us: 4,
+                pid: 0,
+                heap_id: 0,
+                kind: HeapErrorKind::RedZoneOverflow { offset: 52 },
+                addr: 0x1040,
+                size: 48,
+                caller: 1,
+            }),
+            json!({"type": "heap_error", "ts_us": 4, "pid": 0, "heap_id": 0,
+                   "kind": {"red_zone_overflow": {"offset": 52}}, "addr": 0x1040, "size": 48,
+                   "caller": 1}),
+        );
+        check(
+            Msg::FrameError(FrameErrorEvent {
+                ts_us: 5,
+                kind: FrameErrorKind::DoubleFree,
+                addr: 0x5000,
+                count: 1,
+                caller: 2,
+            }),
+            json!({"type": "frame_error", "ts_us": 5, "kind": "double_free", "addr": 0x5000,
+                   "count": 1, "caller": 2}),
+        );
+    }
+
+    #[test]
+    fn check_results_json() {
+        check(
+            Msg::FrameCheck(FrameCheck {
+                ts_us: 6,
+                consistent: false,
+                nr_frames: 100,
+                free_counted: 50,
+                free_recorded: 51,
+                total_counted: 90,
+                total_recorded: 90,
+                used_without_owner: 1,
+                free_with_owner: 0,
+                invalid_owners: 0,
+                summary_mismatches: 0,
+                padding_mismatches: 0,
+            }),
+            json!({"type": "frame_check", "ts_us": 6, "consistent": false, "nr_frames": 100,
+                   "free_counted": 50, "free_recorded": 51, "total_counted": 90,
+                   "total_recorded": 90, "used_without_owner": 1, "free_with_owner": 0,
+                   "invalid_owners": 0, "summary_mismatches": 0, "padding_mismatches": 0}),
+        );
+        let ok = HeapCheck {
+            ts_us: 7,
+            pid: 0,
+            heap_id: 0,
+            ok: true,
+            error: None,
+            addr: 0,
+            stats: heap_stats(),
+        };
+        check(
+            Msg::HeapCheck(ok),
+            json!({"type": "heap_check", "ts_us": 7, "pid": 0, "heap_id": 0, "ok": true,
+                   "error": null, "addr": 0, "stats": heap_stats_json()}),
+        );
+        check(
+            Msg::HeapCheck(HeapCheck {
+                ok: false,
+                error: Some(HeapErrorKind::CorruptHeader),
+                addr: 0x1000,
+                ..ok
+            }),
+            json!({"type": "heap_check", "ts_us": 7, "pid": 0, "heap_id": 0, "ok": false,
+                   "error": "corrupt_header", "addr": 0x1000, "stats": heap_stats_json()}),
+        );
+    }
+
+    #[test]
+    fn heap_walk_json() {
+        check(
+            Msg::HeapBlock(HeapBlock {
+                pid: 0,
+                heap_id: 0,
+                addr: 0x1040,
+                size: 64,
+                used: true,
+                key: 0xabc,
+            }),
+            json!({"type": "heap_block", "pid": 0, "heap_id": 0, "addr": 0x1040, "size": 64,
+                   "used": true, "key": 0xabc}),
+        );
+        check(
+            Msg::HeapWalkEnd(HeapWalkEnd {
+                ts_us: 8,
+                pid: 0,
+                heap_id: 0,
+                blocks: 12,
+                complete: true,
+            }),
+            json!({"type": "heap_walk_end", "ts_us": 8, "pid": 0, "heap_id": 0, "blocks": 12,
+                   "complete": true}),
         );
     }
 }

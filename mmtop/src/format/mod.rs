@@ -3,7 +3,10 @@
 mod human;
 mod json;
 
-pub use human::{human, human_bytes, human_time};
+pub use human::{
+    FRAME_SIZE, frame_owner, frames_to_bytes, heap_error_kind, heap_name, human, human_bytes,
+    human_time, page_flags,
+};
 pub use json::json;
 
 use crate::msg::Msg;

@@ -250,3 +250,10 @@ pub fn accept_unix(
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
+
+/// Plays the kernel's side of connecting: reads the client's Resync and
+/// answers with a Hello of `version`.
+pub fn answer_resync(kernel: &mut (impl Read + std::io::Write), version: Version) {
+    assert_eq!(read_host_frame(kernel).unwrap(), HostMsg::Resync);
+    kernel.write_all(&frame(&hello(version))).unwrap();
+}

@@ -1,0 +1,159 @@
+//! What `mmtop check` and `mmtop stats` share: open a live link, resync
+//! until the kernel says Hello, make sure it knows the 1.1 commands, then
+//! wait for the messages that answer one command.
+
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use probe_proto::{HostMsg, Version, features};
+
+use super::{EXIT_CONNECT, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, recv_until};
+use crate::decode::DecodeError;
+use crate::event::{LinkEvent, spawn_reader};
+use crate::link::{Address, Link, LinkWriter};
+use crate::msg::Msg;
+
+/// The first protocol version with `Snapshot`, `Check` and `HeapWalk`.
+pub const COMMANDS_SINCE: Version = Version { major: 1, minor: 1 };
+
+/// A live link whose kernel has said Hello and accepts 1.1 commands.
+pub struct Session<'a> {
+    address: &'a Address,
+    writer: LinkWriter,
+    rx: Receiver<LinkEvent>,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl<'a> Session<'a> {
+    /// Connects to `address` and resyncs until Hello, all before `timeout`
+    /// has passed. `command` names the subcommand in messages. On failure
+    /// the reason is on `err` and the exit status is returned.
+    pub fn open(
+        address: &'a Address,
+        command: &str,
+        timeout: Duration,
+        err: &mut dyn Write,
+    ) -> Result<Self, u8> {
+        let started = Instant::now();
+        let link = Link::open(address).map_err(|e| {
+            let _ = writeln!(err, "mmtop: {e}");
+            EXIT_CONNECT
+        })?;
+        let (reader, writer) = link.split();
+        let Some(writer) = writer else {
+            let _ = writeln!(
+                err,
+                "mmtop: {command} needs a live link; {address} is a recording"
+            );
+            return Err(EXIT_CONNECT);
+        };
+        let (tx, rx) = mpsc::channel();
+        if let Err(e) = spawn_reader(reader, tx) {
+            let _ = writeln!(err, "mmtop: cannot start the link reader: {e}");
+            return Err(EXIT_CONNECT);
+        }
+        let mut session = Session {
+            address,
+            writer,
+            rx,
+            started,
+            deadline: started + timeout,
+        };
+        session.resync(command, err)?;
+        Ok(session)
+    }
+
+    /// Sends Resync (with its leading 0x00) until a Hello arrives, as
+    /// `mmtop log` does, and checks that the kernel can serve `command`.
+    fn resync(&mut self, command: &str, err: &mut dyn Write) -> Result<(), u8> {
+        loop {
+            self.send(&HostMsg::Resync, err)?;
+            let next_resync = Instant::now() + RESYNC_INTERVAL;
+            let hello = loop {
+                match self.next(Some(next_resync), "Hello", err)? {
+                    Some(Msg::Hello(h)) => break Some(h),
+                    Some(_) => {}
+                    None => break None, // Time to repeat the Resync.
+                }
+            };
+            let Some(hello) = hello else { continue };
+            if hello.version.minor < COMMANDS_SINCE.minor {
+                let _ = writeln!(
+                    err,
+                    "mmtop: kernel speaks protocol {}.{}; {command} needs {}.{} or later",
+                    hello.version.major,
+                    hello.version.minor,
+                    COMMANDS_SINCE.major,
+                    COMMANDS_SINCE.minor
+                );
+                return Err(EXIT_PROTOCOL);
+            }
+            if hello.features & features::HOST_COMMANDS == 0 {
+                let _ = writeln!(
+                    err,
+                    "mmtop: the kernel at {} does not accept commands (no host-commands feature)",
+                    self.address
+                );
+                return Err(EXIT_PROTOCOL);
+            }
+            return Ok(());
+        }
+    }
+
+    /// Sends one command.
+    pub fn send(&mut self, msg: &HostMsg, err: &mut dyn Write) -> Result<(), u8> {
+        self.writer.send(msg).map_err(|e| {
+            let _ = writeln!(err, "mmtop: cannot send {msg:?} to {}: {e}", self.address);
+            EXIT_CONNECT
+        })
+    }
+
+    /// The next message, waiting until the session's deadline.
+    /// `waiting_for` names what is missing, for the timeout message.
+    pub fn recv(&mut self, waiting_for: &str, err: &mut dyn Write) -> Result<Msg, u8> {
+        loop {
+            if let Some(msg) = self.next(None, waiting_for, err)? {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// The next message; `Ok(None)` when `wake` (earlier than the deadline)
+    /// comes first. Bad frames are reported on `err` and skipped.
+    fn next(
+        &mut self,
+        wake: Option<Instant>,
+        waiting_for: &str,
+        err: &mut dyn Write,
+    ) -> Result<Option<Msg>, u8> {
+        let until = wake.map_or(self.deadline, |w| w.min(self.deadline));
+        loop {
+            match recv_until(&self.rx, Some(until)) {
+                Received::Event(LinkEvent::Msg(msg)) => return Ok(Some(msg)),
+                Received::Event(LinkEvent::Error(e @ DecodeError::BadFrame(_))) => {
+                    let _ = writeln!(err, "mmtop: {e}");
+                }
+                Received::Event(LinkEvent::Error(e @ DecodeError::Incompatible { .. })) => {
+                    let _ = writeln!(err, "mmtop: {e}");
+                    return Err(EXIT_PROTOCOL);
+                }
+                Received::Event(LinkEvent::Closed { .. }) | Received::ReaderGone => {
+                    let _ = writeln!(err, "mmtop: link closed before {waiting_for} arrived");
+                    return Err(EXIT_TIMEOUT);
+                }
+                Received::TimedOut if Instant::now() < self.deadline => return Ok(None),
+                Received::TimedOut => {
+                    let _ = writeln!(
+                        err,
+                        "mmtop: no {waiting_for} from {} within {:.1?}",
+                        self.address,
+                        self.deadline - self.started
+                    );
+                    return Err(EXIT_TIMEOUT);
+                }
+            }
+        }
+    }
+}
