@@ -1,7 +1,18 @@
 //! Named scenarios chosen with `selftest=NAME` on the command line; the
 //! integration tests boot into them and check what the kernel reports.
 
+mod mm;
+
 use crate::arch::{cpu, qemu};
+
+/// A byte of `ret` in writable data, for `exec-data`.
+static DATA_RET: [u8; 1] = [0xC3];
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[0]
+}
 
 /// Runs scenario `name`. Scenarios that finish exit QEMU with success.
 pub fn run(name: &str) {
@@ -22,6 +33,30 @@ pub fn run(name: &str) {
             qemu::exit(qemu::ExitCode::Success);
         }
         "exit" => qemu::exit(qemu::ExitCode::Success),
+        // The memory manager under load; the kernel keeps running after it.
+        "mm" => {
+            mm::run();
+        }
+        // Writes to kernel text: must fault (text is read-only).
+        "write-text" => {
+            let p = core::hint::black_box(run as fn(&str)) as *mut u8;
+            // SAFETY: deliberately unsound: the point is the fault.
+            unsafe { p.write_volatile(0xCC) };
+            kerror!("wrote to kernel text: W^X is broken");
+        }
+        // Jumps into data: must fault (data is no-execute).
+        "exec-data" => {
+            let p = core::hint::black_box(DATA_RET.as_ptr());
+            // SAFETY: deliberately unsound: the point is the fault.
+            let f: extern "C" fn() = unsafe { core::mem::transmute(p) };
+            f();
+            kerror!("executed data: NX is broken");
+        }
+        // Overflows the boot stack into its guard page.
+        "stack-overflow" => {
+            let n = recurse(0);
+            kerror!("recursion returned {n}: the stack guard is missing");
+        }
         _ => kerror!("unknown selftest {name:?}; running normally"),
     }
 }

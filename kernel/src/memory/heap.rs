@@ -239,6 +239,22 @@ impl VirtHeap {
     }
 }
 
+impl Drop for VirtHeap {
+    /// Unmaps the heap's pages and returns their frames. Blocks still
+    /// allocated are gone with it; their count is logged.
+    fn drop(&mut self) {
+        let used = self.heap.stats().used_blocks;
+        if used > 0 {
+            kwarn!(
+                "heap {}/{} destroyed with {used} blocks still allocated",
+                self.pid,
+                self.heap_id
+            );
+        }
+        unmap_range(self.heap.start() as u64, self.heap.end() as u64);
+    }
+}
+
 /// Lifts write protection around `f` for read-only heaps.
 fn write_access<R>(readonly: bool, f: impl FnOnce() -> R) -> R {
     if readonly {

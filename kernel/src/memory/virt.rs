@@ -15,8 +15,8 @@ use crate::boot_info::BootInfo;
 use crate::memory::{events, phys};
 use crate::mm::frame::{Frame, Owner, PhysAddr};
 use crate::mm::paging::{
-    KERNEL_HALF_START, MapError, PAGE_SIZE, PageFlags, PageSize, PageTable, PhysMem, TableFrames,
-    UnmapError, VirtAddr,
+    KERNEL_HALF_START, MapError, Mapping, PAGE_SIZE, PageFlags, PageSize, PageTable, PhysMem,
+    TableFrames, UnmapError, VirtAddr,
 };
 use crate::sync::IrqMutex;
 
@@ -335,11 +335,16 @@ impl AddressSpace {
     /// with each mapped user page so the owner can release its frame;
     /// returns the table frames freed. Switches to the kernel's tables
     /// first if this space is live.
-    pub fn destroy(self, on_leaf: impl FnMut(crate::mm::paging::Mapping)) -> u64 {
+    pub fn destroy(self, mut on_leaf: impl FnMut(Mapping)) -> u64 {
+        let caller = cpu::return_address();
         if self.is_active() {
             // SAFETY: the kernel's tables map the kernel as every space does.
             unsafe { cpu::load_page_table(kernel_root().start_address().as_u64()) }
         }
-        self.tables.destroy_with(&mut PageTableFrames, on_leaf)
+        let root = self.root();
+        self.tables.destroy_with(&mut PageTableFrames, |m| {
+            events::unmap(root, &m, caller);
+            on_leaf(m);
+        })
     }
 }
