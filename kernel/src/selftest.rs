@@ -37,6 +37,15 @@ pub fn run(name: &str) {
         "mm" => {
             mm::run();
         }
+        // Skews the free-frame counter and keeps running: the host's check
+        // must report the bitmap inconsistent.
+        "corrupt-bitmap" => {
+            let skew = crate::mm::frame::Corruption::SkewFreeCount(1);
+            match crate::memory::phys::inject_corruption(skew) {
+                Ok(()) => kwarn!("free-frame counter skewed by one on purpose"),
+                Err(e) => kerror!("could not corrupt the bitmap: {e:?}"),
+            }
+        }
         // Writes to kernel text: must fault (text is read-only).
         "write-text" => {
             let p = core::hint::black_box(run as fn(&str)) as *mut u8;

@@ -66,7 +66,7 @@ fn mmtop_log_attached_late_shows_hello_memory_map_and_heartbeat() {
         &addr,
         "--json",
         "--count",
-        "10",
+        "12",
         "--timeout",
         "60",
     ]);
@@ -87,6 +87,10 @@ fn mmtop_log_attached_late_shows_hello_memory_map_and_heartbeat() {
         .count();
     assert_eq!(regions as u64, hello["nr_regions"].as_u64().unwrap());
     assert!(lines.iter().any(|v| v["type"] == "heartbeat"), "{out}");
+    assert!(
+        lines[at..].iter().any(|v| v["type"] == "memory_stats"),
+        "a late host gets the memory picture with the Hello: {out}"
+    );
 }
 
 #[test]
@@ -101,4 +105,57 @@ fn mmtop_ping_gets_pong_from_the_kernel() {
     let (code, out, err) = run_mmtop(&["ping", "--connect", &addr, "--timeout", "30"]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(out.contains("pong from"), "{out}");
+}
+
+/// Boots with `append`, waits until the kernel is up, returns its COM1.
+fn booted(name: &str, append: &str) -> (Qemu, String) {
+    let cfg = QemuConfig {
+        com1: Com1::NoWait,
+        append: append.to_string(),
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start(name, &cfg);
+    qemu.wait_debug_log("kernel up");
+    let addr = format!("unix:{}", qemu.com1_path.display());
+    (qemu, addr)
+}
+
+#[test]
+fn mmtop_check_passes_on_a_healthy_kernel() {
+    let (_qemu, addr) = booted("mmtop-check", "");
+    let (code, out, err) = run_mmtop(&["check", "-c", &addr, "--json", "-t", "60"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["frame_check"]["consistent"], true, "{v}");
+    assert_eq!(v["heap_check"]["ok"], true, "{v}");
+    assert_eq!(
+        v["frame_check"]["free_counted"],
+        v["frame_check"]["free_recorded"]
+    );
+}
+
+#[test]
+fn mmtop_check_exits_4_when_the_bitmap_is_damaged() {
+    let (mut qemu, addr) = booted("mmtop-check-bad", "selftest=corrupt-bitmap");
+    qemu.wait_debug_log("skewed by one on purpose");
+    let (code, out, err) = run_mmtop(&["check", "-c", &addr, "-t", "60"]);
+    assert_eq!(code, 4, "stdout: {out}\nstderr: {err}");
+    assert!(qemu.is_running(), "the kernel keeps running");
+}
+
+#[test]
+fn mmtop_stats_reports_frames_by_owner() {
+    let (_qemu, addr) = booted("mmtop-stats", "");
+    let (code, out, err) = run_mmtop(&["stats", "-c", &addr, "--json", "-t", "60"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(v["type"], "memory_stats", "{v}");
+    assert_eq!(
+        v["total_frames"], 32639,
+        "128 MiB less the firmware holes: {v}"
+    );
+    assert!(v["usage"]["page_table"].as_u64().unwrap() >= 256, "{v}");
+    let (code, out, _) = run_mmtop(&["stats", "-c", &addr, "-t", "60"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("page"), "human table names owners: {out}");
 }

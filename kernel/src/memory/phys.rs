@@ -8,8 +8,8 @@ use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, KERNEL_VMA_OFFSET, cpu, phys_to
 use crate::boot_info::BootInfo;
 use crate::memory::events;
 use crate::mm::frame::{
-    CheckReport, FRAME_SIZE, Frame, FrameBitmap, FrameError, FrameRange, MemoryRegion, Owner,
-    OwnerSlot, PhysAddr, SlotWidth, Usage,
+    CheckReport, Corruption, FRAME_SIZE, Frame, FrameBitmap, FrameError, FrameRange, MemoryRegion,
+    Owner, OwnerSlot, PhysAddr, SlotWidth, Usage,
 };
 use crate::sync::IrqMutex;
 
@@ -212,6 +212,12 @@ pub fn counts() -> (u64, u64) {
 /// Frames per owner class.
 pub fn usage() -> Usage {
     with_pmm(|pmm| pmm.usage())
+}
+
+/// Damages the allocator on purpose, so tests can see the consistency
+/// check catch it (`selftest=corrupt-bitmap`).
+pub fn inject_corruption(corruption: Corruption) -> Result<(), FrameError> {
+    with_pmm(|pmm| pmm.inject_corruption(corruption))
 }
 
 /// Compares the bitmap, its summaries, counters and owners.
