@@ -65,39 +65,52 @@
 //! # Block layout
 //!
 //! Every block is 8-aligned, a multiple of 8 bytes and at least
-//! [`MIN_BLOCK_BYTES`] long. Its 24-byte header:
+//! [`MIN_BLOCK_BYTES`] long. Its 16-byte header is two words:
 //!
 //! | offset | bytes | used block | free block |
 //! | --- | --- | --- | --- |
-//! | 0 | 8 | key: caller address or allocation key | next block in its free list (0 = last) |
-//! | 8 | 4 | owner tag | 0 |
-//! | 12 | 4 | seal | seal |
-//! | 16 | 8 | size word | size word |
+//! | 0 | 8 | tag word | next block in its free list (0 = last) |
+//! | 8 | 8 | size word | size word |
 //!
 //! The size word: bit 0 `USED`; bit 1 `PREV_FREE` (the block just below is
-//! free, so its footer is the word below this header); bits 3..45 the block
-//! size in bytes, header included; bits 45..48 the pad in 8-byte units and
-//! bits 48..64 the slack (used blocks only, see below).
+//! free, so its footer is the word below this header); bit 2 `WIDE` (used
+//! blocks: the tag is kept outside the header, see below); bits 3..39 the
+//! block size in bytes, header included. A used block's size word holds
+//! in bits 39..42 the pad in 8-byte units, in bits 42..49 the slack, and in
+//! bits 49..64 15 bits of its seal; a free block's holds 25 bits of seal in
+//! bits 39..64.
 //!
-//! The seal is a 32-bit hash of the block's address, its size word (without
-//! `PREV_FREE`, which neighbours flip), its owner and, for used blocks, its
-//! key. Hashing the address means a header copied elsewhere, or stale bytes
-//! inside another block, do not pass as a header.
+//! The tag word of a used block holds the tag in compact form, when it has
+//! one: owner in bits 0..16 and key in bits 16..48, each sign-extended on
+//! the way back, so owners that fit an `i16` and keys that fit an `i32`
+//! (small numbers, and return addresses in a kernel image in the top 2 GiB)
+//! are compact. Bits 48..64 hold the other 16 bits of the seal. A block
+//! whose tag is not compact is `WIDE`: its tag word is zero below the seal,
+//! the 8 bytes after the header hold the key and the pad marker (below)
+//! holds the owner, which costs [`WIDE_TAG_BYTES`] more per block.
+//!
+//! The seal is one multiply over the block's address, its size word
+//! (without `PREV_FREE`, which neighbours flip) and its tag, compact or
+//! wide: 31 bits for a used block (split between its two words), 25 for a
+//! free one. Hashing the address means a header copied elsewhere, or stale
+//! bytes inside another block, do not pass as a header.
 //!
 //! A used block: `header | pad | payload (the requested bytes) | slack`.
-//! The pad (0..=32 bytes) is what is left below an aligned payload when it
-//! is too small to be a free block; when non-zero its last word is a pad
-//! marker so the header can be found from the payload pointer. Larger gaps,
-//! below or above the payload, are free blocks. The slack (bytes
-//! after the requested size, at least [`RED_ZONE_BYTES`] with red zones on)
-//! records the requested size exactly; with red zones it is filled with
-//! [`RED_ZONE_BYTE`] and checked when the block is freed or reallocated and
-//! by [`Heap::check`].
+//! The pad is what is left below an aligned payload when it is too small
+//! to be a free block (0..=24 bytes), plus the 16 bytes of a wide tag; when
+//! non-zero its last word is a pad marker (a magic number and the pad
+//! length in the low half, the magic again or a wide tag's owner in the
+//! high half) so the header can be found from the payload pointer. Larger
+//! gaps, below or above the payload, are free blocks. The slack (bytes
+//! after the requested size, at least [`RED_ZONE_BYTES`] with red zones
+//! on) records the requested size exactly; with red zones it is filled
+//! with [`RED_ZONE_BYTE`] and checked when the block is freed or
+//! reallocated and by [`Heap::check`].
 //!
 //! A free block: `header | previous block in its free list (8) | ... |
 //! footer: size (8)`.
 //!
-//! The region ends with a 24-byte sentinel header (a used block of size 24
+//! The region ends with a 16-byte sentinel header (a used block of size 16
 //! owned by [`SENTINEL_OWNER`]) so the last block has a successor.
 //!
 //! # Misuse
@@ -122,15 +135,21 @@ mod proptests;
 mod tests;
 
 use core::fmt;
+use core::num::NonZeroUsize;
 use core::ptr::NonNull;
 
 use raw::Region;
 use tlsf::{Class, FreeLists, MAX_BLOCK, class_min, class_of, search_class};
 
 /// Bytes of header in front of every block.
-pub const HEADER_BYTES: usize = 24;
+pub const HEADER_BYTES: usize = 16;
 /// Smallest block: a header, a free-list link and a footer.
-pub const MIN_BLOCK_BYTES: usize = 40;
+pub const MIN_BLOCK_BYTES: usize = 32;
+/// Extra bytes in front of the payload of a block whose tag has no compact
+/// form (an owner beyond `i16` or a key beyond `i32`, sign-extended).
+pub const WIDE_TAG_BYTES: usize = 16;
+/// Smallest region [`Heap::new`] accepts.
+pub const MIN_REGION_BYTES: usize = 64;
 /// Guard bytes after every payload when red zones are on.
 pub const RED_ZONE_BYTES: usize = 16;
 /// The value red-zone bytes hold.
@@ -144,34 +163,47 @@ pub const SCAN_LIMIT: usize = 32;
 const GRAIN: usize = 8;
 const HEADER: usize = HEADER_BYTES;
 const MIN_BLOCK: usize = MIN_BLOCK_BYTES;
-/// Largest internal pad: gaps of [`MIN_BLOCK`] or more become free blocks.
+/// Largest alignment pad: gaps of [`MIN_BLOCK`] or more become free blocks.
 const MAX_PAD: usize = MIN_BLOCK - GRAIN;
+/// Largest pad of a wide block.
+const MAX_WIDE_PAD: usize = WIDE_TAG_BYTES + MAX_PAD;
 
 // Word offsets inside a block.
-const KEY: usize = 0;
-const SEAL: usize = 8;
-const SIZE: usize = 16;
-const PREV_LINK: usize = 24;
+const TAG: usize = 0;
+const SIZE: usize = 8;
+const PREV_LINK: usize = 16;
+/// A wide block's key.
+const WIDE_KEY: usize = 16;
 
 // The size word.
 const USED: u64 = 1;
 const PREV_FREE: u64 = 2;
-const SIZE_MASK: u64 = ((1 << 45) - 1) & !7;
-const PAD_SHIFT: u32 = 45;
-const SLACK_SHIFT: u32 = 48;
-const MAX_SLACK: usize = (1 << (64 - SLACK_SHIFT)) - 1;
-/// Bits a free block's size word never has.
-const FREE_RESERVED: u64 = !(SIZE_MASK | PREV_FREE);
+const WIDE: u64 = 4;
+const SIZE_MASK: u64 = ((1 << 39) - 1) & !7;
+const PAD_SHIFT: u32 = 39;
+const PAD_FIELD: u64 = 7 << PAD_SHIFT;
+const SLACK_SHIFT: u32 = 42;
+const SLACK_BITS: u64 = 0x7f;
+const MAX_SLACK: usize = SLACK_BITS as usize;
+/// The seal bits of a used block's size word.
+const USED_SEAL: u64 = !0 << 49;
+/// The seal bits of a free block's size word.
+const FREE_SEAL: u64 = !0 << 39;
+/// The seal bits of a used block's tag word.
+const TAG_SEAL: u64 = !0 << 48;
 
-/// The pad marker: this value with the pad length in bits 3..6.
-const PAD_MAGIC: u64 = 0x9AD0_9AD0_9AD0_0000;
+/// The pad marker: this value with the pad length in bits 3..6, and in the
+/// high half [`MARKER_HIGH`] or a wide tag's owner.
+const PAD_MAGIC: u32 = 0x9AD0_9A80;
 const PAD_BITS: u64 = 0x38;
+const MARKER_HIGH: u64 = 0x9AD0_9AD0;
 
 const SEAL_SEED: u64 = 0x6b65_726e_656c_6870;
 
 /// Who owns an allocation: a tag (process, subsystem) and a key (the
 /// caller's return address for the kernel heap, the allocation key for a
-/// process's keyed heap). Both are stored in the block's header.
+/// process's keyed heap). Both are kept with the block; see the module
+/// docs for how.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct BlockTag {
     /// Owner tag.
@@ -304,20 +336,124 @@ pub struct BlockInfo {
     pub tag: BlockTag,
 }
 
-/// A used block, validated.
+/// A tag as a block keeps it: the compact form (the tag word below its
+/// seal), or for a wide tag the key and owner kept outside the header.
+#[derive(Clone, Copy, Debug)]
+struct Stored {
+    /// Bits 0..48 of the tag word; 0 when wide.
+    word: u64,
+    wide: bool,
+    /// Wide only, else 0.
+    key: u64,
+    /// Wide only, else 0.
+    owner: u64,
+}
+
+impl Stored {
+    /// What a free block's seal covers in place of a tag.
+    const NONE: Self = Self {
+        word: 0,
+        wide: false,
+        key: 0,
+        owner: 0,
+    };
+
+    #[inline(always)]
+    fn of(tag: BlockTag) -> Self {
+        let owner_fits = i32::from(tag.owner as i16) == tag.owner as i32;
+        let key_fits = i64::from(tag.key as i32) == tag.key as i64;
+        if owner_fits && key_fits {
+            Self::compact(u64::from(tag.owner & 0xffff) | (tag.key & 0xffff_ffff) << 16)
+        } else {
+            Self {
+                word: 0,
+                wide: true,
+                key: tag.key,
+                owner: u64::from(tag.owner),
+            }
+        }
+    }
+
+    #[inline(always)]
+    const fn compact(word: u64) -> Self {
+        Self {
+            word,
+            wide: false,
+            key: 0,
+            owner: 0,
+        }
+    }
+
+    fn tag(&self) -> BlockTag {
+        if self.wide {
+            BlockTag::new(self.owner as u32, self.key)
+        } else {
+            BlockTag::new(
+                i32::from(self.word as i16) as u32,
+                i64::from((self.word >> 16) as i32) as u64,
+            )
+        }
+    }
+
+    /// Bytes from a block's start to the earliest payload.
+    #[inline(always)]
+    fn lead(&self) -> usize {
+        if self.wide {
+            HEADER + WIDE_TAG_BYTES
+        } else {
+            HEADER
+        }
+    }
+
+    /// The high half of a pad marker.
+    #[inline(always)]
+    fn marker_high(&self) -> u64 {
+        if self.wide { self.owner } else { MARKER_HIGH }
+    }
+}
+
+/// A used block, validated: its address and size word, which has all the
+/// rest. Two words, so it travels in registers.
 #[derive(Clone, Copy, Debug)]
 struct UsedBlock {
-    addr: usize,
-    size: usize,
-    pad: usize,
-    requested: usize,
-    tag: BlockTag,
-    prev_free: bool,
+    at: NonZeroUsize,
+    word: u64,
 }
 
 impl UsedBlock {
+    #[inline(always)]
+    fn addr(&self) -> usize {
+        self.at.get()
+    }
+
+    #[inline(always)]
+    fn size(&self) -> usize {
+        (self.word & SIZE_MASK) as usize
+    }
+
+    #[inline(always)]
+    fn pad(&self) -> usize {
+        ((self.word >> PAD_SHIFT) & 7) as usize * GRAIN
+    }
+
+    #[inline(always)]
+    fn requested(&self) -> usize {
+        self.size() - HEADER - self.pad() - ((self.word >> SLACK_SHIFT) & SLACK_BITS) as usize
+    }
+
+    #[inline(always)]
+    fn prev_free(&self) -> bool {
+        self.word & PREV_FREE != 0
+    }
+
+    #[inline(always)]
+    fn wide(&self) -> bool {
+        self.word & WIDE != 0
+    }
+
+    #[inline(always)]
     fn payload(&self) -> usize {
-        self.addr + HEADER + self.pad
+        self.addr() + HEADER + self.pad()
     }
 }
 
@@ -338,6 +474,9 @@ struct Request {
     /// Bytes from the payload to the end of its block: `body` rounded up
     /// to 8, and at least enough for the block to hold a free block later.
     span: usize,
+    /// Bytes from the block's start to the earliest payload: the header,
+    /// and a wide tag.
+    lead: usize,
     /// Block size that fits whatever the alignment gap.
     search: usize,
 }
@@ -363,7 +502,7 @@ pub struct Heap {
 }
 
 /// Smallest block holding `body` bytes after a pad of `pad` bytes.
-#[inline]
+#[inline(always)]
 fn block_size(pad: usize, body: usize) -> usize {
     ((HEADER + pad + body + GRAIN - 1) & !(GRAIN - 1)).max(MIN_BLOCK)
 }
@@ -373,23 +512,48 @@ fn align_up(addr: usize, align: usize) -> usize {
     (addr + align - 1) & !(align - 1)
 }
 
-/// The 32-bit seal of a header at `addr`: the fields, rotated apart so
-/// that equal changes to two of them do not cancel, folded and multiplied;
-/// the product's high half depends on every input bit.
-#[inline]
-fn seal(addr: usize, size_word: u64, owner: u32, key: u64) -> u32 {
-    let x = (size_word & !PREV_FREE)
-        ^ (addr as u64).rotate_left(29)
-        ^ key.rotate_left(43)
-        ^ (u64::from(owner) << 19)
+/// The seal of a block at `addr` with size word `size_word` (its seal bits
+/// and `PREV_FREE` clear) and tag `stored`: the fields rotated apart so
+/// that equal changes to two of them do not cancel, folded, and multiplied;
+/// the product's high bits depend on every input bit.
+#[inline(always)]
+fn mix(addr: usize, size_word: u64, stored: &Stored) -> u64 {
+    let x = (addr as u64).rotate_left(29)
+        ^ size_word
+        ^ stored.word.rotate_left(11)
+        ^ stored.key.rotate_left(43)
+        ^ (stored.owner << 19)
         ^ SEAL_SEED;
-    (x.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32
+    (x ^ (x >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// The seal word: owner in the low half, seal in the high half.
-#[inline]
-fn seal_word(addr: usize, size_word: u64, owner: u32, key: u64) -> u64 {
-    (u64::from(seal(addr, size_word, owner, key)) << 32) | u64::from(owner)
+/// A free block's size word (without `PREV_FREE`).
+#[inline(always)]
+fn free_word(addr: usize, size: usize) -> u64 {
+    size as u64 | (mix(addr, size as u64, &Stored::NONE) & FREE_SEAL)
+}
+
+/// A used block's tag word and size word (without `PREV_FREE`).
+#[inline(always)]
+fn used_words(addr: usize, size: usize, pad: usize, slack: usize, stored: &Stored) -> (u64, u64) {
+    debug_assert!(slack <= MAX_SLACK && pad / GRAIN <= 7);
+    let size_word = size as u64
+        | USED
+        | if stored.wide { WIDE } else { 0 }
+        | ((pad / GRAIN) as u64) << PAD_SHIFT
+        | (slack as u64) << SLACK_SHIFT;
+    let h = mix(addr, size_word, stored);
+    (
+        stored.word | ((h << 15) & TAG_SEAL),
+        size_word | (h & USED_SEAL),
+    )
+}
+
+/// Whether a used block's words carry the seal they should.
+#[inline(always)]
+fn used_seal_ok(addr: usize, size_word: u64, tag_word: u64, stored: &Stored) -> bool {
+    let h = mix(addr, size_word & !(USED_SEAL | PREV_FREE), stored);
+    ((size_word ^ h) & USED_SEAL) | ((tag_word ^ (h << 15)) & TAG_SEAL) == 0
 }
 
 impl Heap {
@@ -412,7 +576,8 @@ impl Heap {
 
     /// A heap over `[start, end)` that may grow up to `max`.
     ///
-    /// The region must hold at least 64 bytes and span less than 512 GiB.
+    /// The region must hold at least [`MIN_REGION_BYTES`] and span less
+    /// than 512 GiB.
     ///
     /// # Safety
     ///
@@ -433,7 +598,7 @@ impl Heap {
         }
         let first = align_up(base, GRAIN);
         let limit = end & !(GRAIN - 1);
-        if limit < first + MIN_BLOCK + HEADER {
+        if end - base < MIN_REGION_BYTES || limit < first + MIN_BLOCK + HEADER {
             return Err(HeapError::InvalidRegion);
         }
         let mut heap = Self::empty();
@@ -501,7 +666,7 @@ impl Heap {
             self.unlink(&b);
             // the old sentinel is now inside a free block: make sure it no
             // longer reads as a used header
-            self.mem.write(self.sentinel + SEAL, 0);
+            self.mem.write(self.sentinel + SIZE, 0);
         }
         self.make_free(start, new_sentinel - start, false);
         self.sentinel = new_sentinel;
@@ -510,10 +675,11 @@ impl Heap {
     }
 
     /// The smallest region end at which an allocation of `size` bytes
-    /// aligned to `align` surely succeeds, for an owner about to grow the
-    /// heap; [`HeapError::OutOfMemory`] if that is beyond `max`.
+    /// aligned to `align` surely succeeds (whatever its tag), for an owner
+    /// about to grow the heap; [`HeapError::OutOfMemory`] if that is beyond
+    /// `max`.
     pub fn grow_target(&self, size: usize, align: usize) -> Result<usize, HeapError> {
-        let req = self.request(size, align)?;
+        let req = self.request(size, align, HEADER + WIDE_TAG_BYTES)?;
         if self.sentinel == 0 {
             return Err(HeapError::OutOfMemory);
         }
@@ -542,9 +708,7 @@ impl Heap {
         align: usize,
         tag: BlockTag,
     ) -> Result<NonNull<u8>, HeapError> {
-        let req = self.request(size, align)?;
-        let block = self.take_fit(&req)?;
-        Ok(self.place(block, &req, tag))
+        self.alloc_stored(size, align, &Stored::of(tag))
     }
 
     /// Allocates like [`Heap::alloc`] and zeroes the payload.
@@ -610,10 +774,15 @@ impl Heap {
         let p = ptr.as_ptr().addr();
         let block = self.used_block(p)?;
         self.check_red_zone(&block)?;
-        let req = self.request(new_size, align)?;
+        let lead = if block.wide() {
+            HEADER + WIDE_TAG_BYTES
+        } else {
+            HEADER
+        };
+        let req = self.request(new_size, align, lead)?;
         if p.is_multiple_of(req.align) {
-            let need = block_size(block.pad, req.body);
-            if need <= block.size {
+            let need = block_size(block.pad(), req.body);
+            if need <= block.size() {
                 self.shrink_in_place(&block, need, new_size)?;
                 return Ok(ptr);
             }
@@ -621,35 +790,19 @@ impl Heap {
                 return Ok(ptr);
             }
         }
-        let new = self.alloc(new_size, align, block.tag)?;
-        let q = new.as_ptr().addr();
-        self.mem.copy(p, q, block.requested.min(new_size));
-        // the allocation may have carved the free block below the old one
-        let old = UsedBlock {
-            prev_free: self.mem.read(block.addr + SIZE) & PREV_FREE != 0,
-            ..block
-        };
-        match self.release(&old) {
-            Ok(()) => Ok(new),
-            Err(e) => {
-                // leave the old block as it was
-                let undo = self.used_block(q).and_then(|b| self.release(&b));
-                debug_assert!(undo.is_ok());
-                Err(e)
-            }
-        }
+        self.move_block(&block, new_size, align)
     }
 
     /// The block whose payload `ptr` points to, validated like a free.
     pub fn block_of(&self, ptr: NonNull<u8>) -> Result<BlockInfo, HeapError> {
         let b = self.used_block(ptr.as_ptr().addr())?;
         Ok(BlockInfo {
-            addr: b.addr,
-            size: b.size,
+            addr: b.addr(),
+            size: b.size(),
             state: BlockState::Used,
             payload: b.payload(),
-            requested: b.requested,
-            tag: b.tag,
+            requested: b.requested(),
+            tag: self.stored_of(&b).tag(),
         })
     }
 
@@ -734,7 +887,7 @@ impl Heap {
                 }
                 BlockState::Used => {
                     let block = self.used_block(info.payload)?;
-                    if block.addr != at {
+                    if block.addr() != at {
                         return inconsistent(at, "payload does not lead back to its header");
                     }
                     self.check_red_zone(&block)?;
@@ -796,7 +949,7 @@ fn inconsistent<T>(addr: usize, what: &'static str) -> Result<T, HeapError> {
 // Internals: validation (reads only) first, then the writes.
 impl Heap {
     #[inline(always)]
-    fn request(&self, size: usize, align: usize) -> Result<Request, HeapError> {
+    fn request(&self, size: usize, align: usize, lead: usize) -> Result<Request, HeapError> {
         if !align.is_power_of_two() {
             return Err(HeapError::InvalidLayout);
         }
@@ -806,7 +959,7 @@ impl Heap {
         let align = align.max(GRAIN);
         let body = size + self.red_zone;
         let span = body.next_multiple_of(GRAIN).max(MIN_BLOCK - HEADER);
-        let search = HEADER + span + (align - GRAIN);
+        let search = lead + span + (align - GRAIN);
         if search >= MAX_BLOCK {
             return Err(HeapError::OutOfMemory);
         }
@@ -815,30 +968,41 @@ impl Heap {
             align,
             body,
             span,
+            lead,
             search,
         })
     }
 
-    /// Whether `addr` could be a block header other than the sentinel.
-    #[inline]
-    fn is_block_addr(&self, addr: usize) -> bool {
-        addr >= self.first && addr < self.sentinel && addr.is_multiple_of(GRAIN)
+    #[inline(always)]
+    fn alloc_stored(
+        &mut self,
+        size: usize,
+        align: usize,
+        stored: &Stored,
+    ) -> Result<NonNull<u8>, HeapError> {
+        let req = self.request(size, align, stored.lead())?;
+        let block = self.take_fit(&req)?;
+        Ok(self.place(block, &req, stored))
     }
 
-    /// The free block at `addr`, after checking its header and links.
+    /// Whether `addr` could be a block header other than the sentinel.
     #[inline(always)]
-    fn free_block(&self, addr: usize) -> Option<FreeBlock> {
-        let size_word = self.mem.read(addr + SIZE);
-        let seal_word = self.mem.read(addr + SEAL);
+    fn is_block_addr(&self, addr: usize) -> bool {
+        addr.wrapping_sub(self.first) < self.sentinel - self.first && addr.is_multiple_of(GRAIN)
+    }
+
+    /// The free block at `addr` with words `next` and `size_word`, after
+    /// checking its header and links.
+    #[inline(always)]
+    fn free_block(&self, addr: usize, next: u64, size_word: u64) -> Option<FreeBlock> {
         let size = (size_word & SIZE_MASK) as usize;
-        if size_word & (FREE_RESERVED | USED) != 0
-            || seal_word != seal_word_free(addr, size_word)
+        if size_word & !PREV_FREE != free_word(addr, size)
             || size < MIN_BLOCK
             || size > self.sentinel - addr
         {
             return None;
         }
-        let next = self.mem.read(addr + KEY) as usize;
+        let next = next as usize;
         let prev = self.mem.read(addr + PREV_LINK) as usize;
         let linked = (next == 0 || self.is_block_addr(next))
             && if prev == 0 {
@@ -849,16 +1013,22 @@ impl Heap {
         linked.then_some(FreeBlock { addr, size })
     }
 
+    /// The free block at `addr`, if its header says it is one and it
+    /// validates.
+    #[inline(always)]
+    fn free_block_at(&self, addr: usize) -> Option<FreeBlock> {
+        let [next, size_word] = self.mem.read_words(addr);
+        self.free_block(addr, next, size_word)
+    }
+
     /// The head of a free list, after checking its header and next link
     /// (it has no previous one).
     #[inline(always)]
     fn list_head(&self, addr: usize) -> Option<FreeBlock> {
-        let size_word = self.mem.read(addr + SIZE);
-        let seal_word = self.mem.read(addr + SEAL);
+        let [next, size_word] = self.mem.read_words(addr);
         let size = (size_word & SIZE_MASK) as usize;
-        let next = self.mem.read(addr + KEY) as usize;
-        let valid = size_word & (FREE_RESERVED | USED) == 0
-            && seal_word == seal_word_free(addr, size_word)
+        let next = next as usize;
+        let valid = size_word & !PREV_FREE == free_word(addr, size)
             && size >= MIN_BLOCK
             && size <= self.sentinel - addr
             && (next == 0 || self.is_block_addr(next));
@@ -872,7 +1042,7 @@ impl Heap {
         if size < MIN_BLOCK || size > addr - self.first {
             return None;
         }
-        self.free_block(addr - size).filter(|b| b.size == size)
+        self.free_block_at(addr - size).filter(|b| b.size == size)
     }
 
     /// The used block whose payload is at `p`, after checking its header.
@@ -890,42 +1060,89 @@ impl Heap {
         if !p.is_multiple_of(GRAIN) || p < self.first + HEADER || p >= self.sentinel {
             return None;
         }
-        let marker = self.mem.read(p - 8);
-        let (addr, pad, size_word) = if marker & USED != 0 {
-            (p - HEADER, 0, marker)
-        } else {
-            let pad = (marker & PAD_BITS) as usize;
-            if marker & !PAD_BITS != PAD_MAGIC
-                || pad == 0
-                || pad > MAX_PAD
-                || p - self.first < HEADER + pad
-            {
+        let addr = p - HEADER;
+        let [tag_word, word] = self.mem.read_words(addr);
+        if word & (USED | WIDE | PAD_FIELD) != USED {
+            return self.try_padded_block(p, word);
+        }
+        // the size word of a block without pad
+        let stored = Stored::compact(tag_word & !TAG_SEAL);
+        self.validate_used(addr, word, tag_word, 0, &stored)
+    }
+
+    /// [`Heap::try_used_block`] for a payload behind a pad: `marker` is the
+    /// word below it.
+    #[inline(never)]
+    fn try_padded_block(&self, p: usize, marker: u64) -> Option<UsedBlock> {
+        let pad = (marker & PAD_BITS) as usize;
+        if (marker as u32) & !(PAD_BITS as u32) != PAD_MAGIC
+            || pad == 0
+            || p - self.first < HEADER + pad
+        {
+            return None;
+        }
+        let addr = p - HEADER - pad;
+        let [tag_word, size_word] = self.mem.read_words(addr);
+        if size_word & USED == 0 || size_word & PAD_FIELD != ((pad / GRAIN) as u64) << PAD_SHIFT {
+            return None;
+        }
+        let stored = if size_word & WIDE != 0 {
+            if pad < WIDE_TAG_BYTES || tag_word & !TAG_SEAL != 0 {
                 return None;
             }
-            let addr = p - HEADER - pad;
-            (addr, pad, self.mem.read(addr + SIZE))
+            Stored {
+                word: 0,
+                wide: true,
+                key: self.mem.read(addr + WIDE_KEY),
+                owner: marker >> 32,
+            }
+        } else {
+            if pad > MAX_PAD || marker >> 32 != MARKER_HIGH {
+                return None;
+            }
+            Stored::compact(tag_word & !TAG_SEAL)
         };
-        let seal_word = self.mem.read(addr + SEAL);
-        let tag = BlockTag::new(seal_word as u32, self.mem.read(addr + KEY));
+        self.validate_used(addr, size_word, tag_word, pad, &stored)
+    }
+
+    /// Checks a used block's seal and sizes.
+    #[inline(always)]
+    fn validate_used(
+        &self,
+        addr: usize,
+        size_word: u64,
+        tag_word: u64,
+        pad: usize,
+        stored: &Stored,
+    ) -> Option<UsedBlock> {
         let size = (size_word & SIZE_MASK) as usize;
-        let slack = (size_word >> SLACK_SHIFT) as usize;
-        let valid = size_word & USED != 0
-            && seal_word == seal_word_used(addr, size_word, tag)
+        let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
+        let valid = used_seal_ok(addr, size_word, tag_word, stored)
             && size >= MIN_BLOCK
             && size <= self.sentinel - addr
-            && ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN == pad
             && HEADER + pad + slack <= size;
         if !valid {
             return None;
         }
         Some(UsedBlock {
-            addr,
-            size,
-            pad,
-            requested: size - HEADER - pad - slack,
-            tag,
-            prev_free: size_word & PREV_FREE != 0,
+            at: NonZeroUsize::new(addr)?,
+            word: size_word,
         })
+    }
+
+    /// The tag of a validated used block.
+    #[inline(always)]
+    fn stored_of(&self, block: &UsedBlock) -> Stored {
+        if block.wide() {
+            Stored {
+                word: 0,
+                wide: true,
+                key: self.mem.read(block.addr() + WIDE_KEY),
+                owner: self.mem.read(block.payload() - 8) >> 32,
+            }
+        } else {
+            Stored::compact(self.mem.read(block.addr() + TAG) & !TAG_SEAL)
+        }
     }
 
     /// The error for a free block below `addr` that fails validation.
@@ -941,6 +1158,7 @@ impl Heap {
 
     /// Why [`Heap::try_used_block`] rejected `p`.
     #[cold]
+    #[inline(never)]
     fn used_block_error(&self, p: usize) -> HeapError {
         let invalid = HeapError::InvalidPointer { addr: p };
         if self.sentinel == 0
@@ -950,22 +1168,24 @@ impl Heap {
         {
             return invalid;
         }
-        let marker = self.mem.read(p - 8);
-        let pad = if marker & !PAD_BITS == PAD_MAGIC {
-            let pad = (marker & PAD_BITS) as usize;
-            if pad == 0 || pad > MAX_PAD || p - self.first < HEADER + pad {
+        let word = self.mem.read(p - 8);
+        let pad = if word & USED != 0 {
+            0
+        } else if (word as u32) & !(PAD_BITS as u32) == PAD_MAGIC {
+            let pad = (word & PAD_BITS) as usize;
+            if pad == 0 || p - self.first < HEADER + pad {
                 return invalid;
             }
             pad
         } else {
-            0
+            return self.classify_unused(p);
         };
         let addr = p - HEADER - pad;
         let size_word = self.mem.read(addr + SIZE);
         if size_word & USED == 0 {
             return self.classify_unused(p);
         }
-        let slack = (size_word >> SLACK_SHIFT) as usize;
+        let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
         let size = (size_word & SIZE_MASK) as usize;
         let plausible = size >= MIN_BLOCK
             && size <= self.sentinel - addr
@@ -983,7 +1203,7 @@ impl Heap {
     /// led) means `p` was freed already.
     #[cold]
     fn classify_unused(&self, p: usize) -> HeapError {
-        for pad in (0..=MAX_PAD).step_by(GRAIN) {
+        for pad in (0..=MAX_WIDE_PAD).step_by(GRAIN) {
             let Some(addr) = p.checked_sub(HEADER + pad) else {
                 break;
             };
@@ -992,8 +1212,7 @@ impl Heap {
             }
             let size_word = self.mem.read(addr + SIZE);
             let size = (size_word & SIZE_MASK) as usize;
-            if size_word & (FREE_RESERVED | USED) == 0
-                && self.mem.read(addr + SEAL) == seal_word_free(addr, size_word)
+            if size_word & !PREV_FREE == free_word(addr, size)
                 && size > HEADER + pad
                 && size <= self.sentinel - addr
             {
@@ -1008,25 +1227,27 @@ impl Heap {
         if self.red_zone == 0 {
             return Ok(());
         }
-        let from = block.payload() + block.requested;
-        let len = block.addr + block.size - from;
+        self.check_red_zone_bytes(block)
+    }
+
+    #[inline(never)]
+    fn check_red_zone_bytes(&self, block: &UsedBlock) -> Result<(), HeapError> {
+        let from = block.payload() + block.requested();
+        let len = block.addr() + block.size() - from;
         match self.mem.first_mismatch(from, len, RED_ZONE_BYTE) {
             None => Ok(()),
             Some(at) => Err(HeapError::RedZoneOverflow {
                 addr: block.payload(),
-                offset: block.requested + at,
+                offset: block.requested() + at,
             }),
         }
     }
 
     fn check_sentinel(&self) -> Result<(), HeapError> {
         let addr = self.sentinel;
-        let size_word = self.mem.read(addr + SIZE);
-        let expected = HEADER as u64 | USED;
-        if size_word & !PREV_FREE != expected
-            || self.mem.read(addr + SEAL)
-                != seal_word_used(addr, size_word, BlockTag::new(SENTINEL_OWNER, 0))
-            || self.mem.read(addr + KEY) != 0
+        let (tag_word, size_word) = sentinel_words(addr);
+        if self.mem.read(addr + SIZE) & !PREV_FREE != size_word
+            || self.mem.read(addr + TAG) != tag_word
         {
             return Err(HeapError::CorruptHeader { addr });
         }
@@ -1042,6 +1263,24 @@ impl Heap {
     #[inline(always)]
     fn take_fit(&mut self, req: &Request) -> Result<FreeBlock, HeapError> {
         let stop = search_class(req.search);
+        if let Some(class) = stop.and_then(|c| self.lists.first_non_empty(c)) {
+            let head = self.lists.head(class);
+            if let Some(block) = self.list_head(head) {
+                debug_assert!(block.size >= req.search);
+                return Ok(block);
+            }
+        }
+        self.take_fit_slow(req, stop)
+    }
+
+    /// [`Heap::take_fit`] when the first list it tried was empty or damaged.
+    #[cold]
+    #[inline(never)]
+    fn take_fit_slow(
+        &mut self,
+        req: &Request,
+        stop: Option<Class>,
+    ) -> Result<FreeBlock, HeapError> {
         let mut from = stop;
         while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
             let head = self.lists.head(class);
@@ -1067,7 +1306,7 @@ impl Heap {
     fn scan_fit(&mut self, req: &Request, stop: Option<Class>) -> Result<FreeBlock, HeapError> {
         let mut budget = SCAN_LIMIT;
         let mut error = HeapError::OutOfMemory;
-        let lowest = class_of(block_size(0, req.body));
+        let lowest = class_of(block_size(req.lead - HEADER, req.body));
         let mut from = match stop {
             Some(stop) if stop <= class_of(req.search) => stop.prev(),
             _ => Some(class_of(req.search)),
@@ -1079,9 +1318,9 @@ impl Heap {
             let mut at = self.lists.head(class);
             while at != 0 && budget > 0 {
                 budget -= 1;
-                match self.free_block(at) {
+                match self.free_block_at(at) {
                     Some(block) if fits(block.addr, block.size, req) => return Ok(block),
-                    Some(_) => at = self.mem.read(at + KEY) as usize,
+                    Some(_) => at = self.mem.read(at + TAG) as usize,
                     None => {
                         error = HeapError::CorruptHeader { addr: at };
                         self.note_corruption(error);
@@ -1113,7 +1352,7 @@ impl Heap {
                 break;
             }
             largest = largest.max((self.mem.read(at + SIZE) & SIZE_MASK) as usize);
-            at = self.mem.read(at + KEY) as usize;
+            at = self.mem.read(at + TAG) as usize;
         }
         largest
     }
@@ -1122,13 +1361,12 @@ impl Heap {
     fn block_info(&self, addr: usize) -> Result<BlockInfo, HeapError> {
         let corrupt = HeapError::CorruptHeader { addr };
         let size_word = self.mem.read(addr + SIZE);
-        let seal_word = self.mem.read(addr + SEAL);
         let size = (size_word & SIZE_MASK) as usize;
         if size < MIN_BLOCK || size > self.sentinel - addr {
             return Err(corrupt);
         }
         if size_word & USED == 0 {
-            if size_word & FREE_RESERVED != 0 || seal_word != seal_word_free(addr, size_word) {
+            if size_word & !PREV_FREE != free_word(addr, size) {
                 return Err(corrupt);
             }
             return Ok(BlockInfo {
@@ -1140,12 +1378,31 @@ impl Heap {
                 tag: BlockTag::default(),
             });
         }
-        let tag = BlockTag::new(seal_word as u32, self.mem.read(addr + KEY));
         let pad = ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN;
-        let slack = (size_word >> SLACK_SHIFT) as usize;
-        if seal_word != seal_word_used(addr, size_word, tag)
-            || pad > MAX_PAD
-            || HEADER + pad + slack > size
+        let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
+        if HEADER + pad + slack > size {
+            return Err(corrupt);
+        }
+        let tag_word = self.mem.read(addr + TAG);
+        let payload = addr + HEADER + pad;
+        let stored = if size_word & WIDE != 0 {
+            if pad < WIDE_TAG_BYTES {
+                return Err(corrupt);
+            }
+            Stored {
+                word: 0,
+                wide: true,
+                key: self.mem.read(addr + WIDE_KEY),
+                owner: self.mem.read(payload - 8) >> 32,
+            }
+        } else {
+            if pad > MAX_PAD {
+                return Err(corrupt);
+            }
+            Stored::compact(tag_word & !TAG_SEAL)
+        };
+        if (stored.wide && tag_word & !TAG_SEAL != 0)
+            || !used_seal_ok(addr, size_word, tag_word, &stored)
         {
             return Err(corrupt);
         }
@@ -1153,9 +1410,9 @@ impl Heap {
             addr,
             size,
             state: BlockState::Used,
-            payload: addr + HEADER + pad,
+            payload,
             requested: size - HEADER - pad - slack,
-            tag,
+            tag: stored.tag(),
         })
     }
 
@@ -1189,7 +1446,7 @@ impl Heap {
                     return inconsistent(at, "free-list back link broken");
                 }
                 prev = at;
-                at = self.mem.read(at + KEY) as usize;
+                at = self.mem.read(at + TAG) as usize;
             }
         }
         if listed != self.nr_free {
@@ -1203,25 +1460,26 @@ impl Heap {
     /// Writes a free block's header and footer and files it.
     #[inline(always)]
     fn make_free(&mut self, addr: usize, size: usize, prev_free: bool) {
-        let size_word = size as u64 | if prev_free { PREV_FREE } else { 0 };
-        self.mem.write(addr + SEAL, seal_word_free(addr, size_word));
-        self.mem.write(addr + SIZE, size_word);
+        let size_word = free_word(addr, size) | if prev_free { PREV_FREE } else { 0 };
+        let head = self.link_in(addr, size);
+        self.mem.write_words(addr, [head as u64, size_word, 0]);
         self.mem.write(addr + size - 8, size as u64);
-        self.insert(addr, size);
     }
 
+    /// Files the block at `addr` at the head of its list; returns the old
+    /// head, for the caller to write as the block's next link (and 0 as
+    /// its previous).
     #[inline(always)]
-    fn insert(&mut self, addr: usize, size: usize) {
+    fn link_in(&mut self, addr: usize, size: usize) -> usize {
         let class = class_of(size);
         let head = self.lists.head(class);
-        self.mem.write(addr + KEY, head as u64);
-        self.mem.write(addr + PREV_LINK, 0);
         if head != 0 {
             self.mem.write(head + PREV_LINK, addr as u64);
         }
         self.lists.set_head(class, addr);
         self.nr_free += 1;
         self.free_bytes += size;
+        head
     }
 
     /// Gives a free block a new size, keeping its address; it changes
@@ -1229,25 +1487,27 @@ impl Heap {
     #[inline(always)]
     fn refile(&mut self, block: &FreeBlock, size: usize) {
         let (addr, old) = (block.addr, block.size);
+        // the block below a free block is used: PREV_FREE is clear
+        let size_word = free_word(addr, size);
         if class_of(old) == class_of(size) {
             self.free_bytes = self.free_bytes - old + size;
+            self.mem.write(addr + SIZE, size_word);
         } else {
             self.unlink(block);
-            self.insert(addr, size);
+            let head = self.link_in(addr, size);
+            self.mem.write_words(addr, [head as u64, size_word, 0]);
         }
-        // the block below a free block is used: PREV_FREE is clear
-        let size_word = size as u64;
-        self.mem.write(addr + SEAL, seal_word_free(addr, size_word));
-        self.mem.write(addr + SIZE, size_word);
         self.mem.write(addr + size - 8, size as u64);
     }
 
     #[inline(always)]
     fn unlink(&mut self, block: &FreeBlock) {
-        let next = self.mem.read(block.addr + KEY) as usize;
-        let prev = self.mem.read(block.addr + PREV_LINK) as usize;
+        // the links as they are now: an earlier write of the same operation
+        // may have changed them since `block` was validated
+        let [next, _, prev] = self.mem.read_words(block.addr);
+        let (next, prev) = (next as usize, prev as usize);
         if prev != 0 {
-            self.mem.write(prev + KEY, next as u64);
+            self.mem.write(prev + TAG, next as u64);
         } else {
             self.lists.set_head(class_of(block.size), next);
         }
@@ -1259,15 +1519,15 @@ impl Heap {
     }
 
     fn write_sentinel(&mut self, addr: usize, prev_free: bool) {
-        let size_word = HEADER as u64 | USED | if prev_free { PREV_FREE } else { 0 };
-        let tag = BlockTag::new(SENTINEL_OWNER, 0);
-        self.mem.write(addr + KEY, 0);
-        self.mem
-            .write(addr + SEAL, seal_word_used(addr, size_word, tag));
-        self.mem.write(addr + SIZE, size_word);
+        let (tag_word, size_word) = sentinel_words(addr);
+        self.mem.write(addr + TAG, tag_word);
+        self.mem.write(
+            addr + SIZE,
+            size_word | if prev_free { PREV_FREE } else { 0 },
+        );
     }
 
-    /// Writes a used block's header, pad marker and red zone.
+    /// Writes a used block's header, pad marker, wide tag and red zone.
     #[inline(always)]
     fn write_used(
         &mut self,
@@ -1276,22 +1536,19 @@ impl Heap {
         prev_free: bool,
         pad: usize,
         requested: usize,
-        tag: BlockTag,
+        stored: &Stored,
     ) {
         let slack = size - HEADER - pad - requested;
-        debug_assert!(slack <= MAX_SLACK && pad <= MAX_PAD);
-        let size_word = size as u64
-            | USED
-            | if prev_free { PREV_FREE } else { 0 }
-            | ((pad / GRAIN) as u64) << PAD_SHIFT
-            | (slack as u64) << SLACK_SHIFT;
-        self.mem.write(addr + KEY, tag.key);
-        self.mem
-            .write(addr + SEAL, seal_word_used(addr, size_word, tag));
-        self.mem.write(addr + SIZE, size_word);
+        let (tag_word, size_word) = used_words(addr, size, pad, slack, stored);
+        let size_word = size_word | if prev_free { PREV_FREE } else { 0 };
+        self.mem.write_words(addr, [tag_word, size_word]);
         let payload = addr + HEADER + pad;
         if pad != 0 {
-            self.mem.write(payload - 8, PAD_MAGIC | pad as u64);
+            let marker = stored.marker_high() << 32 | u64::from(PAD_MAGIC) | pad as u64;
+            self.mem.write(payload - 8, marker);
+            if stored.wide {
+                self.mem.write(addr + WIDE_KEY, stored.key);
+            }
         }
         if self.red_zone != 0 {
             self.mem.fill(payload + requested, slack, RED_ZONE_BYTE);
@@ -1314,10 +1571,10 @@ impl Heap {
     /// alignment gap) becomes a free block when large enough, and a rest too
     /// small for a block stays in the allocation as pad or slack.
     #[inline(always)]
-    fn place(&mut self, block: FreeBlock, req: &Request, tag: BlockTag) -> NonNull<u8> {
+    fn place(&mut self, block: FreeBlock, req: &Request, stored: &Stored) -> NonNull<u8> {
         let end = block.addr + block.size;
         let payload = (end - req.span) & !(req.align - 1);
-        let header = payload - HEADER;
+        let header = payload - req.lead;
         debug_assert!(header >= block.addr);
         let above = payload + req.span;
         let used_end = if end - above >= MIN_BLOCK {
@@ -1328,14 +1585,21 @@ impl Heap {
             end
         };
         let below = header - block.addr;
-        let (start, pad, prev_free) = if below >= MIN_BLOCK {
+        let (start, prev_free) = if below >= MIN_BLOCK {
             self.refile(&block, below);
-            (header, 0, true)
+            (header, true)
         } else {
             self.unlink(&block);
-            (block.addr, below, false)
+            (block.addr, false)
         };
-        self.write_used(start, used_end - start, prev_free, pad, req.size, tag);
+        self.write_used(
+            start,
+            used_end - start,
+            prev_free,
+            payload - HEADER - start,
+            req.size,
+            stored,
+        );
         self.nr_used += 1;
         self.used_bytes += req.size;
         self.mem.payload_ptr(payload)
@@ -1344,46 +1608,75 @@ impl Heap {
     /// Frees a validated used block, merging it with free neighbours.
     #[inline(always)]
     fn release(&mut self, block: &UsedBlock) -> Result<(), HeapError> {
-        let next = block.addr + block.size;
-        let next_free = if self.mem.read(next + SIZE) & USED == 0 {
+        let next = block.addr() + block.size();
+        let [next_link, next_word] = self.mem.read_words(next);
+        let next_free = if next_word & USED == 0 {
             Some(
-                self.free_block(next)
+                self.free_block(next, next_link, next_word)
                     .ok_or(HeapError::CorruptHeader { addr: next })?,
             )
         } else {
             None
         };
-        let below = if block.prev_free {
+        let below = if block.prev_free() {
             Some(
-                self.free_below(block.addr)
-                    .ok_or_else(|| self.corrupt_below(block.addr))?,
+                self.free_below(block.addr())
+                    .ok_or_else(|| self.corrupt_below(block.addr()))?,
             )
         } else {
             None
         };
-        let mut size = block.size;
+        let mut size = block.size();
         if let Some(n) = next_free {
             self.unlink(&n);
             size += n.size;
+        } else {
+            self.mem.write(next + SIZE, next_word | PREV_FREE);
         }
         match below {
             Some(b) => {
                 // leave a free header behind so a second free of this block
                 // is recognised as one
-                let size_word = block.size as u64;
                 self.mem
-                    .write(block.addr + SEAL, seal_word_free(block.addr, size_word));
-                self.mem.write(block.addr + SIZE, size_word);
+                    .write(block.addr() + SIZE, free_word(block.addr(), block.size()));
                 self.refile(&b, b.size + size);
             }
-            None => self.make_free(block.addr, size, false),
-        }
-        if next_free.is_none() {
-            self.set_prev_free(next, true);
+            None => self.make_free(block.addr(), size, false),
         }
         self.nr_used -= 1;
-        self.used_bytes -= block.requested;
+        self.used_bytes -= block.requested();
         Ok(())
+    }
+
+    /// Moves a block to a new allocation of `new_size` bytes, keeping its
+    /// tag and contents.
+    #[inline(never)]
+    fn move_block(
+        &mut self,
+        block: &UsedBlock,
+        new_size: usize,
+        align: usize,
+    ) -> Result<NonNull<u8>, HeapError> {
+        let p = block.payload();
+        let stored = self.stored_of(block);
+        let new = self.alloc_stored(new_size, align, &stored)?;
+        let q = new.as_ptr().addr();
+        self.mem.copy(p, q, block.requested().min(new_size));
+        // the allocation may have carved the free block below the old one
+        let now = self.mem.read(block.addr() + SIZE);
+        let old = UsedBlock {
+            word: (block.word & !PREV_FREE) | (now & PREV_FREE),
+            ..*block
+        };
+        match self.release(&old) {
+            Ok(()) => Ok(new),
+            Err(e) => {
+                // leave the old block as it was
+                let undo = self.used_block(q).and_then(|b| self.release(&b));
+                debug_assert!(undo.is_ok());
+                Err(e)
+            }
+        }
     }
 
     /// Shrinks (or keeps) a block to `need` bytes holding `requested`.
@@ -1394,11 +1687,12 @@ impl Heap {
         need: usize,
         requested: usize,
     ) -> Result<(), HeapError> {
-        let next = block.addr + block.size;
-        let rest = block.size - need;
-        let next_free = if self.mem.read(next + SIZE) & USED == 0 {
+        let next = block.addr() + block.size();
+        let rest = block.size() - need;
+        let [next_link, next_word] = self.mem.read_words(next);
+        let next_free = if next_word & USED == 0 {
             Some(
-                self.free_block(next)
+                self.free_block(next, next_link, next_word)
                     .ok_or(HeapError::CorruptHeader { addr: next })?,
             )
         } else {
@@ -1408,15 +1702,15 @@ impl Heap {
             // give the tail, however small, to the free block above
             Some(n) if rest > 0 => {
                 self.unlink(&n);
-                self.make_free(block.addr + need, rest + n.size, false);
+                self.make_free(block.addr() + need, rest + n.size, false);
                 need
             }
             None if rest >= MIN_BLOCK => {
-                self.make_free(block.addr + need, rest, false);
-                self.set_prev_free(next, true);
+                self.make_free(block.addr() + need, rest, false);
+                self.mem.write(next + SIZE, next_word | PREV_FREE);
                 need
             }
-            _ => block.size,
+            _ => block.size(),
         };
         self.resize_used(block, size, requested);
         Ok(())
@@ -1430,23 +1724,21 @@ impl Heap {
         need: usize,
         requested: usize,
     ) -> Result<bool, HeapError> {
-        let next = block.addr + block.size;
-        if self.mem.read(next + SIZE) & USED != 0 {
+        let next = block.addr() + block.size();
+        let [next_link, next_word] = self.mem.read_words(next);
+        if next_word & USED != 0 || block.size() + ((next_word & SIZE_MASK) as usize) < need {
             return Ok(false);
         }
         let n = self
-            .free_block(next)
+            .free_block(next, next_link, next_word)
             .ok_or(HeapError::CorruptHeader { addr: next })?;
-        let total = block.size + n.size;
-        if total < need {
-            return Ok(false);
-        }
+        let total = block.size() + n.size;
         self.unlink(&n);
         let size = if total - need >= MIN_BLOCK {
-            self.make_free(block.addr + need, total - need, false);
+            self.make_free(block.addr() + need, total - need, false);
             need
         } else {
-            self.set_prev_free(block.addr + total, false);
+            self.set_prev_free(block.addr() + total, false);
             total
         };
         self.resize_used(block, size, requested);
@@ -1455,30 +1747,32 @@ impl Heap {
 
     #[inline(always)]
     fn resize_used(&mut self, block: &UsedBlock, size: usize, requested: usize) {
+        let stored = self.stored_of(block);
         self.write_used(
-            block.addr,
+            block.addr(),
             size,
-            block.prev_free,
-            block.pad,
+            block.prev_free(),
+            block.pad(),
             requested,
-            block.tag,
+            &stored,
         );
-        self.used_bytes = self.used_bytes - block.requested + requested;
+        self.used_bytes = self.used_bytes - block.requested() + requested;
     }
 }
 
 /// Whether a block at `addr` of `size` bytes can hold `req` (placed at its
 /// top, as [`Heap::place`] does).
 fn fits(addr: usize, size: usize, req: &Request) -> bool {
-    size >= HEADER + req.span && ((addr + size - req.span) & !(req.align - 1)) >= addr + HEADER
+    size >= req.lead + req.span && ((addr + size - req.span) & !(req.align - 1)) >= addr + req.lead
 }
 
-#[inline]
-fn seal_word_free(addr: usize, size_word: u64) -> u64 {
-    seal_word(addr, size_word, 0, 0)
-}
-
-#[inline]
-fn seal_word_used(addr: usize, size_word: u64, tag: BlockTag) -> u64 {
-    seal_word(addr, size_word, tag.owner, tag.key)
+/// The sentinel's tag word and size word (without `PREV_FREE`).
+fn sentinel_words(addr: usize) -> (u64, u64) {
+    used_words(
+        addr,
+        HEADER,
+        0,
+        0,
+        &Stored::of(BlockTag::new(SENTINEL_OWNER, 0)),
+    )
 }

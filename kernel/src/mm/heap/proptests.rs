@@ -142,7 +142,7 @@ impl Model {
                 let sure = self
                     .a
                     .heap
-                    .request(size, align)
+                    .request(size, align, Stored::of(tag).lead())
                     .ok()
                     .and_then(|r| search_class(r.search))
                     .map_or(usize::MAX, tlsf::class_min);

@@ -18,11 +18,14 @@ pub(super) struct Region {
     start: usize,
     /// Bytes from `start` the heap may read and write.
     len: usize,
-    /// Offsets below this can be read or written as a word: `len - 7`,
-    /// or 0 when `len < 8`. Keeps the bounds check of a word access to a
-    /// single comparison.
-    word_limit: usize,
+    /// `limits[n - 1]`: offsets below this can be read or written as `n`
+    /// words (`len - 8 * n + 1`, or 0 when `len < 8 * n`). Keeps the bounds
+    /// check of a word access to a single comparison.
+    limits: [usize; MAX_WORDS],
 }
+
+/// Most words one access reads or writes.
+const MAX_WORDS: usize = 3;
 
 impl Region {
     /// A region of no bytes: every access panics.
@@ -31,7 +34,7 @@ impl Region {
             base: ptr::null_mut(),
             start: 0,
             len: 0,
-            word_limit: 0,
+            limits: [0; MAX_WORDS],
         }
     }
 
@@ -49,7 +52,7 @@ impl Region {
             base,
             start: base.addr(),
             len,
-            word_limit: word_limit(len),
+            limits: limits(len),
         }
     }
 
@@ -61,7 +64,7 @@ impl Region {
     /// same `base` (whose provenance must cover the larger range).
     pub unsafe fn set_len(&mut self, len: usize) {
         self.len = len;
-        self.word_limit = word_limit(len);
+        self.limits = limits(len);
     }
 
     /// Address of the region's first byte.
@@ -88,11 +91,7 @@ impl Region {
     /// Pointer to the word at `addr`, after checking it lies in the region.
     #[inline(always)]
     fn word_at(&self, addr: usize) -> *mut u8 {
-        let offset = addr.wrapping_sub(self.start);
-        if offset >= self.word_limit {
-            out_of_region(addr, 8);
-        }
-        self.base.wrapping_add(offset)
+        self.words_at(addr, 1)
     }
 
     /// Reads the 8 bytes at `addr`.
@@ -118,6 +117,41 @@ impl Region {
         // 2. `write_unaligned` has no alignment requirement;
         // 3. `&mut self` makes this the only access made through the heap.
         unsafe { p.cast::<u64>().write_unaligned(value) }
+    }
+
+    /// Reads the `N` words at `addr`, with one range check.
+    #[inline(always)]
+    pub fn read_words<const N: usize>(&self, addr: usize) -> [u64; N] {
+        let p = self.words_at(addr, N);
+        // SAFETY:
+        // 1. `words_at` checked that `p..p + 8 * N` lies in the region,
+        //    which is valid for reads and initialized;
+        // 2. `read_unaligned` has no alignment requirement;
+        // 3. `p` derives from `base`, whose provenance covers the region.
+        unsafe { p.cast::<[u64; N]>().read_unaligned() }
+    }
+
+    /// Writes `N` words at `addr`, with one range check.
+    #[inline(always)]
+    pub fn write_words<const N: usize>(&mut self, addr: usize, words: [u64; N]) {
+        let p = self.words_at(addr, N);
+        // SAFETY:
+        // 1. `words_at` checked that `p..p + 8 * N` lies in the region,
+        //    which is valid for writes;
+        // 2. `write_unaligned` has no alignment requirement;
+        // 3. `&mut self` makes this the only access made through the heap.
+        unsafe { p.cast::<[u64; N]>().write_unaligned(words) }
+    }
+
+    /// Pointer to the `n` words at `addr` (`n <= MAX_WORDS`), after
+    /// checking they lie in the region.
+    #[inline(always)]
+    fn words_at(&self, addr: usize, n: usize) -> *mut u8 {
+        let offset = addr.wrapping_sub(self.start);
+        if offset >= self.limits[n - 1] {
+            out_of_region(addr, 8 * n);
+        }
+        self.base.wrapping_add(offset)
     }
 
     /// Sets `len` bytes at `addr` to `byte`.
@@ -164,8 +198,16 @@ impl Region {
     }
 }
 
-const fn word_limit(len: usize) -> usize {
-    if len >= 8 { len - 7 } else { 0 }
+const fn limits(len: usize) -> [usize; MAX_WORDS] {
+    let mut limits = [0; MAX_WORDS];
+    let mut n = 1;
+    while n <= MAX_WORDS {
+        if len >= 8 * n {
+            limits[n - 1] = len - 8 * n + 1;
+        }
+        n += 1;
+    }
+    limits
 }
 
 #[cold]

@@ -537,8 +537,8 @@ fn clobbered_free_block_is_not_handed_out() {
     a.heap.free(p).unwrap();
     // a write after free hits the free block's size word
     let header = addr(p) - HEADER_BYTES;
-    let saved = a.peek(header + 16, 8);
-    a.poke(header + 16, &[0xEE; 8]);
+    let saved = a.peek(header + SIZE, 8);
+    a.poke(header + SIZE, &[0xEE; 8]);
     // the allocation steps around it to the next class and records it
     let q = a.heap.alloc(900, 8, TAG).unwrap();
     assert_ne!(q, p);
@@ -551,7 +551,7 @@ fn clobbered_free_block_is_not_handed_out() {
     let big = a.heap.alloc(rest, 8, TAG).unwrap();
     assert_eq!(a.heap.alloc(900, 8, TAG), Err(corrupt));
     a.heap.free(big).unwrap();
-    a.poke(header + 16, &saved);
+    a.poke(header + SIZE, &saved);
     a.heap.check().unwrap();
     let again = a.heap.alloc(900, 8, TAG).unwrap();
     assert!(
