@@ -2,10 +2,12 @@
 //!
 //! Known keys: `loglevel=0..=3` (error, warn, info, debug),
 //! `selftest=NAME` (a named scenario the tests boot into), `redzones=0|1`
-//! (guard bytes after every kernel-heap block; on by default) and
+//! (guard bytes after every kernel-heap block; on by default),
 //! `memevents=0|1` (an event on COM1 for every page, mapping and heap
-//! operation; on by default). Unknown keys are kept so they can be
-//! reported, not silently dropped.
+//! operation; on by default) and `gdbidle=SECONDS` (how long the kernel,
+//! stopped by the GDB stub, waits for a silent debugger before it gives the
+//! session up and runs on; 0 waits forever). Unknown keys are kept so they
+//! can be reported, not silently dropped.
 
 /// Options read from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,6 +20,8 @@ pub struct Options<'a> {
     pub red_zones: bool,
     /// Memory events on the telemetry link.
     pub mem_events: bool,
+    /// Seconds a stopped kernel waits for a silent debugger; 0 = forever.
+    pub gdb_idle_s: u32,
     /// First option that was not understood, for a warning.
     pub first_unknown: Option<&'a str>,
 }
@@ -29,6 +33,9 @@ fn parse_bool(value: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+/// Default `gdbidle`: half a minute of silence ends a stopped session.
+pub const DEFAULT_GDB_IDLE_S: u32 = 30;
 
 /// Default `loglevel`: info.
 pub const DEFAULT_LOGLEVEL: u8 = 2;
@@ -42,6 +49,7 @@ impl<'a> Options<'a> {
             selftest: None,
             red_zones: true,
             mem_events: true,
+            gdb_idle_s: DEFAULT_GDB_IDLE_S,
             first_unknown: None,
         };
         for word in cmdline.split_ascii_whitespace() {
@@ -56,6 +64,7 @@ impl<'a> Options<'a> {
                 },
                 "redzones" => parse_bool(value).map(|on| opts.red_zones = on).is_some(),
                 "memevents" => parse_bool(value).map(|on| opts.mem_events = on).is_some(),
+                "gdbidle" => value.parse().map(|s| opts.gdb_idle_s = s).is_ok(),
                 "selftest" if !value.is_empty() => {
                     opts.selftest = Some(value);
                     true
@@ -96,6 +105,15 @@ mod tests {
         assert_eq!(o.loglevel, DEFAULT_LOGLEVEL);
         assert_eq!(o.selftest, None);
         assert_eq!(o.first_unknown, Some("loglevel=9"));
+    }
+
+    #[test]
+    fn gdbidle_takes_seconds() {
+        assert_eq!(Options::parse("").gdb_idle_s, DEFAULT_GDB_IDLE_S);
+        assert_eq!(Options::parse("gdbidle=0").gdb_idle_s, 0);
+        let o = Options::parse("gdbidle=soon");
+        assert_eq!(o.gdb_idle_s, DEFAULT_GDB_IDLE_S);
+        assert_eq!(o.first_unknown, Some("gdbidle=soon"));
     }
 
     #[test]

@@ -38,7 +38,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     if let Err(why) = memory::heap::init(opts.red_zones) {
         panic!("kernel heap: {why:?}");
     }
-    gdb::init();
+    gdb::init(opts.gdb_idle_s);
     cpu::enable_interrupts();
     kinfo!(
         "kernel up: {} regions, cmdline {:?}",

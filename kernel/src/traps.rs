@@ -19,9 +19,9 @@ pub fn com1_interrupt() {
     telemetry::on_interrupt();
 }
 
-/// COM2 interrupt: GDB link.
-pub fn com2_interrupt() {
-    gdb::on_interrupt();
+/// COM2 interrupt: GDB link; a debugger's packet stops the kernel here.
+pub fn com2_interrupt(frame: &mut TrapFrame) {
+    gdb::on_com2_interrupt(frame);
 }
 
 /// Names of the CPU exceptions, by vector.
@@ -60,12 +60,19 @@ const EXCEPTION_NAMES: [&str; 32] = [
     "reserved",
 ];
 
-/// A CPU exception. Breakpoints are logged and resumed; anything else in the
-/// kernel is fatal: it is reported over telemetry, then the kernel panics.
+/// A CPU exception. With a debugger attached, breakpoints and debug
+/// exceptions go to it; without one, breakpoints are logged and resumed.
+/// Anything else in the kernel is fatal: it is reported over telemetry,
+/// shown to an attached debugger, then the kernel panics.
 pub fn exception(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector == trap::BREAKPOINT {
-        kinfo!("breakpoint at {:#x}", frame.rip - 1);
+        if !gdb::on_breakpoint(frame) {
+            kinfo!("breakpoint at {:#x}", frame.rip - 1);
+        }
+        return;
+    }
+    if vector == trap::DEBUG && gdb::on_debug(frame) {
         return;
     }
     let cr2 = if vector == trap::PAGE_FAULT {
@@ -81,6 +88,7 @@ pub fn exception(frame: &mut TrapFrame) {
         rip: frame.rip,
         rsp: frame.rsp,
     }));
+    gdb::on_fault(frame);
     let mut why = LineBuf::new();
     let name = EXCEPTION_NAMES
         .get(vector as usize)

@@ -179,7 +179,7 @@ fn breakpoint_trap_resumes_and_exit_reports_success() {
 }
 
 #[test]
-fn com2_bytes_reach_its_tcp_port() {
+fn com2_answers_gdb_packets() {
     let mut qemu = Qemu::start("com2", &QemuConfig::default());
     let mut link = qemu.connect_telemetry();
     link.wait_for("Hello", DEADLINE, |m| {
@@ -188,15 +188,17 @@ fn com2_bytes_reach_its_tcp_port() {
     let mut com2 = qemu.connect_com2();
     com2.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    // A GDB packet gets an ack and the "unsupported" reply.
+    // A GDB packet gets an ack and the stub's feature list.
     let mut got = Vec::new();
     let start = Instant::now();
-    while !got.ends_with(b"+$#00") {
+    while !(got.starts_with(b"+$PacketSize=")
+        && got[got.len().saturating_sub(3)..].starts_with(b"#"))
+    {
         assert!(start.elapsed() < DEADLINE, "no reply on COM2, got {got:?}");
         if got.is_empty() {
-            com2.write_all(b"$qSupported#37").unwrap();
+            com2.write_all(b"$qSupported:swbreak+#8b").unwrap();
         }
-        let mut buf = [0u8; 64];
+        let mut buf = [0u8; 256];
         if let Ok(n) = com2.read(&mut buf) {
             got.extend_from_slice(&buf[..n]);
         }
@@ -205,7 +207,18 @@ fn com2_bytes_reach_its_tcp_port() {
             continue;
         }
     }
-    assert_eq!(got, b"+$#00");
+    let reply = String::from_utf8_lossy(&got);
+    assert!(reply.contains("swbreak+"), "{reply}");
+    // Detaching resumes the kernel.
+    com2.write_all(b"+$D#44").unwrap();
+    let mut ok = Vec::new();
+    while !ok.ends_with(b"$OK#9a") {
+        assert!(start.elapsed() < DEADLINE, "no OK to detach, got {ok:?}");
+        let mut buf = [0u8; 64];
+        if let Ok(n) = com2.read(&mut buf) {
+            ok.extend_from_slice(&buf[..n]);
+        }
+    }
 }
 
 #[test]

@@ -1,62 +1,42 @@
-//! The GDB link on COM2.
+//! The in-kernel GDB remote stub on COM2, KGDB-style, built on `gdbstub`.
 //!
-//! Until the full remote stub is in place this is a minimal, protocol-correct
-//! responder: it acknowledges each `$packet#xx` and answers the empty
-//! "unsupported" reply, so a debugger sees a live but featureless target
-//! instead of silence.
+//! `gdb kernel.elf -ex 'target remote HOST:PORT'` attaches at any time:
+//! the first packet stops the kernel (COM2 interrupt) and gdb sees the
+//! interrupted code. Breakpoints, single-steps and, while gdb is attached,
+//! fatal faults stop it too. Registers are the trapped frame; memory goes
+//! through the page tables, so a bad address is an error, never a fault.
+//! Without a debugger, traps are handled as if the stub were not there.
+//!
+//! - [`conn`]: the byte link (COM2) as a `gdbstub` connection;
+//! - [`session`]: the state machine, trap entries and the stop loop;
+//! - [`target`]: registers, resume and breakpoints;
+//! - [`memory`]: page-table-checked memory access.
 
-use crate::drivers::serial::{COM2_BASE, SerialPort};
-use crate::sync::IrqMutex;
+mod conn;
+mod memory;
+mod session;
+mod target;
 
-/// Where a packet is in the `$...#xx` grammar.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum State {
-    Idle,
-    Body,
-    Checksum(u8),
+use core::fmt;
+
+pub use session::{on_breakpoint, on_com2_interrupt, on_debug, on_fault};
+
+use crate::arch::qemu;
+use crate::log::LineBuf;
+
+/// Opens COM2 and sets how long a stopped kernel waits for a debugger that
+/// went silent (0: forever).
+pub fn init(idle_timeout_s: u32) {
+    session::set_idle_timeout_s(idle_timeout_s);
+    conn::open();
 }
 
-struct GdbLink {
-    port: Option<SerialPort>,
-    state: State,
-}
-
-static LINK: IrqMutex<GdbLink> = IrqMutex::new(GdbLink {
-    port: None,
-    state: State::Idle,
-});
-
-/// Opens COM2 (absent unless QEMU was given a second `-serial`).
-pub fn init() {
-    LINK.with(|link| {
-        // SAFETY: COM2 is driven only through this module's LINK.
-        link.port = Some(unsafe { SerialPort::open(COM2_BASE) });
-    });
-}
-
-/// COM2 interrupt: consume bytes, answer complete packets.
-pub fn on_interrupt() {
-    LINK.with(|link| {
-        let Some(port) = link.port.as_mut() else {
-            return;
-        };
-        while let Some(byte) = port.read_byte() {
-            link.state = match (link.state, byte) {
-                (_, b'$') => State::Body,
-                (State::Body, b'#') => State::Checksum(0),
-                (State::Body, _) => State::Body,
-                (State::Checksum(0), _) => State::Checksum(1),
-                (State::Checksum(_), _) => {
-                    port.write_all(b"+$#00");
-                    State::Idle
-                }
-                (State::Idle, 0x03) => {
-                    // Ctrl-C: report "stopped by SIGINT".
-                    port.write_all(b"$S02#b5");
-                    State::Idle
-                }
-                (State::Idle, _) => State::Idle,
-            };
-        }
-    });
+/// A line on the debug console only. The stub never logs through
+/// telemetry: it may have stopped the kernel inside the telemetry code,
+/// with its lock held.
+fn note(args: fmt::Arguments<'_>) {
+    use core::fmt::Write;
+    let mut line = LineBuf::new();
+    let _ = writeln!(line, "[gdb] {args}");
+    qemu::debugcon_write(line.as_str().as_bytes());
 }

@@ -148,3 +148,41 @@ pub fn with_write_protect_off<R>(f: impl FnOnce() -> R) -> R {
         result
     })
 }
+
+/// The data segment selectors `[ds, es, fs, gs]` (the kernel never changes
+/// them after boot, so they are what any trapped kernel code ran with).
+pub fn data_segments() -> [u16; 4] {
+    use x86_64::instructions::segmentation::{DS, ES, FS, GS, Segment};
+    [
+        DS::get_reg().0,
+        ES::get_reg().0,
+        FS::get_reg().0,
+        GS::get_reg().0,
+    ]
+}
+
+/// Reads DR6: why the last debug exception (#DB) fired.
+pub fn read_debug_status() -> u64 {
+    x86_64::registers::debug::Dr6::read_raw()
+}
+
+/// Clears DR6's sticky status bits, as a #DB handler must.
+pub fn clear_debug_status() {
+    // SAFETY: writing DR6 only resets the debug status bits; 0xFFFF0FF0 is
+    // the architectural "nothing happened" value (reserved bits set).
+    unsafe {
+        asm!("mov dr6, {}", in(reg) 0xFFFF_0FF0u64, options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// Programs the four hardware breakpoint address registers and DR7, which
+/// enables them: `addrs[i]` goes to DRi.
+pub fn set_debug_registers(addrs: [u64; 4], dr7: u64) {
+    use x86_64::registers::debug::{DebugAddressRegister, Dr0, Dr1, Dr2, Dr3, Dr7};
+    Dr7::write_raw(0);
+    Dr0::write(addrs[0]);
+    Dr1::write(addrs[1]);
+    Dr2::write(addrs[2]);
+    Dr3::write(addrs[3]);
+    Dr7::write_raw(dr7);
+}

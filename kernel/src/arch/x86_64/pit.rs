@@ -16,3 +16,17 @@ pub fn init(hz: u32) {
         Port::<u8>::new(0x40).write((divisor >> 8) as u8);
     }
 }
+
+/// Reads channel 0's current count (it counts down from the divisor once
+/// per period): a clock for code that runs with interrupts off.
+pub fn read_counter() -> u16 {
+    // SAFETY: writing the latch command (channel 0, counter latch) to the
+    // mode port and reading the two latched bytes from channel 0 has no
+    // effect on the count or the interrupt rate.
+    unsafe {
+        Port::<u8>::new(0x43).write(0x00);
+        let low = Port::<u8>::new(0x40).read();
+        let high = Port::<u8>::new(0x40).read();
+        u16::from_le_bytes([low, high])
+    }
+}

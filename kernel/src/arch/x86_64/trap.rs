@@ -20,6 +20,14 @@ pub const DOUBLE_FAULT: u8 = 8;
 /// `#PF`.
 pub const PAGE_FAULT: u8 = 14;
 
+/// RFLAGS trap flag: a #DB after the next instruction (single-step).
+pub const RFLAGS_TF: u64 = 1 << 8;
+/// RFLAGS interrupt-enable flag.
+pub const RFLAGS_IF: u64 = 1 << 9;
+/// RFLAGS resume flag: suppresses instruction breakpoints for one
+/// instruction, so resuming at a hardware breakpoint does not re-fire it.
+pub const RFLAGS_RF: u64 = 1 << 16;
+
 /// Registers saved on trap entry, lowest address first.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
@@ -381,7 +389,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match irq {
         pic::IRQ_TIMER => crate::traps::timer_tick(),
         pic::IRQ_COM1 => crate::traps::com1_interrupt(),
-        pic::IRQ_COM2 => crate::traps::com2_interrupt(),
+        pic::IRQ_COM2 => crate::traps::com2_interrupt(frame),
         // 7 and 15 may be spurious; the rest are masked.
         _ => {}
     }

