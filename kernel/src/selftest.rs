@@ -37,6 +37,10 @@ pub fn run(name: &str) {
         "mm" => {
             mm::run();
         }
+        // Memory exhausted and given back; the kernel keeps running.
+        "oom" => {
+            mm::oom();
+        }
         // Skews the free-frame counter and keeps running: the host's check
         // must report the bitmap inconsistent.
         "corrupt-bitmap" => {

@@ -392,3 +392,50 @@ fn stack_overflow_hits_the_guard_page() {
     let e = fault_of("stack-overflow");
     assert_eq!(e.vector, 8, "double fault on its own stack: {e:?}");
 }
+
+#[test]
+fn exhausted_memory_is_refused_cleanly_and_dropped_events_are_counted() {
+    let cfg = QemuConfig {
+        append: "selftest=oom".to_string(),
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start("oom", &cfg);
+    let mut link = qemu.connect_telemetry();
+    let (mut page_allocs, mut dropped) = (0u64, 0u64);
+    let done = link.wait_for("oom: done", DEADLINE, |m| match m {
+        KernelMsg::PageAlloc(_) => {
+            page_allocs += 1;
+            None
+        }
+        KernelMsg::Dropped { count } => {
+            dropped += count;
+            None
+        }
+        KernelMsg::Log(l) if l.text.starts_with("oom: done") => Some(l.text.to_string()),
+        _ => None,
+    });
+    assert_eq!(done, "oom: done, all checks passed");
+    let stats = snapshot(&mut link);
+    eprintln!(
+        "{} page allocs counted, {page_allocs} received, {dropped} messages dropped",
+        stats.counters.page_allocs
+    );
+    assert!(
+        dropped > 0,
+        "taking 30000 frames at once overflows the link"
+    );
+    assert!(page_allocs <= stats.counters.page_allocs);
+    assert!(
+        page_allocs + dropped >= stats.counters.page_allocs,
+        "every page alloc was either received or counted as dropped"
+    );
+    assert!(stats.counters.frame_errors >= 2, "{:?}", stats.counters);
+    assert_eq!(stats.usage.other, 0, "every frame came back");
+    link.send(&HostMsg::Check);
+    let frames = link.wait_for("FrameCheck", DEADLINE, |m| match m {
+        KernelMsg::FrameCheck(c) => Some(*c),
+        _ => None,
+    });
+    assert!(frames.consistent, "{frames:?}");
+    assert!(qemu.is_running());
+}
