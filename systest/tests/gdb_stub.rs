@@ -209,3 +209,73 @@ fn killing_gdb_while_stopped_leaves_the_kernel_running() {
     heartbeat_after(&mut link, ticks_in(&out) * 1000);
     assert!(qemu.debug_log().contains("[gdb] debugger silent"));
 }
+
+/// The values of `$N = 0x...` lines gdb printed, in order.
+fn printed_values(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| l.starts_with('$'))
+        .filter_map(|l| l.split_once(" = "))
+        .map(|(_, v)| v.to_string())
+        .collect()
+}
+
+#[test]
+fn breakpoint_on_a_kernel_function_is_hit_and_stepi_advances_rip() {
+    let (qemu, mut link) = boot("gdb-break", "", vec![]);
+    let out = run_gdb(&attach(
+        &qemu,
+        &[
+            "break kernel::time::tick",
+            "continue",
+            "p/x $pc",
+            "stepi",
+            "p/x $pc",
+            "delete",
+            "x/1gx &kernel::time::TICKS",
+            "detach",
+        ],
+    ));
+    assert!(
+        out.contains("Breakpoint 1, kernel::time::tick"),
+        "breakpoint not hit:\n{out}"
+    );
+    let pcs = printed_values(&out);
+    assert_eq!(pcs.len(), 2, "{out}");
+    assert_ne!(pcs[0], pcs[1], "stepi did not move RIP:\n{out}");
+    // The breakpoint's int3 is gone and the timer keeps ticking.
+    heartbeat_after(&mut link, ticks_in(&out) * 1000);
+}
+
+#[test]
+fn monitor_commands_answer_and_agree_with_telemetry() {
+    let (qemu, mut link) = boot("gdb-monitor", "", vec![]);
+    let total_frames = link.wait_for("MemoryStats", DEADLINE, |m| match m {
+        KernelMsg::MemoryStats(s) => Some(s.total_frames),
+        _ => None,
+    });
+    let out = run_gdb(&attach(
+        &qemu,
+        &[
+            "monitor help",
+            "monitor pmm",
+            "monitor check",
+            "monitor heap",
+            "monitor whatis 0xffffc00000000100",
+            "monitor whatis 0x1000",
+            "monitor loglevel 2",
+        ],
+    ));
+    for needle in [
+        "monitor commands of the in-kernel stub",
+        &format!("frames: {total_frames} total"),
+        "page tables",
+        "frame bitmap: consistent",
+        "kernel heap: ok",
+        "kernel heap: region",
+        "owned by KernelHeap",
+        "0x1000: not mapped",
+        "log level 2",
+    ] {
+        assert!(out.contains(needle), "no {needle:?} in:\n{out}");
+    }
+}

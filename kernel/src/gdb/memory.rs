@@ -10,12 +10,17 @@
 use crate::arch::x86_64::{cpu, phys_to_virt};
 use crate::memory::virt::DirectMap;
 use crate::mm::frame::{Frame, PhysAddr};
-use crate::mm::paging::{PageFlags, PageTable, VirtAddr};
+use crate::mm::paging::{Mapping, PageFlags, PageTable, VirtAddr};
 
 /// The tables loaded in CR3, read through the direct map.
 fn live_tables() -> PageTable<DirectMap> {
     let root = Frame::containing_address(PhysAddr::new(cpu::current_page_table()));
     PageTable::new(DirectMap, root)
+}
+
+/// The leaf that maps `virt` in the current address space.
+pub fn mapping(virt: u64) -> Option<Mapping> {
+    live_tables().mapping_at(VirtAddr::new(virt))
 }
 
 /// Where the byte at `virt` can be reached in the direct map, and how many

@@ -10,10 +10,13 @@
 //! - [`conn`]: the byte link (COM2) as a `gdbstub` connection;
 //! - [`session`]: the state machine, trap entries and the stop loop;
 //! - [`target`]: registers, resume and breakpoints;
-//! - [`memory`]: page-table-checked memory access.
+//! - [`memory`]: page-table-checked memory access;
+//! - [`monitor`]: `monitor` commands (`help`, `pmm`, `check`, `heap`,
+//!   `whatis`, `loglevel`).
 
 mod conn;
 mod memory;
+mod monitor;
 mod session;
 mod target;
 

@@ -224,3 +224,8 @@ pub fn inject_corruption(corruption: Corruption) -> Result<(), FrameError> {
 pub fn check() -> CheckReport {
     with_pmm(|pmm| pmm.check())
 }
+
+/// Who holds `frame`: `None` when it is free (or its slot is corrupt).
+pub fn owner(frame: Frame) -> Option<Owner> {
+    with_pmm(|pmm| pmm.owner(frame))
+}
