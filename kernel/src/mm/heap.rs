@@ -501,10 +501,12 @@ pub struct Heap {
     free_bytes: usize,
 }
 
-/// Smallest block holding `body` bytes after a pad of `pad` bytes.
+/// Smallest block holding `body` bytes after a pad of `pad` bytes: like a
+/// [`Request`]'s span, the payload and what follows it take at least
+/// `MIN_BLOCK - HEADER` bytes, so a payload never ends its block empty.
 #[inline(always)]
 fn block_size(pad: usize, body: usize) -> usize {
-    ((HEADER + pad + body + GRAIN - 1) & !(GRAIN - 1)).max(MIN_BLOCK)
+    HEADER + pad + body.next_multiple_of(GRAIN).max(MIN_BLOCK - HEADER)
 }
 
 #[inline]
@@ -981,8 +983,8 @@ impl Heap {
         stored: &Stored,
     ) -> Result<NonNull<u8>, HeapError> {
         let req = self.request(size, align, stored.lead())?;
-        let block = self.take_fit(&req)?;
-        Ok(self.place(block, &req, stored))
+        let (block, class, at_head) = self.take_fit(&req)?;
+        Ok(self.place(block, class, at_head, &req, stored))
     }
 
     /// Whether `addr` could be a block header other than the sentinel.
@@ -1004,12 +1006,10 @@ impl Heap {
         }
         let next = next as usize;
         let prev = self.mem.read(addr + PREV_LINK) as usize;
-        let linked = (next == 0 || self.is_block_addr(next))
-            && if prev == 0 {
-                self.lists.head(class_of(size)) == addr
-            } else {
-                self.is_block_addr(prev)
-            };
+        // without branches (0 is no block address)
+        let heads = self.lists.head(class_of(size)) == addr;
+        let linked = ((next == 0) | self.is_block_addr(next))
+            & ((prev == 0 && heads) | self.is_block_addr(prev));
         linked.then_some(FreeBlock { addr, size })
     }
 
@@ -1031,7 +1031,7 @@ impl Heap {
         let valid = size_word & !PREV_FREE == free_word(addr, size)
             && size >= MIN_BLOCK
             && size <= self.sentinel - addr
-            && (next == 0 || self.is_block_addr(next));
+            && ((next == 0) | self.is_block_addr(next));
         valid.then_some(FreeBlock { addr, size })
     }
 
@@ -1260,14 +1260,16 @@ impl Heap {
     /// A list whose head fails validation is skipped (and the corruption
     /// recorded) so one damaged block does not make its whole class
     /// unusable; it is reported if nothing else fits.
+    ///
+    /// Returns the block, its class and whether it heads its list.
     #[inline(always)]
-    fn take_fit(&mut self, req: &Request) -> Result<FreeBlock, HeapError> {
+    fn take_fit(&mut self, req: &Request) -> Result<(FreeBlock, Class, bool), HeapError> {
         let stop = search_class(req.search);
         if let Some(class) = stop.and_then(|c| self.lists.first_non_empty(c)) {
             let head = self.lists.head(class);
             if let Some(block) = self.list_head(head) {
                 debug_assert!(block.size >= req.search);
-                return Ok(block);
+                return Ok((block, class, true));
             }
         }
         self.take_fit_slow(req, stop)
@@ -1280,14 +1282,14 @@ impl Heap {
         &mut self,
         req: &Request,
         stop: Option<Class>,
-    ) -> Result<FreeBlock, HeapError> {
+    ) -> Result<(FreeBlock, Class, bool), HeapError> {
         let mut from = stop;
         while let Some(class) = from.and_then(|c| self.lists.first_non_empty(c)) {
             let head = self.lists.head(class);
             match self.list_head(head) {
                 Some(block) => {
                     debug_assert!(block.size >= req.search);
-                    return Ok(block);
+                    return Ok((block, class, true));
                 }
                 None => {
                     self.note_corruption(HeapError::CorruptHeader { addr: head });
@@ -1296,6 +1298,7 @@ impl Heap {
             }
         }
         self.scan_fit(req, stop)
+            .map(|block| (block, class_of(block.size), false))
     }
 
     /// Tries up to [`SCAN_LIMIT`] blocks in the classes below `stop` that
@@ -1473,10 +1476,11 @@ impl Heap {
     fn link_in(&mut self, addr: usize, size: usize) -> usize {
         let class = class_of(size);
         let head = self.lists.head(class);
-        if head != 0 {
-            self.mem.write(head + PREV_LINK, addr as u64);
-        }
-        self.lists.set_head(class, addr);
+        // without a branch: an empty list has the block's own link written,
+        // which the caller overwrites
+        let old = if head != 0 { head } else { addr };
+        self.mem.write(old + PREV_LINK, addr as u64);
+        self.lists.push_head(class, addr);
         self.nr_free += 1;
         self.free_bytes += size;
         head
@@ -1511,11 +1515,46 @@ impl Heap {
         } else {
             self.lists.set_head(class_of(block.size), next);
         }
-        if next != 0 {
-            self.mem.write(next + PREV_LINK, prev as u64);
-        }
+        // without a branch: a last block has its own link written, which
+        // every caller overwrites or leaves inside a block it reuses
+        let after = if next != 0 { next } else { block.addr };
+        self.mem.write(after + PREV_LINK, prev as u64);
         self.nr_free -= 1;
         self.free_bytes -= block.size;
+    }
+
+    /// [`Heap::unlink`] for a block whose class is known, and which heads
+    /// its list if `at_head`.
+    #[inline(always)]
+    fn unlink_known(&mut self, block: &FreeBlock, class: Class, at_head: bool) {
+        if !at_head {
+            return self.unlink(block);
+        }
+        let next = self.mem.read(block.addr + TAG) as usize;
+        self.lists.set_head(class, next);
+        // as in `unlink`
+        let after = if next != 0 { next } else { block.addr };
+        self.mem.write(after + PREV_LINK, 0);
+        self.nr_free -= 1;
+        self.free_bytes -= block.size;
+    }
+
+    /// [`Heap::refile`] for a block whose class is known, and which heads
+    /// its list if `at_head`.
+    #[inline(always)]
+    fn refile_known(&mut self, block: &FreeBlock, class: Class, at_head: bool, size: usize) {
+        let addr = block.addr;
+        let size_word = free_word(addr, size);
+        let new_class = class_of(size);
+        if new_class == class {
+            self.free_bytes = self.free_bytes - block.size + size;
+            self.mem.write(addr + SIZE, size_word);
+        } else {
+            self.unlink_known(block, class, at_head);
+            let head = self.link_in(addr, size);
+            self.mem.write_words(addr, [head as u64, size_word, 0]);
+        }
+        self.mem.write(addr + size - 8, size as u64);
     }
 
     fn write_sentinel(&mut self, addr: usize, prev_free: bool) {
@@ -1541,15 +1580,16 @@ impl Heap {
         let slack = size - HEADER - pad - requested;
         let (tag_word, size_word) = used_words(addr, size, pad, slack, stored);
         let size_word = size_word | if prev_free { PREV_FREE } else { 0 };
-        self.mem.write_words(addr, [tag_word, size_word]);
         let payload = addr + HEADER + pad;
-        if pad != 0 {
-            let marker = stored.marker_high() << 32 | u64::from(PAD_MAGIC) | pad as u64;
-            self.mem.write(payload - 8, marker);
-            if stored.wide {
-                self.mem.write(addr + WIDE_KEY, stored.key);
-            }
+        // the pad marker, without a branch: with no pad it lands on the size
+        // word, written next
+        let marker = stored.marker_high() << 32 | u64::from(PAD_MAGIC) | pad as u64;
+        self.mem
+            .write(if pad != 0 { payload - 8 } else { addr + SIZE }, marker);
+        if stored.wide {
+            self.mem.write(addr + WIDE_KEY, stored.key);
         }
+        self.mem.write_words(addr, [tag_word, size_word]);
         if self.red_zone != 0 {
             self.mem.fill(payload + requested, slack, RED_ZONE_BYTE);
         }
@@ -1570,27 +1610,37 @@ impl Heap {
     /// keeps the block's address (and mostly its list), the rest above (an
     /// alignment gap) becomes a free block when large enough, and a rest too
     /// small for a block stays in the allocation as pad or slack.
+    ///
+    /// `block` is filed under `class`, at the head of its list if `at_head`.
     #[inline(always)]
-    fn place(&mut self, block: FreeBlock, req: &Request, stored: &Stored) -> NonNull<u8> {
+    fn place(
+        &mut self,
+        block: FreeBlock,
+        class: Class,
+        at_head: bool,
+        req: &Request,
+        stored: &Stored,
+    ) -> NonNull<u8> {
         let end = block.addr + block.size;
         let payload = (end - req.span) & !(req.align - 1);
         let header = payload - req.lead;
         debug_assert!(header >= block.addr);
         let above = payload + req.span;
+        let below = header - block.addr;
+        // the block first, while `class` and `at_head` still hold
+        let (start, prev_free) = if below >= MIN_BLOCK {
+            self.refile_known(&block, class, at_head, below);
+            (header, true)
+        } else {
+            self.unlink_known(&block, class, at_head);
+            (block.addr, false)
+        };
         let used_end = if end - above >= MIN_BLOCK {
             self.make_free(above, end - above, false);
             above
         } else {
             self.set_prev_free(end, false);
             end
-        };
-        let below = header - block.addr;
-        let (start, prev_free) = if below >= MIN_BLOCK {
-            self.refile(&block, below);
-            (header, true)
-        } else {
-            self.unlink(&block);
-            (block.addr, false)
         };
         self.write_used(
             start,

@@ -192,6 +192,7 @@ impl Region {
     }
 
     /// The pointer handed to an owner for the payload at `addr`.
+    #[inline(always)]
     pub fn payload_ptr(&self, addr: usize) -> ptr::NonNull<u8> {
         let p = self.at(addr, 0);
         ptr::NonNull::new(p).unwrap_or_else(|| out_of_region(addr, 0))

@@ -633,3 +633,73 @@ fn heap_error_messages_name_the_address() {
     let e = HeapError::CorruptHeader { addr: 0x1234 };
     assert_eq!(e.to_string(), "corrupt block header at 0x1234");
 }
+
+#[test]
+fn tags_without_a_compact_form_round_trip_in_wide_blocks() {
+    let mut a = arena(64 * KIB);
+    // (tag, compact?): owners that fit an i16 and keys that fit an i32,
+    // sign-extended, are compact
+    let tags = [
+        (BlockTag::new(0x7fff, 0x7fff_ffff), true),
+        (BlockTag::new(0xffff_8000, 0xffff_ffff_8000_0000), true),
+        (BlockTag::new(SENTINEL_OWNER, 0xffff_ffff_8010_2345), true),
+        (BlockTag::new(0x8000, 1), false),
+        (BlockTag::new(1, 0x8000_0000), false),
+        (BlockTag::new(0xdead_beef, u64::MAX / 3), false),
+    ];
+    let mut live = Vec::new();
+    for (i, (tag, compact)) in tags.into_iter().enumerate() {
+        let align = 8 << (i % 3);
+        let p = a.heap.alloc(40 + i, align, tag).unwrap();
+        assert_eq!(addr(p) % align, 0);
+        let info = a.heap.block_of(p).unwrap();
+        assert_eq!((info.tag, info.requested), (tag, 40 + i));
+        let lead = info.payload - info.addr;
+        if compact {
+            assert!(lead <= HEADER_BYTES + 24, "{tag:x?}: {lead}");
+        } else {
+            assert!(lead >= HEADER_BYTES + WIDE_TAG_BYTES, "{tag:x?}: {lead}");
+        }
+        a.fill(p, 40 + i, i as u8);
+        live.push((p, tag));
+    }
+    let walked: Vec<_> = blocks(&a.heap)
+        .into_iter()
+        .filter(|b| b.state == BlockState::Used)
+        .map(|b| b.tag)
+        .collect();
+    assert_eq!(walked.len(), tags.len());
+    for (_, tag) in &live {
+        assert!(walked.contains(tag));
+    }
+    a.heap.check().unwrap();
+    for (i, (p, tag)) in live.into_iter().enumerate() {
+        let q = a.heap.realloc(p, 4000, 8 << (i % 3)).unwrap();
+        assert!(a.holds(q, 40 + i, i as u8));
+        assert_eq!(a.heap.block_of(q).unwrap().tag, tag);
+        a.heap.free(q).unwrap();
+        assert_eq!(a.heap.free(q), Err(HeapError::DoubleFree { addr: addr(q) }));
+    }
+    a.heap.check().unwrap();
+    assert_eq!(blocks(&a.heap).len(), 1);
+}
+
+#[test]
+fn a_wide_block_shrunk_to_nothing_still_reports_a_double_free() {
+    let mut a = arena(64 * KIB);
+    let wide = BlockTag::new(0x8000_0000, 0x1234_5678_9abc);
+    let _guard = a.heap.alloc(64, 8, TAG).unwrap();
+    let p = a.heap.alloc(100, 8, wide).unwrap();
+    let below = a.heap.alloc(64, 8, TAG).unwrap();
+    let p = a.heap.realloc(p, 0, 8).unwrap();
+    let info = a.heap.block_of(p).unwrap();
+    assert!(
+        info.payload < info.addr + info.size,
+        "the payload is inside its block"
+    );
+    // merges with free neighbours on both sides
+    a.heap.free(below).unwrap();
+    a.heap.free(p).unwrap();
+    assert_eq!(a.heap.free(p), Err(HeapError::DoubleFree { addr: addr(p) }));
+    a.heap.check().unwrap();
+}

@@ -78,34 +78,34 @@ impl Class {
 /// The class a free block of `size` bytes is filed under.
 ///
 /// `size` must be a multiple of 8 below [`MAX_BLOCK`].
+///
+/// Branch-free: the linear range is the first level whose power of two
+/// is `SMALL_LIMIT / 2`, and it shares the shift of the level above.
 #[inline(always)]
 pub(super) fn class_of(size: usize) -> Class {
     debug_assert!(size < MAX_BLOCK && size.is_multiple_of(1 << GRAIN_SHIFT));
-    if size < SMALL_LIMIT {
-        Class {
-            fl: 0,
-            sl: size >> GRAIN_SHIFT,
-        }
-    } else {
-        let log2 = usize::BITS - 1 - size.leading_zeros();
-        Class {
-            fl: (log2 - (SL_SHIFT + GRAIN_SHIFT - 1)) as usize,
-            sl: (size >> (log2 - SL_SHIFT)) & (SL_COUNT - 1),
-        }
+    let fl = (size | (SMALL_LIMIT / 2)).ilog2() - (SL_SHIFT + GRAIN_SHIFT - 1);
+    Class {
+        fl: fl as usize & (FL_COUNT - 1),
+        sl: (size >> shift_of(size)) & (SL_COUNT - 1),
     }
+}
+
+/// log2 of the width of the slice `size` falls in.
+#[inline(always)]
+fn shift_of(size: usize) -> u32 {
+    (size | SMALL_LIMIT).ilog2() - SL_SHIFT
 }
 
 /// The lowest class whose every block holds at least `size` bytes, or
 /// `None` when no class does.
+///
+/// `size` must be a multiple of 8.
 #[inline(always)]
 pub(super) fn search_class(size: usize) -> Option<Class> {
-    let rounded = if size < SMALL_LIMIT {
-        size
-    } else {
-        let log2 = usize::BITS - 1 - size.leading_zeros();
-        let slice = 1usize << (log2 - SL_SHIFT);
-        (size + slice - 1) & !(slice - 1)
-    };
+    debug_assert!(size.is_multiple_of(1 << GRAIN_SHIFT));
+    let slice = 1usize << shift_of(size);
+    let rounded = size.checked_add(slice - 1)? & !(slice - 1);
     (rounded < MAX_BLOCK).then(|| class_of(rounded))
 }
 
@@ -140,28 +140,35 @@ impl FreeLists {
 
     #[inline(always)]
     pub fn head(&self, class: Class) -> usize {
-        self.heads[class.fl][class.sl]
+        self.heads[class.fl & (FL_COUNT - 1)][class.sl & (SL_COUNT - 1)]
     }
 
     /// Sets the head of a list and keeps both bitmap levels in step.
     #[inline(always)]
     pub fn set_head(&mut self, class: Class, head: usize) {
-        self.heads[class.fl][class.sl] = head;
-        if head != 0 {
-            self.sl_bitmap[class.fl] |= 1 << class.sl;
-            self.fl_bitmap |= 1 << class.fl;
-        } else {
-            self.sl_bitmap[class.fl] &= !(1 << class.sl);
-            if self.sl_bitmap[class.fl] == 0 {
-                self.fl_bitmap &= !(1 << class.fl);
-            }
-        }
+        let (fl, sl) = (class.fl & (FL_COUNT - 1), class.sl & (SL_COUNT - 1));
+        self.heads[fl][sl] = head;
+        let bit = 1 << sl;
+        let sl_bits = (self.sl_bitmap[fl] & !bit) | if head != 0 { bit } else { 0 };
+        self.sl_bitmap[fl] = sl_bits;
+        let fl_bit = 1 << fl;
+        self.fl_bitmap = (self.fl_bitmap & !fl_bit) | if sl_bits != 0 { fl_bit } else { 0 };
+    }
+
+    /// Makes `head`, a block, the head of `class`'s list.
+    #[inline(always)]
+    pub fn push_head(&mut self, class: Class, head: usize) {
+        debug_assert!(head != 0);
+        let (fl, sl) = (class.fl & (FL_COUNT - 1), class.sl & (SL_COUNT - 1));
+        self.heads[fl][sl] = head;
+        self.sl_bitmap[fl] |= 1 << sl;
+        self.fl_bitmap |= 1 << fl;
     }
 
     /// The first non-empty class at or above `from`: two bit scans.
     #[inline(always)]
     pub fn first_non_empty(&self, from: Class) -> Option<Class> {
-        let here = self.sl_bitmap[from.fl] & (u32::MAX << from.sl);
+        let here = self.sl_bitmap[from.fl & (FL_COUNT - 1)] & (u32::MAX << (from.sl & 31));
         if here != 0 {
             return Some(Class {
                 fl: from.fl,
@@ -172,7 +179,7 @@ impl FreeLists {
         if above == 0 {
             return None;
         }
-        let fl = above.trailing_zeros() as usize;
+        let fl = above.trailing_zeros() as usize & (FL_COUNT - 1);
         Some(Class {
             fl,
             sl: self.sl_bitmap[fl].trailing_zeros() as usize,
