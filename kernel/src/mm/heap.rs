@@ -516,8 +516,10 @@ fn align_up(addr: usize, align: usize) -> usize {
 
 /// The seal of a block at `addr` with size word `size_word` (its seal bits
 /// and `PREV_FREE` clear) and tag `stored`: the fields rotated apart so
-/// that equal changes to two of them do not cancel, folded, and multiplied;
-/// the product's high bits depend on every input bit.
+/// that equal changes to two of them do not cancel, and multiplied by an
+/// odd constant. The seals are the product's high bits, which depend on
+/// every input bit; a change to input bit `j` always changes product bit
+/// `j`, so a change anywhere in bits 49..64 is always caught.
 #[inline(always)]
 fn mix(addr: usize, size_word: u64, stored: &Stored) -> u64 {
     let x = (addr as u64).rotate_left(29)
@@ -526,7 +528,7 @@ fn mix(addr: usize, size_word: u64, stored: &Stored) -> u64 {
         ^ stored.key.rotate_left(43)
         ^ (stored.owner << 19)
         ^ SEAL_SEED;
-    (x ^ (x >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// A free block's size word (without `PREV_FREE`).
