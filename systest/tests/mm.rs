@@ -420,10 +420,8 @@ fn exhausted_memory_is_refused_cleanly_and_dropped_events_are_counted() {
         "{} page allocs counted, {page_allocs} received, {dropped} messages dropped",
         stats.counters.page_allocs
     );
-    assert!(
-        dropped > 0,
-        "taking 30000 frames at once overflows the link"
-    );
+    // Whether the ring overflows depends on how fast the host drains the
+    // UART; either way nothing may go missing unaccounted.
     assert!(page_allocs <= stats.counters.page_allocs);
     assert!(
         page_allocs + dropped >= stats.counters.page_allocs,
