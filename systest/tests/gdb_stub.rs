@@ -1,7 +1,7 @@
 //! The in-kernel GDB stub on COM2, driven by real gdb in batch mode: attach,
 //! registers, memory checked against the page tables (compared with what
 //! QEMU's own stub reads in the same run), breakpoints and single-step,
-//! `monitor` commands, detach and re-attach, and a debugger that dies while
+//! hardware breakpoints and watchpoints, `monitor` commands, detach and re-attach, and a debugger that dies while
 //! the kernel is stopped.
 
 use std::path::PathBuf;
@@ -243,6 +243,89 @@ fn breakpoint_on_a_kernel_function_is_hit_and_stepi_advances_rip() {
     assert_eq!(pcs.len(), 2, "{out}");
     assert_ne!(pcs[0], pcs[1], "stepi did not move RIP:\n{out}");
     // The breakpoint's int3 is gone and the timer keeps ticking.
+    heartbeat_after(&mut link, ticks_in(&out) * 1000);
+}
+
+#[test]
+fn hardware_watchpoint_fires_when_the_timer_writes_its_counter() {
+    let (qemu, mut link) = boot("gdb-watch", "", vec![]);
+    let out = run_gdb(&attach(
+        &qemu,
+        &[
+            "watch kernel::time::TICKS.v.value",
+            "continue",
+            "bt 3",
+            "delete",
+            "rwatch kernel::time::TICKS.v.value",
+            "continue",
+            "delete",
+            "awatch kernel::time::TICKS.v.value",
+            "continue",
+            "delete",
+            "x/1gx &kernel::time::TICKS",
+            "detach",
+        ],
+    ));
+    assert!(
+        out.contains("Hardware watchpoint 1: kernel::time::TICKS.v.value"),
+        "watchpoint not set in hardware:\n{out}"
+    );
+    // Set, then hit: the second mention is the stop.
+    let hit = out
+        .split("Hardware watchpoint 1: kernel::time::TICKS.v.value")
+        .nth(2)
+        .unwrap_or_else(|| panic!("watchpoint not hit:\n{out}"));
+    let value = |label: &str| -> u64 {
+        hit.lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {label:?} line:\n{out}"))
+    };
+    assert_eq!(value("New value = "), value("Old value = ") + 1, "{out}");
+    assert!(
+        hit.contains("in kernel::time::tick"),
+        "not stopped in the timer:\n{out}"
+    );
+    // Reads and accesses: x86 watches both with one read-or-write slot.
+    for (n, what) in [(2, "read"), (3, "access (read/write)")] {
+        let label = format!("Hardware {what} watchpoint {n}: kernel::time::TICKS.v.value");
+        assert_eq!(out.matches(&label).count(), 2, "{label:?} not hit:\n{out}");
+    }
+    assert!(out.contains("\nValue = "), "{out}");
+    // The debug registers are off again and the timer keeps ticking.
+    heartbeat_after(&mut link, ticks_in(&out) * 1000);
+    assert!(qemu.debug_log().contains("[gdb] debugger detached"));
+}
+
+#[test]
+fn hardware_breakpoint_on_a_kernel_function_is_hit() {
+    let (qemu, mut link) = boot("gdb-hbreak", "", vec![]);
+    let out = run_gdb(&attach(
+        &qemu,
+        &[
+            "hbreak kernel::time::tick",
+            "continue",
+            "p/x $pc",
+            "info symbol $pc",
+            "continue",
+            "p/x $pc",
+            "delete",
+            "x/1gx &kernel::time::TICKS",
+            "detach",
+        ],
+    ));
+    assert!(
+        out.contains("Hardware assisted breakpoint 1 at"),
+        "hbreak not set:\n{out}"
+    );
+    assert_eq!(
+        out.matches("Breakpoint 1, kernel::time::tick").count(),
+        2,
+        "hardware breakpoint not hit twice:\n{out}"
+    );
+    let pcs = printed_values(&out);
+    assert_eq!(pcs.len(), 2, "{out}");
+    assert_eq!(pcs[0], pcs[1], "both stops at the breakpoint:\n{out}");
     heartbeat_after(&mut link, ticks_in(&out) * 1000);
 }
 

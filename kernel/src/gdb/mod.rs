@@ -2,19 +2,22 @@
 //!
 //! `gdb kernel.elf -ex 'target remote HOST:PORT'` attaches at any time:
 //! the first packet stops the kernel (COM2 interrupt) and gdb sees the
-//! interrupted code. Breakpoints, single-steps and, while gdb is attached,
-//! fatal faults stop it too. Registers are the trapped frame; memory goes
-//! through the page tables, so a bad address is an error, never a fault.
+//! interrupted code. Breakpoints (software and hardware), watchpoints,
+//! single-steps and, while gdb is attached, fatal faults stop it too.
+//! Registers are the trapped frame; memory goes through the page tables, so
+//! a bad address is an error, never a fault.
 //! Without a debugger, traps are handled as if the stub were not there.
 //!
 //! - [`conn`]: the byte link (COM2) as a `gdbstub` connection;
 //! - [`session`]: the state machine, trap entries and the stop loop;
 //! - [`target`]: registers, resume and breakpoints;
+//! - [`debugreg`]: hardware breakpoints and watchpoints (DR0–DR7);
 //! - [`memory`]: page-table-checked memory access;
 //! - [`monitor`]: `monitor` commands (`help`, `pmm`, `check`, `heap`,
 //!   `whatis`, `loglevel`).
 
 mod conn;
+mod debugreg;
 mod memory;
 mod monitor;
 mod session;

@@ -18,9 +18,10 @@ use gdbstub::stub::{DisconnectReason, GdbStubBuilder, SingleThreadStopReason};
 use spin::Mutex;
 
 use super::conn::{self, Com2};
+use super::debugreg::{DebugRegs, Kind};
 use super::note;
 use super::target::Kernel;
-use crate::arch::x86_64::trap::{RFLAGS_TF, TrapFrame};
+use crate::arch::x86_64::trap::{RFLAGS_RF, RFLAGS_TF, TrapFrame};
 use crate::arch::x86_64::{cpu, pit};
 use crate::time::TIMER_HZ;
 
@@ -128,7 +129,10 @@ impl IdleClock {
 }
 
 /// Runs the session until gdb resumes the kernel or the session ends.
+/// Hardware breakpoints are off meanwhile (gdb reading a watched variable
+/// must not trap) and programmed again on resume.
 fn stop_loop(session: &mut Session) {
+    DebugRegs::disarm();
     let mut clock = IdleClock::start();
     loop {
         match session.machine.take() {
@@ -258,7 +262,9 @@ pub fn on_breakpoint(frame: &mut TrapFrame) -> bool {
     })
 }
 
-/// #DB: the end of a single step. False when no debugger is attached.
+/// #DB: a hardware breakpoint or watchpoint (DR6 says which slot), or the
+/// end of a single step. DR6 is cleared either way. False when no debugger
+/// is attached.
 pub fn on_debug(frame: &mut TrapFrame) -> bool {
     let status = cpu::read_debug_status();
     cpu::clear_debug_status();
@@ -266,6 +272,21 @@ pub fn on_debug(frame: &mut TrapFrame) -> bool {
         k.frame.rflags &= !RFLAGS_TF;
         let stepped = k.stepping || status & DR6_BS != 0;
         k.stepping = false;
+        if let Some(hit) = k.hw.hit(status) {
+            return match hit.kind {
+                Kind::Exec => {
+                    // A fault before the instruction runs: RF lets it run
+                    // on resume instead of trapping again.
+                    k.frame.rflags |= RFLAGS_RF;
+                    StopReason::HwBreak(())
+                }
+                Kind::Data(kind) => StopReason::Watch {
+                    tid: (),
+                    kind,
+                    addr: hit.addr,
+                },
+            };
+        }
         if stepped {
             StopReason::DoneStep
         } else {

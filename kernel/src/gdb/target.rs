@@ -1,6 +1,7 @@
 //! The kernel as a `gdbstub` target: one thread whose registers are the
 //! trapped frame, memory checked against the page tables, software
-//! breakpoints and single-step.
+//! breakpoints, single-step, and hardware breakpoints and watchpoints in the
+//! debug registers.
 
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::BaseOps;
@@ -9,13 +10,15 @@ use gdbstub::target::ext::base::singlethread::{
     SingleThreadSingleStepOps,
 };
 use gdbstub::target::ext::breakpoints::{
-    Breakpoints, BreakpointsOps, SwBreakpoint, SwBreakpointOps,
+    Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
+    SwBreakpoint, SwBreakpointOps, WatchKind,
 };
 use gdbstub::target::ext::monitor_cmd::MonitorCmdOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 
+use super::debugreg::{DebugRegs, Kind};
 use super::{memory, note};
 use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::{RFLAGS_TF, TrapFrame};
@@ -42,6 +45,8 @@ pub struct Kernel {
     /// Whether the last resume request was a single step.
     pub stepping: bool,
     planted: [Option<Planted>; MAX_SW_BREAKPOINTS],
+    /// Hardware breakpoints and watchpoints (DR0–DR3).
+    pub hw: DebugRegs,
 }
 
 impl Kernel {
@@ -74,6 +79,7 @@ impl Kernel {
             },
             stepping: false,
             planted: [None; MAX_SW_BREAKPOINTS],
+            hw: DebugRegs::new(),
         }
     }
 
@@ -82,8 +88,9 @@ impl Kernel {
         self.planted.iter().flatten().any(|p| p.addr == addr)
     }
 
-    /// Puts back every byte a breakpoint replaced and forgets the stepping
-    /// request: what a session leaves behind when it ends.
+    /// Puts back every byte a breakpoint replaced, frees the debug
+    /// registers and forgets the stepping request: what a session leaves
+    /// behind when it ends.
     pub fn forget_session(&mut self) {
         for slot in &mut self.planted {
             if let Some(p) = slot.take()
@@ -95,12 +102,15 @@ impl Kernel {
                 ));
             }
         }
+        self.hw.clear();
         self.stepping = false;
         self.frame.rflags &= !RFLAGS_TF;
     }
 
-    /// Sets or clears the trap flag in the frame to match the request.
+    /// Sets or clears the trap flag in the frame to match the request and
+    /// programs the debug registers for the run.
     pub fn prepare_resume(&mut self) {
+        self.hw.arm();
         if self.stepping {
             self.frame.rflags |= RFLAGS_TF;
         } else {
@@ -201,6 +211,44 @@ impl SingleThreadSingleStep for Kernel {
 impl Breakpoints for Kernel {
     fn support_sw_breakpoint(&mut self) -> Option<SwBreakpointOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_hw_breakpoint(&mut self) -> Option<HwBreakpointOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_hw_watchpoint(&mut self) -> Option<HwWatchpointOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl HwBreakpoint for Kernel {
+    fn add_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        Ok(self.hw.add(addr, 1, Kind::Exec))
+    }
+
+    fn remove_hw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        Ok(self.hw.remove(addr, 1, Kind::Exec))
+    }
+}
+
+impl HwWatchpoint for Kernel {
+    fn add_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        Ok(self.hw.add(addr, len, Kind::Data(kind)))
+    }
+
+    fn remove_hw_watchpoint(
+        &mut self,
+        addr: u64,
+        len: u64,
+        kind: WatchKind,
+    ) -> TargetResult<bool, Self> {
+        Ok(self.hw.remove(addr, len, Kind::Data(kind)))
     }
 }
 
