@@ -5,3 +5,4 @@
 pub mod frame;
 pub mod heap;
 pub mod paging;
+pub mod vma;
