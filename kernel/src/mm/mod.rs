@@ -2,6 +2,7 @@
 //!
 //! Nothing here touches hardware directly, so all of it is tested on the host.
 
+pub mod elf;
 pub mod frame;
 pub mod heap;
 pub mod paging;
