@@ -3,6 +3,7 @@
 //! Nothing here touches hardware directly, so all of it is tested on the host.
 
 pub mod elf;
+mod flag_set;
 pub mod frame;
 pub mod heap;
 pub mod paging;

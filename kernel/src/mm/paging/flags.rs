@@ -5,9 +5,9 @@
 //! entry is `address | flags` with no translation.
 
 use core::fmt;
-use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not, Sub, SubAssign};
 
 use super::addr::PageSize;
+use crate::mm::flag_set::flag_set;
 use crate::mm::frame::{Frame, PhysAddr};
 
 /// Bits 12..52 of an entry: the physical address of the next table or of a
@@ -74,172 +74,15 @@ impl PageFlags {
         (Self::NO_EXECUTE, "NO_EXECUTE"),
     ];
 
-    /// No flag set.
-    #[must_use]
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
     /// Every bit a flag may use (all bits outside [`ADDRESS_MASK`], named or
     /// not: bits 52..63 are ignored by the CPU or hold protection keys).
     #[must_use]
     pub const fn all() -> Self {
         Self(!ADDRESS_MASK)
     }
-
-    /// The raw bits.
-    #[must_use]
-    pub const fn bits(self) -> u64 {
-        self.0
-    }
-
-    /// The flags `bits`, or `None` if any address bit is set.
-    #[must_use]
-    pub const fn from_bits(bits: u64) -> Option<Self> {
-        if bits & ADDRESS_MASK == 0 {
-            Some(Self(bits))
-        } else {
-            None
-        }
-    }
-
-    /// The flag bits of `bits`, address bits dropped.
-    #[must_use]
-    pub const fn from_bits_truncate(bits: u64) -> Self {
-        Self(bits & !ADDRESS_MASK)
-    }
-
-    /// Whether no flag is set.
-    #[must_use]
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every flag of `other` is set.
-    #[must_use]
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any flag of `other` is set.
-    #[must_use]
-    pub const fn intersects(self, other: Self) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// The flags of both.
-    #[must_use]
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
-    /// The flags set in both.
-    #[must_use]
-    pub const fn intersection(self, other: Self) -> Self {
-        Self(self.0 & other.0)
-    }
-
-    /// The flags of `self` without those of `other`.
-    #[must_use]
-    pub const fn difference(self, other: Self) -> Self {
-        Self(self.0 & !other.0)
-    }
-
-    /// Sets the flags of `other`.
-    pub const fn insert(&mut self, other: Self) {
-        self.0 |= other.0;
-    }
-
-    /// Clears the flags of `other`.
-    pub const fn remove(&mut self, other: Self) {
-        self.0 &= !other.0;
-    }
-
-    /// Sets or clears the flags of `other`.
-    pub const fn set(&mut self, other: Self, value: bool) {
-        if value {
-            self.insert(other);
-        } else {
-            self.remove(other);
-        }
-    }
 }
 
-impl BitOr for PageFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        self.union(rhs)
-    }
-}
-
-impl BitOrAssign for PageFlags {
-    fn bitor_assign(&mut self, rhs: Self) {
-        self.insert(rhs);
-    }
-}
-
-impl BitAnd for PageFlags {
-    type Output = Self;
-    fn bitand(self, rhs: Self) -> Self {
-        self.intersection(rhs)
-    }
-}
-
-impl BitAndAssign for PageFlags {
-    fn bitand_assign(&mut self, rhs: Self) {
-        *self = self.intersection(rhs);
-    }
-}
-
-impl Sub for PageFlags {
-    type Output = Self;
-    fn sub(self, rhs: Self) -> Self {
-        self.difference(rhs)
-    }
-}
-
-impl SubAssign for PageFlags {
-    fn sub_assign(&mut self, rhs: Self) {
-        self.remove(rhs);
-    }
-}
-
-impl Not for PageFlags {
-    type Output = Self;
-    /// The complement within [`PageFlags::all`], so address bits stay clear.
-    fn not(self) -> Self {
-        Self::all().difference(self)
-    }
-}
-
-impl fmt::Debug for PageFlags {
-    /// `PageFlags(PRESENT | WRITABLE | 0x10000000000000)`: names first, then
-    /// any unnamed bits as hex.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PageFlags(")?;
-        let mut rest = *self;
-        let mut first = true;
-        for (flag, name) in Self::NAMED {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                rest.remove(flag);
-                first = false;
-            }
-        }
-        if !rest.is_empty() {
-            if !first {
-                f.write_str(" | ")?;
-            }
-            write!(f, "{:#x}", rest.0)?;
-        } else if first {
-            f.write_str("empty")?;
-        }
-        f.write_str(")")
-    }
-}
+flag_set!(PageFlags, u64);
 
 /// One 8-byte page-table entry, as the CPU sees it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -1,8 +1,8 @@
 //! VMA flags and kinds.
 
 use core::fmt;
-use core::ops::{BitAnd, BitAndAssign, BitOr, BitOrAssign, Not, Sub, SubAssign};
 
+use crate::mm::flag_set::flag_set;
 use crate::mm::paging::PageFlags;
 
 /// What a process may do with a VMA's pages, and how the VMA behaves.
@@ -43,93 +43,10 @@ impl VmFlags {
         (Self::GROWSUP, "GROWSUP"),
     ];
 
-    /// No flag set.
-    #[must_use]
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-
     /// Every named flag.
     #[must_use]
     pub const fn all() -> Self {
         Self(Self::ACCESS.0 | Self::SHARED.0 | Self::GROWSDOWN.0 | Self::GROWSUP.0)
-    }
-
-    /// The raw bits.
-    #[must_use]
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// The flags `bits`, or `None` if an unnamed bit is set.
-    #[must_use]
-    pub const fn from_bits(bits: u32) -> Option<Self> {
-        if bits & !Self::all().0 == 0 {
-            Some(Self(bits))
-        } else {
-            None
-        }
-    }
-
-    /// The named flags of `bits`, other bits dropped.
-    #[must_use]
-    pub const fn from_bits_truncate(bits: u32) -> Self {
-        Self(bits & Self::all().0)
-    }
-
-    /// Whether no flag is set.
-    #[must_use]
-    pub const fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-
-    /// Whether every flag of `other` is set.
-    #[must_use]
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-
-    /// Whether any flag of `other` is set.
-    #[must_use]
-    pub const fn intersects(self, other: Self) -> bool {
-        self.0 & other.0 != 0
-    }
-
-    /// The flags of both.
-    #[must_use]
-    pub const fn union(self, other: Self) -> Self {
-        Self(self.0 | other.0)
-    }
-
-    /// The flags set in both.
-    #[must_use]
-    pub const fn intersection(self, other: Self) -> Self {
-        Self(self.0 & other.0)
-    }
-
-    /// The flags of `self` without those of `other`.
-    #[must_use]
-    pub const fn difference(self, other: Self) -> Self {
-        Self(self.0 & !other.0)
-    }
-
-    /// Sets the flags of `other`.
-    pub const fn insert(&mut self, other: Self) {
-        self.0 |= other.0;
-    }
-
-    /// Clears the flags of `other`.
-    pub const fn remove(&mut self, other: Self) {
-        self.0 &= !other.0;
-    }
-
-    /// Sets or clears the flags of `other`.
-    pub const fn set(&mut self, other: Self, value: bool) {
-        if value {
-            self.insert(other);
-        } else {
-            self.remove(other);
-        }
     }
 
     /// The page-table flags of a present page of a VMA with these flags:
@@ -149,73 +66,7 @@ impl VmFlags {
     }
 }
 
-impl BitOr for VmFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        self.union(rhs)
-    }
-}
-
-impl BitOrAssign for VmFlags {
-    fn bitor_assign(&mut self, rhs: Self) {
-        self.insert(rhs);
-    }
-}
-
-impl BitAnd for VmFlags {
-    type Output = Self;
-    fn bitand(self, rhs: Self) -> Self {
-        self.intersection(rhs)
-    }
-}
-
-impl BitAndAssign for VmFlags {
-    fn bitand_assign(&mut self, rhs: Self) {
-        *self = self.intersection(rhs);
-    }
-}
-
-impl Sub for VmFlags {
-    type Output = Self;
-    fn sub(self, rhs: Self) -> Self {
-        self.difference(rhs)
-    }
-}
-
-impl SubAssign for VmFlags {
-    fn sub_assign(&mut self, rhs: Self) {
-        self.remove(rhs);
-    }
-}
-
-impl Not for VmFlags {
-    type Output = Self;
-    /// The complement within [`VmFlags::all`].
-    fn not(self) -> Self {
-        Self::all().difference(self)
-    }
-}
-
-impl fmt::Debug for VmFlags {
-    /// `VmFlags(READ | WRITE)`, or `VmFlags(empty)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("VmFlags(")?;
-        let mut first = true;
-        for (flag, name) in Self::NAMED {
-            if self.contains(flag) {
-                if !first {
-                    f.write_str(" | ")?;
-                }
-                f.write_str(name)?;
-                first = false;
-            }
-        }
-        if first {
-            f.write_str("empty")?;
-        }
-        f.write_str(")")
-    }
-}
+flag_set!(VmFlags, u32);
 
 impl fmt::Display for VmFlags {
     /// The four columns of `/proc/PID/maps`: `rwxp`, `r--s`, `---p`.
