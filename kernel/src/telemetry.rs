@@ -84,6 +84,9 @@ pub struct Requests {
 
 struct Link {
     port: Option<SerialPort>,
+    /// Where a frame is encoded before it is copied into the ring; kept here
+    /// so no send zeroes a frame-sized buffer on its stack.
+    scratch: [u8; MAX_FRAME],
     requests: Requests,
     ring: TxRing,
     /// Frames dropped and not yet reported in a `Dropped` message.
@@ -97,6 +100,7 @@ struct Link {
 
 static LINK: IrqMutex<Link> = IrqMutex::new(Link {
     port: None,
+    scratch: [0; MAX_FRAME],
     requests: Requests {
         snapshot: false,
         check: false,
@@ -130,16 +134,7 @@ pub fn send(msg: &KernelMsg<'_>) {
 /// full: for answers to host requests, sent from thread context, which must
 /// not be lost. Events use [`send`].
 pub fn send_waiting(msg: &KernelMsg<'_>) {
-    LINK.with(|link| {
-        let mut buf = [0u8; MAX_FRAME];
-        let Ok(frame) = encode_frame(msg, &mut buf) else {
-            return;
-        };
-        while TX_RING_BYTES - link.ring.len < frame.len() && link.port.is_some() {
-            link.pump();
-        }
-        link.send(msg);
-    });
+    LINK.with(|link| link.send_waiting(msg));
 }
 
 /// Waits until every queued byte went to the UART.
@@ -221,27 +216,55 @@ pub fn send_emergency(msg: &KernelMsg<'_>) {
 
 impl Link {
     fn send(&mut self, msg: &KernelMsg<'_>) {
+        self.report_dropped();
+        let queued = self.encode(msg).is_some_and(|len| self.push_scratch(len));
+        self.count_unless(queued);
+        self.pump();
+    }
+
+    /// Like `send`, but waits for the UART to make room instead of dropping.
+    fn send_waiting(&mut self, msg: &KernelMsg<'_>) {
+        self.report_dropped();
+        let queued = self.encode(msg).is_some_and(|len| {
+            while TX_RING_BYTES - self.ring.len < len && self.port.is_some() {
+                self.pump();
+            }
+            self.push_scratch(len)
+        });
+        self.count_unless(queued);
+        self.pump();
+    }
+
+    /// Queues a `Dropped` notice for what was lost since the last one.
+    fn report_dropped(&mut self) {
         if self.dropped_unreported > 0 {
             let notice = KernelMsg::Dropped {
                 count: self.dropped_unreported,
             };
-            if self.enqueue(&notice) {
+            if self
+                .encode(&notice)
+                .is_some_and(|len| self.push_scratch(len))
+            {
                 self.dropped_unreported = 0;
             }
         }
-        if !self.enqueue(msg) {
+    }
+
+    fn count_unless(&mut self, queued: bool) {
+        if !queued {
             self.dropped_unreported += 1;
             self.dropped_total += 1;
         }
-        self.pump();
     }
 
-    fn enqueue(&mut self, msg: &KernelMsg<'_>) -> bool {
-        let mut buf = [0u8; MAX_FRAME];
-        match encode_frame(msg, &mut buf) {
-            Ok(frame) => self.ring.push(frame),
-            Err(_) => false,
-        }
+    /// Encodes `msg` into the scratch buffer; its frame length.
+    fn encode(&mut self, msg: &KernelMsg<'_>) -> Option<usize> {
+        encode_frame(msg, &mut self.scratch).ok().map(<[u8]>::len)
+    }
+
+    /// Copies the first `len` scratch bytes into the ring, if they fit.
+    fn push_scratch(&mut self, len: usize) -> bool {
+        self.ring.push(&self.scratch[..len])
     }
 
     fn pump(&mut self) {

@@ -435,8 +435,8 @@ pub struct FrameUsage {
     pub other: u64,
 }
 
-/// Occupancy of one heap.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+/// Occupancy of one heap; the default is an empty kernel heap.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HeapStats {
     /// Process owning the heap; 0 for the kernel.
     pub pid: u32,

@@ -120,29 +120,27 @@ fn frame_error_kind(e: FrameError) -> FrameErrorKind {
     }
 }
 
+fn page_event(first: Frame, count: u64, owner: Owner, caller: u64, ts_us: u64) -> PageEvent {
+    PageEvent {
+        ts_us,
+        addr: first.start_address().as_u64(),
+        count: count as u32,
+        owner: frame_owner(owner),
+        caller,
+    }
+}
+
 /// `count` frames from `first` handed to `owner`.
 pub fn page_alloc(first: Frame, count: u64, owner: Owner, caller: u64) {
-    emit(&COUNTERS.page_allocs, |ts_us| {
-        KernelMsg::PageAlloc(PageEvent {
-            ts_us,
-            addr: first.start_address().as_u64(),
-            count: count as u32,
-            owner: frame_owner(owner),
-            caller,
-        })
+    emit(&COUNTERS.page_allocs, |ts| {
+        KernelMsg::PageAlloc(page_event(first, count, owner, caller, ts))
     });
 }
 
 /// `count` frames from `first`, held by `owner`, returned.
 pub fn page_free(first: Frame, count: u64, owner: Owner, caller: u64) {
-    emit(&COUNTERS.page_frees, |ts_us| {
-        KernelMsg::PageFree(PageEvent {
-            ts_us,
-            addr: first.start_address().as_u64(),
-            count: count as u32,
-            owner: frame_owner(owner),
-            caller,
-        })
+    emit(&COUNTERS.page_frees, |ts| {
+        KernelMsg::PageFree(page_event(first, count, owner, caller, ts))
     });
 }
 

@@ -9,7 +9,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::x86_64::cpu;
 use crate::memory::virt::{self, KERNEL_DATA};
@@ -79,7 +79,8 @@ pub fn create_heap(
     VirtHeap::new(KERNEL_PID, id, start, end, max, flags, red_zones())
 }
 
-static RED_ZONES: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+/// The `redzones=` option, for heaps made after boot.
+static RED_ZONES: AtomicBool = AtomicBool::new(true);
 
 fn red_zones() -> bool {
     RED_ZONES.load(Ordering::Relaxed)
@@ -174,15 +175,16 @@ impl VirtHeap {
     pub fn free(&mut self, ptr: NonNull<u8>, caller: u64) -> Result<(), HeapError> {
         let readonly = self.readonly();
         let heap = &mut self.heap;
-        let found = heap.block_of(ptr).map(|b| b.requested);
-        let result = write_access(readonly, || heap.free(ptr));
-        match (result, found) {
-            (Ok(()), Ok(size)) => events::heap_free(self.pid, self.heap_id, ptr, size, caller),
-            (Err(e), _) | (Ok(()), Err(e)) => {
+        match write_access(readonly, || heap.free_sized(ptr)) {
+            Ok(size) => {
+                events::heap_free(self.pid, self.heap_id, ptr, size, caller);
+                Ok(())
+            }
+            Err(e) => {
                 events::heap_error(self.pid, self.heap_id, &e, 0, caller);
+                Err(e)
             }
         }
-        result
     }
 
     /// Resizes the block at `ptr`; reported as a free and an allocation.
@@ -197,19 +199,13 @@ impl VirtHeap {
         let flags = self.flags;
         let readonly = self.readonly();
         let heap = &mut self.heap;
-        let mut result = write_access(readonly, || heap.realloc(ptr, new_size, align));
-        if result == Err(HeapError::OutOfMemory) {
-            // Make room, then try once more: realloc itself never grows.
-            let grown = heap.grow_target(new_size, align).ok().and_then(|target| {
-                let end = grow_to(heap.end(), target, heap.max(), flags)?;
-                // SAFETY: `grow_to` mapped fresh frames over [heap end, end)
-                // for this heap alone.
-                write_access(readonly, || unsafe { heap.grow(end) }).ok()
-            });
-            if grown.is_some() {
-                result = write_access(readonly, || heap.realloc(ptr, new_size, align));
-            }
-        }
+        let (end, max) = (heap.end(), heap.max());
+        let grow = |target: usize| grow_to(end, target, max, flags);
+        // SAFETY: `grow` returns an end up to which it mapped fresh frames
+        // that only this heap uses, never beyond `max`.
+        let result = write_access(readonly, || unsafe {
+            heap.realloc_or_grow(ptr, new_size, align, grow)
+        });
         match (result, old) {
             (Ok(new), Ok(old)) => {
                 let key = old.tag.key;

@@ -140,7 +140,10 @@ fn report_free<T: Copy>(
 /// Allocates one frame for `owner`.
 #[inline(never)]
 pub fn alloc_frame(owner: Owner) -> Result<Frame, FrameError> {
-    let caller = cpu::return_address();
+    alloc_one(owner, cpu::return_address())
+}
+
+fn alloc_one(owner: Owner, caller: u64) -> Result<Frame, FrameError> {
     let result = with_pmm(|pmm| pmm.alloc_frame(owner));
     report_alloc(result, |&f| FrameRange::from_count(f, 1), 1, owner, caller)
 }
@@ -157,10 +160,7 @@ pub fn free_frame(frame: Frame) -> Result<Owner, FrameError> {
 /// Allocates a frame for `owner` and returns its physical address.
 #[inline(never)]
 pub fn alloc_page(owner: Owner) -> Result<PhysAddr, FrameError> {
-    let caller = cpu::return_address();
-    let result = with_pmm(|pmm| pmm.alloc_frame(owner));
-    report_alloc(result, |&f| FrameRange::from_count(f, 1), 1, owner, caller)
-        .map(Frame::start_address)
+    alloc_one(owner, cpu::return_address()).map(Frame::start_address)
 }
 
 /// Frees the frame at physical address `addr`, which must be page-aligned.
@@ -189,9 +189,18 @@ pub fn alloc_contiguous(
 #[inline(never)]
 pub fn free_contiguous(range: FrameRange) -> Result<(), FrameError> {
     let caller = cpu::return_address();
-    let owner = with_pmm(|pmm| pmm.owner(range.start()));
-    let result = with_pmm(|pmm| pmm.free_contiguous(range));
-    report_free(result, range, |()| owner.unwrap_or(Owner::Other(0)), caller)
+    // The owner is read under the same lock hold that frees the run.
+    let result = with_pmm(|pmm| {
+        let owner = pmm.owner(range.start());
+        pmm.free_contiguous(range).map(|()| owner)
+    });
+    report_free(
+        result,
+        range,
+        |owner: Option<Owner>| owner.unwrap_or(Owner::Other(0)),
+        caller,
+    )
+    .map(|_| ())
 }
 
 /// Bytes of RAM the allocator manages.

@@ -51,19 +51,7 @@ pub fn memory_stats() -> MemoryStats {
             process: u.process,
             other: u.other,
         },
-        kernel_heap: with_kernel_heap(|h| heap_stats(h)).unwrap_or(HeapStats {
-            pid: KERNEL_PID,
-            heap_id: 0,
-            region_bytes: 0,
-            max_bytes: 0,
-            used_bytes: 0,
-            free_bytes: 0,
-            overhead_bytes: 0,
-            total_blocks: 0,
-            used_blocks: 0,
-            free_blocks: 0,
-            largest_free: 0,
-        }),
+        kernel_heap: with_kernel_heap(|h| heap_stats(h)).unwrap_or_default(),
         counters: events::counters(),
     }
 }

@@ -756,12 +756,46 @@ impl Heap {
         self.alloc(size, align, tag)
     }
 
+    /// Resizes like [`Heap::realloc`]; when the region is full, asks `grow`
+    /// for more memory once and retries, as [`Heap::alloc_or_grow`] does.
+    ///
+    /// # Safety
+    ///
+    /// Every end `grow` returns satisfies the safety contract of
+    /// [`Heap::grow`].
+    pub unsafe fn realloc_or_grow(
+        &mut self,
+        ptr: NonNull<u8>,
+        new_size: usize,
+        align: usize,
+        grow: impl FnOnce(usize) -> Option<usize>,
+    ) -> Result<NonNull<u8>, HeapError> {
+        match self.realloc(ptr, new_size, align) {
+            Err(HeapError::OutOfMemory) => {}
+            result => return result,
+        }
+        let target = self.grow_target(new_size, align)?;
+        let new_end = grow(target).ok_or(HeapError::OutOfMemory)?;
+        // SAFETY: this function's contract.
+        unsafe { self.grow(new_end)? };
+        self.realloc(ptr, new_size, align)
+    }
+
     /// Frees the block whose payload `ptr` points to.
     #[inline]
     pub fn free(&mut self, ptr: NonNull<u8>) -> Result<(), HeapError> {
+        self.free_sized(ptr).map(|_| ())
+    }
+
+    /// Frees like [`Heap::free`] and returns the bytes its owner had
+    /// requested, for callers that report frees, from the one validation
+    /// the free does anyway.
+    #[inline]
+    pub fn free_sized(&mut self, ptr: NonNull<u8>) -> Result<usize, HeapError> {
         let block = self.used_block(ptr.as_ptr().addr())?;
         self.check_red_zone(&block)?;
-        self.release(&block)
+        let requested = block.requested();
+        self.release(&block).map(|()| requested)
     }
 
     /// Resizes the block at `ptr` to `new_size` bytes aligned to `align`,

@@ -97,13 +97,20 @@ pub fn enable_global_pages() {
     unsafe { Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL)) };
 }
 
+/// The frame pointer (rbp) of the function this is inlined into.
+#[inline(always)]
+fn frame_pointer() -> u64 {
+    let rbp: u64;
+    // SAFETY: reads rbp only.
+    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    rbp
+}
+
 /// The return address of the function this is inlined into: where its
 /// caller resumes. Needs frame pointers (the kernel is built with them).
 #[inline(always)]
 pub fn return_address() -> u64 {
-    let rbp: u64;
-    // SAFETY: reads rbp only.
-    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    let rbp = frame_pointer();
     // SAFETY: with frame pointers, rbp points at the saved rbp of this
     // frame, and the return address sits right above it, on our stack.
     unsafe { ((rbp + 8) as *const u64).read() }
@@ -115,9 +122,7 @@ pub fn return_address() -> u64 {
 /// up the boot stack from this frame; anywhere else the answer is 0.
 #[inline(always)]
 pub fn caller_return_address() -> u64 {
-    let rbp: u64;
-    // SAFETY: reads rbp only.
-    unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
+    let rbp = frame_pointer();
     let (bottom, top) = super::boot::boot_stack();
     if !(bottom..top - 16).contains(&rbp) {
         return 0;

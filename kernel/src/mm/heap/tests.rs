@@ -428,6 +428,33 @@ fn alloc_or_grow_asks_the_owner_for_just_enough() {
 }
 
 #[test]
+fn realloc_or_grow_grows_once_and_keeps_the_block_on_refusal() {
+    let mut a = Arena::new(8 * KIB, 256 * KIB, HeapConfig::default());
+    let p = a.heap.alloc(100, 8, TAG).unwrap();
+    // SAFETY: 100 bytes just handed out.
+    unsafe { p.as_ptr().write_bytes(0x5A, 100) };
+    let mut calls = 0;
+    // SAFETY: the callback returns ends within the arena.
+    let q = unsafe {
+        a.heap.realloc_or_grow(p, 20 * KIB, 8, |target| {
+            calls += 1;
+            Some(target.next_multiple_of(4096))
+        })
+    }
+    .unwrap();
+    assert_eq!(calls, 1);
+    // SAFETY: `q` holds 20 KiB, the first 100 copied from `p`.
+    let kept = unsafe { core::slice::from_raw_parts(q.as_ptr(), 100) };
+    assert!(kept.iter().all(|&b| b == 0x5A));
+    // SAFETY: the callback provides nothing.
+    let none = unsafe { a.heap.realloc_or_grow(q, 1 << 20, 8, |_| None) };
+    assert_eq!(none, Err(HeapError::OutOfMemory));
+    assert_eq!(a.heap.block_of(q).unwrap().requested, 20 * KIB);
+    assert_eq!(a.heap.free_sized(q), Ok(20 * KIB));
+    a.heap.check().unwrap();
+}
+
+#[test]
 fn double_free_is_reported_whatever_the_block_merged_with() {
     let mut a = arena(64 * KIB);
     let p: Vec<_> = (0..6)
