@@ -69,6 +69,16 @@
 //! | 18 | `HeapCheck` | [`HeapCheck`]: heap consistency | 1.1 |
 //! | 19 | `HeapBlock` | [`HeapBlock`]: one block of a heap walk | 1.1 |
 //! | 20 | `HeapWalkEnd` | [`HeapWalkEnd`]: end of a heap walk | 1.1 |
+//! | 21 | `ProcessSpawn` | [`ProcessEvent`]: a process created | 1.2 |
+//! | 22 | `ProcessExit` | [`ProcessExit`]: a process ended, leaks and frames freed | 1.2 |
+//! | 23 | `ProcessRename` | [`ProcessEvent`]: a program name registered | 1.2 |
+//! | 24 | `ProcessInfo` | [`ProcessInfo`]: one `checkMemory` program row | 1.2 |
+//! | 25 | `ProcessHeap` | [`ProcessHeap`]: one heap of that program | 1.2 |
+//! | 26 | `ProcessShed` | [`ProcessShed`]: one shed of that program | 1.2 |
+//! | 27 | `ProcessVma` | [`ProcessVma`]: one VMA of that program | 1.2 |
+//! | 28 | `ProcessListEnd` | [`ProcessListEnd`]: end of a listing | 1.2 |
+//! | 29 | `PageFault` | [`PageFault`]: a process page fault and its resolution | 1.2 |
+//! | 30 | `Leak` | [`Leak`]: blocks of one key left allocated | 1.2 |
 //!
 //! Host to kernel ([`HostMsg`]):
 //!
@@ -79,9 +89,12 @@
 //! | 2 | `Snapshot` | `MemoryStats` | 1.1 |
 //! | 3 | `Check` | `FrameCheck`, then `HeapCheck` of the kernel heap | 1.1 |
 //! | 4 | `HeapWalk { pid, heap_id }` | one `HeapBlock` per block, then `HeapWalkEnd` | 1.1 |
+//! | 5 | `Processes { pid }` | per program (`pid` or all for -1): `ProcessInfo`, its `ProcessHeap`s, `ProcessShed`s and `ProcessVma`s; then `ProcessListEnd` | 1.2 |
 //!
 //! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
+//! Version 1.2 added processes (kernel variants 21 to 30, the `Processes`
+//! command).
 //! Every 1.1 message fits a frame at its largest (all integers at their
 //! maximum), which the `largest_*` tests check.
 //!
@@ -102,4 +115,4 @@ pub use frame::{DecodeStats, FrameDecoder, FrameError, encode_frame};
 pub use msg::*;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 1 };
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 2 };

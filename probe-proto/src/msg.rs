@@ -89,6 +89,32 @@ pub enum KernelMsg<'a> {
     /// End of a heap walk: follows the walk's last [`KernelMsg::HeapBlock`].
     /// Since 1.1.
     HeapWalkEnd(HeapWalkEnd),
+    /// A process was created (spawned or forked). Since 1.2.
+    #[serde(borrow)]
+    ProcessSpawn(ProcessEvent<'a>),
+    /// A process ended; everything it held has been returned. Since 1.2.
+    ProcessExit(ProcessExit),
+    /// A process registered a new program name. Since 1.2.
+    #[serde(borrow)]
+    ProcessRename(ProcessEvent<'a>),
+    /// One program of a process listing (the `checkMemory` row); followed by
+    /// its [`KernelMsg::ProcessHeap`]s, [`KernelMsg::ProcessShed`]s and
+    /// [`KernelMsg::ProcessVma`]s. Answer to [`HostMsg::Processes`]. Since 1.2.
+    #[serde(borrow)]
+    ProcessInfo(ProcessInfo<'a>),
+    /// One heap of the program last described by `ProcessInfo`. Since 1.2.
+    ProcessHeap(ProcessHeap),
+    /// One shed (code or constant region) of a program. Since 1.2.
+    ProcessShed(ProcessShed),
+    /// One virtual memory area of a program. Since 1.2.
+    ProcessVma(ProcessVma),
+    /// End of a process listing. Since 1.2.
+    ProcessListEnd(ProcessListEnd),
+    /// A page fault taken in a process and how it was resolved. Since 1.2.
+    PageFault(PageFault),
+    /// Blocks still allocated under one key when a process's heap went away
+    /// (at exit or `free_memory`). Since 1.2.
+    Leak(Leak),
 }
 
 /// Messages from the host to the kernel.
@@ -114,6 +140,13 @@ pub enum HostMsg {
         pid: u32,
         /// Which heap of that process.
         heap_id: u32,
+    },
+    /// Ask for a process listing: one [`KernelMsg::ProcessInfo`] (with its
+    /// heaps, sheds and VMAs) per program, then [`KernelMsg::ProcessListEnd`].
+    /// Since 1.2.
+    Processes {
+        /// The process to list, or `-1` for every program and the kernel.
+        pid: i64,
     },
 }
 
@@ -581,4 +614,234 @@ pub struct HeapWalkEnd {
     pub blocks: u64,
     /// False if the kernel could not queue every block (some were dropped).
     pub complete: bool,
+}
+
+/// A process spawned, forked or renamed.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessEvent<'a> {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The process.
+    pub pid: u32,
+    /// Its parent; 0 (the kernel) for processes the kernel started.
+    pub parent: u32,
+    /// Its program name.
+    pub name: &'a str,
+}
+
+/// Why a process ended.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// It called `exit` with this code.
+    Exited(i64),
+    /// The kernel killed it after a fault it could not resolve (see the
+    /// [`KernelMsg::PageFault`] or [`KernelMsg::Exception`] before it).
+    Killed {
+        /// CPU exception vector.
+        vector: u8,
+    },
+}
+
+/// A process ended.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessExit {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The process.
+    pub pid: u32,
+    /// How it ended.
+    pub reason: ExitReason,
+    /// Heap blocks it left allocated (reported as [`KernelMsg::Leak`]s).
+    pub leaked_blocks: u64,
+    /// Payload bytes of those blocks.
+    pub leaked_bytes: u64,
+    /// Frames returned to the physical allocator at exit.
+    pub frames_freed: u64,
+}
+
+/// Scheduling state of a process.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcState {
+    /// Running or ready to run.
+    Runnable,
+    /// Sleeping until a time.
+    Sleeping,
+    /// Ended, not yet reaped.
+    Zombie,
+    /// The kernel's own task.
+    Kernel,
+}
+
+/// One program in the `checkMemory` view: the totals are the sums of its
+/// heaps and sheds.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo<'a> {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process id; 0 is the kernel.
+    pub pid: u32,
+    /// Parent process id.
+    pub parent: u32,
+    /// Program name (`Program-{pid}` until one is registered).
+    pub name: &'a str,
+    /// Scheduling state.
+    pub state: ProcState,
+    /// Heaps that follow as [`KernelMsg::ProcessHeap`].
+    pub nr_heaps: u32,
+    /// Sheds that follow as [`KernelMsg::ProcessShed`].
+    pub nr_sheds: u32,
+    /// VMAs that follow as [`KernelMsg::ProcessVma`].
+    pub nr_vmas: u32,
+    /// Sum of `heap_size` over its heaps.
+    pub total_heap_size: u64,
+    /// Sum of `heap_used`.
+    pub total_heap_used: u64,
+    /// Sum of `heap_free`.
+    pub total_heap_free: u64,
+    /// Sum of `shed_size` over its sheds.
+    pub total_shed_size: u64,
+    /// Frames mapped in its address space (user pages).
+    pub resident_frames: u64,
+    /// Page-table frames of its address space.
+    pub page_table_frames: u64,
+}
+
+/// One heap of a program.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessHeap {
+    /// Owning process.
+    pub pid: u32,
+    /// Heap id within the process.
+    pub heap_id: u32,
+    /// Start address of the heap in the process.
+    pub start: u64,
+    /// Bytes the heap manages (`heapSize`).
+    pub heap_size: u64,
+    /// Payload bytes in use (`heapUsed`).
+    pub heap_used: u64,
+    /// `heap_size - heap_used` (`heapFree`): what is not handed out,
+    /// headers included.
+    pub heap_free: u64,
+    /// Blocks in use.
+    pub used_blocks: u64,
+    /// Payload bytes of the largest free block.
+    pub largest_free: u64,
+}
+
+/// One shed (a region of code or constants the process cannot write) of a
+/// program.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessShed {
+    /// Owning process.
+    pub pid: u32,
+    /// Shed id within the process.
+    pub shed_id: u32,
+    /// Start address of the shed in the process.
+    pub start: u64,
+    /// Bytes (`shedSize`).
+    pub shed_size: u64,
+}
+
+/// What a VMA holds.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmaKind {
+    /// Program code, or a shed.
+    Code,
+    /// Program data and bss.
+    Data,
+    /// A process heap.
+    Heap,
+    /// A stack.
+    Stack,
+    /// An `mmap` region.
+    Mmap,
+}
+
+/// One virtual memory area, like a line of `/proc/PID/maps`.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessVma {
+    /// Owning process.
+    pub pid: u32,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// `VM_*` bits: READ 1, WRITE 2, EXEC 4, SHARED 8, GROWSUP 16,
+    /// GROWSDOWN 32.
+    pub flags: u32,
+    /// What it holds.
+    pub kind: VmaKind,
+    /// Pages of it that are backed by a frame.
+    pub resident_pages: u64,
+}
+
+/// End of a process listing.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessListEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Programs listed (`totalPrograms`), the kernel included.
+    pub total_programs: u32,
+    /// False if some messages of the listing could not be queued.
+    pub complete: bool,
+}
+
+/// How the kernel resolved a page fault.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultResolution {
+    /// A fresh zeroed frame backed a page of a VMA.
+    Demand,
+    /// A write to a shared copy-on-write page got a private copy.
+    CopyOnWrite,
+    /// A write to a copy-on-write page whose frame had no other user: made
+    /// writable in place.
+    CowReuse,
+    /// The stack VMA grew down to cover the address.
+    StackGrowth,
+    /// No VMA allows the access: the process was killed.
+    Killed,
+}
+
+/// A page fault in a process.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageFault {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Faulting process.
+    pub pid: u32,
+    /// Faulting address (CR2).
+    pub addr: u64,
+    /// CPU error code: bit 0 present, 1 write, 2 user, 3 reserved bit,
+    /// 4 instruction fetch.
+    pub error_code: u64,
+    /// Instruction that faulted.
+    pub rip: u64,
+    /// What the kernel did.
+    pub resolution: FaultResolution,
+    /// Start of the VMA containing the address or, if none, the nearest
+    /// one; 0 with `vma_end` 0 when the process has none.
+    pub vma_start: u64,
+    /// End of that VMA.
+    pub vma_end: u64,
+    /// `VM_*` bits of that VMA (see [`ProcessVma::flags`]).
+    pub vma_flags: u32,
+}
+
+/// Leaked heap blocks of one key.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leak {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process that allocated them.
+    pub pid: u32,
+    /// Heap they were in.
+    pub heap_id: u32,
+    /// The allocation key.
+    pub key: u64,
+    /// Blocks with that key.
+    pub blocks: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// Address of one of them (the lowest).
+    pub first_addr: u64,
 }
