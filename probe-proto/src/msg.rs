@@ -745,7 +745,7 @@ pub struct ProcessShed {
 /// What a VMA holds.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmaKind {
-    /// Program code, or a shed.
+    /// Program code.
     Code,
     /// Program data and bss.
     Data,
@@ -755,6 +755,9 @@ pub enum VmaKind {
     Stack,
     /// An `mmap` region.
     Mmap,
+    /// A shed: code or constants the process reads but writes only
+    /// through the memory API.
+    Shed,
 }
 
 /// One virtual memory area, like a line of `/proc/PID/maps`.
