@@ -95,8 +95,10 @@
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
 //! Version 1.2 added processes (kernel variants 21 to 30, the `Processes`
 //! command).
-//! Every 1.1 message fits a frame at its largest (all integers at their
-//! maximum), which the `largest_*` tests check.
+//! Every 1.1 and 1.2 message fits a frame at its largest (all integers at
+//! their maximum, program names at the kernel's 32-byte limit), which the
+//! `largest_*` tests check; a name is the only unbounded field, and even a
+//! largest `ProcessInfo` leaves room for one of 512 bytes.
 //!
 //! # Compatibility
 //!

@@ -1,8 +1,8 @@
 //! Golden bytes: these pin the wire format documented in the crate docs.
 
 use probe_proto::{
-    FrameDecoder, HeapBlock, HostMsg, KernelMsg, PROTOCOL_VERSION, Version, encode_frame,
-    frame::MAX_FRAME,
+    FrameDecoder, HeapBlock, HostMsg, KernelMsg, PROTOCOL_VERSION, ProcessHeap, ProcessListEnd,
+    Version, encode_frame, frame::MAX_FRAME,
 };
 
 #[test]
@@ -21,8 +21,8 @@ fn golden_ping_frame() {
 }
 
 #[test]
-fn protocol_version_is_1_1() {
-    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 1 });
+fn protocol_version_is_1_2() {
+    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 2 });
 }
 
 /// The 1.1 commands are appended after `Ping`: their variant indices are
@@ -55,5 +55,46 @@ fn golden_heap_block_bytes() {
     assert_eq!(
         postcard::to_allocvec(&msg).unwrap(),
         [0x13, 0x00, 0x01, 0x80, 0x20, 0x30, 0x01, 0xac, 0x02]
+    );
+}
+
+/// The 1.2 command: variant 5, then the pid zigzag-encoded, so "all"
+/// (`-1`) is the single byte `01`.
+#[test]
+fn golden_1_2_host_msg_bytes() {
+    let enc = |m: &HostMsg| postcard::to_allocvec(m).unwrap();
+    assert_eq!(enc(&HostMsg::Processes { pid: -1 }), [0x05, 0x01]);
+    assert_eq!(enc(&HostMsg::Processes { pid: 0 }), [0x05, 0x00]);
+    assert_eq!(enc(&HostMsg::Processes { pid: 300 }), [0x05, 0xd8, 0x04]);
+}
+
+/// 1.2 kernel messages, byte by byte: variants 25 and 28.
+#[test]
+fn golden_1_2_kernel_msg_bytes() {
+    let heap = KernelMsg::ProcessHeap(ProcessHeap {
+        pid: 3,
+        heap_id: 7,
+        start: 0x1000,
+        heap_size: 65_536,
+        heap_used: 600,
+        heap_free: 64_936,
+        used_blocks: 3,
+        largest_free: 300,
+    });
+    assert_eq!(
+        postcard::to_allocvec(&heap).unwrap(),
+        [
+            0x19, 0x03, 0x07, 0x80, 0x20, 0x80, 0x80, 0x04, 0xd8, 0x04, 0xa8, 0xfb, 0x03, 0x03,
+            0xac, 0x02
+        ]
+    );
+    let end = KernelMsg::ProcessListEnd(ProcessListEnd {
+        ts_us: 1,
+        total_programs: 2,
+        complete: true,
+    });
+    assert_eq!(
+        postcard::to_allocvec(&end).unwrap(),
+        [0x1c, 0x01, 0x02, 0x01]
     );
 }

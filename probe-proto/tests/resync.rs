@@ -355,8 +355,10 @@ fn frame_exactly_at_capacity_decodes_and_one_byte_more_is_too_long() {
 #[test]
 fn frame_with_an_unknown_variant_is_a_message_error_and_the_next_frame_decodes() {
     // A newer peer's variant: postcard writes the variant index as a varint,
-    // and KernelMsg has 8 variants (0..=7).
-    let unknown = frame_of(&8u32);
+    // and KernelMsg has 31 variants (0..=30) since 1.2. A bare index with no
+    // fields would also fail for a known variant, so the unknown one carries
+    // a plausible payload: it must be refused for its index alone.
+    let unknown = frame_of(&(31u32, 0u64, 0u32));
     let log = Log {
         ts_us: 5,
         level: LogLevel::Warn,

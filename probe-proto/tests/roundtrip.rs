@@ -2,12 +2,13 @@
 
 mod common;
 
-use common::{OwnedKernelMsg, frame_of, host_msg, kernel_msg, kernel_msg_1_1};
+use common::{OwnedKernelMsg, frame_of, host_msg, kernel_msg, kernel_msg_1_1, kernel_msg_1_2};
 use probe_proto::{
-    EventCounters, FrameCheck, FrameDecoder, FrameError, FrameErrorEvent, FrameErrorKind,
-    FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent,
-    HeapStats, HeapWalkEnd, HostMsg, KernelMsg, Log, LogLevel, MapEvent, MemoryStats, PageEvent,
-    encode_frame,
+    EventCounters, ExitReason, FaultResolution, FrameCheck, FrameDecoder, FrameError,
+    FrameErrorEvent, FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent,
+    HeapErrorKind, HeapEvent, HeapStats, HeapWalkEnd, HostMsg, KernelMsg, Leak, Log, LogLevel,
+    MapEvent, MemoryStats, PageEvent, PageFault, ProcState, ProcessEvent, ProcessExit, ProcessHeap,
+    ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma, VmaKind, encode_frame,
     frame::{MAX_FRAME, MAX_PAYLOAD},
 };
 use proptest::prelude::*;
@@ -74,6 +75,37 @@ proptest! {
             .find(|p| p[0] == payload[0])
             .expect("a largest form for every 1.1 variant");
         prop_assert!(payload.len() <= largest.len(), "{wire:?} outgrows its largest form");
+
+        let frame = frame_of(&wire);
+        assert_single_terminator(&frame);
+        let mut dec = FrameDecoder::<MAX_FRAME>::new();
+        let mut got = Vec::new();
+        for &b in &frame {
+            if let Some(r) = dec.push::<KernelMsg>(b) {
+                got.push(r.map(|m| OwnedKernelMsg::from_msg(&m)));
+            }
+        }
+        prop_assert_eq!(got, vec![Ok(msg)]);
+    }
+
+    #[test]
+    fn every_1_2_kernel_msg_round_trips_and_its_fixed_fields_are_no_larger_than_its_largest_form(
+        msg in kernel_msg_1_2(),
+    ) {
+        // Names here are arbitrary (up to 64 chars, 256 bytes); the largest
+        // forms carry the kernel's longest name. Everything else must fit in
+        // what the largest form gives it.
+        let wire = msg.as_msg();
+        let payload = postcard::to_allocvec(&wire).unwrap();
+        let largest = largest_1_2_kernel_msgs()
+            .into_iter()
+            .find(|m| postcard::to_allocvec(m).unwrap()[0] == payload[0])
+            .expect("a largest form for every 1.2 variant");
+        let largest_payload = postcard::to_allocvec(&largest).unwrap();
+        prop_assert!(
+            payload.len() - string_bytes(&wire) <= largest_payload.len() - string_bytes(&largest),
+            "{wire:?} outgrows its largest form"
+        );
 
         let frame = frame_of(&wire);
         assert_single_terminator(&frame);
@@ -348,5 +380,191 @@ fn largest_1_1_host_msgs_fit_max_payload_and_max_frame() {
         assert!(payload.len() <= MAX_PAYLOAD, "{msg:?}");
         let frame = encode_frame(&msg, &mut out).unwrap();
         assert_single_terminator(frame);
+    }
+}
+
+/// The kernel's longest program name (`sysabi::MAX_NAME_LEN`, 32 bytes).
+const LONGEST_NAME: &str = "memtest-with-a-32-byte-long-name";
+
+/// Bytes a 1.2 message spends on its name: the varint length and the UTF-8.
+fn string_bytes(msg: &KernelMsg<'_>) -> usize {
+    let name = match msg {
+        KernelMsg::ProcessSpawn(e) | KernelMsg::ProcessRename(e) => e.name,
+        KernelMsg::ProcessInfo(i) => i.name,
+        _ => return 0,
+    };
+    postcard::to_allocvec(name).unwrap().len()
+}
+
+fn largest_process_event() -> ProcessEvent<'static> {
+    ProcessEvent {
+        ts_us: u64::MAX,
+        pid: u32::MAX,
+        parent: u32::MAX,
+        name: LONGEST_NAME,
+    }
+}
+
+/// The largest form of each kernel message added in 1.2, in variant order.
+fn largest_1_2_kernel_msgs() -> Vec<KernelMsg<'static>> {
+    const M: u64 = u64::MAX;
+    const W: u32 = u32::MAX;
+    vec![
+        KernelMsg::ProcessSpawn(largest_process_event()),
+        KernelMsg::ProcessExit(ProcessExit {
+            ts_us: M,
+            pid: W,
+            // Zigzag makes i64::MIN the widest varint; Killed's u8 is one byte.
+            reason: ExitReason::Exited(i64::MIN),
+            leaked_blocks: M,
+            leaked_bytes: M,
+            frames_freed: M,
+        }),
+        KernelMsg::ProcessRename(largest_process_event()),
+        KernelMsg::ProcessInfo(ProcessInfo {
+            ts_us: M,
+            pid: W,
+            parent: W,
+            name: LONGEST_NAME,
+            // Fieldless: every state is one byte.
+            state: ProcState::Kernel,
+            nr_heaps: W,
+            nr_sheds: W,
+            nr_vmas: W,
+            total_heap_size: M,
+            total_heap_used: M,
+            total_heap_free: M,
+            total_shed_size: M,
+            resident_frames: M,
+            page_table_frames: M,
+        }),
+        KernelMsg::ProcessHeap(ProcessHeap {
+            pid: W,
+            heap_id: W,
+            start: M,
+            heap_size: M,
+            heap_used: M,
+            heap_free: M,
+            used_blocks: M,
+            largest_free: M,
+        }),
+        KernelMsg::ProcessShed(ProcessShed {
+            pid: W,
+            shed_id: W,
+            start: M,
+            shed_size: M,
+        }),
+        KernelMsg::ProcessVma(ProcessVma {
+            pid: W,
+            start: M,
+            end: M,
+            flags: W,
+            kind: VmaKind::Mmap,
+            resident_pages: M,
+        }),
+        KernelMsg::ProcessListEnd(ProcessListEnd {
+            ts_us: M,
+            total_programs: W,
+            complete: true,
+        }),
+        KernelMsg::PageFault(PageFault {
+            ts_us: M,
+            pid: W,
+            addr: M,
+            error_code: M,
+            rip: M,
+            resolution: FaultResolution::Killed,
+            vma_start: M,
+            vma_end: M,
+            vma_flags: W,
+        }),
+        KernelMsg::Leak(Leak {
+            ts_us: M,
+            pid: W,
+            heap_id: W,
+            key: M,
+            blocks: M,
+            bytes: M,
+            first_addr: M,
+        }),
+    ]
+}
+
+#[test]
+fn longest_name_is_the_kernels_limit() {
+    assert_eq!(LONGEST_NAME.len(), 32);
+}
+
+#[test]
+fn largest_1_2_kernel_msgs_cover_variants_21_to_30_in_order() {
+    let indices: Vec<u8> = largest_1_2_kernel_msgs()
+        .iter()
+        .map(|m| postcard::to_allocvec(m).unwrap()[0])
+        .collect();
+    assert_eq!(indices, (21..=30).collect::<Vec<u8>>());
+}
+
+#[test]
+fn largest_1_2_kernel_msgs_fit_max_payload_and_max_frame() {
+    let mut out = [0u8; MAX_FRAME];
+    for msg in largest_1_2_kernel_msgs() {
+        let payload = postcard::to_allocvec(&msg).unwrap();
+        assert!(
+            payload.len() <= MAX_PAYLOAD,
+            "{msg:?}: payload of {} bytes",
+            payload.len()
+        );
+        let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));
+        assert_single_terminator(frame);
+        let mut dec = FrameDecoder::<MAX_FRAME>::new();
+        let got: Vec<_> = frame
+            .iter()
+            .filter_map(|&b| {
+                dec.push::<KernelMsg>(b)
+                    .map(|r| r.map(|m| OwnedKernelMsg::from_msg(&m)))
+            })
+            .collect();
+        assert_eq!(got, vec![Ok(OwnedKernelMsg::from_msg(&msg))]);
+    }
+}
+
+/// The name is the only unbounded field of a 1.2 message: even at its
+/// largest, a `ProcessInfo` leaves room for far longer names than the
+/// kernel allows, so a future longer limit does not silently overflow.
+#[test]
+fn largest_1_2_kernel_msgs_leave_room_for_a_name_of_512_bytes() {
+    let name = "n".repeat(512);
+    let mut out = [0u8; MAX_FRAME];
+    for msg in largest_1_2_kernel_msgs() {
+        let msg = match msg {
+            KernelMsg::ProcessSpawn(e) => {
+                KernelMsg::ProcessSpawn(ProcessEvent { name: &name, ..e })
+            }
+            KernelMsg::ProcessRename(e) => {
+                KernelMsg::ProcessRename(ProcessEvent { name: &name, ..e })
+            }
+            KernelMsg::ProcessInfo(i) => KernelMsg::ProcessInfo(ProcessInfo { name: &name, ..i }),
+            _ => continue,
+        };
+        let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));
+        assert_single_terminator(frame);
+    }
+}
+
+#[test]
+fn largest_1_2_host_msgs_fit_max_payload_and_max_frame() {
+    let mut out = [0u8; MAX_FRAME];
+    for pid in [-1, i64::MIN, i64::MAX] {
+        let msg = HostMsg::Processes { pid };
+        let payload = postcard::to_allocvec(&msg).unwrap();
+        assert!(payload.len() <= MAX_PAYLOAD, "{msg:?}");
+        let frame = encode_frame(&msg, &mut out).unwrap();
+        assert_single_terminator(frame);
+        let mut dec = FrameDecoder::<MAX_FRAME>::new();
+        let got: Vec<_> = frame
+            .iter()
+            .filter_map(|&b| dec.push::<HostMsg>(b))
+            .collect();
+        assert_eq!(got, vec![Ok(msg)]);
     }
 }

@@ -8,10 +8,12 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 use probe_proto::{
-    EventCounters, Exception, FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner, FrameUsage,
-    HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent, HeapStats, HeapWalkEnd,
-    Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, MapEvent, MemKind, MemRegion, MemoryStats,
-    PageEvent, Panic, Pong, Version,
+    EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
+    FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind,
+    HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Leak, Log, LogLevel,
+    MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, PageFault, Panic, Pong, ProcState,
+    ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
+    Version, VmaKind,
 };
 use proptest::prelude::*;
 
@@ -61,6 +63,70 @@ pub enum OwnedKernelMsg {
     HeapCheck(HeapCheck),
     HeapBlock(HeapBlock),
     HeapWalkEnd(HeapWalkEnd),
+    // 1.2: the two string-holding payloads have owned mirrors below.
+    ProcessSpawn(OwnedProcessEvent),
+    ProcessExit(ProcessExit),
+    ProcessRename(OwnedProcessEvent),
+    ProcessInfo(OwnedProcessInfo),
+    ProcessHeap(ProcessHeap),
+    ProcessShed(ProcessShed),
+    ProcessVma(ProcessVma),
+    ProcessListEnd(ProcessListEnd),
+    PageFault(PageFault),
+    Leak(Leak),
+}
+
+/// An owned [`ProcessEvent`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedProcessEvent {
+    pub ts_us: u64,
+    pub pid: u32,
+    pub parent: u32,
+    pub name: String,
+}
+
+impl OwnedProcessEvent {
+    pub fn as_wire(&self) -> ProcessEvent<'_> {
+        ProcessEvent {
+            ts_us: self.ts_us,
+            pid: self.pid,
+            parent: self.parent,
+            name: &self.name,
+        }
+    }
+
+    pub fn from_wire(e: &ProcessEvent<'_>) -> Self {
+        Self {
+            ts_us: e.ts_us,
+            pid: e.pid,
+            parent: e.parent,
+            name: e.name.to_owned(),
+        }
+    }
+}
+
+/// An owned [`ProcessInfo`]: the wire type with its name held apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedProcessInfo {
+    /// Every field but the name, which is `""` here.
+    pub info: ProcessInfo<'static>,
+    pub name: String,
+}
+
+impl OwnedProcessInfo {
+    pub fn as_wire(&self) -> ProcessInfo<'_> {
+        ProcessInfo {
+            name: &self.name,
+            ..self.info
+        }
+    }
+
+    pub fn from_wire(i: &ProcessInfo<'_>) -> Self {
+        Self {
+            info: ProcessInfo { name: "", ..*i },
+            name: i.name.to_owned(),
+        }
+    }
 }
 
 impl OwnedKernelMsg {
@@ -122,6 +188,16 @@ impl OwnedKernelMsg {
             Self::HeapCheck(c) => KernelMsg::HeapCheck(*c),
             Self::HeapBlock(b) => KernelMsg::HeapBlock(*b),
             Self::HeapWalkEnd(e) => KernelMsg::HeapWalkEnd(*e),
+            Self::ProcessSpawn(e) => KernelMsg::ProcessSpawn(e.as_wire()),
+            Self::ProcessExit(e) => KernelMsg::ProcessExit(*e),
+            Self::ProcessRename(e) => KernelMsg::ProcessRename(e.as_wire()),
+            Self::ProcessInfo(i) => KernelMsg::ProcessInfo(i.as_wire()),
+            Self::ProcessHeap(h) => KernelMsg::ProcessHeap(*h),
+            Self::ProcessShed(s) => KernelMsg::ProcessShed(*s),
+            Self::ProcessVma(v) => KernelMsg::ProcessVma(*v),
+            Self::ProcessListEnd(e) => KernelMsg::ProcessListEnd(*e),
+            Self::PageFault(f) => KernelMsg::PageFault(*f),
+            Self::Leak(l) => KernelMsg::Leak(*l),
         }
     }
 
@@ -168,6 +244,16 @@ impl OwnedKernelMsg {
             KernelMsg::HeapCheck(c) => Self::HeapCheck(*c),
             KernelMsg::HeapBlock(b) => Self::HeapBlock(*b),
             KernelMsg::HeapWalkEnd(e) => Self::HeapWalkEnd(*e),
+            KernelMsg::ProcessSpawn(e) => Self::ProcessSpawn(OwnedProcessEvent::from_wire(e)),
+            KernelMsg::ProcessExit(e) => Self::ProcessExit(*e),
+            KernelMsg::ProcessRename(e) => Self::ProcessRename(OwnedProcessEvent::from_wire(e)),
+            KernelMsg::ProcessInfo(i) => Self::ProcessInfo(OwnedProcessInfo::from_wire(i)),
+            KernelMsg::ProcessHeap(h) => Self::ProcessHeap(*h),
+            KernelMsg::ProcessShed(s) => Self::ProcessShed(*s),
+            KernelMsg::ProcessVma(v) => Self::ProcessVma(*v),
+            KernelMsg::ProcessListEnd(e) => Self::ProcessListEnd(*e),
+            KernelMsg::PageFault(f) => Self::PageFault(*f),
+            KernelMsg::Leak(l) => Self::Leak(*l),
         }
     }
 }
@@ -211,6 +297,7 @@ pub fn kernel_msg() -> impl Strategy<Value = OwnedKernelMsg> {
     prop_oneof![
         8 => kernel_msg_1_0(),
         13 => kernel_msg_1_1(),
+        10 => kernel_msg_1_2(),
     ]
 }
 
@@ -669,7 +756,236 @@ pub fn host_msg() -> impl Strategy<Value = HostMsg> {
         Just(HostMsg::Snapshot),
         Just(HostMsg::Check),
         (any::<u32>(), any::<u32>()).prop_map(|(pid, heap_id)| HostMsg::HeapWalk { pid, heap_id }),
+        prop_oneof![Just(-1i64), any::<i64>()].prop_map(|pid| HostMsg::Processes { pid }),
     ]
+}
+
+/// The [`KernelMsg`] variants added in protocol 1.2.
+pub fn kernel_msg_1_2() -> impl Strategy<Value = OwnedKernelMsg> {
+    prop_oneof![
+        process_event().prop_map(OwnedKernelMsg::ProcessSpawn),
+        process_exit().prop_map(OwnedKernelMsg::ProcessExit),
+        process_event().prop_map(OwnedKernelMsg::ProcessRename),
+        process_info().prop_map(OwnedKernelMsg::ProcessInfo),
+        process_heap().prop_map(OwnedKernelMsg::ProcessHeap),
+        process_shed().prop_map(OwnedKernelMsg::ProcessShed),
+        process_vma().prop_map(OwnedKernelMsg::ProcessVma),
+        process_list_end().prop_map(OwnedKernelMsg::ProcessListEnd),
+        page_fault().prop_map(OwnedKernelMsg::PageFault),
+        leak().prop_map(OwnedKernelMsg::Leak),
+    ]
+}
+
+pub fn process_event() -> impl Strategy<Value = OwnedProcessEvent> {
+    (any::<u64>(), any::<u32>(), any::<u32>(), text()).prop_map(|(ts_us, pid, parent, name)| {
+        OwnedProcessEvent {
+            ts_us,
+            pid,
+            parent,
+            name,
+        }
+    })
+}
+
+pub fn exit_reason() -> impl Strategy<Value = ExitReason> {
+    prop_oneof![
+        any::<i64>().prop_map(ExitReason::Exited),
+        any::<u8>().prop_map(|vector| ExitReason::Killed { vector }),
+    ]
+}
+
+pub fn process_exit() -> impl Strategy<Value = ProcessExit> {
+    (any::<u64>(), any::<u32>(), exit_reason(), any::<[u64; 3]>()).prop_map(
+        |(ts_us, pid, reason, [leaked_blocks, leaked_bytes, frames_freed])| ProcessExit {
+            ts_us,
+            pid,
+            reason,
+            leaked_blocks,
+            leaked_bytes,
+            frames_freed,
+        },
+    )
+}
+
+pub fn proc_state() -> impl Strategy<Value = ProcState> {
+    prop_oneof![
+        Just(ProcState::Runnable),
+        Just(ProcState::Sleeping),
+        Just(ProcState::Zombie),
+        Just(ProcState::Kernel),
+    ]
+}
+
+pub fn process_info() -> impl Strategy<Value = OwnedProcessInfo> {
+    (
+        any::<u64>(),
+        any::<[u32; 2]>(),
+        text(),
+        proc_state(),
+        any::<[u32; 3]>(),
+        any::<[u64; 6]>(),
+    )
+        .prop_map(
+            |(
+                ts_us,
+                [pid, parent],
+                name,
+                state,
+                [nr_heaps, nr_sheds, nr_vmas],
+                [
+                    total_heap_size,
+                    total_heap_used,
+                    total_heap_free,
+                    total_shed_size,
+                    resident_frames,
+                    page_table_frames,
+                ],
+            )| OwnedProcessInfo {
+                info: ProcessInfo {
+                    ts_us,
+                    pid,
+                    parent,
+                    name: "",
+                    state,
+                    nr_heaps,
+                    nr_sheds,
+                    nr_vmas,
+                    total_heap_size,
+                    total_heap_used,
+                    total_heap_free,
+                    total_shed_size,
+                    resident_frames,
+                    page_table_frames,
+                },
+                name,
+            },
+        )
+}
+
+pub fn process_heap() -> impl Strategy<Value = ProcessHeap> {
+    (any::<[u32; 2]>(), any::<[u64; 6]>()).prop_map(
+        |(
+            [pid, heap_id],
+            [
+                start,
+                heap_size,
+                heap_used,
+                heap_free,
+                used_blocks,
+                largest_free,
+            ],
+        )| ProcessHeap {
+            pid,
+            heap_id,
+            start,
+            heap_size,
+            heap_used,
+            heap_free,
+            used_blocks,
+            largest_free,
+        },
+    )
+}
+
+pub fn process_shed() -> impl Strategy<Value = ProcessShed> {
+    (any::<[u32; 2]>(), any::<[u64; 2]>()).prop_map(|([pid, shed_id], [start, shed_size])| {
+        ProcessShed {
+            pid,
+            shed_id,
+            start,
+            shed_size,
+        }
+    })
+}
+
+pub fn vma_kind() -> impl Strategy<Value = VmaKind> {
+    prop_oneof![
+        Just(VmaKind::Code),
+        Just(VmaKind::Data),
+        Just(VmaKind::Heap),
+        Just(VmaKind::Stack),
+        Just(VmaKind::Mmap),
+    ]
+}
+
+pub fn process_vma() -> impl Strategy<Value = ProcessVma> {
+    (
+        any::<u32>(),
+        any::<[u64; 2]>(),
+        any::<u32>(),
+        vma_kind(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(pid, [start, end], flags, kind, resident_pages)| ProcessVma {
+                pid,
+                start,
+                end,
+                flags,
+                kind,
+                resident_pages,
+            },
+        )
+}
+
+pub fn process_list_end() -> impl Strategy<Value = ProcessListEnd> {
+    (any::<u64>(), any::<u32>(), any::<bool>()).prop_map(|(ts_us, total_programs, complete)| {
+        ProcessListEnd {
+            ts_us,
+            total_programs,
+            complete,
+        }
+    })
+}
+
+pub fn fault_resolution() -> impl Strategy<Value = FaultResolution> {
+    prop_oneof![
+        Just(FaultResolution::Demand),
+        Just(FaultResolution::CopyOnWrite),
+        Just(FaultResolution::CowReuse),
+        Just(FaultResolution::StackGrowth),
+        Just(FaultResolution::Killed),
+    ]
+}
+
+pub fn page_fault() -> impl Strategy<Value = PageFault> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        any::<[u64; 3]>(),
+        fault_resolution(),
+        any::<[u64; 2]>(),
+        any::<u32>(),
+    )
+        .prop_map(
+            |(ts_us, pid, [addr, error_code, rip], resolution, [vma_start, vma_end], vma_flags)| {
+                PageFault {
+                    ts_us,
+                    pid,
+                    addr,
+                    error_code,
+                    rip,
+                    resolution,
+                    vma_start,
+                    vma_end,
+                    vma_flags,
+                }
+            },
+        )
+}
+
+pub fn leak() -> impl Strategy<Value = Leak> {
+    (any::<u64>(), any::<[u32; 2]>(), any::<[u64; 4]>()).prop_map(
+        |(ts_us, [pid, heap_id], [key, blocks, bytes, first_addr])| Leak {
+            ts_us,
+            pid,
+            heap_id,
+            key,
+            blocks,
+            bytes,
+            first_addr,
+        },
+    )
 }
 
 /// Encodes one message as a frame, terminator included.
