@@ -459,7 +459,8 @@ fn largest_1_2_kernel_msgs() -> Vec<KernelMsg<'static>> {
             start: M,
             end: M,
             flags: W,
-            kind: VmaKind::Mmap,
+            // Fieldless: every kind is one byte; the last has the largest index.
+            kind: VmaKind::Shed,
             resident_pages: M,
         }),
         KernelMsg::ProcessListEnd(ProcessListEnd {

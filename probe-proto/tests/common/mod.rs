@@ -905,6 +905,7 @@ pub fn vma_kind() -> impl Strategy<Value = VmaKind> {
         Just(VmaKind::Heap),
         Just(VmaKind::Stack),
         Just(VmaKind::Mmap),
+        Just(VmaKind::Shed),
     ]
 }
 
