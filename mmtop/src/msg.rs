@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 pub use probe_proto::{
     EventCounters, Exception, FrameCheck, FrameUsage, HeapBlock, HeapEvent, HeapStats, HeapWalkEnd,
-    Heartbeat, MapEvent, MemoryStats, Pong, Version,
+    Heartbeat, Leak, MapEvent, MemoryStats, Pong, ProcessHeap, ProcessListEnd, ProcessShed,
+    Version,
 };
 
 /// A kernel-to-host message, owned.
@@ -67,6 +68,26 @@ pub enum Msg {
     HeapBlock(HeapBlock),
     /// End of a heap walk.
     HeapWalkEnd(HeapWalkEnd),
+    /// A process was created.
+    ProcessSpawn(ProcessEvent),
+    /// A process ended.
+    ProcessExit(ProcessExit),
+    /// A process registered a program name.
+    ProcessRename(ProcessEvent),
+    /// One program of a process listing (its `checkMemory` row).
+    ProcessInfo(ProcessInfo),
+    /// One heap of the program last listed.
+    ProcessHeap(ProcessHeap),
+    /// One shed of the program last listed.
+    ProcessShed(ProcessShed),
+    /// One VMA of the program last listed.
+    ProcessVma(ProcessVma),
+    /// End of a process listing.
+    ProcessListEnd(ProcessListEnd),
+    /// A page fault in a process and how the kernel resolved it.
+    PageFault(PageFault),
+    /// Blocks of one key left allocated when a process's heap went away.
+    Leak(Leak),
 }
 
 impl Msg {
@@ -94,6 +115,16 @@ impl Msg {
             Msg::HeapCheck(_) => "heap_check",
             Msg::HeapBlock(_) => "heap_block",
             Msg::HeapWalkEnd(_) => "heap_walk_end",
+            Msg::ProcessSpawn(_) => "process_spawn",
+            Msg::ProcessExit(_) => "process_exit",
+            Msg::ProcessRename(_) => "process_rename",
+            Msg::ProcessInfo(_) => "process_info",
+            Msg::ProcessHeap(_) => "process_heap",
+            Msg::ProcessShed(_) => "process_shed",
+            Msg::ProcessVma(_) => "process_vma",
+            Msg::ProcessListEnd(_) => "process_list_end",
+            Msg::PageFault(_) => "page_fault",
+            Msg::Leak(_) => "leak",
         }
     }
 }
@@ -329,6 +360,175 @@ pub struct HeapCheck {
     pub stats: HeapStats,
 }
 
+/// Owned [`probe_proto::ProcessEvent`]: a process spawned or renamed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessEvent {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The process.
+    pub pid: u32,
+    /// Its parent; 0 (the kernel) for processes the kernel started.
+    pub parent: u32,
+    /// Its program name.
+    pub name: String,
+}
+
+/// Why a process ended. JSON: `{"exited": CODE}` or
+/// `{"killed": {"vector": N}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    /// It called `exit` with this code.
+    Exited(i64),
+    /// The kernel killed it after a fault it could not resolve.
+    Killed {
+        /// CPU exception vector.
+        vector: u8,
+    },
+}
+
+/// Owned [`probe_proto::ProcessExit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessExit {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The process.
+    pub pid: u32,
+    /// How it ended.
+    pub reason: ExitReason,
+    /// Heap blocks it left allocated.
+    pub leaked_blocks: u64,
+    /// Payload bytes of those blocks.
+    pub leaked_bytes: u64,
+    /// Frames returned to the physical allocator at exit.
+    pub frames_freed: u64,
+}
+
+/// Scheduling state of a process. JSON: `"runnable"`, `"sleeping"`,
+/// `"zombie"`, `"kernel"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcState {
+    /// Running or ready to run.
+    Runnable,
+    /// Sleeping until a time.
+    Sleeping,
+    /// Ended, not yet reaped.
+    Zombie,
+    /// The kernel's own task.
+    Kernel,
+}
+
+/// Owned [`probe_proto::ProcessInfo`]: one program of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Process id; 0 is the kernel.
+    pub pid: u32,
+    /// Parent process id.
+    pub parent: u32,
+    /// Program name.
+    pub name: String,
+    /// Scheduling state.
+    pub state: ProcState,
+    /// `ProcessHeap` messages that follow.
+    pub nr_heaps: u32,
+    /// `ProcessShed` messages that follow.
+    pub nr_sheds: u32,
+    /// `ProcessVma` messages that follow.
+    pub nr_vmas: u32,
+    /// Sum of its heaps' sizes, as the kernel counts it.
+    pub total_heap_size: u64,
+    /// Sum of its heaps' used bytes.
+    pub total_heap_used: u64,
+    /// Sum of its heaps' free bytes.
+    pub total_heap_free: u64,
+    /// Sum of its sheds' sizes.
+    pub total_shed_size: u64,
+    /// Frames mapped in its address space.
+    pub resident_frames: u64,
+    /// Page-table frames of its address space.
+    pub page_table_frames: u64,
+}
+
+/// What a VMA holds. JSON: `"code"`, `"data"`, `"heap"`, `"stack"`,
+/// `"mmap"`, `"shed"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmaKind {
+    /// Program code.
+    Code,
+    /// Program data and bss.
+    Data,
+    /// A process heap.
+    Heap,
+    /// A stack.
+    Stack,
+    /// An `mmap` region.
+    Mmap,
+    /// A shed.
+    Shed,
+}
+
+/// Owned [`probe_proto::ProcessVma`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessVma {
+    /// Owning process.
+    pub pid: u32,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// `VM_*` bits: READ 1, WRITE 2, EXEC 4, SHARED 8, GROWSUP 16,
+    /// GROWSDOWN 32.
+    pub flags: u32,
+    /// What it holds.
+    pub kind: VmaKind,
+    /// Pages backed by a frame.
+    pub resident_pages: u64,
+}
+
+/// How the kernel resolved a page fault. JSON: `"demand"`,
+/// `"copy_on_write"`, `"cow_reuse"`, `"stack_growth"`, `"killed"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultResolution {
+    /// A fresh zeroed frame backed the page.
+    Demand,
+    /// A shared copy-on-write page got a private copy.
+    CopyOnWrite,
+    /// A copy-on-write page with no other user was made writable in place.
+    CowReuse,
+    /// The stack grew down to cover the address.
+    StackGrowth,
+    /// No VMA allows the access: the process was killed.
+    Killed,
+}
+
+/// Owned [`probe_proto::PageFault`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageFault {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Faulting process.
+    pub pid: u32,
+    /// Faulting address (CR2).
+    pub addr: u64,
+    /// CPU error code.
+    pub error_code: u64,
+    /// Instruction that faulted.
+    pub rip: u64,
+    /// What the kernel did.
+    pub resolution: FaultResolution,
+    /// Start of the VMA containing the address, or the nearest one.
+    pub vma_start: u64,
+    /// End of that VMA.
+    pub vma_end: u64,
+    /// `VM_*` bits of that VMA.
+    pub vma_flags: u32,
+}
+
 impl From<&probe_proto::KernelMsg<'_>> for Msg {
     fn from(msg: &probe_proto::KernelMsg<'_>) -> Self {
         use probe_proto::KernelMsg as K;
@@ -378,6 +578,139 @@ impl From<&probe_proto::KernelMsg<'_>> for Msg {
             K::HeapCheck(c) => Msg::HeapCheck(c.into()),
             K::HeapBlock(b) => Msg::HeapBlock(*b),
             K::HeapWalkEnd(e) => Msg::HeapWalkEnd(*e),
+            K::ProcessSpawn(e) => Msg::ProcessSpawn(e.into()),
+            K::ProcessExit(e) => Msg::ProcessExit(e.into()),
+            K::ProcessRename(e) => Msg::ProcessRename(e.into()),
+            K::ProcessInfo(i) => Msg::ProcessInfo(i.into()),
+            K::ProcessHeap(h) => Msg::ProcessHeap(*h),
+            K::ProcessShed(s) => Msg::ProcessShed(*s),
+            K::ProcessVma(v) => Msg::ProcessVma(v.into()),
+            K::ProcessListEnd(e) => Msg::ProcessListEnd(*e),
+            K::PageFault(f) => Msg::PageFault(f.into()),
+            K::Leak(l) => Msg::Leak(*l),
+        }
+    }
+}
+
+impl From<&probe_proto::ProcessEvent<'_>> for ProcessEvent {
+    fn from(e: &probe_proto::ProcessEvent<'_>) -> Self {
+        ProcessEvent {
+            ts_us: e.ts_us,
+            pid: e.pid,
+            parent: e.parent,
+            name: e.name.to_owned(),
+        }
+    }
+}
+
+impl From<probe_proto::ExitReason> for ExitReason {
+    fn from(reason: probe_proto::ExitReason) -> Self {
+        use probe_proto::ExitReason as R;
+        match reason {
+            R::Exited(code) => ExitReason::Exited(code),
+            R::Killed { vector } => ExitReason::Killed { vector },
+        }
+    }
+}
+
+impl From<&probe_proto::ProcessExit> for ProcessExit {
+    fn from(e: &probe_proto::ProcessExit) -> Self {
+        ProcessExit {
+            ts_us: e.ts_us,
+            pid: e.pid,
+            reason: e.reason.into(),
+            leaked_blocks: e.leaked_blocks,
+            leaked_bytes: e.leaked_bytes,
+            frames_freed: e.frames_freed,
+        }
+    }
+}
+
+impl From<probe_proto::ProcState> for ProcState {
+    fn from(state: probe_proto::ProcState) -> Self {
+        use probe_proto::ProcState as S;
+        match state {
+            S::Runnable => ProcState::Runnable,
+            S::Sleeping => ProcState::Sleeping,
+            S::Zombie => ProcState::Zombie,
+            S::Kernel => ProcState::Kernel,
+        }
+    }
+}
+
+impl From<&probe_proto::ProcessInfo<'_>> for ProcessInfo {
+    fn from(i: &probe_proto::ProcessInfo<'_>) -> Self {
+        ProcessInfo {
+            ts_us: i.ts_us,
+            pid: i.pid,
+            parent: i.parent,
+            name: i.name.to_owned(),
+            state: i.state.into(),
+            nr_heaps: i.nr_heaps,
+            nr_sheds: i.nr_sheds,
+            nr_vmas: i.nr_vmas,
+            total_heap_size: i.total_heap_size,
+            total_heap_used: i.total_heap_used,
+            total_heap_free: i.total_heap_free,
+            total_shed_size: i.total_shed_size,
+            resident_frames: i.resident_frames,
+            page_table_frames: i.page_table_frames,
+        }
+    }
+}
+
+impl From<probe_proto::VmaKind> for VmaKind {
+    fn from(kind: probe_proto::VmaKind) -> Self {
+        use probe_proto::VmaKind as K;
+        match kind {
+            K::Code => VmaKind::Code,
+            K::Data => VmaKind::Data,
+            K::Heap => VmaKind::Heap,
+            K::Stack => VmaKind::Stack,
+            K::Mmap => VmaKind::Mmap,
+            K::Shed => VmaKind::Shed,
+        }
+    }
+}
+
+impl From<&probe_proto::ProcessVma> for ProcessVma {
+    fn from(v: &probe_proto::ProcessVma) -> Self {
+        ProcessVma {
+            pid: v.pid,
+            start: v.start,
+            end: v.end,
+            flags: v.flags,
+            kind: v.kind.into(),
+            resident_pages: v.resident_pages,
+        }
+    }
+}
+
+impl From<probe_proto::FaultResolution> for FaultResolution {
+    fn from(r: probe_proto::FaultResolution) -> Self {
+        use probe_proto::FaultResolution as R;
+        match r {
+            R::Demand => FaultResolution::Demand,
+            R::CopyOnWrite => FaultResolution::CopyOnWrite,
+            R::CowReuse => FaultResolution::CowReuse,
+            R::StackGrowth => FaultResolution::StackGrowth,
+            R::Killed => FaultResolution::Killed,
+        }
+    }
+}
+
+impl From<&probe_proto::PageFault> for PageFault {
+    fn from(f: &probe_proto::PageFault) -> Self {
+        PageFault {
+            ts_us: f.ts_us,
+            pid: f.pid,
+            addr: f.addr,
+            error_code: f.error_code,
+            rip: f.rip,
+            resolution: f.resolution.into(),
+            vma_start: f.vma_start,
+            vma_end: f.vma_end,
+            vma_flags: f.vma_flags,
         }
     }
 }

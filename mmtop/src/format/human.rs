@@ -9,9 +9,11 @@ use std::fmt::Write as _;
 use probe_proto::features;
 
 use crate::msg::{
-    FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner, HeapBlock, HeapCheck, HeapErrorEvent,
-    HeapErrorKind, HeapEvent, HeapWalkEnd, Hello, Log, LogLevel, MapEvent, MemKind, MemRegion,
-    MemoryStats, Msg, PageEvent, Panic,
+    ExitReason, FaultResolution, FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner,
+    HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent, HeapWalkEnd, Hello, Leak, Log,
+    LogLevel, MapEvent, MemKind, MemRegion, MemoryStats, Msg, PageEvent, PageFault, Panic,
+    ProcState, ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed,
+    ProcessVma, VmaKind,
 };
 use probe_proto::{Exception, Heartbeat, Pong};
 
@@ -43,7 +45,208 @@ pub fn human(msg: &Msg) -> String {
         Msg::HeapCheck(c) => heap_check(c),
         Msg::HeapBlock(b) => heap_block(b),
         Msg::HeapWalkEnd(e) => heap_walk_end(e),
+        Msg::ProcessSpawn(e) => process_event("process_spawn", e),
+        Msg::ProcessExit(e) => process_exit(e),
+        Msg::ProcessRename(e) => process_event("process_rename", e),
+        Msg::ProcessInfo(i) => process_info(i),
+        Msg::ProcessHeap(h) => process_heap(h),
+        Msg::ProcessShed(s) => process_shed(s),
+        Msg::ProcessVma(v) => process_vma(v),
+        Msg::ProcessListEnd(e) => process_list_end(e),
+        Msg::PageFault(f) => page_fault(f),
+        Msg::Leak(l) => leak(l),
     }
+}
+
+fn process_event(kind: &str, e: &ProcessEvent) -> String {
+    format!(
+        "{kind} t={} pid={} parent={} name={}",
+        human_time(e.ts_us),
+        e.pid,
+        e.parent,
+        word(&e.name)
+    )
+}
+
+fn process_exit(e: &ProcessExit) -> String {
+    let reason = match e.reason {
+        ExitReason::Exited(code) => format!("exit={code}"),
+        ExitReason::Killed { vector } => format!("killed=#{vector}({})", vector_name(vector)),
+    };
+    format!(
+        "process_exit t={} pid={} {reason} leaked_blocks={} leaked={} frames_freed={} ({})",
+        human_time(e.ts_us),
+        e.pid,
+        e.leaked_blocks,
+        human_bytes(e.leaked_bytes),
+        e.frames_freed,
+        human_bytes(frames_to_bytes(e.frames_freed)),
+    )
+}
+
+fn process_info(i: &ProcessInfo) -> String {
+    format!(
+        "process_info t={} pid={} parent={} name={} state={} heaps={} sheds={} vmas={} \
+         heap_size={} heap_used={} heap_free={} shed_size={} resident={} ({}) page_tables={}",
+        human_time(i.ts_us),
+        i.pid,
+        i.parent,
+        word(&i.name),
+        proc_state(i.state),
+        i.nr_heaps,
+        i.nr_sheds,
+        i.nr_vmas,
+        human_bytes(i.total_heap_size),
+        human_bytes(i.total_heap_used),
+        human_bytes(i.total_heap_free),
+        human_bytes(i.total_shed_size),
+        i.resident_frames,
+        human_bytes(frames_to_bytes(i.resident_frames)),
+        i.page_table_frames,
+    )
+}
+
+fn process_heap(h: &ProcessHeap) -> String {
+    format!(
+        "process_heap heap={} start={:#x} size={} used={} free={} used_blocks={} largest_free={}",
+        heap_name(h.pid, h.heap_id),
+        h.start,
+        human_bytes(h.heap_size),
+        human_bytes(h.heap_used),
+        human_bytes(h.heap_free),
+        h.used_blocks,
+        human_bytes(h.largest_free),
+    )
+}
+
+fn process_shed(s: &ProcessShed) -> String {
+    format!(
+        "process_shed shed={} start={:#x} size={}",
+        heap_name(s.pid, s.shed_id),
+        s.start,
+        human_bytes(s.shed_size),
+    )
+}
+
+fn process_vma(v: &ProcessVma) -> String {
+    format!(
+        "process_vma pid={} {:#x}-{:#x} {} {} size={} resident={} ({})",
+        v.pid,
+        v.start,
+        v.end,
+        vma_flags(v.flags),
+        vma_kind(v.kind),
+        human_bytes(v.end.saturating_sub(v.start)),
+        v.resident_pages,
+        human_bytes(frames_to_bytes(v.resident_pages)),
+    )
+}
+
+fn process_list_end(e: &ProcessListEnd) -> String {
+    format!(
+        "process_list_end t={} programs={} {}",
+        human_time(e.ts_us),
+        e.total_programs,
+        if e.complete { "complete" } else { "incomplete" },
+    )
+}
+
+fn page_fault(f: &PageFault) -> String {
+    let vma = if f.vma_start == 0 && f.vma_end == 0 {
+        "none".to_owned()
+    } else {
+        format!(
+            "{:#x}-{:#x}({})",
+            f.vma_start,
+            f.vma_end,
+            vma_flags(f.vma_flags)
+        )
+    };
+    format!(
+        "page_fault t={} pid={} addr={:#x} err={:#x}({}) rip={:#x} {} vma={vma}",
+        human_time(f.ts_us),
+        f.pid,
+        f.addr,
+        f.error_code,
+        page_fault_cause(f.error_code),
+        f.rip,
+        fault_resolution(f.resolution),
+    )
+}
+
+fn leak(l: &Leak) -> String {
+    format!(
+        "leak t={} heap={} key={:#x} blocks={} bytes={} first={:#x}",
+        human_time(l.ts_us),
+        heap_name(l.pid, l.heap_id),
+        l.key,
+        l.blocks,
+        human_bytes(l.bytes),
+        l.first_addr,
+    )
+}
+
+/// A process state in words: `runnable`, `sleeping`, `zombie`, `kernel`.
+pub fn proc_state(state: ProcState) -> &'static str {
+    match state {
+        ProcState::Runnable => "runnable",
+        ProcState::Sleeping => "sleeping",
+        ProcState::Zombie => "zombie",
+        ProcState::Kernel => "kernel",
+    }
+}
+
+/// A VMA kind in words: `code`, `data`, `heap`, `stack`, `mmap`, `shed`.
+pub fn vma_kind(kind: VmaKind) -> &'static str {
+    match kind {
+        VmaKind::Code => "code",
+        VmaKind::Data => "data",
+        VmaKind::Heap => "heap",
+        VmaKind::Stack => "stack",
+        VmaKind::Mmap => "mmap",
+        VmaKind::Shed => "shed",
+    }
+}
+
+fn fault_resolution(r: FaultResolution) -> &'static str {
+    match r {
+        FaultResolution::Demand => "demand",
+        FaultResolution::CopyOnWrite => "copy-on-write",
+        FaultResolution::CowReuse => "cow-reuse",
+        FaultResolution::StackGrowth => "stack-growth",
+        FaultResolution::Killed => "killed",
+    }
+}
+
+/// `VM_*` bits as `/proc/PID/maps` permissions (`r-xp`, `rw-s`), followed
+/// by `+growsdown` / `+growsup` and any unnamed bits raw (`+0x40`).
+pub fn vma_flags(flags: u32) -> String {
+    const READ: u32 = 1;
+    const WRITE: u32 = 2;
+    const EXEC: u32 = 4;
+    const SHARED: u32 = 8;
+    const GROWSUP: u32 = 16;
+    const GROWSDOWN: u32 = 32;
+    let bit = |mask: u32, c: char| if flags & mask != 0 { c } else { '-' };
+    let mut s: String = [
+        bit(READ, 'r'),
+        bit(WRITE, 'w'),
+        bit(EXEC, 'x'),
+        if flags & SHARED != 0 { 's' } else { 'p' },
+    ]
+    .into_iter()
+    .collect();
+    if flags & GROWSDOWN != 0 {
+        s.push_str("+growsdown");
+    }
+    if flags & GROWSUP != 0 {
+        s.push_str("+growsup");
+    }
+    let rest = flags & !(READ | WRITE | EXEC | SHARED | GROWSUP | GROWSDOWN);
+    if rest != 0 {
+        let _ = write!(s, "+{rest:#x}");
+    }
+    s
 }
 
 fn memory_stats(m: &MemoryStats) -> String {
