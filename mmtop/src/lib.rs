@@ -10,6 +10,8 @@
 //! - [`event`]: a reader thread that turns a link into [`event::LinkEvent`]s
 //!   on a channel.
 //! - [`format`]: one line per message, human or JSON.
+//! - [`procs`]: process listings assembled into programs and the
+//!   `checkMemory` object.
 //! - [`cli`]: the `mmtop` command line built from the above.
 #![forbid(unsafe_code)]
 
@@ -19,6 +21,13 @@ pub mod event;
 pub mod format;
 pub mod link;
 pub mod msg;
+pub mod procs;
+
+/// The process-listing fixture the end-to-end tests use too, so unit and
+/// end-to-end tests check the same numbers.
+#[cfg(test)]
+#[path = "../tests/common/procs.rs"]
+mod procs_fixture;
 
 pub use decode::{DecodeError, Decoder};
 pub use event::{LinkEvent, spawn_reader};

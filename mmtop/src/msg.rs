@@ -1065,4 +1065,190 @@ mod tests {
             assert_eq!(FrameOwner::from(wire), owned);
         }
     }
+
+    /// One of each 1.2 kernel message.
+    fn wire_1_2() -> Vec<K<'static>> {
+        let event = p::ProcessEvent {
+            ts_us: 1,
+            pid: 3,
+            parent: 0,
+            name: "memtest",
+        };
+        vec![
+            K::ProcessSpawn(event.clone()),
+            K::ProcessExit(p::ProcessExit {
+                ts_us: 2,
+                pid: 3,
+                reason: p::ExitReason::Killed { vector: 14 },
+                leaked_blocks: 1,
+                leaked_bytes: 100,
+                frames_freed: 9,
+            }),
+            K::ProcessRename(event),
+            K::ProcessInfo(p::ProcessInfo {
+                ts_us: 3,
+                pid: 3,
+                parent: 0,
+                name: "memtest",
+                state: p::ProcState::Zombie,
+                nr_heaps: 1,
+                nr_sheds: 1,
+                nr_vmas: 1,
+                total_heap_size: 4096,
+                total_heap_used: 100,
+                total_heap_free: 3996,
+                total_shed_size: 4096,
+                resident_frames: 3,
+                page_table_frames: 4,
+            }),
+            K::ProcessHeap(ProcessHeap {
+                pid: 3,
+                heap_id: 1,
+                start: 0x1000,
+                heap_size: 4096,
+                heap_used: 100,
+                heap_free: 3996,
+                used_blocks: 1,
+                largest_free: 3900,
+            }),
+            K::ProcessShed(ProcessShed {
+                pid: 3,
+                shed_id: 9,
+                start: 0x2000,
+                shed_size: 4096,
+            }),
+            K::ProcessVma(p::ProcessVma {
+                pid: 3,
+                start: 0x1000,
+                end: 0x2000,
+                flags: 3,
+                kind: p::VmaKind::Shed,
+                resident_pages: 1,
+            }),
+            K::ProcessListEnd(ProcessListEnd {
+                ts_us: 4,
+                total_programs: 1,
+                complete: true,
+            }),
+            K::PageFault(p::PageFault {
+                ts_us: 5,
+                pid: 3,
+                addr: 0x1234,
+                error_code: 6,
+                rip: 0x40_0000,
+                resolution: p::FaultResolution::CowReuse,
+                vma_start: 0x1000,
+                vma_end: 0x2000,
+                vma_flags: 3,
+            }),
+            K::Leak(Leak {
+                ts_us: 6,
+                pid: 3,
+                heap_id: 1,
+                key: 7,
+                blocks: 1,
+                bytes: 100,
+                first_addr: 0x1010,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_1_2_message_converts_and_its_kind_is_its_json_type() {
+        let kinds: Vec<&str> = wire_1_2()
+            .iter()
+            .map(|w| {
+                let msg = Msg::from(w);
+                let value = serde_json::to_value(&msg).unwrap();
+                assert_eq!(value["type"], msg.kind(), "{msg:?}");
+                msg.kind()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "process_spawn",
+                "process_exit",
+                "process_rename",
+                "process_info",
+                "process_heap",
+                "process_shed",
+                "process_vma",
+                "process_list_end",
+                "page_fault",
+                "leak"
+            ]
+        );
+    }
+
+    #[test]
+    fn wire_enums_of_1_2_convert_variant_for_variant() {
+        let w = wire_1_2();
+        assert!(matches!(
+            Msg::from(&w[1]),
+            Msg::ProcessExit(ProcessExit {
+                reason: ExitReason::Killed { vector: 14 },
+                frames_freed: 9,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Msg::from(&w[3]),
+            Msg::ProcessInfo(ProcessInfo { state: ProcState::Zombie, ref name, .. }) if name == "memtest"
+        ));
+        assert!(matches!(
+            Msg::from(&w[6]),
+            Msg::ProcessVma(ProcessVma {
+                kind: VmaKind::Shed,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Msg::from(&w[8]),
+            Msg::PageFault(PageFault {
+                resolution: FaultResolution::CowReuse,
+                ..
+            })
+        ));
+        assert_eq!(
+            ExitReason::from(p::ExitReason::Exited(-3)),
+            ExitReason::Exited(-3)
+        );
+        let states = [
+            (p::ProcState::Runnable, ProcState::Runnable),
+            (p::ProcState::Sleeping, ProcState::Sleeping),
+            (p::ProcState::Zombie, ProcState::Zombie),
+            (p::ProcState::Kernel, ProcState::Kernel),
+        ];
+        for (wire, owned) in states {
+            assert_eq!(ProcState::from(wire), owned);
+        }
+        let kinds = [
+            (p::VmaKind::Code, VmaKind::Code),
+            (p::VmaKind::Data, VmaKind::Data),
+            (p::VmaKind::Heap, VmaKind::Heap),
+            (p::VmaKind::Stack, VmaKind::Stack),
+            (p::VmaKind::Mmap, VmaKind::Mmap),
+            (p::VmaKind::Shed, VmaKind::Shed),
+        ];
+        for (wire, owned) in kinds {
+            assert_eq!(VmaKind::from(wire), owned);
+        }
+        let resolutions = [
+            (p::FaultResolution::Demand, FaultResolution::Demand),
+            (
+                p::FaultResolution::CopyOnWrite,
+                FaultResolution::CopyOnWrite,
+            ),
+            (p::FaultResolution::CowReuse, FaultResolution::CowReuse),
+            (
+                p::FaultResolution::StackGrowth,
+                FaultResolution::StackGrowth,
+            ),
+            (p::FaultResolution::Killed, FaultResolution::Killed),
+        ];
+        for (wire, owned) in resolutions {
+            assert_eq!(FaultResolution::from(wire), owned);
+        }
+    }
 }

@@ -48,6 +48,26 @@ pub enum Command {
     /// recording), 3 when the kernel speaks an incompatible protocol (or one
     /// older than 1.1, or one that takes no commands).
     Stats(RequestArgs),
+    /// List the kernel's programs like `ps` / `checkMemory`: heaps, sheds,
+    /// resident memory and VMAs of each.
+    ///
+    /// The table has one row per program (PID, NAME, STATE, HEAPS, HEAP SIZE,
+    /// USED, FREE, SHEDS, SHED SIZE, RSS in KiB, VMAS); with --pid it also
+    /// lists that program's heaps, sheds and VMAs (like /proc/PID/maps).
+    /// --json prints exactly the checkMemory object: {"totalPrograms",
+    /// "programs": [{"pid", "programName", "heaps": [{"heapId", "heapSize",
+    /// "heapUsed", "heapFree"}], "sheds": [{"shedId", "shedSize"}],
+    /// "totalHeapSize", "totalHeapUsed", "totalHeapFree", "totalShedSize"}]}.
+    /// An incomplete listing (messages lost on the way) is asked for once
+    /// more.
+    ///
+    /// Exit status: 0 when the listing arrived, 5 when --pid names no
+    /// process, 1 on timeout or when the link closes first, 2 when the link
+    /// cannot be opened (or is a recording), 3 when the kernel speaks an
+    /// incompatible protocol (or one older than 1.2, or one that takes no
+    /// commands), when its listing is incomplete twice, or when a program's
+    /// totals are not the sums of its heaps and sheds.
+    Ps(PsArgs),
 }
 
 /// Where to connect, shared by every subcommand.
@@ -100,6 +120,23 @@ pub struct RequestArgs {
     #[arg(long)]
     pub json: bool,
     /// How long to wait for the kernel's Hello and answer, in seconds, in all.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
+    pub timeout: Duration,
+}
+
+/// `mmtop ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Only this process, with its heaps, sheds and VMAs.
+    #[arg(short = 'p', long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Print exactly the checkMemory object, as one line of JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the kernel's Hello and listing, in seconds, in all.
     #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
     pub timeout: Duration,
 }
@@ -170,6 +207,48 @@ mod tests {
         };
         assert!(!args.json);
         assert_eq!(args.timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn ps_takes_an_optional_pid_json_and_timeout() {
+        let cli = Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/tmp/k.sock"]).unwrap();
+        let Command::Ps(args) = cli.command else {
+            panic!("expected ps");
+        };
+        assert_eq!((args.pid, args.json), (None, false));
+        assert_eq!(args.timeout, Duration::from_secs(5));
+
+        let cli = Cli::try_parse_from([
+            "mmtop",
+            "ps",
+            "-c",
+            "unix:/tmp/k.sock",
+            "--pid",
+            "7",
+            "--json",
+            "-t",
+            "2",
+        ])
+        .unwrap();
+        let Command::Ps(args) = cli.command else {
+            panic!("expected ps");
+        };
+        assert_eq!((args.pid, args.json), (Some(7), true));
+        assert_eq!(args.timeout, Duration::from_secs(2));
+
+        assert!(Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/k", "--pid", "-1"]).is_err());
+        assert!(Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/k", "--pid", "x"]).is_err());
+    }
+
+    #[test]
+    fn ps_help_documents_its_exit_codes_and_the_json_keys() {
+        let help = Cli::command()
+            .find_subcommand_mut("ps")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("5 when --pid names no"), "{help}");
+        assert!(help.contains("\"totalPrograms\""), "{help}");
     }
 
     #[test]

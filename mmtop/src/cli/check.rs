@@ -6,7 +6,7 @@ use probe_proto::HostMsg;
 use serde::Serialize;
 
 use super::args::RequestArgs;
-use super::request::Session;
+use super::request::{COMMANDS_SINCE, Session};
 use super::{EXIT_INCONSISTENT, EXIT_OK};
 use crate::format::human;
 use crate::msg::{FrameCheck, HeapCheck, Msg};
@@ -26,7 +26,13 @@ pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn check(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, u8> {
-    let mut session = Session::open(&args.connect.address, "check", args.timeout, err)?;
+    let mut session = Session::open(
+        &args.connect.address,
+        "check",
+        COMMANDS_SINCE,
+        args.timeout,
+        err,
+    )?;
     session.send(&HostMsg::Check, err)?;
 
     let mut frame_check = None;

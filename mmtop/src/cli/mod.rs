@@ -4,6 +4,7 @@ pub mod args;
 pub mod check;
 pub mod log;
 pub mod ping;
+pub mod ps;
 mod request;
 pub mod stats;
 
@@ -27,6 +28,8 @@ pub const EXIT_CONNECT: u8 = 2;
 pub const EXIT_PROTOCOL: u8 = 3;
 /// The kernel answered a check and reports an inconsistency.
 pub const EXIT_INCONSISTENT: u8 = 4;
+/// `mmtop ps --pid N`: the kernel has no process N.
+pub const EXIT_NO_PROCESS: u8 = 5;
 
 /// How often an unanswered Resync is repeated: one that reaches the UART
 /// before the kernel has set it up is lost.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Ping(args) => ping::run(args, &mut out, &mut err),
         Command::Check(args) => check::run(args, &mut out, &mut err),
         Command::Stats(args) => stats::run(args, &mut out, &mut err),
+        Command::Ps(args) => ps::run(args, &mut out, &mut err),
     };
     ExitCode::from(code)
 }

@@ -1,6 +1,6 @@
-//! What `mmtop check` and `mmtop stats` share: open a live link, resync
-//! until the kernel says Hello, make sure it knows the 1.1 commands, then
-//! wait for the messages that answer one command.
+//! What `mmtop check`, `stats` and `ps` share: open a live link, resync
+//! until the kernel says Hello, make sure it knows the command, then wait for
+//! the messages that answer it.
 
 use std::io::Write;
 use std::sync::mpsc::{self, Receiver};
@@ -17,7 +17,11 @@ use crate::msg::Msg;
 /// The first protocol version with `Snapshot`, `Check` and `HeapWalk`.
 pub const COMMANDS_SINCE: Version = Version { major: 1, minor: 1 };
 
-/// A live link whose kernel has said Hello and accepts 1.1 commands.
+/// The first protocol version with `Processes`.
+pub const PROCESSES_SINCE: Version = Version { major: 1, minor: 2 };
+
+/// A live link whose kernel has said Hello and accepts the commands of the
+/// version a subcommand needs.
 pub struct Session<'a> {
     address: &'a Address,
     writer: LinkWriter,
@@ -28,11 +32,13 @@ pub struct Session<'a> {
 
 impl<'a> Session<'a> {
     /// Connects to `address` and resyncs until Hello, all before `timeout`
-    /// has passed. `command` names the subcommand in messages. On failure
-    /// the reason is on `err` and the exit status is returned.
+    /// has passed; the kernel must speak `since` or later. `command` names
+    /// the subcommand in messages. On failure the reason is on `err` and the
+    /// exit status is returned.
     pub fn open(
         address: &'a Address,
         command: &str,
+        since: Version,
         timeout: Duration,
         err: &mut dyn Write,
     ) -> Result<Self, u8> {
@@ -61,13 +67,13 @@ impl<'a> Session<'a> {
             started,
             deadline: started + timeout,
         };
-        session.resync(command, err)?;
+        session.resync(command, since, err)?;
         Ok(session)
     }
 
     /// Sends Resync (with its leading 0x00) until a Hello arrives, as
     /// `mmtop log` does, and checks that the kernel can serve `command`.
-    fn resync(&mut self, command: &str, err: &mut dyn Write) -> Result<(), u8> {
+    fn resync(&mut self, command: &str, since: Version, err: &mut dyn Write) -> Result<(), u8> {
         loop {
             self.send(&HostMsg::Resync, err)?;
             let next_resync = Instant::now() + RESYNC_INTERVAL;
@@ -79,14 +85,12 @@ impl<'a> Session<'a> {
                 }
             };
             let Some(hello) = hello else { continue };
-            if hello.version.minor < COMMANDS_SINCE.minor {
+            // The decoder has refused another major version already.
+            if hello.version.minor < since.minor {
                 let _ = writeln!(
                     err,
                     "mmtop: kernel speaks protocol {}.{}; {command} needs {}.{} or later",
-                    hello.version.major,
-                    hello.version.minor,
-                    COMMANDS_SINCE.major,
-                    COMMANDS_SINCE.minor
+                    hello.version.major, hello.version.minor, since.major, since.minor
                 );
                 return Err(EXIT_PROTOCOL);
             }

@@ -7,7 +7,7 @@ use probe_proto::HostMsg;
 
 use super::EXIT_OK;
 use super::args::RequestArgs;
-use super::request::Session;
+use super::request::{COMMANDS_SINCE, Session};
 use crate::format::{frames_to_bytes, heap_name, human_bytes, human_time, json};
 use crate::msg::{MemoryStats, Msg};
 
@@ -19,7 +19,13 @@ pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
 }
 
 fn stats(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, u8> {
-    let mut session = Session::open(&args.connect.address, "stats", args.timeout, err)?;
+    let mut session = Session::open(
+        &args.connect.address,
+        "stats",
+        COMMANDS_SINCE,
+        args.timeout,
+        err,
+    )?;
     session.send(&HostMsg::Snapshot, err)?;
     let stats = loop {
         // Other telemetry keeps flowing; only a snapshot is the answer.

@@ -738,7 +738,7 @@ fn word(s: &str) -> String {
 
 /// Escapes control characters (newlines, escapes) but keeps the rest, so a
 /// log line stays one readable line.
-fn escape_controls(s: &str) -> String {
+pub fn escape_controls(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_control() {
@@ -1171,5 +1171,170 @@ mod tests {
         assert_eq!(human_bytes(128 << 20), "128.0MiB");
         assert_eq!(human_bytes(3 << 30), "3.0GiB");
         assert_eq!(human_bytes(u64::MAX), "16.0EiB");
+    }
+
+    #[test]
+    fn process_lifecycle_lines() {
+        let e = ProcessEvent {
+            ts_us: 1_000_000,
+            pid: 3,
+            parent: 0,
+            name: "memtest".into(),
+        };
+        assert_eq!(
+            human(&Msg::ProcessSpawn(e.clone())),
+            "process_spawn t=1.000000s pid=3 parent=0 name=memtest"
+        );
+        assert_eq!(
+            human(&Msg::ProcessRename(ProcessEvent {
+                name: "my prog".into(),
+                ..e
+            })),
+            "process_rename t=1.000000s pid=3 parent=0 name=\"my prog\""
+        );
+        let exit = ProcessExit {
+            ts_us: 2_000_000,
+            pid: 3,
+            reason: ExitReason::Exited(0),
+            leaked_blocks: 2,
+            leaked_bytes: 300,
+            frames_freed: 12,
+        };
+        assert_eq!(
+            human(&Msg::ProcessExit(exit)),
+            "process_exit t=2.000000s pid=3 exit=0 leaked_blocks=2 leaked=300B frames_freed=12 \
+             (48.0KiB)"
+        );
+        let killed = human(&Msg::ProcessExit(ProcessExit {
+            reason: ExitReason::Killed { vector: 14 },
+            ..exit
+        }));
+        assert!(
+            killed.starts_with("process_exit t=2.000000s pid=3 killed=#14(page-fault) "),
+            "{killed}"
+        );
+    }
+
+    #[test]
+    fn process_listing_lines() {
+        let info = ProcessInfo {
+            ts_us: 2_500_000,
+            pid: 1,
+            parent: 0,
+            name: "memtest".into(),
+            state: ProcState::Sleeping,
+            nr_heaps: 2,
+            nr_sheds: 2,
+            nr_vmas: 7,
+            total_heap_size: 131_072,
+            total_heap_used: 600,
+            total_heap_free: 130_472,
+            total_shed_size: 16_384,
+            resident_frames: 10,
+            page_table_frames: 4,
+        };
+        assert_eq!(
+            human(&Msg::ProcessInfo(info)),
+            "process_info t=2.500000s pid=1 parent=0 name=memtest state=sleeping heaps=2 sheds=2 \
+             vmas=7 heap_size=128.0KiB heap_used=600B heap_free=127.4KiB shed_size=16.0KiB \
+             resident=10 (40.0KiB) page_tables=4"
+        );
+        assert_eq!(
+            human(&Msg::ProcessHeap(ProcessHeap {
+                pid: 1,
+                heap_id: 7,
+                start: 0x1001_0000,
+                heap_size: 65_536,
+                heap_used: 0,
+                heap_free: 65_536,
+                used_blocks: 0,
+                largest_free: 65_520,
+            })),
+            "process_heap heap=pid1#7 start=0x10010000 size=64.0KiB used=0B free=64.0KiB \
+             used_blocks=0 largest_free=64.0KiB"
+        );
+        assert_eq!(
+            human(&Msg::ProcessShed(ProcessShed {
+                pid: 1,
+                shed_id: 9,
+                start: 0x2000_2000,
+                shed_size: 8192,
+            })),
+            "process_shed shed=pid1#9 start=0x20002000 size=8.0KiB"
+        );
+        assert_eq!(
+            human(&Msg::ProcessVma(ProcessVma {
+                pid: 1,
+                start: 0x7fff_fffe_f000,
+                end: 0x7fff_ffff_f000,
+                flags: 0b10_0011,
+                kind: VmaKind::Stack,
+                resident_pages: 1,
+            })),
+            "process_vma pid=1 0x7ffffffef000-0x7ffffffff000 rw-p+growsdown stack size=64.0KiB \
+             resident=1 (4.0KiB)"
+        );
+        assert_eq!(
+            human(&Msg::ProcessListEnd(ProcessListEnd {
+                ts_us: 3,
+                total_programs: 2,
+                complete: false,
+            })),
+            "process_list_end t=0.000003s programs=2 incomplete"
+        );
+    }
+
+    #[test]
+    fn vma_flags_read_like_proc_maps() {
+        assert_eq!(vma_flags(0), "---p");
+        assert_eq!(vma_flags(0b101), "r-xp");
+        assert_eq!(vma_flags(0b1011), "rw-s");
+        assert_eq!(vma_flags(0b1_0011), "rw-p+growsup");
+        assert_eq!(vma_flags(0x41), "r--p+0x40");
+    }
+
+    #[test]
+    fn page_fault_and_leak_lines() {
+        let f = PageFault {
+            ts_us: 4,
+            pid: 1,
+            addr: 0x1000_0040,
+            error_code: 0x7,
+            rip: 0x40_0123,
+            resolution: FaultResolution::CopyOnWrite,
+            vma_start: 0x1000_0000,
+            vma_end: 0x1001_0000,
+            vma_flags: 3,
+        };
+        assert_eq!(
+            human(&Msg::PageFault(f)),
+            "page_fault t=0.000004s pid=1 addr=0x10000040 err=0x7(protection,write,user) \
+             rip=0x400123 copy-on-write vma=0x10000000-0x10010000(rw-p)"
+        );
+        let killed = human(&Msg::PageFault(PageFault {
+            addr: 0,
+            error_code: 4,
+            resolution: FaultResolution::Killed,
+            vma_start: 0,
+            vma_end: 0,
+            vma_flags: 0,
+            ..f
+        }));
+        assert!(
+            killed.ends_with("err=0x4(not-present,read,user) rip=0x400123 killed vma=none"),
+            "{killed}"
+        );
+        assert_eq!(
+            human(&Msg::Leak(Leak {
+                ts_us: 5,
+                pid: 1,
+                heap_id: 1,
+                key: 0xabc,
+                blocks: 2,
+                bytes: 300,
+                first_addr: 0x1000_0010,
+            })),
+            "leak t=0.000005s heap=pid1#1 key=0xabc blocks=2 bytes=300B first=0x10000010"
+        );
     }
 }

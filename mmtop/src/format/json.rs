@@ -18,9 +18,11 @@ pub fn json(msg: &Msg) -> String {
 mod tests {
     use super::*;
     use crate::msg::{
-        EventCounters, FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner, FrameUsage,
-        HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent, HeapStats, HeapWalkEnd,
-        Hello, Log, LogLevel, MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, Panic,
+        EventCounters, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent, FrameErrorKind,
+        FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent,
+        HeapStats, HeapWalkEnd, Hello, Leak, Log, LogLevel, MapEvent, MemKind, MemRegion,
+        MemoryStats, PageEvent, PageFault, Panic, ProcState, ProcessEvent, ProcessExit,
+        ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma, VmaKind,
     };
     use probe_proto::{Exception, Heartbeat, Pong, Version};
     use serde_json::{Value, json};
@@ -392,6 +394,154 @@ mod tests {
             }),
             json!({"type": "heap_walk_end", "ts_us": 8, "pid": 0, "heap_id": 0, "blocks": 12,
                    "complete": true}),
+        );
+    }
+
+    #[test]
+    fn process_lifecycle_json() {
+        let e = ProcessEvent {
+            ts_us: 1,
+            pid: 3,
+            parent: 0,
+            name: "memtest".into(),
+        };
+        check(
+            Msg::ProcessSpawn(e.clone()),
+            json!({"type": "process_spawn", "ts_us": 1, "pid": 3, "parent": 0,
+                   "name": "memtest"}),
+        );
+        check(
+            Msg::ProcessRename(e),
+            json!({"type": "process_rename", "ts_us": 1, "pid": 3, "parent": 0,
+                   "name": "memtest"}),
+        );
+        let exit = ProcessExit {
+            ts_us: 2,
+            pid: 3,
+            reason: ExitReason::Exited(-1),
+            leaked_blocks: 2,
+            leaked_bytes: 300,
+            frames_freed: 12,
+        };
+        check(
+            Msg::ProcessExit(exit),
+            json!({"type": "process_exit", "ts_us": 2, "pid": 3, "reason": {"exited": -1},
+                   "leaked_blocks": 2, "leaked_bytes": 300, "frames_freed": 12}),
+        );
+        check(
+            Msg::ProcessExit(ProcessExit {
+                reason: ExitReason::Killed { vector: 14 },
+                ..exit
+            }),
+            json!({"type": "process_exit", "ts_us": 2, "pid": 3,
+                   "reason": {"killed": {"vector": 14}},
+                   "leaked_blocks": 2, "leaked_bytes": 300, "frames_freed": 12}),
+        );
+    }
+
+    #[test]
+    fn process_listing_json() {
+        check(
+            Msg::ProcessInfo(ProcessInfo {
+                ts_us: 3,
+                pid: 1,
+                parent: 0,
+                name: "memtest".into(),
+                state: ProcState::Sleeping,
+                nr_heaps: 2,
+                nr_sheds: 2,
+                nr_vmas: 7,
+                total_heap_size: 131_072,
+                total_heap_used: 600,
+                total_heap_free: 130_472,
+                total_shed_size: 16_384,
+                resident_frames: 10,
+                page_table_frames: 4,
+            }),
+            json!({"type": "process_info", "ts_us": 3, "pid": 1, "parent": 0,
+                   "name": "memtest", "state": "sleeping", "nr_heaps": 2, "nr_sheds": 2,
+                   "nr_vmas": 7, "total_heap_size": 131_072, "total_heap_used": 600,
+                   "total_heap_free": 130_472, "total_shed_size": 16_384,
+                   "resident_frames": 10, "page_table_frames": 4}),
+        );
+        check(
+            Msg::ProcessHeap(ProcessHeap {
+                pid: 1,
+                heap_id: 7,
+                start: 0x1000,
+                heap_size: 4096,
+                heap_used: 16,
+                heap_free: 4080,
+                used_blocks: 1,
+                largest_free: 4000,
+            }),
+            json!({"type": "process_heap", "pid": 1, "heap_id": 7, "start": 0x1000,
+                   "heap_size": 4096, "heap_used": 16, "heap_free": 4080, "used_blocks": 1,
+                   "largest_free": 4000}),
+        );
+        check(
+            Msg::ProcessShed(ProcessShed {
+                pid: 1,
+                shed_id: 9,
+                start: 0x2000,
+                shed_size: 8192,
+            }),
+            json!({"type": "process_shed", "pid": 1, "shed_id": 9, "start": 0x2000,
+                   "shed_size": 8192}),
+        );
+        check(
+            Msg::ProcessVma(ProcessVma {
+                pid: 1,
+                start: 0x40_0000,
+                end: 0x40_2000,
+                flags: 5,
+                kind: VmaKind::Code,
+                resident_pages: 2,
+            }),
+            json!({"type": "process_vma", "pid": 1, "start": 0x40_0000, "end": 0x40_2000,
+                   "flags": 5, "kind": "code", "resident_pages": 2}),
+        );
+        check(
+            Msg::ProcessListEnd(ProcessListEnd {
+                ts_us: 4,
+                total_programs: 2,
+                complete: true,
+            }),
+            json!({"type": "process_list_end", "ts_us": 4, "total_programs": 2,
+                   "complete": true}),
+        );
+    }
+
+    #[test]
+    fn page_fault_and_leak_json() {
+        check(
+            Msg::PageFault(PageFault {
+                ts_us: 5,
+                pid: 1,
+                addr: 0x1000_0040,
+                error_code: 7,
+                rip: 0x40_0123,
+                resolution: FaultResolution::StackGrowth,
+                vma_start: 0x1000_0000,
+                vma_end: 0x1001_0000,
+                vma_flags: 35,
+            }),
+            json!({"type": "page_fault", "ts_us": 5, "pid": 1, "addr": 0x1000_0040,
+                   "error_code": 7, "rip": 0x40_0123, "resolution": "stack_growth",
+                   "vma_start": 0x1000_0000, "vma_end": 0x1001_0000, "vma_flags": 35}),
+        );
+        check(
+            Msg::Leak(Leak {
+                ts_us: 6,
+                pid: 1,
+                heap_id: 1,
+                key: 0xabc,
+                blocks: 2,
+                bytes: 300,
+                first_addr: 0x1000_0010,
+            }),
+            json!({"type": "leak", "ts_us": 6, "pid": 1, "heap_id": 1, "key": 0xabc,
+                   "blocks": 2, "bytes": 300, "first_addr": 0x1000_0010}),
         );
     }
 }

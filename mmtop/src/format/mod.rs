@@ -4,8 +4,8 @@ mod human;
 mod json;
 
 pub use human::{
-    FRAME_SIZE, frame_owner, frames_to_bytes, heap_error_kind, heap_name, human, human_bytes,
-    human_time, page_flags, proc_state, vma_flags, vma_kind,
+    FRAME_SIZE, escape_controls, frame_owner, frames_to_bytes, heap_error_kind, heap_name, human,
+    human_bytes, human_time, page_flags, proc_state, vma_flags, vma_kind,
 };
 pub use json::json;
 
