@@ -56,16 +56,7 @@ fn heap_check(pid: u32, ok: bool) -> HeapCheck {
 /// Starts `mmtop check ARGS...` against a fresh socket; returns it, the
 /// kernel's end (after the Resync/Hello exchange) and the address.
 fn start(args: &[&str]) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut all = vec!["check", "--connect", &addr];
-    all.extend(args);
-    let mut mmtop = Mmtop::spawn(&all);
-    let mut kernel = accept_unix(&listener, &mut mmtop);
-    answer_resync(&mut kernel, PROTOCOL_VERSION);
-    (dir, mmtop, kernel, addr)
+    start_request("check", args)
 }
 
 #[test]

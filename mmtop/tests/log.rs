@@ -183,6 +183,65 @@ fn log_replays_a_recording_and_reports_link_closed_at_its_end() {
 }
 
 #[test]
+fn log_prints_a_process_listing_one_line_per_message_in_both_formats() {
+    let dir = TempDir::new();
+    let rec = dir.path("ps.bin");
+    std::fs::write(&rec, frames(&common::procs::memtest_listing())).unwrap();
+    let addr = format!("file:{}", path_str(&rec));
+
+    let out = Mmtop::spawn(&["log", "--connect", &addr]).finish();
+    assert_eq!(out.code(), 0, "{out:?}");
+    let lines = out.lines();
+    assert_eq!(lines.len(), 13, "{out:?}");
+    assert_eq!(
+        lines[0],
+        "process_info t=2.500000s pid=1 parent=0 name=memtest state=sleeping heaps=2 sheds=2 \
+         vmas=7 heap_size=128.0KiB heap_used=600B heap_free=127.4KiB shed_size=16.0KiB \
+         resident=10 (40.0KiB) page_tables=4"
+    );
+    assert_eq!(
+        lines[1],
+        "process_heap heap=pid1#1 start=0x10000000 size=64.0KiB used=600B free=63.4KiB \
+         used_blocks=3 largest_free=63.4KiB"
+    );
+    assert_eq!(
+        lines[4],
+        "process_shed shed=pid1#9 start=0x20002000 size=8.0KiB"
+    );
+    assert_eq!(
+        lines[5],
+        "process_vma pid=1 0x400000-0x402000 r-xp code size=8.0KiB resident=2 (8.0KiB)"
+    );
+    assert_eq!(
+        lines[12],
+        "process_list_end t=2.500100s programs=1 complete"
+    );
+
+    let out = Mmtop::spawn(&["log", "--connect", &addr, "--json"]).finish();
+    assert_eq!(out.code(), 0, "{out:?}");
+    let objects: Vec<Value> = out
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let types: Vec<&str> = objects
+        .iter()
+        .map(|o| o["type"].as_str().unwrap())
+        .collect();
+    let mut expected = vec!["process_info"];
+    expected.extend(["process_heap"; 2]);
+    expected.extend(["process_shed"; 2]);
+    expected.extend(["process_vma"; 7]);
+    expected.push("process_list_end");
+    assert_eq!(types, expected);
+    assert_eq!(objects[0]["name"], "memtest");
+    assert_eq!(objects[0]["state"], "sleeping");
+    assert_eq!(objects[2]["heap_id"], 7);
+    assert_eq!(objects[11]["kind"], "stack");
+    assert_eq!(objects[12]["total_programs"], 1);
+}
+
+#[test]
 fn log_refuses_a_kernel_speaking_another_major_version_with_exit_3() {
     let dir = TempDir::new();
     let rec = dir.path("future.bin");

@@ -6,6 +6,8 @@
 //! mmtop fails a test instead of hanging it.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod procs;
+
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -256,4 +258,29 @@ pub fn path_str(p: &Path) -> &str {
 pub fn answer_resync(kernel: &mut (impl Read + std::io::Write), version: Version) {
     assert_eq!(read_host_frame(kernel).unwrap(), HostMsg::Resync);
     kernel.write_all(&frame(&hello(version))).unwrap();
+}
+
+/// Starts `mmtop COMMAND --connect unix:SOCK ARGS...` against a fresh
+/// socket and plays the kernel's side of connecting (Resync, Hello).
+/// Returns the scratch directory (keep it alive), mmtop, the kernel's end
+/// and the address.
+pub fn start_request(
+    command: &str,
+    args: &[&str],
+) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
+    let dir = TempDir::new();
+    let sock = dir.path("com1.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let addr = format!("unix:{}", path_str(&sock));
+    let mut all = vec![command, "--connect", &addr];
+    all.extend(args);
+    let mut mmtop = Mmtop::spawn(&all);
+    let mut kernel = accept_unix(&listener, &mut mmtop);
+    answer_resync(&mut kernel, PROTOCOL_VERSION);
+    (dir, mmtop, kernel, addr)
+}
+
+/// The frames of `msgs`, back to back.
+pub fn frames(msgs: &[KernelMsg<'_>]) -> Vec<u8> {
+    msgs.iter().flat_map(|m| frame(m)).collect()
 }
