@@ -83,6 +83,10 @@ lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p kernel --target $(KERNEL_TARGET) -- -D warnings
+	$(CARGO) fmt --manifest-path user/Cargo.toml -- --check
+	CARGO_ENCODED_RUSTFLAGS="$$(printf -- '-Crelocation-model=static\037-Ccode-model=small\037-Cforce-frame-pointers=yes\037-Clink-arg=-T$(abspath user/user.ld)\037-Clink-arg=--no-pie')" \
+		$(CARGO) clippy --manifest-path user/Cargo.toml --target $(KERNEL_TARGET) --release \
+		--target-dir target/user-lint -- -D warnings
 
 clean:
 	$(CARGO) clean
