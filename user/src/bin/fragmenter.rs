@@ -21,6 +21,8 @@ const LARGE: [u64; 5] = [128, 512, 1024, 4096, 16384];
 const HOLD_MS: u64 = 500;
 /// Milliseconds between rounds.
 const SLEEP_MS: u64 = 200;
+/// Rounds between two status lines.
+const REPORT_EVERY: u64 = 10;
 
 fn main() -> i64 {
     let _ = sys::register_program_name("fragmenter");
@@ -64,9 +66,11 @@ fn main() -> i64 {
                 }
             }
         }
-        println!(
-            "fragmenter: round={round} small={nr_small} large_ok={large_ok} large_failed={large_failed}"
-        );
+        if round == 1 || round.is_multiple_of(REPORT_EVERY) {
+            println!(
+                "fragmenter: round={round} small={nr_small} large_ok={large_ok} large_failed={large_failed}"
+            );
+        }
         let _ = sys::sleep_ms(HOLD_MS);
         for &addr in small[..nr_small].iter().chain(&large) {
             if addr != 0 {
