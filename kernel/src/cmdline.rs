@@ -6,8 +6,10 @@
 //! `memevents=0|1` (an event on COM1 for every page, mapping and heap
 //! operation; on by default) and `gdbidle=SECONDS` (how long the kernel,
 //! stopped by the GDB stub, waits for a silent debugger before it gives the
-//! session up and runs on; 0 waits forever). Unknown keys are kept so they
-//! can be reported, not silently dropped.
+//! session up and runs on; 0 waits forever), `init=WORKLOAD` (the user
+//! programs started at boot: `demo` (the default without a self-test), `none`
+//! (the default with one), or a comma-separated list of program names).
+//! Unknown keys are kept so they can be reported, not silently dropped.
 
 /// Options read from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +24,34 @@ pub struct Options<'a> {
     pub mem_events: bool,
     /// Seconds a stopped kernel waits for a silent debugger; 0 = forever.
     pub gdb_idle_s: u32,
+    /// The `init=` workload as given (`None`: the default).
+    pub init: Option<&'a str>,
     /// First option that was not understood, for a warning.
     pub first_unknown: Option<&'a str>,
+}
+
+/// What to start at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload<'a> {
+    /// Nothing.
+    None,
+    /// The demo programs, restarted when they end.
+    Demo,
+    /// These programs (comma-separated), once each.
+    Programs(&'a str),
+}
+
+impl<'a> Options<'a> {
+    /// The workload: `init=` if given, else the demo unless a self-test runs.
+    pub fn workload(&self) -> Workload<'a> {
+        match self.init {
+            Some("none") => Workload::None,
+            Some("demo") => Workload::Demo,
+            Some(list) => Workload::Programs(list),
+            None if self.selftest.is_some() => Workload::None,
+            None => Workload::Demo,
+        }
+    }
 }
 
 fn parse_bool(value: &str) -> Option<bool> {
@@ -50,6 +78,7 @@ impl<'a> Options<'a> {
             red_zones: true,
             mem_events: true,
             gdb_idle_s: DEFAULT_GDB_IDLE_S,
+            init: None,
             first_unknown: None,
         };
         for word in cmdline.split_ascii_whitespace() {
@@ -65,6 +94,10 @@ impl<'a> Options<'a> {
                 "redzones" => parse_bool(value).map(|on| opts.red_zones = on).is_some(),
                 "memevents" => parse_bool(value).map(|on| opts.mem_events = on).is_some(),
                 "gdbidle" => value.parse().map(|s| opts.gdb_idle_s = s).is_ok(),
+                "init" if !value.is_empty() => {
+                    opts.init = Some(value);
+                    true
+                }
                 "selftest" if !value.is_empty() => {
                     opts.selftest = Some(value);
                     true
@@ -126,5 +159,21 @@ mod tests {
         let o = Options::parse("redzones=maybe");
         assert!(o.red_zones);
         assert_eq!(o.first_unknown, Some("redzones=maybe"));
+    }
+
+    #[test]
+    fn workload_defaults_to_demo_unless_a_selftest_runs() {
+        assert_eq!(Options::parse("").workload(), Workload::Demo);
+        assert_eq!(Options::parse("selftest=mm").workload(), Workload::None);
+        assert_eq!(
+            Options::parse("selftest=mm init=demo").workload(),
+            Workload::Demo
+        );
+        assert_eq!(Options::parse("init=none").workload(), Workload::None);
+        let o = Options::parse("init=memtest,worker");
+        assert_eq!(o.workload(), Workload::Programs("memtest,worker"));
+        let o = Options::parse("init=");
+        assert_eq!(o.workload(), Workload::Demo);
+        assert_eq!(o.first_unknown, Some("init="));
     }
 }

@@ -9,7 +9,7 @@ use crate::arch::{self, cpu};
 use crate::boot_info::BootInfo;
 use crate::cmdline::Options;
 use crate::log::LineBuf;
-use crate::{gdb, memory, selftest, telemetry, time};
+use crate::{gdb, memory, proc, selftest, telemetry, time};
 
 static BOOT_INFO: Once<BootInfo> = Once::new();
 
@@ -39,6 +39,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         panic!("kernel heap: {why:?}");
     }
     gdb::init(opts.gdb_idle_s);
+    proc::init();
     cpu::enable_interrupts();
     kinfo!(
         "kernel up: {} regions, cmdline {:?}",
@@ -74,6 +75,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     if let Some(name) = opts.selftest {
         selftest::run(name);
     }
+    proc::workload::start(opts.workload());
     idle_loop()
 }
 
@@ -87,7 +89,13 @@ fn idle_loop() -> ! {
             next_heartbeat = now + HEARTBEAT_US;
         }
         memory::report::serve_requests();
-        cpu::enable_interrupts_and_halt();
+        proc::workload::housekeeping();
+        // The kernel's turn is over: processes run until they all sleep
+        // or the kernel's turn comes round again.
+        proc::sched::yield_from_idle();
+        if !proc::sched::others_runnable() {
+            cpu::enable_interrupts_and_halt();
+        }
     }
 }
 

@@ -24,6 +24,8 @@ pub mod log;
 #[cfg(target_os = "none")]
 pub mod memory;
 #[cfg(target_os = "none")]
+pub mod proc;
+#[cfg(target_os = "none")]
 pub mod selftest;
 #[cfg(target_os = "none")]
 pub mod sync;

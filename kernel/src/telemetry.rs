@@ -80,6 +80,8 @@ pub struct Requests {
     pub check: bool,
     /// `HeapWalk`: walk this `(pid, heap id)`.
     pub heap_walk: Option<(u32, u32)>,
+    /// `Processes`: list this pid, or every program for -1.
+    pub processes: Option<i64>,
 }
 
 struct Link {
@@ -105,6 +107,7 @@ static LINK: IrqMutex<Link> = IrqMutex::new(Link {
         snapshot: false,
         check: false,
         heap_walk: None,
+        processes: None,
     },
     ring: TxRing::new(),
     dropped_unreported: 0,
@@ -302,6 +305,7 @@ impl Link {
             HostMsg::Snapshot => self.requests.snapshot = true,
             HostMsg::Check => self.requests.check = true,
             HostMsg::HeapWalk { pid, heap_id } => self.requests.heap_walk = Some((pid, heap_id)),
+            HostMsg::Processes { pid } => self.requests.processes = Some(pid),
         }
     }
 

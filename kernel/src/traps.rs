@@ -6,12 +6,27 @@ use probe_proto::{Exception, KernelMsg};
 
 use crate::arch::x86_64::trap::{self, TrapFrame};
 use crate::arch::{cpu, qemu};
-use crate::{gdb, log::LineBuf, telemetry, time};
+use crate::{gdb, log::LineBuf, proc, telemetry, time};
 
 /// Timer interrupt.
 pub fn timer_tick() {
     time::tick();
     telemetry::pump();
+}
+
+/// After the timer's end of interrupt: ring 3 may be preempted.
+pub fn timer_preempt(frame: &TrapFrame) {
+    proc::sched::on_timer(frame);
+}
+
+/// `int 0x80` from ring 3.
+pub fn syscall(frame: &mut TrapFrame) {
+    if !frame.from_user() {
+        // Only ring 3 makes system calls; the gate is reachable from ring 0
+        // only by a kernel bug.
+        panic!("system call from ring 0 at rip {:#x}", frame.rip);
+    }
+    proc::syscall::dispatch(frame);
 }
 
 /// COM1 interrupt: telemetry link.
@@ -62,12 +77,17 @@ const EXCEPTION_NAMES: [&str; 32] = [
 
 /// A CPU exception. With a debugger attached, breakpoints and debug
 /// exceptions go to it; without one, breakpoints are logged and resumed.
-/// Anything else in the kernel is fatal: it is reported over telemetry,
-/// shown to an attached debugger, then the kernel panics.
+/// A page fault in ring 3 goes to the process's memory manager; any other
+/// exception in ring 3 kills the process with a report. Anything else in
+/// the kernel is fatal: it is reported over telemetry, shown to an attached
+/// debugger, then the kernel panics.
 pub fn exception(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     if vector == trap::BREAKPOINT {
         if !gdb::on_breakpoint(frame) {
+            if frame.from_user() {
+                user_exception(frame, vector, 0);
+            }
             kinfo!("breakpoint at {:#x}", frame.rip - 1);
         }
         return;
@@ -80,6 +100,13 @@ pub fn exception(frame: &mut TrapFrame) {
     } else {
         0
     };
+    if frame.from_user() {
+        if vector == trap::PAGE_FAULT {
+            proc::on_user_page_fault(frame, cr2);
+            return;
+        }
+        user_exception(frame, vector, cr2);
+    }
     telemetry::send_emergency(&KernelMsg::Exception(Exception {
         ts_us: time::uptime_us(),
         vector,
@@ -102,6 +129,30 @@ pub fn exception(frame: &mut TrapFrame) {
         let _ = write!(why, ", error code {:#x}", frame.error_code);
     }
     panic!("{}", why.as_str());
+}
+
+/// An exception caused by ring 3 that only the process can answer for: it
+/// is reported and the process killed.
+fn user_exception(frame: &TrapFrame, vector: u8, cr2: u64) -> ! {
+    telemetry::send(&KernelMsg::Exception(Exception {
+        ts_us: time::uptime_us(),
+        vector,
+        error_code: frame.error_code,
+        cr2,
+        rip: frame.rip,
+        rsp: frame.rsp,
+    }));
+    let name = EXCEPTION_NAMES
+        .get(vector as usize)
+        .copied()
+        .unwrap_or("unknown");
+    let mut why = LineBuf::new();
+    let _ = write!(
+        why,
+        "{name} (#{vector}) at rip {:#x}, error code {:#x}",
+        frame.rip, frame.error_code
+    );
+    proc::kill_current(vector, why.as_str())
 }
 
 /// Spells out a page-fault error code: "write to non-present page 0x0 in

@@ -142,8 +142,18 @@ impl Qemu {
                 "tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on"
             ));
         }
-        if !cfg.append.is_empty() {
-            cmd.args(["-append", &cfg.append]);
+        // Tests get a quiet kernel (no demo programs) unless they ask.
+        let append = if cfg
+            .append
+            .split_whitespace()
+            .any(|w| w.starts_with("init="))
+        {
+            cfg.append.clone()
+        } else {
+            format!("{} init=none", cfg.append).trim().to_string()
+        };
+        if !append.is_empty() {
+            cmd.args(["-append", &append]);
         }
         cmd.args(&cfg.extra)
             .stdin(Stdio::null())

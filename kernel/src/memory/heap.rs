@@ -82,7 +82,8 @@ pub fn create_heap(
 /// The `redzones=` option, for heaps made after boot.
 static RED_ZONES: AtomicBool = AtomicBool::new(true);
 
-fn red_zones() -> bool {
+/// Whether heaps made now get red zones (the `redzones=` option).
+pub fn red_zones() -> bool {
     RED_ZONES.load(Ordering::Relaxed)
 }
 

@@ -166,6 +166,9 @@ pub fn serve_requests() {
             telemetry::send_waiting(&KernelMsg::HeapCheck(check));
         }
     }
+    if let Some(pid) = req.processes {
+        crate::proc::report::send_listing(pid);
+    }
     if let Some((pid, heap_id)) = req.heap_walk {
         if (pid, heap_id) == (KERNEL_PID, 0) {
             send_kernel_heap_walk();

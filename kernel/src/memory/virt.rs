@@ -312,6 +312,42 @@ impl AddressSpace {
         self.tables.translate(virt).map(|(pa, _)| pa)
     }
 
+    /// Where `virt` is mapped in this space, and the leaf's flags.
+    pub fn translate(&self, virt: VirtAddr) -> Option<(PhysAddr, PageFlags)> {
+        self.tables.translate(virt)
+    }
+
+    /// Changes the flags of the user page at `virt` (e.g. write access on
+    /// and off for copy-on-write).
+    pub fn update_flags(&mut self, virt: VirtAddr, flags: PageFlags) -> Result<(), UnmapError> {
+        if !virt.is_user_half() {
+            return Err(UnmapError::NotMapped);
+        }
+        self.tables
+            .update_flags(virt, flags)?
+            .flush(|p| self.invalidate(p.start_address().as_u64()));
+        Ok(())
+    }
+
+    /// Runs `f` with this space loaded in CR3, then restores the one that
+    /// was: for kernel code that works on a process's user memory (its heap
+    /// headers) from another context. The kernel half is the same in every
+    /// space, so kernel code and data stay where they are.
+    pub fn with_active<R>(&self, f: impl FnOnce() -> R) -> R {
+        if self.is_active() {
+            return f();
+        }
+        cpu::without_interrupts(|| {
+            let previous = cpu::current_page_table();
+            self.switch_to();
+            let result = f();
+            // SAFETY: `previous` was loaded a moment ago: a live space, with
+            // the kernel half every space has.
+            unsafe { cpu::load_page_table(previous) };
+            result
+        })
+    }
+
     /// Whether this space is the one loaded in CR3.
     pub fn is_active(&self) -> bool {
         cpu::current_page_table() == self.root().start_address().as_u64()

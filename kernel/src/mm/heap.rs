@@ -618,6 +618,31 @@ impl Heap {
         Ok(heap)
     }
 
+    /// The bookkeeping of this heap for a byte-identical copy of its
+    /// region at the same addresses, as a forked address space holds: the
+    /// copy and the original then evolve independently.
+    ///
+    /// # Safety
+    ///
+    /// The obligations of [`new`](Self::new) hold for the copy's region,
+    /// which must hold exactly the bytes of this heap's region when the copy
+    /// is made.
+    pub unsafe fn duplicate(&self) -> Self {
+        Self {
+            mem: self.mem.clone(),
+            lists: self.lists.clone(),
+            first: self.first,
+            sentinel: self.sentinel,
+            max: self.max,
+            red_zone: self.red_zone,
+            corruption: self.corruption,
+            nr_used: self.nr_used,
+            nr_free: self.nr_free,
+            used_bytes: self.used_bytes,
+            free_bytes: self.free_bytes,
+        }
+    }
+
     /// Address of the region's first byte.
     pub fn start(&self) -> usize {
         self.mem.start()

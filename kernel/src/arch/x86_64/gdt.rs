@@ -1,7 +1,10 @@
 //! Global descriptor table and task-state segment.
 //!
-//! The TSS gives the double-fault handler its own stack (IST1), so a kernel
-//! stack overflow is reported instead of triple-faulting the machine.
+//! The GDT holds the kernel's and ring 3's code and data segments. The TSS
+//! gives the double-fault handler its own stack (IST1), so a kernel stack
+//! overflow is reported instead of triple-faulting the machine, and names
+//! the kernel stack a trap from ring 3 lands on (`rsp0`), which the
+//! scheduler sets to the running process's kernel stack.
 
 use core::cell::UnsafeCell;
 use spin::Once;
@@ -34,31 +37,45 @@ pub struct Selectors {
     pub kernel_code: SegmentSelector,
     /// Ring-0 data.
     pub kernel_data: SegmentSelector,
+    /// Ring-3 data (RPL 3).
+    pub user_data: SegmentSelector,
+    /// Ring-3 code (RPL 3).
+    pub user_code: SegmentSelector,
     tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS; the CPU reads it on every trap from ring 3 and Rust writes only
+/// its `rsp0`, through [`set_kernel_stack`].
+struct TssCell(UnsafeCell<TaskStateSegment>);
+// SAFETY: one CPU; `rsp0` is written with interrupts off (the scheduler
+// runs in trap context), and nothing else is written after `init`.
+unsafe impl Sync for TssCell {}
+static TSS: TssCell = TssCell(UnsafeCell::new(TaskStateSegment::new()));
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 
 /// Loads the GDT and TSS and reloads every segment register.
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        let base = DOUBLE_FAULT_STACK.0.get().cast::<u8>();
-        let top = VirtAddr::from_ptr(base.wrapping_add(DOUBLE_FAULT_STACK_SIZE));
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] = top;
-        tss
-    });
+    let base = DOUBLE_FAULT_STACK.0.get().cast::<u8>();
+    let top = VirtAddr::from_ptr(base.wrapping_add(DOUBLE_FAULT_STACK_SIZE));
+    // SAFETY: before the TSS is loaded nothing else reads or writes it.
+    let tss: &'static TaskStateSegment = unsafe {
+        (*TSS.0.get()).interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] = top;
+        &*TSS.0.get()
+    };
     let (gdt, sel) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let kernel_code = gdt.append(Descriptor::kernel_code_segment());
         let kernel_data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
         (
             gdt,
             Selectors {
                 kernel_code,
                 kernel_data,
+                user_data,
+                user_code,
                 tss,
             },
         )
@@ -73,4 +90,19 @@ pub fn init() {
         ES::set_reg(sel.kernel_data);
         load_tss(sel.tss);
     }
+}
+
+/// The selectors of the loaded GDT.
+pub fn selectors() -> &'static Selectors {
+    &GDT.get().expect("GDT used before init").1
+}
+
+/// Sets the stack the CPU switches to on a trap from ring 3: the top of the
+/// running process's kernel stack.
+pub fn set_kernel_stack(top: u64) {
+    crate::arch::cpu::without_interrupts(|| {
+        // SAFETY: one CPU with interrupts off: no trap reads the TSS while
+        // this single aligned field is written.
+        unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
+    });
 }

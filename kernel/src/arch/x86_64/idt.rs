@@ -1,4 +1,5 @@
-//! Interrupt descriptor table: one gate per vector that has an entry stub.
+//! Interrupt descriptor table: one gate per vector that has an entry stub,
+//! and the system-call gate ring 3 may use.
 
 use spin::Once;
 use x86_64::instructions::tables::lidt;
@@ -23,14 +24,20 @@ struct Gate {
 
 /// Present, DPL 0, 64-bit interrupt gate (interrupts off on entry).
 const INTERRUPT_GATE: u8 = 0x8e;
+/// The same with DPL 3: ring 3 may raise it with `int` (system calls).
+const USER_INTERRUPT_GATE: u8 = 0xee;
 
 impl Gate {
     fn new(handler: u64, selector: u16, ist: u8) -> Self {
+        Self::with_type(handler, selector, ist, INTERRUPT_GATE)
+    }
+
+    fn with_type(handler: u64, selector: u16, ist: u8, type_attr: u8) -> Self {
         Self {
             offset_low: handler as u16,
             selector,
             ist,
-            type_attr: INTERRUPT_GATE,
+            type_attr,
             offset_mid: (handler >> 16) as u16,
             offset_high: (handler >> 32) as u32,
             reserved: 0,
@@ -57,6 +64,10 @@ pub fn init() {
             };
             *gate = Gate::new(trap::stub_address(vector), cs, ist);
         }
+        // Interrupts stay off through a system call, as through any trap:
+        // the kernel is not preemptible.
+        idt.0[trap::SYSCALL as usize] =
+            Gate::with_type(trap::syscall_stub_address(), cs, 0, USER_INTERRUPT_GATE);
         idt
     });
     let ptr = DescriptorTablePointer {

@@ -5,6 +5,7 @@
 //! behind small safe functions.
 
 pub mod boot;
+pub mod context;
 pub mod cpu;
 pub mod gdt;
 pub mod idt;

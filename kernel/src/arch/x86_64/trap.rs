@@ -19,6 +19,8 @@ pub const BREAKPOINT: u8 = 3;
 pub const DOUBLE_FAULT: u8 = 8;
 /// `#PF`.
 pub const PAGE_FAULT: u8 = 14;
+/// `int 0x80`: a system call from ring 3.
+pub const SYSCALL: u8 = sysabi::SYSCALL_VECTOR;
 
 /// RFLAGS trap flag: a #DB after the next instruction (single-step).
 pub const RFLAGS_TF: u64 = 1 << 8;
@@ -108,6 +110,8 @@ global_asm!(
         mov %rsp, %rdi
         cld
         call trap_dispatch
+    .global trap_return
+    trap_return:
         pop %r15
         pop %r14
         pop %r13
@@ -126,6 +130,11 @@ global_asm!(
         add $16, %rsp
         iretq
 
+    .global trap_stub_syscall
+    trap_stub_syscall:
+        push $0
+        push $0x80
+        jmp trap_common
     trap_stub_0:
         push $0
         push $0
@@ -368,6 +377,21 @@ global_asm!(
 unsafe extern "C" {
     /// Addresses of the entry stubs, indexed by vector.
     static trap_stub_table: [u64; NR_STUBS];
+    /// Entry stub of the system-call vector.
+    fn trap_stub_syscall();
+    /// The second half of `trap_common`: restores a [`TrapFrame`] from the
+    /// stack and `iretq`s. A new task's first switch returns here.
+    fn trap_return();
+}
+
+/// Address of the system-call entry stub.
+pub fn syscall_stub_address() -> u64 {
+    trap_stub_syscall as *const () as u64
+}
+
+/// Address of the trap-return path, where a new task starts.
+pub fn trap_return_address() -> u64 {
+    trap_return as *const () as u64
 }
 
 /// Address of the entry stub of `vector` (< [`NR_STUBS`]).
@@ -381,6 +405,10 @@ pub fn stub_address(vector: usize) -> u64 {
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
+    if vector == SYSCALL {
+        crate::traps::syscall(frame);
+        return;
+    }
     if vector < pic::IRQ_BASE {
         crate::traps::exception(frame);
         return;
@@ -394,4 +422,8 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         _ => {}
     }
     pic::end_of_interrupt(irq);
+    // Only after the end of interrupt: the switch may not come back soon.
+    if irq == pic::IRQ_TIMER {
+        crate::traps::timer_preempt(frame);
+    }
 }

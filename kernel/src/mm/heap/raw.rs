@@ -10,6 +10,7 @@
 use core::ptr;
 
 /// The memory a heap manages.
+#[derive(Clone)]
 pub(super) struct Region {
     /// Start of the region; its provenance covers everything the region
     /// may ever grow to.

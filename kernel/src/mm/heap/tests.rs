@@ -730,3 +730,33 @@ fn a_wide_block_shrunk_to_nothing_still_reports_a_double_free() {
     assert_eq!(a.heap.free(p), Err(HeapError::DoubleFree { addr: addr(p) }));
     a.heap.check().unwrap();
 }
+
+/// `duplicate` models `fork`: the copy's bookkeeping describes the bytes of
+/// the region as they were when it was made. Restoring those bytes (the
+/// child's copy of the pages) after the original moved on leaves the copy
+/// consistent and independent.
+#[test]
+fn duplicate_describes_a_byte_copy_of_the_region() {
+    let mut arena = Arena::new(4096, 4096, HeapConfig::default());
+    let tag = BlockTag::new(1, 7);
+    let a = arena.heap.alloc(100, 16, tag).unwrap();
+    let b = arena.heap.alloc(200, 16, tag).unwrap();
+    let (start, len) = (arena.start(), 4096);
+    let image = arena.peek(start, len);
+    // SAFETY: the copy is checked only after the region holds `image`
+    // again, the bytes it was made from.
+    let mut copy = unsafe { arena.heap.duplicate() };
+    let before = copy.stats();
+    arena.heap.free(a).unwrap();
+    let _c = arena.heap.alloc(300, 16, tag).unwrap();
+    let original_image = arena.peek(start, len);
+    arena.poke(start, &image);
+    assert_eq!(copy.check(), Ok(()));
+    assert_eq!(copy.stats(), before);
+    copy.free(b).unwrap();
+    assert_eq!(copy.check(), Ok(()));
+    assert_eq!(copy.stats().used_blocks, 1);
+    arena.poke(start, &original_image);
+    assert_eq!(arena.heap.check(), Ok(()));
+    assert_eq!(arena.heap.stats().used_blocks, 2);
+}

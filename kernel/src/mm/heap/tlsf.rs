@@ -123,6 +123,7 @@ pub(super) fn class_min(class: Class) -> usize {
 ///
 /// A bit is set exactly when its list (or, at the first level, any list of
 /// that class) is non-empty. Heads are block addresses, 0 for an empty list.
+#[derive(Clone)]
 pub(super) struct FreeLists {
     fl_bitmap: u64,
     sl_bitmap: [u32; FL_COUNT],
