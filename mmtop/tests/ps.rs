@@ -302,3 +302,18 @@ fn ps_exits_3_on_a_kernel_older_than_1_2() {
         "mmtop: kernel speaks protocol 1.1; ps needs 1.2 or later\n"
     );
 }
+
+#[test]
+fn ps_exits_2_on_a_recording() {
+    let dir = TempDir::new();
+    let rec = dir.path("rec.bin");
+    std::fs::write(&rec, frames(&full_listing())).unwrap();
+    let out = Mmtop::spawn(&["ps", "-c", &format!("file:{}", path_str(&rec))]).finish();
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        out.stderr.contains("ps needs a live link"),
+        "{}",
+        out.stderr
+    );
+}
