@@ -75,6 +75,9 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     if let Some(name) = opts.selftest {
         selftest::run(name);
     }
+    // The picture before any program runs, so a host can check that
+    // everything the programs took came back.
+    telemetry::send(&KernelMsg::MemoryStats(memory::report::memory_stats()));
     proc::workload::start(opts.workload());
     idle_loop()
 }

@@ -44,6 +44,27 @@ impl KernelStack {
 
 static SLOTS: IrqMutex<[u64; MAX_KERNEL_STACKS / 64]> = IrqMutex::new([0; MAX_KERNEL_STACKS / 64]);
 
+/// Makes the page tables of the whole stack area now, by mapping and
+/// unmapping one page per 2 MiB: tables outlive their last mapping, so
+/// creating and freeing stacks later never changes the page-table count,
+/// and a host comparing frame counts before and after some processes ran
+/// sees exactly what they took and gave back.
+pub fn init() -> Result<(), KernelStackError> {
+    const TABLE_SPAN: u64 = 2 << 20;
+    let end = STACKS_START + MAX_KERNEL_STACKS as u64 * SLOT_STRIDE;
+    let frame = phys::alloc_frame(Owner::KernelStack).map_err(|_| KernelStackError::OutOfMemory)?;
+    let mut result = Ok(());
+    for va in (STACKS_START..end).step_by(TABLE_SPAN as usize) {
+        if virt::map_page(VirtAddr::new(va), frame, KERNEL_DATA).is_err() {
+            result = Err(KernelStackError::OutOfMemory);
+            break;
+        }
+        let _ = virt::unmap_page(VirtAddr::new(va));
+    }
+    let _ = phys::free_frame(frame);
+    result
+}
+
 /// Why a stack could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelStackError {

@@ -199,8 +199,12 @@ pub fn current_pid() -> u32 {
     TABLE.with(|t| t.current)
 }
 
-/// Puts the kernel in the table as pid 0.
+/// Puts the kernel in the table as pid 0 and prepares the kernel-stack
+/// area.
 pub fn init() {
+    if let Err(e) = kstack::init() {
+        panic!("kernel stack area: {e:?}");
+    }
     TABLE.with(|t| {
         let mut kernel = Process::new(KERNEL_PID, KERNEL_PID, "kernel");
         kernel.name = Name::new("kernel").expect("a valid name");
