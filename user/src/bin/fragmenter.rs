@@ -13,8 +13,9 @@ ulib::entry!(main);
 const HEAP_SIZE: u64 = 64 * 1024;
 /// Size of a small block.
 const SMALL: u64 = 64;
-/// Most small blocks tried per round.
-const MAX_SMALL: usize = 1024;
+/// Small blocks per round: about three quarters of the heap, so that the
+/// larger sizes that fit in the rest succeed and the largest fails.
+const MAX_SMALL: usize = 512;
 /// Larger sizes tried once the heap is fragmented.
 const LARGE: [u64; 5] = [128, 512, 1024, 4096, 16384];
 /// Milliseconds the fragmented heap is kept for observers.

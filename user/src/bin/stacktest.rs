@@ -6,7 +6,7 @@
 
 use core::hint::black_box;
 
-use ulib::println;
+use ulib::{println, sys};
 
 ulib::entry!(main);
 
@@ -31,6 +31,7 @@ fn recurse(depth: usize) -> u64 {
 }
 
 fn main() -> i64 {
+    let _ = sys::register_program_name("stacktest");
     let sum = recurse(1);
     let expected: u64 = (1..=DEPTH as u64).map(|d| d * FRAME_BYTES as u64).sum();
     if sum != expected {
