@@ -7,7 +7,7 @@ use spin::Once;
 
 use crate::arch::{self, cpu};
 use crate::boot_info::BootInfo;
-use crate::cmdline::Options;
+use crate::cmdline::{self, Options};
 use crate::log::LineBuf;
 use crate::{gdb, memory, proc, selftest, telemetry, time};
 
@@ -39,7 +39,6 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         panic!("kernel heap: {why:?}");
     }
     gdb::init(opts.gdb_idle_s);
-    proc::init();
     cpu::enable_interrupts();
     kinfo!(
         "kernel up: {} regions, cmdline {:?}",
@@ -77,8 +76,14 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     }
     // The picture before any program runs, so a host can check that
     // everything the programs took came back.
+    // Only a kernel that runs programs makes its process table (after the
+    // self-tests, which check that the kernel heap ends as they found it).
+    let workload = opts.workload();
+    if workload != cmdline::Workload::None {
+        proc::init();
+    }
     telemetry::send(&KernelMsg::MemoryStats(memory::report::memory_stats()));
-    proc::workload::start(opts.workload());
+    proc::workload::start(workload);
     idle_loop()
 }
 

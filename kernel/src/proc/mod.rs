@@ -199,17 +199,29 @@ pub fn current_pid() -> u32 {
     TABLE.with(|t| t.current)
 }
 
+/// The kernel as a program (pid 0): no address space of its own, the
+/// kernel heap as its heap.
+fn kernel_process() -> Process {
+    let mut kernel = Process::new(KERNEL_PID, KERNEL_PID, "kernel");
+    kernel.name = Name::new("kernel").expect("a valid name");
+    kernel
+}
+
 /// Puts the kernel in the table as pid 0 and prepares the kernel-stack
-/// area.
+/// area; before this no program can start. A kernel that runs none never
+/// calls it, and lists only itself.
 pub fn init() {
     if let Err(e) = kstack::init() {
         panic!("kernel stack area: {e:?}");
     }
     TABLE.with(|t| {
-        let mut kernel = Process::new(KERNEL_PID, KERNEL_PID, "kernel");
-        kernel.name = Name::new("kernel").expect("a valid name");
-        t.procs.insert(KERNEL_PID, Box::new(kernel));
+        t.procs.insert(KERNEL_PID, Box::new(kernel_process()));
     });
+}
+
+/// Whether [`init`] ran.
+fn initialized() -> bool {
+    TABLE.with(|t| t.procs.contains_key(&KERNEL_PID))
 }
 
 fn spawn_event(pid: u32, parent: u32, name: &str) {
@@ -246,6 +258,9 @@ fn start_task(p: &mut Process, frame: &TrapFrame) -> Result<(), Errno> {
 
 /// Starts the built-in program `name` as a child of `parent`.
 pub fn spawn(name: &str, parent: u32) -> Result<u32, Errno> {
+    if !initialized() {
+        return Err(Errno::NoSys);
+    }
     let image_name = programs::names().find(|n| *n == name).ok_or(Errno::NoEnt)?;
     let image = programs::find(image_name).ok_or(Errno::NoEnt)?;
     let elf = ElfFile::parse(image).map_err(|e| {
@@ -516,18 +531,22 @@ fn kernel_row() -> ProgramMemory {
 /// `check_memory(pid)`, or of every program and the kernel for -1.
 pub fn check_memory(pid: i64) -> Result<Vec<ProgramMemory>, Errno> {
     TABLE.with(|t| {
-        let rows: Vec<ProgramMemory> = t
-            .iter()
-            .filter(|p| pid < 0 || i64::from(p.pid) == pid)
-            .filter(|p| !matches!(p.state, State::Zombie { .. }))
-            .map(|p| {
-                if p.pid == KERNEL_PID {
-                    kernel_row()
-                } else {
-                    p.memory.summary(p.mm.as_ref(), p.pid)
-                }
-            })
-            .collect();
+        let mut rows: Vec<ProgramMemory> = Vec::new();
+        if !t.procs.contains_key(&KERNEL_PID) && pid <= 0 {
+            rows.push(kernel_row());
+        }
+        rows.extend(
+            t.iter()
+                .filter(|p| pid < 0 || i64::from(p.pid) == pid)
+                .filter(|p| !matches!(p.state, State::Zombie { .. }))
+                .map(|p| {
+                    if p.pid == KERNEL_PID {
+                        kernel_row()
+                    } else {
+                        p.memory.summary(p.mm.as_ref(), p.pid)
+                    }
+                }),
+        );
         if rows.is_empty() && pid >= 0 {
             return Err(Errno::NoProcess);
         }

@@ -133,6 +133,9 @@ pub fn send_listing(pid: i64) {
     let mut msgs = Vec::new();
     let mut names = Vec::new();
     TABLE.with(|t| {
+        if !t.procs.contains_key(&KERNEL_PID) && pid <= 0 {
+            describe(&super::kernel_process(), &mut msgs, &mut names);
+        }
         for p in t.iter() {
             let wanted = pid < 0 || i64::from(p.pid) == pid;
             if wanted && !matches!(p.state, State::Zombie { .. }) {

@@ -412,6 +412,10 @@ fn errors(v: &mut Verdict) {
         v.expect(false, "kmalloc for the error cases");
         return;
     };
+    // The payload's old contents would otherwise decide what the heap
+    // reads where it looks for a header in front of an interior pointer.
+    // SAFETY: the 64 bytes were just handed out by kmalloc.
+    unsafe { p.as_ptr().write_bytes(0, 64) };
     // Invalid: a pointer into the middle of a live block.
     // SAFETY: 8 bytes into a 64-byte block: in bounds.
     let inside = unsafe { p.add(8) };
