@@ -205,6 +205,34 @@ fn check_memory_listing_matches_what_the_program_did() {
         .count();
     assert!(demand_faults <= 4);
 
+    // A walk of the program's first heap shows its three keyed blocks.
+    link.send(&HostMsg::HeapWalk {
+        pid: memtest.pid,
+        heap_id: 1,
+    });
+    let mut used = Vec::new();
+    let end = link.wait_for("HeapWalkEnd", DEADLINE, |m| match m {
+        KernelMsg::HeapBlock(b) if b.used => {
+            used.push((b.key, b.size));
+            None
+        }
+        KernelMsg::HeapWalkEnd(e) => Some(*e),
+        _ => None,
+    });
+    assert!(end.complete, "{end:?}");
+    used.sort();
+    assert_eq!(used, [(1, 100), (2, 200), (3, 300)]);
+    // A heap that does not exist: an empty, incomplete walk.
+    link.send(&HostMsg::HeapWalk {
+        pid: memtest.pid,
+        heap_id: 42,
+    });
+    let end = link.wait_for("HeapWalkEnd", DEADLINE, |m| match m {
+        KernelMsg::HeapWalkEnd(e) => Some(*e),
+        _ => None,
+    });
+    assert_eq!((end.blocks, end.complete), (0, false));
+
     // One program alone.
     let (total, one) = listing(&mut link, &mut seen, i64::from(memtest.pid));
     assert_eq!((total, one.len()), (1, 1));

@@ -153,6 +153,41 @@ fn send_kernel_heap_walk() {
     }));
 }
 
+/// Sends every block of heap `heap_id` of process `pid`, then
+/// `HeapWalkEnd` (with no blocks and `complete` false if there is no such
+/// heap). The process table is held for one batch at a time.
+fn send_process_heap_walk(pid: u32, heap_id: u32) {
+    let mut sent = 0u64;
+    let mut complete = true;
+    loop {
+        let batch = crate::proc::with_table(|t| {
+            let p = t.get(pid)?;
+            let mm = p.mm.as_ref()?;
+            p.memory
+                .walk_blocks(mm, pid, heap_id, sent as usize, WALK_BATCH)
+        });
+        let Some((blocks, intact)) = batch else {
+            complete = false;
+            break;
+        };
+        for block in &blocks {
+            telemetry::send_waiting(&KernelMsg::HeapBlock(*block));
+        }
+        sent += blocks.len() as u64;
+        complete &= intact;
+        if blocks.len() < WALK_BATCH || !intact {
+            break;
+        }
+    }
+    telemetry::send_waiting(&KernelMsg::HeapWalkEnd(HeapWalkEnd {
+        ts_us: time::uptime_us(),
+        pid,
+        heap_id,
+        blocks: sent,
+        complete,
+    }));
+}
+
 /// Answers the host's pending requests; called from thread context (the
 /// idle loop), never with a telemetry or memory lock held.
 pub fn serve_requests() {
@@ -173,14 +208,7 @@ pub fn serve_requests() {
         if (pid, heap_id) == (KERNEL_PID, 0) {
             send_kernel_heap_walk();
         } else {
-            // Only the kernel heap exists until processes do.
-            telemetry::send_waiting(&KernelMsg::HeapWalkEnd(HeapWalkEnd {
-                ts_us: time::uptime_us(),
-                pid,
-                heap_id,
-                blocks: 0,
-                complete: false,
-            }));
+            send_process_heap_walk(pid, heap_id);
         }
     }
 }
