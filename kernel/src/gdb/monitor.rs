@@ -12,12 +12,18 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 
 use super::memory;
 use super::target::Kernel;
+use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::RFLAGS_IF;
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
+use crate::memory::virt::DirectMap;
 use crate::memory::{phys, report};
 use crate::mm::frame::{FRAME_SIZE, Frame, PhysAddr};
 use crate::mm::heap::BlockState;
+use crate::mm::paging::{PageFlags, PageTable, USER_HALF_END, VirtAddr};
+use crate::proc::report::{try_listing, try_with_table, used_by_key};
+use crate::proc::{KERNEL_PID, Process};
+use probe_proto::KernelMsg;
 
 /// Heap blocks `monitor heap` lists.
 const HEAP_BLOCKS_SHOWN: usize = 16;
@@ -29,7 +35,15 @@ monitor commands of the in-kernel stub:
   check           frame-bitmap consistency and a kernel-heap check
   heap            kernel-heap statistics and its first blocks
   whatis ADDR     mapping, frame, owner and heap block of an address
-  loglevel N      telemetry log level (0 error .. 3 debug)";
+  loglevel N      telemetry log level (0 error .. 3 debug)
+  ps              programs with their heaps, sheds and resident pages
+  vmas PID        a process's VMAs, like /proc/PID/maps
+  ptdump [PID] [START END]
+                  page-table leaves (default: the user half of CR3)
+  leaks [PID]     blocks in use per heap and key (leaks if it ended now)";
+
+/// Leaves `monitor ptdump` lists before summing up the rest.
+const PTDUMP_LINES: usize = 200;
 
 /// Writes one line to gdb's console in a single packet.
 fn line(out: &mut ConsoleOutput<'_>, args: fmt::Arguments<'_>) {
@@ -211,6 +225,293 @@ fn whatis(out: &mut ConsoleOutput<'_>, addr: u64) {
     }
 }
 
+const TABLE_BUSY: &str = "the process table is locked by the stopped code; continue and retry";
+
+fn state_name(state: probe_proto::ProcState) -> &'static str {
+    use probe_proto::ProcState as S;
+    match state {
+        S::Kernel => "kernel",
+        S::Runnable => "runnable",
+        S::Sleeping => "sleeping",
+        S::Zombie => "zombie",
+    }
+}
+
+/// `ps`: the telemetry listing (`checkMemory` plus resident pages), one
+/// line per program.
+fn ps(out: &mut ConsoleOutput<'_>) {
+    let Some((msgs, names)) = try_listing(-1) else {
+        say!(out, "{TABLE_BUSY}");
+        return;
+    };
+    say!(
+        out,
+        "{:>5} {:<9} {:>5} {:>10} {:>10} {:>10} {:>5} {:>9} {:>8} NAME",
+        "PID",
+        "STATE",
+        "HEAPS",
+        "HEAP_SIZE",
+        "HEAP_USED",
+        "HEAP_FREE",
+        "SHEDS",
+        "SHED_SIZE",
+        "RESIDENT"
+    );
+    let infos = msgs.iter().filter_map(|m| match m {
+        KernelMsg::ProcessInfo(info) => Some(info),
+        _ => None,
+    });
+    for (info, name) in infos.zip(names.iter()) {
+        say!(
+            out,
+            "{:>5} {:<9} {:>5} {:>10} {:>10} {:>10} {:>5} {:>9} {:>8} {}",
+            info.pid,
+            state_name(info.state),
+            info.nr_heaps,
+            info.total_heap_size,
+            info.total_heap_used,
+            info.total_heap_free,
+            info.nr_sheds,
+            info.total_shed_size,
+            info.resident_frames,
+            name.as_str()
+        );
+    }
+}
+
+/// Parses a pid.
+fn parse_pid(out: &mut ConsoleOutput<'_>, word: &str) -> Option<u32> {
+    let pid = parse_number(word).and_then(|n| u32::try_from(n).ok());
+    if pid.is_none() {
+        say!(out, "{word:?} is not a pid");
+    }
+    pid
+}
+
+/// Runs `f` on process `pid`, answering an error if the table is busy or
+/// there is no such process.
+fn with_process(
+    out: &mut ConsoleOutput<'_>,
+    pid: u32,
+    f: impl FnOnce(&mut ConsoleOutput<'_>, &Process),
+) {
+    let found = try_with_table(|t| match t.get(pid) {
+        Some(p) => {
+            f(out, p);
+            true
+        }
+        None => false,
+    });
+    match found {
+        None => say!(out, "{TABLE_BUSY}"),
+        Some(false) => say!(out, "no process with pid {pid}"),
+        Some(true) => {}
+    }
+}
+
+fn vmas(out: &mut ConsoleOutput<'_>, pid: u32) {
+    with_process(out, pid, |out, p| {
+        let Some(mm) = p.mm.as_ref() else {
+            say!(
+                out,
+                "pid {pid} ({}) has no user address space",
+                p.name.as_str()
+            );
+            return;
+        };
+        for v in mm.vmas() {
+            let (start, end) = (v.start().as_u64(), v.end().as_u64());
+            let id = match v.kind() {
+                crate::mm::vma::VmaKind::Heap | crate::mm::vma::VmaKind::Shed => v.id(),
+                _ => 0,
+            };
+            let mut kind = LineBuf::new();
+            let _ = write!(kind, "{}", v.kind().name());
+            if id != 0 {
+                let _ = write!(kind, " {id}");
+            }
+            say!(
+                out,
+                "{start:016x}-{end:016x} {} {:<8} resident={}",
+                v.flags(),
+                kind.as_str(),
+                mm.resident_pages(start, end)
+            );
+        }
+    });
+}
+
+/// Short flag letters of a leaf: `r`/`w`, `u`ser or `k`ernel, `x` unless
+/// NX, then `g`lobal, `c`ow, `a`ccessed, `d`irty.
+fn leaf_flags(f: PageFlags) -> LineBuf {
+    let mut s = LineBuf::new();
+    for (on, c) in [
+        (true, 'r'),
+        (f.contains(PageFlags::WRITABLE), 'w'),
+        (!f.contains(PageFlags::NO_EXECUTE), 'x'),
+    ] {
+        let _ = s.write_char(if on { c } else { '-' });
+    }
+    let _ = s.write_char(if f.contains(PageFlags::USER) {
+        'u'
+    } else {
+        'k'
+    });
+    for (flag, c) in [
+        (PageFlags::GLOBAL, 'g'),
+        (PageFlags::COW, 'c'),
+        (PageFlags::ACCESSED, 'a'),
+        (PageFlags::DIRTY, 'd'),
+    ] {
+        if f.contains(flag) {
+            let _ = s.write_char(c);
+        }
+    }
+    s
+}
+
+fn dump_leaves(out: &mut ConsoleOutput<'_>, tables: &PageTable<DirectMap>, start: u64, last: u64) {
+    let mut more = 0u64;
+    let mut shown = 0usize;
+    for m in tables.mappings(VirtAddr::new(start)..=VirtAddr::new(last)) {
+        if shown == PTDUMP_LINES {
+            more += 1;
+            continue;
+        }
+        shown += 1;
+        let size = match m.size.bytes() {
+            b if b >= 1 << 30 => "1G",
+            b if b >= 1 << 21 => "2M",
+            _ => "4K",
+        };
+        say!(
+            out,
+            "{:016x} -> {:012x} {size} {} ({:#x})",
+            m.virt.as_u64(),
+            m.phys.as_u64(),
+            leaf_flags(m.flags).as_str(),
+            m.flags.bits()
+        );
+    }
+    if shown == 0 {
+        say!(out, "no leaves in {start:#x}..={last:#x}");
+    }
+    if more > 0 {
+        say!(out, "... {more} more");
+    }
+}
+
+/// A canonical address, or an error answer.
+fn parse_canonical(out: &mut ConsoleOutput<'_>, word: &str) -> Option<u64> {
+    match parse_number(word) {
+        Some(a) if VirtAddr::new_truncate(a).as_u64() == a => Some(a),
+        Some(a) => {
+            say!(out, "ptdump: {a:#x} is not a canonical address");
+            None
+        }
+        None => {
+            say!(out, "ptdump: {word:?} is not an address");
+            None
+        }
+    }
+}
+
+fn ptdump(out: &mut ConsoleOutput<'_>, args: &[&str]) {
+    let (pid, range) = match args {
+        [] => (None, None),
+        [pid] => (Some(*pid), None),
+        [start, end] => (None, Some((*start, *end))),
+        [pid, start, end] => (Some(*pid), Some((*start, *end))),
+        _ => {
+            say!(out, "usage: ptdump [PID] [START END]");
+            return;
+        }
+    };
+    let (start, last) = match range {
+        None => (0, USER_HALF_END - 1),
+        Some((s, e)) => {
+            let Some(start) = parse_canonical(out, s) else {
+                return;
+            };
+            let Some(end) = parse_number(e) else {
+                say!(out, "ptdump: {e:?} is not an address");
+                return;
+            };
+            if end <= start {
+                say!(out, "ptdump: empty range {start:#x}..{end:#x}");
+                return;
+            }
+            let last = end - 1;
+            if VirtAddr::new_truncate(last).as_u64() != last {
+                say!(out, "ptdump: {end:#x} ends in the non-canonical hole");
+                return;
+            }
+            (start, last)
+        }
+    };
+    match pid {
+        None => {
+            let root = Frame::containing_address(PhysAddr::new(cpu::current_page_table()));
+            dump_leaves(out, &PageTable::new(DirectMap, root), start, last);
+        }
+        Some(word) => {
+            let Some(pid) = parse_pid(out, word) else {
+                return;
+            };
+            with_process(out, pid, |out, p| match p.mm.as_ref() {
+                Some(mm) => dump_leaves(out, mm.space().tables(), start, last),
+                None => say!(
+                    out,
+                    "pid {pid} ({}) has no user address space",
+                    p.name.as_str()
+                ),
+            });
+        }
+    }
+}
+
+fn leaks_of(out: &mut ConsoleOutput<'_>, p: &Process) {
+    if p.pid == KERNEL_PID || p.mm.is_none() {
+        return;
+    }
+    let (usage, intact) = used_by_key(p);
+    say!(out, "pid {} ({}):", p.pid, p.name.as_str());
+    if usage.is_empty() {
+        say!(out, "  nothing in use");
+    }
+    for u in &usage {
+        say!(
+            out,
+            "  heap {} key {}: {} blocks, {} bytes, first at {:#x}",
+            u.heap_id,
+            u.key,
+            u.blocks,
+            u.bytes,
+            u.first_addr
+        );
+    }
+    if !intact {
+        say!(out, "  (a damaged block header cut the walk short)");
+    }
+}
+
+fn leaks(out: &mut ConsoleOutput<'_>, pid: Option<u32>) {
+    match pid {
+        Some(KERNEL_PID) => say!(out, "pid 0 is the kernel: see `monitor heap`"),
+        Some(pid) => with_process(out, pid, |out, p| {
+            if p.mm.is_none() {
+                say!(out, "pid {pid} ({}) has no heaps left", p.name.as_str());
+            }
+            leaks_of(out, p);
+        }),
+        None => {
+            if try_with_table(|t| t.iter().for_each(|p| leaks_of(out, p))).is_none() {
+                say!(out, "{TABLE_BUSY}");
+            }
+        }
+    }
+}
+
 impl MonitorCmd for Kernel {
     fn handle_monitor_cmd(
         &mut self,
@@ -221,7 +522,7 @@ impl MonitorCmd for Kernel {
         let cmd = core::str::from_utf8(cmd).unwrap_or("");
         let mut words = cmd.split_ascii_whitespace();
         let name = words.next().unwrap_or("help");
-        let needs_locks = matches!(name, "pmm" | "check" | "heap" | "whatis");
+        let needs_locks = matches!(name, "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks");
         if needs_locks && self.frame.rflags & RFLAGS_IF == 0 {
             say!(
                 out,
@@ -243,6 +544,30 @@ impl MonitorCmd for Kernel {
                 Some(addr) => whatis(out, addr),
                 None => say!(out, "whatis: {word:?} is not an address"),
             },
+            ("ps", _) => ps(out),
+            ("vmas", Some(word)) => {
+                if let Some(pid) = parse_pid(out, word) {
+                    vmas(out, pid);
+                }
+            }
+            ("ptdump", first) => {
+                // No allocation: `ptdump` and `vmas` work with interrupts off.
+                let mut args = [""; 4];
+                let mut n = 0;
+                for w in first.into_iter().chain(words) {
+                    if n < args.len() {
+                        args[n] = w;
+                    }
+                    n += 1;
+                }
+                ptdump(out, &args[..n.min(args.len())]);
+            }
+            ("leaks", None) => leaks(out, None),
+            ("leaks", Some(word)) => {
+                if let Some(pid) = parse_pid(out, word) {
+                    leaks(out, Some(pid));
+                }
+            }
             ("loglevel", Some(word)) => match word.parse::<u8>() {
                 Ok(level @ 0..=3) => {
                     crate::log::set_level(level);

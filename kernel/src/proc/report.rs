@@ -11,7 +11,7 @@ use probe_proto::{
 use crate::mm::vma::{VmFlags, VmaKind};
 use crate::{telemetry, time};
 
-use super::{KERNEL_PID, Process, State, TABLE};
+use super::{KERNEL_PID, Name, Process, State, TABLE, Table};
 
 /// `VM_*` bits as the protocol numbers them.
 pub fn wire_vm_flags(flags: VmFlags) -> u32 {
@@ -126,23 +126,28 @@ fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>, names: &mut Vec<supe
     out.extend(vmas.into_iter().map(KernelMsg::ProcessVma));
 }
 
+/// The messages of the listing of `pid` (or of every live program for -1),
+/// with the names the `ProcessInfo`s leave empty, in the same order.
+fn collect(t: &Table, pid: i64) -> (Vec<KernelMsg<'static>>, Vec<Name>) {
+    let mut msgs = Vec::new();
+    let mut names = Vec::new();
+    if !t.procs.contains_key(&KERNEL_PID) && pid <= 0 {
+        describe(&super::kernel_process(), &mut msgs, &mut names);
+    }
+    for p in t.iter() {
+        let wanted = pid < 0 || i64::from(p.pid) == pid;
+        if wanted && !matches!(p.state, State::Zombie { .. }) {
+            describe(p, &mut msgs, &mut names);
+        }
+    }
+    (msgs, names)
+}
+
 /// Sends the listing of `pid` (or of every live program for -1), then
 /// `ProcessListEnd`. The table is read under its lock into owned messages;
 /// sending (which may wait for the UART) happens after.
 pub fn send_listing(pid: i64) {
-    let mut msgs = Vec::new();
-    let mut names = Vec::new();
-    TABLE.with(|t| {
-        if !t.procs.contains_key(&KERNEL_PID) && pid <= 0 {
-            describe(&super::kernel_process(), &mut msgs, &mut names);
-        }
-        for p in t.iter() {
-            let wanted = pid < 0 || i64::from(p.pid) == pid;
-            if wanted && !matches!(p.state, State::Zombie { .. }) {
-                describe(p, &mut msgs, &mut names);
-            }
-        }
-    });
+    let (msgs, names) = TABLE.with(|t| collect(t, pid));
     let total_programs = names.len() as u32;
     let mut names = names.iter();
     for msg in &msgs {
@@ -163,4 +168,65 @@ pub fn send_listing(pid: i64) {
         total_programs,
         complete: true,
     }));
+}
+
+/// Runs `f` on the process table unless someone holds it: the debugger may
+/// have stopped the kernel inside the table's lock.
+pub fn try_with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+    TABLE.try_with(f)
+}
+
+/// What [`send_listing`] would send for `pid`, for other readers (the
+/// debugger's `monitor ps`): the messages and, in the same order, the names
+/// their `ProcessInfo`s leave empty. `None` if the table is held.
+pub fn try_listing(pid: i64) -> Option<(Vec<KernelMsg<'static>>, Vec<Name>)> {
+    TABLE.try_with(|t| collect(t, pid))
+}
+
+/// The blocks in use under one key in one heap: what would be reported as
+/// leaked if the process ended now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The heap.
+    pub heap_id: u32,
+    /// The allocation key.
+    pub key: u64,
+    /// Blocks in use under the key.
+    pub blocks: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The lowest payload address among them.
+    pub first_addr: u64,
+}
+
+/// Blocks in use per heap and key of `p`, by heap (in the process's order)
+/// then key; the flag is false if a damaged header cut a heap's walk short.
+pub fn used_by_key(p: &Process) -> (Vec<KeyUsage>, bool) {
+    let mut out = Vec::new();
+    let mut intact = true;
+    let Some(mm) = p.mm.as_ref() else {
+        return (out, intact);
+    };
+    for h in p.memory.heaps() {
+        let Some((blocks, whole)) = p.memory.walk_blocks(mm, p.pid, h.id, 0, usize::MAX) else {
+            continue;
+        };
+        intact &= whole;
+        let mut by_key: alloc::collections::BTreeMap<u64, KeyUsage> =
+            alloc::collections::BTreeMap::new();
+        for b in blocks.iter().filter(|b| b.used) {
+            let e = by_key.entry(b.key).or_insert(KeyUsage {
+                heap_id: h.id,
+                key: b.key,
+                blocks: 0,
+                bytes: 0,
+                first_addr: u64::MAX,
+            });
+            e.blocks += 1;
+            e.bytes += b.size;
+            e.first_addr = e.first_addr.min(b.addr);
+        }
+        out.extend(by_key.into_values());
+    }
+    (out, intact)
 }
