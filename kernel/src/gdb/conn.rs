@@ -1,5 +1,15 @@
 //! The debugger's byte link: COM2, polled while the kernel is stopped and
 //! read from its receive interrupt while it runs.
+//!
+//! Output leaves in bursts of the UART's FIFO depth: one wait for an empty
+//! transmitter, then up to [`BURST`] bytes written back to back. Under QEMU
+//! every port access is an exit and every byte written becomes a write on
+//! the host, so the link's cost is the port writes themselves; a status
+//! read per byte would nearly double it.
+//!
+//! Input while the kernel is stopped goes through [`Intercept`], which
+//! keeps the packets the stub answers itself (binary memory reads and the
+//! link benchmark, written with [`Reply`]) and gives gdbstub the rest.
 
 use core::convert::Infallible;
 
@@ -7,6 +17,10 @@ use gdbstub::conn::Connection;
 
 use crate::drivers::serial::{COM2_BASE, SerialPort};
 use crate::sync::IrqMutex;
+
+/// Depth of the 16550's transmit FIFO: the bytes that fit once the
+/// transmitter reports empty.
+pub const BURST: usize = 16;
 
 /// COM2; `None` until [`open`].
 static PORT: IrqMutex<Option<SerialPort>> = IrqMutex::new(None);
@@ -24,7 +38,7 @@ pub fn read_byte() -> Option<u8> {
     PORT.with(|port| port.as_mut()?.read_byte())
 }
 
-/// Writes all of `bytes`, waiting for the transmitter.
+/// Writes all of `bytes`, waiting for the transmitter once per burst.
 fn write_all(bytes: &[u8]) {
     PORT.with(|port| {
         if let Some(port) = port.as_mut() {
@@ -33,24 +47,538 @@ fn write_all(bytes: &[u8]) {
     });
 }
 
-/// The `gdbstub` connection over COM2. Writing waits for the UART; a port
-/// without a client (QEMU drops the bytes) never blocks.
-pub struct Com2;
+/// The `gdbstub` connection over COM2, and the stub's own replies: bytes
+/// gather into bursts; [`flush`](Connection::flush) sends what is left.
+/// Writing waits for the UART; a port without a client (QEMU drops the
+/// bytes) never blocks.
+pub struct Com2 {
+    pending: [u8; BURST],
+    len: usize,
+    splice: Splice,
+}
+
+/// Text spliced into the next reply gdbstub writes, before its `#`, and
+/// where that reply is.
+#[derive(Debug, Clone, Copy)]
+enum Splice {
+    Off,
+    /// Before the `#`.
+    Body(&'static [u8]),
+    /// The first checksum digit is next.
+    Sum1(&'static [u8]),
+    /// The second checksum digit is next; the first was this nibble.
+    Sum2(&'static [u8], u8),
+}
+
+impl Com2 {
+    /// Nothing pending.
+    pub const fn new() -> Self {
+        Self {
+            pending: [0; BURST],
+            len: 0,
+            splice: Splice::Off,
+        }
+    }
+
+    /// Makes the next reply gdbstub writes end with `extra` (plain text,
+    /// no `#`), its checksum corrected to match.
+    pub fn splice_into_next_reply(&mut self, extra: &'static [u8]) {
+        self.splice = Splice::Body(extra);
+    }
+
+    /// One byte of gdbstub's output while a splice is pending.
+    fn put_splicing(&mut self, byte: u8) {
+        match self.splice {
+            Splice::Off => self.put(byte),
+            Splice::Body(extra) if byte == b'#' => {
+                self.put_all(extra);
+                self.put(byte);
+                self.splice = Splice::Sum1(extra);
+            }
+            Splice::Body(_) => self.put(byte),
+            Splice::Sum1(extra) => self.splice = Splice::Sum2(extra, hex_digit(byte).unwrap_or(0)),
+            Splice::Sum2(extra, high) => {
+                let sum = (high << 4) | hex_digit(byte).unwrap_or(0);
+                let sum = extra.iter().fold(sum, |s, &b| s.wrapping_add(b));
+                self.put_all(&hex_byte(sum));
+                self.splice = Splice::Off;
+            }
+        }
+    }
+
+    fn send_pending(&mut self) {
+        if self.len > 0 {
+            write_all(&self.pending[..self.len]);
+            self.len = 0;
+        }
+    }
+
+    /// Queues `byte`; a full burst goes out.
+    #[inline]
+    pub fn put(&mut self, byte: u8) {
+        self.pending[self.len] = byte;
+        self.len += 1;
+        if self.len == BURST {
+            self.send_pending();
+        }
+    }
+
+    /// Queues `bytes`: whole bursts go straight to the port.
+    pub fn put_all(&mut self, mut bytes: &[u8]) {
+        if self.len > 0 {
+            let n = bytes.len().min(BURST - self.len);
+            self.pending[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+            self.len += n;
+            bytes = &bytes[n..];
+            if self.len < BURST {
+                return;
+            }
+            self.send_pending();
+        }
+        let whole = bytes.len() - bytes.len() % BURST;
+        if whole > 0 {
+            write_all(&bytes[..whole]);
+        }
+        let rest = &bytes[whole..];
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.len = rest.len();
+    }
+
+    /// Sends whatever is queued.
+    pub fn send(&mut self) {
+        self.send_pending();
+    }
+}
 
 impl Connection for Com2 {
     type Error = Infallible;
 
     fn write(&mut self, byte: u8) -> Result<(), Infallible> {
-        write_all(&[byte]);
+        if let Splice::Off = self.splice {
+            self.put(byte);
+        } else {
+            self.put_splicing(byte);
+        }
         Ok(())
     }
 
     fn write_all(&mut self, buf: &[u8]) -> Result<(), Infallible> {
-        write_all(buf);
+        if let Splice::Off = self.splice {
+            self.put_all(buf);
+        } else {
+            buf.iter().for_each(|&b| self.put_splicing(b));
+        }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), Infallible> {
+        self.send_pending();
         Ok(())
     }
+}
+
+/// One reply the stub writes itself: `$`, the payload, `#` and the
+/// checksum, with no run-length encoding.
+pub struct Reply<'a> {
+    com: &'a mut Com2,
+    sum: u8,
+}
+
+impl<'a> Reply<'a> {
+    /// Starts a reply packet.
+    pub fn start(com: &'a mut Com2) -> Self {
+        com.put(b'$');
+        Self { com, sum: 0 }
+    }
+
+    /// Payload bytes that need no escaping.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.sum = bytes.iter().fold(self.sum, |s, &b| s.wrapping_add(b));
+        self.com.put_all(bytes);
+    }
+
+    /// Payload bytes whose sum (mod 256) the caller already knows.
+    pub fn raw_summed(&mut self, bytes: &[u8], sum: u8) {
+        self.sum = self.sum.wrapping_add(sum);
+        self.com.put_all(bytes);
+    }
+
+    /// The first `len` bytes of `data` as binary payload: `#`, `$`, `}`
+    /// and `*` go as `}` and the byte XOR 0x20, the runs between them
+    /// unchanged. Bulk reads spend their time here, and the kernel is
+    /// usually an unoptimised build, so the scan takes a word (eight bytes)
+    /// per step with no calls: a word with none of the four is only added
+    /// to the checksum.
+    pub fn binary<const N: usize>(&mut self, data: &Words<N>, len: usize) {
+        let bytes = &data.bytes()[..len];
+        let words = &data.0[..len / 8];
+        let mut run = 0;
+        let mut sum = WordSum::new();
+        let mut k = 0;
+        while k < words.len() {
+            let word = words[k];
+            k += 1;
+            if !has_escaped(word) {
+                sum.add(word);
+                continue;
+            }
+            let k = k - 1;
+            for j in 0..8 {
+                let i = k * 8 + j;
+                let b = bytes[i];
+                if is_escaped(b) {
+                    self.raw_summed(&bytes[run..i], sum.take());
+                    self.raw(&[b'}', b ^ 0x20]);
+                    run = i + 1;
+                } else {
+                    sum.add_byte(b);
+                }
+            }
+        }
+        for i in len / 8 * 8..len {
+            let b = bytes[i];
+            if is_escaped(b) {
+                self.raw_summed(&bytes[run..i], sum.take());
+                self.raw(&[b'}', b ^ 0x20]);
+                run = i + 1;
+            } else {
+                sum.add_byte(b);
+            }
+        }
+        self.raw_summed(&bytes[run..], sum.take());
+    }
+
+    /// Ends the packet and sends everything queued.
+    pub fn finish(self) {
+        self.com.put(b'#');
+        self.com.put_all(&hex_byte(self.sum));
+        self.com.send();
+    }
+}
+
+/// Bytes held as words, so code can read them eight at a time by index.
+pub struct Words<const N: usize>(pub [u64; N]);
+
+impl<const N: usize> Words<N> {
+    /// Zeroed.
+    pub const fn new() -> Self {
+        Self([0; N])
+    }
+
+    /// The words' bytes, in memory order.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the words are initialised, any byte of them is a valid
+        // `u8`, `u8` needs no alignment, and the slice covers exactly the
+        // array for the lifetime of this shared borrow.
+        unsafe { core::slice::from_raw_parts(self.0.as_ptr().cast(), N * 8) }
+    }
+
+    /// The words' bytes, to fill.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`, and any bytes written make valid `u64`s;
+        // the exclusive borrow of the array is held by the slice.
+        unsafe { core::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), N * 8) }
+    }
+}
+
+/// Whether binary data must escape `b`.
+#[inline(always)]
+fn is_escaped(b: u8) -> bool {
+    matches!(b, b'#' | b'$' | b'}' | b'*')
+}
+
+/// Each of the four escaped bytes in every lane of a word.
+const ESCAPED_LANES: [u64; 4] = [
+    0x2323_2323_2323_2323, // '#'
+    0x2424_2424_2424_2424, // '$'
+    0x7d7d_7d7d_7d7d_7d7d, // '}'
+    0x2a2a_2a2a_2a2a_2a2a, // '*'
+];
+
+/// Whether any byte of `word` must be escaped: a byte equal to one of
+/// the four is zero after the XOR, and a lane is zero exactly when adding
+/// 0x7f to its low seven bits and OR-ing in the lane leaves its high bit
+/// clear (no lane carries into the next, so nothing overflows).
+#[inline(always)]
+fn has_escaped(word: u64) -> bool {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // Written out: a closure would be a call per use in a debug build.
+    let [a, b, c, d] = [
+        word ^ ESCAPED_LANES[0],
+        word ^ ESCAPED_LANES[1],
+        word ^ ESCAPED_LANES[2],
+        word ^ ESCAPED_LANES[3],
+    ];
+    let nonzero = (((a & LOW7) + LOW7) | a)
+        & (((b & LOW7) + LOW7) | b)
+        & (((c & LOW7) + LOW7) | c)
+        & (((d & LOW7) + LOW7) | d);
+    // A lane whose high bit is clear here was zero in one of the four.
+    nonzero | LOW7 != u64::MAX
+}
+
+/// A byte sum (mod 256) taken eight bytes at a time: the even and odd
+/// bytes of each word add into four 16-bit lanes, folded before they can
+/// overflow.
+struct WordSum {
+    lanes: u64,
+    words: u32,
+    sum: u8,
+}
+
+impl WordSum {
+    /// Words whose lanes (at most 2 * 255 each) fit 16 bits.
+    const FOLD_EVERY: u32 = 128;
+    const EVEN: u64 = 0x00ff_00ff_00ff_00ff;
+
+    fn new() -> Self {
+        Self {
+            lanes: 0,
+            words: 0,
+            sum: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, word: u64) {
+        self.lanes += (word & Self::EVEN) + ((word >> 8) & Self::EVEN);
+        self.words += 1;
+        if self.words == Self::FOLD_EVERY {
+            self.fold();
+        }
+    }
+
+    /// Counts as a word: a byte adds less to a lane than a word does.
+    #[inline(always)]
+    fn add_byte(&mut self, b: u8) {
+        self.lanes += b as u64;
+        self.words += 1;
+        if self.words == Self::FOLD_EVERY {
+            self.fold();
+        }
+    }
+
+    fn fold(&mut self) {
+        let l = self.lanes;
+        let lanes = (l & 0xffff) + ((l >> 16) & 0xffff) + ((l >> 32) & 0xffff) + (l >> 48);
+        self.sum = self.sum.wrapping_add(lanes as u8);
+        self.lanes = 0;
+        self.words = 0;
+    }
+
+    /// The sum so far; starts again from zero.
+    fn take(&mut self) -> u8 {
+        self.fold();
+        core::mem::replace(&mut self.sum, 0)
+    }
+}
+
+/// Sends one complete reply packet with `payload`.
+pub fn reply(com: &mut Com2, payload: &[u8]) {
+    let mut r = Reply::start(com);
+    r.raw(payload);
+    r.finish();
+}
+
+/// Body of the binary memory read the stub answers itself (gdbstub 0.7
+/// has no `x`): `xADDR,LEN`, sent by gdb 16 and later once the stub
+/// advertises `binary-upload+`.
+pub const READ_BINARY: &[u8] = b"x";
+/// Body of the link benchmark: `qkernel.blast:LEN` answers LEN filler
+/// bytes as fast as the transmit path goes.
+pub const BLAST: &[u8] = b"qkernel.blast:";
+/// gdbstub answers `qSupported`; its reply gets [`SUPPORTED_EXTRA`].
+const SUPPORTED: &[u8] = b"qSupported";
+/// Features appended to gdbstub's `qSupported` reply.
+pub const SUPPORTED_EXTRA: &[u8] = b";binary-upload+";
+/// Longest body of a packet the stub answers itself.
+const OWN_MAX: usize = 64;
+/// Longest packet head held back before gdbstub sees it.
+const HEAD_MAX: usize = 1 + max_len(&[READ_BINARY, BLAST, SUPPORTED]);
+
+const fn max_len(words: &[&[u8]]) -> usize {
+    let mut max = 0;
+    let mut i = 0;
+    while i < words.len() {
+        if words[i].len() > max {
+            max = words[i].len();
+        }
+        i += 1;
+    }
+    max
+}
+
+/// Where the receiver is in the byte stream; gdbstub's own receiver goes
+/// through the same states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RxState {
+    /// Between packets: acks, Ctrl-C, or a `$`.
+    Between,
+    /// After `$`: the head is held until it says whose packet this is.
+    Head,
+    /// In a packet for gdbstub, before its `#`.
+    Pass,
+    /// In a packet for gdbstub: checksum digits still to come.
+    PassSum(u8),
+    /// In a packet the stub answers itself, before its `#`.
+    Own,
+    /// In a packet the stub answers itself: checksum digits still to come.
+    OwnSum(u8),
+}
+
+/// What the stopped kernel does with a received byte; see
+/// [`Intercept::accept`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rx<'a> {
+    /// Nothing yet.
+    Hold,
+    /// Bytes for gdbstub, in order.
+    Pass(&'a [u8]),
+    /// Bytes for gdbstub that start `qSupported`: its reply must also
+    /// carry [`SUPPORTED_EXTRA`].
+    PassSupported(&'a [u8]),
+    /// A whole packet for the stub itself: its body, and whether it fit
+    /// and its checksum matched.
+    Own { body: &'a [u8], intact: bool },
+}
+
+/// Sorts the packets that reach the stopped kernel into those `gdbstub`
+/// answers and those the stub answers itself ([`READ_BINARY`], [`BLAST`]),
+/// holding back at most the few bytes of a packet's head that decide it.
+pub struct Intercept {
+    state: RxState,
+    /// `$` and the head, while undecided.
+    head: [u8; HEAD_MAX + 1],
+    head_len: usize,
+    /// The body of an own packet.
+    body: [u8; OWN_MAX],
+    body_len: usize,
+    overflow: bool,
+    /// Checksum digits received.
+    digits: [u8; 2],
+}
+
+impl Intercept {
+    /// Between packets.
+    pub const fn new() -> Self {
+        Self {
+            state: RxState::Between,
+            head: [0; HEAD_MAX + 1],
+            head_len: 0,
+            body: [0; OWN_MAX],
+            body_len: 0,
+            overflow: false,
+            digits: [0; 2],
+        }
+    }
+
+    /// Takes the next received byte.
+    pub fn accept(&mut self, byte: u8) -> Rx<'_> {
+        match self.state {
+            RxState::Between if byte == b'$' => {
+                self.state = RxState::Head;
+                self.head[0] = byte;
+                self.head_len = 1;
+                Rx::Hold
+            }
+            RxState::Between | RxState::Pass | RxState::PassSum(_) => {
+                self.state = pass_state(self.state, byte);
+                self.head[0] = byte;
+                Rx::Pass(&self.head[..1])
+            }
+            RxState::Head => self.head_byte(byte),
+            RxState::Own => {
+                if byte == b'#' {
+                    self.state = RxState::OwnSum(0);
+                } else if self.body_len < OWN_MAX {
+                    self.body[self.body_len] = byte;
+                    self.body_len += 1;
+                } else {
+                    self.overflow = true;
+                }
+                Rx::Hold
+            }
+            RxState::OwnSum(n) => {
+                self.digits[usize::from(n)] = byte;
+                if n == 0 {
+                    self.state = RxState::OwnSum(1);
+                    return Rx::Hold;
+                }
+                self.state = RxState::Between;
+                let body = &self.body[..self.body_len];
+                let sum = body.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+                let intact = !self.overflow && parse_hex_byte(self.digits) == Some(sum);
+                Rx::Own { body, intact }
+            }
+        }
+    }
+
+    fn head_byte(&mut self, byte: u8) -> Rx<'_> {
+        self.head[self.head_len] = byte;
+        self.head_len += 1;
+        let head = &self.head[1..self.head_len];
+        if head == READ_BINARY || head == BLAST {
+            self.state = RxState::Own;
+            self.body[..head.len()].copy_from_slice(head);
+            self.body_len = head.len();
+            self.overflow = false;
+            return Rx::Hold;
+        }
+        let undecided = [READ_BINARY, BLAST, SUPPORTED]
+            .iter()
+            .any(|own| own.len() > head.len() && own.starts_with(head));
+        if undecided {
+            return Rx::Hold;
+        }
+        // gdbstub's: replay what was held, tracking where it ends.
+        let mut state = RxState::Pass;
+        for &b in &self.head[1..self.head_len] {
+            state = pass_state(state, b);
+        }
+        self.state = state;
+        let held = &self.head[..self.head_len];
+        if held[1..] == *SUPPORTED {
+            Rx::PassSupported(held)
+        } else {
+            Rx::Pass(held)
+        }
+    }
+}
+
+/// The receiver's state after `byte` of a packet that goes to gdbstub.
+fn pass_state(state: RxState, byte: u8) -> RxState {
+    match state {
+        RxState::Pass if byte == b'#' => RxState::PassSum(2),
+        RxState::PassSum(2) => RxState::PassSum(1),
+        RxState::PassSum(_) => RxState::Between,
+        other => other,
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn hex_byte(n: u8) -> [u8; 2] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    [DIGITS[usize::from(n >> 4)], DIGITS[usize::from(n & 0xf)]]
+}
+
+fn parse_hex_byte(digits: [u8; 2]) -> Option<u8> {
+    Some((hex_digit(digits[0])? << 4) | hex_digit(digits[1])?)
+}
+
+/// A hex number of at most 16 digits.
+pub fn parse_hex(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 16 {
+        return None;
+    }
+    digits
+        .iter()
+        .try_fold(0u64, |n, &c| Some((n << 4) | u64::from(hex_digit(c)?)))
 }

@@ -6,11 +6,25 @@
 //! physical bytes, itself checked to be mapped. An unmapped address is an
 //! error, never a fault; read-only kernel text is written through its
 //! writable alias, which is how software breakpoints are planted.
+//!
+//! [`regions`] tells gdb where memory may be read (its memory map).
 
 use crate::arch::x86_64::{cpu, phys_to_virt};
 use crate::memory::virt::DirectMap;
 use crate::mm::frame::{Frame, PhysAddr};
-use crate::mm::paging::{Mapping, PageFlags, PageTable, VirtAddr};
+use crate::mm::paging::{
+    KERNEL_HALF_START, Mapping, PageFlags, PageTable, USER_HALF_END, VirtAddr,
+};
+
+unsafe extern "C" {
+    static __kernel_text_start: u8;
+    static __kernel_text_end: u8;
+    static __kernel_rodata_end: u8;
+}
+
+/// Most regions [`regions`] reports; past that, the last one spans the
+/// rest of the kernel half's mappings, gaps included.
+pub const MAX_REGIONS: usize = 64;
 
 /// The tables loaded in CR3, read through the direct map.
 fn live_tables() -> PageTable<DirectMap> {
@@ -100,4 +114,49 @@ pub fn write(addr: u64, data: &[u8]) -> Result<(), Inaccessible> {
         done += n;
     }
     Ok(())
+}
+
+/// The ranges gdb may read, as `(start, length)` in address order, at most
+/// [`MAX_REGIONS`]:
+///
+/// - the user half, whole: whichever process is selected, each access is
+///   checked against its tables;
+/// - every run of consecutive present pages in the kernel half as the live
+///   tables hold them now: the direct map of RAM, the kernel heap as far as
+///   it has grown, kernel stacks, and the image, split into text, rodata
+///   and data (the boot stack's guard page splits data).
+///
+/// gdb reads the map once per connection and refuses addresses outside
+/// it, so kernel memory mapped after gdb attached (heap growth, new kernel
+/// stacks) is readable after reconnecting. The walk reads the tables
+/// without their lock, like every access here.
+pub fn regions(mut visit: impl FnMut(u64, u64)) {
+    visit(0, USER_HALF_END);
+    let mut emitted = 1;
+    // Linker symbols: only their addresses mean anything.
+    let splits = [
+        &raw const __kernel_text_start as u64,
+        &raw const __kernel_text_end as u64,
+        &raw const __kernel_rodata_end as u64,
+    ];
+    let tables = live_tables();
+    let mut run: Option<(u64, u64)> = None;
+    for leaf in tables.mappings(VirtAddr::new(KERNEL_HALF_START)..) {
+        let start = leaf.virt.as_u64();
+        let end = start.saturating_add(leaf.size.bytes());
+        run = Some(match run {
+            None => (start, end),
+            Some((first, last)) if last == start && !splits.contains(&start) => (first, end),
+            // No slot left: the last region grows over the gap.
+            Some((first, _)) if emitted + 1 == MAX_REGIONS => (first, end),
+            Some((first, last)) => {
+                visit(first, last - first);
+                emitted += 1;
+                (start, end)
+            }
+        });
+    }
+    if let Some((first, last)) = run {
+        visit(first, last - first);
+    }
 }

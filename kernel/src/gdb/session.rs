@@ -9,6 +9,12 @@
 //! ends on detach or kill, when a new gdb connects (a `$` while running),
 //! or after the link has been silent for the idle timeout while stopped
 //! (gdb was killed): breakpoints are lifted and the kernel runs on.
+//!
+//! While stopped, received bytes pass through [`Intercept`] first: it
+//! hands gdbstub its packets and keeps those the stub answers itself
+//! (`x`, the binary memory read gdbstub 0.7 lacks, and `qkernel.blast`,
+//! the link benchmark), and marks `qSupported` so its reply also
+//! advertises `binary-upload+`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,7 +23,7 @@ use gdbstub::stub::state_machine::GdbStubStateMachine;
 use gdbstub::stub::{DisconnectReason, GdbStubBuilder, SingleThreadStopReason};
 use spin::Mutex;
 
-use super::conn::{self, Com2};
+use super::conn::{self, Com2, Intercept, Reply, Rx, Words};
 use super::debugreg::{DebugRegs, Kind};
 use super::note;
 use super::target::Kernel;
@@ -29,8 +35,15 @@ type Machine = GdbStubStateMachine<'static, Kernel, Com2>;
 type StopReason = SingleThreadStopReason<u64>;
 
 /// Bytes of the packet buffer, advertised to gdb as `PacketSize`: one
-/// `m` request reads up to half of it (the reply is hex).
+/// `m` request reads up to half of it (the reply is hex), one `x` request
+/// all of it.
 const PACKET_BYTES: usize = 0x4000;
+/// Most bytes of memory one `x` reply carries.
+const READ_BINARY_MAX: usize = PACKET_BYTES;
+/// Bytes of memory copied per page-table check while answering `x`.
+const READ_CHUNK: usize = 1024;
+/// Most filler bytes one `qkernel.blast` reply carries.
+const BLAST_MAX: u64 = 16 << 20;
 /// DR6 "single step" status bit.
 const DR6_BS: u64 = 1 << 14;
 
@@ -40,6 +53,7 @@ static mut PACKET_BUFFER: [u8; PACKET_BYTES] = [0; PACKET_BYTES];
 struct Session {
     machine: Option<Machine>,
     target: Kernel,
+    rx: Intercept,
 }
 
 /// Taken only from trap context (interrupts off) and only with `try_lock`:
@@ -48,6 +62,7 @@ struct Session {
 static SESSION: Mutex<Session> = Mutex::new(Session {
     machine: None,
     target: Kernel::new(),
+    rx: Intercept::new(),
 });
 
 /// Silence (ms) after which a stopped session is given up; 0 = never.
@@ -67,7 +82,7 @@ fn new_machine(session: &mut Session) -> Option<Machine> {
     // at the end of the previous session, or never made), so the reference
     // created here is the only live one.
     let buffer: &'static mut [u8] = unsafe { &mut *buffer };
-    let stub = GdbStubBuilder::new(Com2)
+    let stub = GdbStubBuilder::new(Com2::new())
         .with_packet_buffer(buffer)
         .build()
         .ok()?;
@@ -91,10 +106,172 @@ fn advance<E: core::fmt::Debug>(session: &mut Session, step: Result<Machine, E>)
     }
 }
 
-/// Ends the session: breakpoints lifted, stepping off, machine dropped.
+/// Ends the session: what is queued for gdb sent, breakpoints lifted,
+/// stepping off, machine dropped.
 fn end(session: &mut Session) {
+    if let Some(m) = session.machine.as_mut() {
+        conn_of(m).send();
+    }
     session.machine = None;
+    session.rx = Intercept::new();
     session.target.forget_session();
+}
+
+/// The machine's connection, whatever its state.
+fn conn_of(machine: &mut Machine) -> &mut Com2 {
+    match machine {
+        GdbStubStateMachine::Idle(m) => m.borrow_conn(),
+        GdbStubStateMachine::Running(m) => m.borrow_conn(),
+        GdbStubStateMachine::CtrlCInterrupt(m) => m.borrow_conn(),
+        GdbStubStateMachine::Disconnected(m) => m.borrow_conn(),
+    }
+}
+
+/// Takes one byte received while stopped: gdbstub's packets go to the
+/// machine, the stub's own are answered here.
+fn receive(session: &mut Session, byte: u8) {
+    let Session {
+        machine,
+        target,
+        rx,
+    } = session;
+    let ok = match rx.accept(byte) {
+        Rx::Hold => true,
+        Rx::Pass(bytes) => feed(machine, target, bytes),
+        Rx::PassSupported(bytes) => {
+            if let Some(m) = machine.as_mut() {
+                conn_of(m).splice_into_next_reply(conn::SUPPORTED_EXTRA);
+            }
+            feed(machine, target, bytes)
+        }
+        Rx::Own { body, intact } => {
+            if let Some(GdbStubStateMachine::Idle(m)) = machine.as_mut() {
+                answer_own(m.borrow_conn(), target, body, intact);
+            }
+            true
+        }
+    };
+    if !ok {
+        end(session);
+    }
+}
+
+/// Gives `bytes` to the stopped machine, in order; false if it failed.
+fn feed(machine: &mut Option<Machine>, target: &mut Kernel, bytes: &[u8]) -> bool {
+    for &byte in bytes {
+        match machine.take() {
+            Some(GdbStubStateMachine::Idle(m)) => match m.incoming_data(target, byte) {
+                Ok(next) => *machine = Some(next),
+                Err(e) => {
+                    note(format_args!("session failed: {e:?}"));
+                    return false;
+                }
+            },
+            // Only a packet's last byte moves the machine on, and held
+            // bytes never include it.
+            other => {
+                *machine = other;
+                break;
+            }
+        }
+    }
+    true
+}
+
+/// Answers a packet the stub handles itself. Acks stay on for the whole
+/// session (see `Kernel::use_no_ack_mode`).
+fn answer_own(com: &mut Com2, target: &mut Kernel, body: &[u8], intact: bool) {
+    if !intact {
+        com.put(b'-');
+        com.send();
+        return;
+    }
+    com.put(b'+');
+    if let Some(args) = body.strip_prefix(conn::READ_BINARY) {
+        read_binary(com, target, args);
+    } else if let Some(args) = body.strip_prefix(conn::BLAST) {
+        blast(com, args);
+    }
+}
+
+/// `xADDR,LEN`: `b` and the bytes, escaped, up to the first inaccessible
+/// one; `E0e` if the first is; `OK` for a length of 0 (how LLDB probes for
+/// the packet).
+fn read_binary(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
+    let mut fields = args.split(|&b| b == b',');
+    let (Some(addr), Some(len), None) = (
+        fields.next().and_then(conn::parse_hex),
+        fields.next().and_then(conn::parse_hex),
+        fields.next(),
+    ) else {
+        return conn::reply(com, b"E01");
+    };
+    if len == 0 {
+        return conn::reply(com, b"OK");
+    }
+    let len = len.min(READ_BINARY_MAX as u64) as usize;
+    let mut chunk = Words::<{ READ_CHUNK / 8 }>::new();
+    let mut n = target.read_memory(addr, &mut chunk.bytes_mut()[..len.min(READ_CHUNK)]);
+    if n == 0 {
+        return conn::reply(com, b"E0e");
+    }
+    let mut reply = Reply::start(com);
+    reply.raw(b"b");
+    let mut done = 0;
+    loop {
+        reply.binary(&chunk, n);
+        done += n;
+        if done == len || n < READ_CHUNK {
+            break;
+        }
+        let want = (len - done).min(READ_CHUNK);
+        n = target.read_memory(
+            addr.wrapping_add(done as u64),
+            &mut chunk.bytes_mut()[..want],
+        );
+        if n == 0 {
+            break;
+        }
+    }
+    reply.finish();
+}
+
+/// Filler for `qkernel.blast`: printable, nothing to escape.
+const FILLER: [u8; 256] = {
+    let mut f = [0u8; 256];
+    let mut i = 0;
+    while i < f.len() {
+        f[i] = b'a' + (i % 26) as u8;
+        i += 1;
+    }
+    f
+};
+/// The sum of [`FILLER`] mod 256.
+const FILLER_SUM: u8 = {
+    let mut sum = 0u8;
+    let mut i = 0;
+    while i < FILLER.len() {
+        sum = sum.wrapping_add(FILLER[i]);
+        i += 1;
+    }
+    sum
+};
+
+/// `qkernel.blast:LEN`: a reply of LEN filler bytes written as fast as the
+/// transmit path goes, with no work per byte: the link's ceiling, which
+/// the benchmark compares memory reads against.
+fn blast(com: &mut Com2, args: &[u8]) {
+    let Some(len) = conn::parse_hex(args) else {
+        return conn::reply(com, b"E01");
+    };
+    let mut left = len.min(BLAST_MAX) as usize;
+    let mut reply = Reply::start(com);
+    while left >= FILLER.len() {
+        reply.raw_summed(&FILLER, FILLER_SUM);
+        left -= FILLER.len();
+    }
+    reply.raw(&FILLER[..left]);
+    reply.finish();
 }
 
 /// Counts PIT periods while interrupts are off.
@@ -137,7 +314,9 @@ fn stop_loop(session: &mut Session) {
     loop {
         match session.machine.take() {
             None => return,
-            Some(GdbStubStateMachine::Running(m)) => {
+            Some(GdbStubStateMachine::Running(mut m)) => {
+                // The ack of the resuming packet is the last output.
+                m.borrow_conn().send();
                 session.machine = Some(m.into());
                 session.target.prepare_resume();
                 return;
@@ -146,22 +325,24 @@ fn stop_loop(session: &mut Session) {
                 let step = m.interrupt_handled(&mut session.target, None::<StopReason>);
                 advance(session, step);
             }
-            Some(GdbStubStateMachine::Disconnected(m)) => {
+            Some(GdbStubStateMachine::Disconnected(mut m)) => {
                 let how = match m.get_reason() {
                     DisconnectReason::Kill => "killed",
                     _ => "detached",
                 };
+                m.borrow_conn().send();
                 note(format_args!("debugger {how}; resuming"));
                 end(session);
                 return;
             }
-            Some(GdbStubStateMachine::Idle(m)) => match conn::read_byte() {
+            Some(GdbStubStateMachine::Idle(mut m)) => match conn::read_byte() {
                 Some(byte) => {
                     clock.reset();
-                    let step = m.incoming_data(&mut session.target, byte);
-                    advance(session, step);
+                    session.machine = Some(m.into());
+                    receive(session, byte);
                 }
                 None => {
+                    m.borrow_conn().send();
                     session.machine = Some(m.into());
                     if clock.expired() {
                         note(format_args!("debugger silent; ending the session"));
@@ -212,9 +393,8 @@ pub fn on_com2_interrupt(frame: &mut TrapFrame) {
                     end(session);
                 }
                 session.machine = new_machine(session);
-                if let Some(GdbStubStateMachine::Idle(m)) = session.machine.take() {
-                    let step = m.incoming_data(&mut session.target, byte);
-                    advance(session, step);
+                if session.machine.is_some() {
+                    receive(session, byte);
                 }
                 session.machine.is_some()
             }

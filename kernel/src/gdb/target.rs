@@ -1,7 +1,9 @@
 //! The kernel as a `gdbstub` target: one thread whose registers are the
 //! trapped frame, memory checked against the page tables, software
 //! breakpoints, single-step, and hardware breakpoints and watchpoints in the
-//! debug registers.
+//! debug registers, and a memory map of what gdb may read.
+
+use core::fmt::{self, Write};
 
 use gdbstub::common::Signal;
 use gdbstub::target::ext::base::BaseOps;
@@ -13,6 +15,7 @@ use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
     SwBreakpoint, SwBreakpointOps, WatchKind,
 };
+use gdbstub::target::ext::memory_map::{MemoryMap, MemoryMapOps};
 use gdbstub::target::ext::monitor_cmd::MonitorCmdOps;
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
@@ -83,6 +86,13 @@ impl Kernel {
         }
     }
 
+    /// Copies memory at `addr` into `out` up to the first inaccessible
+    /// byte; returns how many bytes were copied. Every read gdb makes
+    /// (`m` through gdbstub, `x` through the stub) comes here.
+    pub fn read_memory(&mut self, addr: u64, out: &mut [u8]) -> usize {
+        memory::read(addr, out)
+    }
+
     /// Whether the stub planted an `int3` at `addr`.
     pub fn planted_at(&self, addr: u64) -> bool {
         self.planted.iter().flatten().any(|p| p.addr == addr)
@@ -135,6 +145,10 @@ impl Target for Kernel {
         Some(self)
     }
 
+    fn support_memory_map(&mut self) -> Option<MemoryMapOps<'_, Self>> {
+        Some(self)
+    }
+
     // Acks stay on: a session may end (detach, idle timeout) while gdb
     // believes otherwise, and a fresh stub always starts in ack mode.
     fn use_no_ack_mode(&self) -> bool {
@@ -175,7 +189,7 @@ impl SingleThreadBase for Kernel {
     }
 
     fn read_addrs(&mut self, start_addr: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
-        match memory::read(start_addr, data) {
+        match self.read_memory(start_addr, data) {
             0 if !data.is_empty() => Err(TargetError::NonFatal),
             n => Ok(n),
         }
@@ -283,5 +297,62 @@ impl SwBreakpoint for Kernel {
             return Ok(false);
         };
         Ok(memory::write(p.addr, &[p.saved]).is_ok())
+    }
+}
+
+/// What [`MemoryMap::memory_map_xml`] writes before the regions.
+const MAP_HEAD: &str = concat!(
+    r#"<?xml version="1.0"?>"#,
+    r#"<!DOCTYPE memory-map PUBLIC "+//IDN gnu.org//DTD GDB Memory Map V1.0//EN" "#,
+    r#""http://sourceware.org/gdb/gdb-memory-map.dtd">"#,
+    "<memory-map>\n",
+);
+
+/// A `fmt::Write` that keeps only the bytes at `offset..` of what is
+/// written, as many as fit in `out`: gdb reads the map in pieces, and each
+/// piece is formatted afresh with no buffer for the whole.
+struct Window<'a> {
+    out: &'a mut [u8],
+    /// Bytes still to skip before `out` starts filling.
+    skip: u64,
+    filled: usize,
+}
+
+impl Write for Window<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut bytes = s.as_bytes();
+        let skipped = self.skip.min(bytes.len() as u64);
+        self.skip -= skipped;
+        bytes = &bytes[skipped as usize..];
+        let n = bytes.len().min(self.out.len() - self.filled);
+        self.out[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+        self.filled += n;
+        Ok(())
+    }
+}
+
+impl MemoryMap for Kernel {
+    /// Every region of [`memory::regions`] as `ram`.
+    fn memory_map_xml(
+        &self,
+        offset: u64,
+        length: usize,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let room = length.min(buf.len());
+        let mut out = Window {
+            out: &mut buf[..room],
+            skip: offset,
+            filled: 0,
+        };
+        let _ = out.write_str(MAP_HEAD);
+        memory::regions(|start, length| {
+            let _ = writeln!(
+                out,
+                r#"<memory type="ram" start="{start:#x}" length="{length:#x}"/>"#
+            );
+        });
+        let _ = out.write_str("</memory-map>\n");
+        Ok(out.filled)
     }
 }
