@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{FrameDecoder, HostMsg, KernelMsg, encode_frame};
 
+pub mod rsp;
+
 /// How long any single condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 

@@ -2,13 +2,15 @@
 //! registers, memory checked against the page tables (compared with what
 //! QEMU's own stub reads in the same run), breakpoints and single-step,
 //! hardware breakpoints and watchpoints, `monitor` commands, detach and re-attach, and a debugger that dies while
-//! the kernel is stopped.
+//! the kernel is stopped; the memory map gdb gets, and (below gdb 13, which
+//! cannot send them) the stub's binary reads.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use probe_proto::KernelMsg;
+use systest::rsp::Rsp;
 use systest::{ChildGuard, DEADLINE, Qemu, QemuConfig, Telemetry, free_port, kernel_elf, run_gdb};
 
 /// A kernel symbol whose bytes do not change after boot: the IDT.
@@ -361,4 +363,163 @@ fn monitor_commands_answer_and_agree_with_telemetry() {
     ] {
         assert!(out.contains(needle), "no {needle:?} in:\n{out}");
     }
+}
+
+/// Where the direct map of RAM starts.
+const DIRECT_MAP: u64 = 0xffff_8000_0000_0000;
+/// Where the kernel heap starts.
+const KERNEL_HEAP: u64 = 0xffff_c000_0000_0000;
+/// Where the user half ends.
+const USER_HALF_END: u64 = 0x8000_0000_0000;
+
+/// The `(low, high)` rows of `info mem` (`NUM y LOW HIGH attributes`).
+fn info_mem_rows(out: &str) -> Vec<(u64, u64)> {
+    out.lines()
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            fields.next()?.parse::<u32>().ok()?;
+            if fields.next()? != "y" {
+                return None;
+            }
+            let mut hex = fields
+                .filter_map(|w| w.strip_prefix("0x"))
+                .map(|h| u64::from_str_radix(h, 16).ok());
+            Some((hex.next()??, hex.next()??))
+        })
+        .collect()
+}
+
+#[test]
+fn info_mem_lists_the_user_half_the_direct_map_the_heap_and_the_image() {
+    let (qemu, mut link) = boot("gdb-memmap", "", vec![]);
+    let out = run_gdb(&attach(
+        &qemu,
+        &[
+            "x/1gx &kernel::time::TICKS",
+            "set language c",
+            "info mem",
+            "p/x (long)&__kernel_text_start",
+            "p/x (long)&__kernel_text_end",
+            "x/4gx 0x1000",
+            "x/2gx 0xffff900000000000",
+        ],
+    ));
+    assert!(
+        out.contains("Using memory regions provided by the target."),
+        "{out}"
+    );
+    let rows = info_mem_rows(&out);
+    let text: Vec<u64> = printed_values(&out)
+        .iter()
+        .filter_map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+        .collect();
+    assert_eq!(text.len(), 2, "text bounds:\n{out}");
+    let ram = u64::from(QemuConfig::default().mem_mib) << 20;
+    for (row, what) in [
+        ((0, USER_HALF_END), "the user half"),
+        ((DIRECT_MAP, DIRECT_MAP + ram), "the direct map of all RAM"),
+        ((text[0], text[1]), "kernel text"),
+    ] {
+        assert!(rows.contains(&row), "no row for {what} {row:#x?}:\n{out}");
+    }
+    let heap = rows
+        .iter()
+        .find(|r| r.0 == KERNEL_HEAP)
+        .unwrap_or_else(|| panic!("no kernel heap row:\n{out}"));
+    assert!(heap.1 - heap.0 >= 64 * 1024, "heap row {heap:#x?}");
+    assert!(
+        rows.windows(2).all(|w| w[0].1 <= w[1].0),
+        "rows overlap: {rows:#x?}"
+    );
+    // Reads inside the map still work; outside it gdb refuses by itself.
+    assert!(!words(&out, "TICKS").is_empty(), "{out}");
+    for addr in ["0x1000", "0xffff900000000000"] {
+        assert!(
+            out.contains(&format!("Cannot access memory at address {addr}")),
+            "{addr}:\n{out}"
+        );
+    }
+    heartbeat_after(&mut link, ticks_in(&out) * 1000);
+}
+
+/// `(start, length)` of each `<memory>` element of a memory-map document.
+fn map_regions(xml: &str) -> Vec<(u64, u64)> {
+    let attr = |element: &str, name: &str| -> Option<u64> {
+        let value = element
+            .split(&format!("{name}=\"0x"))
+            .nth(1)?
+            .split('"')
+            .next()?;
+        u64::from_str_radix(value, 16).ok()
+    };
+    xml.split("<memory ")
+        .skip(1)
+        .filter_map(|e| Some((attr(e, "start")?, attr(e, "length")?)))
+        .collect()
+}
+
+#[test]
+fn binary_reads_equal_hex_reads_and_stop_where_memory_ends() {
+    let (qemu, mut link) = boot("gdb-binary", "", vec![]);
+    let mut stub = Rsp::connect(qemu.com2_port.expect("COM2"));
+    let (features, packet_size) = stub.handshake();
+    for feature in [
+        "binary-upload+",
+        "qXfer:memory-map:read+",
+        "PacketSize=4000",
+    ] {
+        assert!(features.contains(feature), "no {feature} in {features}");
+    }
+    assert!(stub.command(b"?").starts_with(b"T"));
+    // In small pieces, so each is formatted from an offset.
+    let map = stub.read_xfer("memory-map", 0x80);
+    let regions = map_regions(&map);
+    let text = regions
+        .iter()
+        .find(|r| r.0 >= 0xffff_ffff_8000_0000)
+        .unwrap_or_else(|| panic!("no image region in {map}"))
+        .0;
+    let direct = regions
+        .iter()
+        .find(|r| r.0 == DIRECT_MAP)
+        .unwrap_or_else(|| panic!("no direct map in {map}"));
+
+    // 64 KiB of text: binary and hex agree, escapes included.
+    let len = 64 * 1024;
+    let mut binary = Vec::new();
+    while binary.len() < len {
+        let at = text + binary.len() as u64;
+        let n = packet_size.min(len - binary.len());
+        binary.extend(stub.read_binary(at, n).expect("x of kernel text"));
+    }
+    let mut hex = Vec::new();
+    while hex.len() < len {
+        let at = text + hex.len() as u64;
+        let n = (packet_size / 2).min(len - hex.len());
+        hex.extend(stub.read_hex(at, n).expect("m of kernel text"));
+    }
+    assert_eq!(binary.len(), len);
+    assert!(binary == hex, "x and m read different text");
+    let escaped = binary.iter().filter(|b| b"#$}*".contains(b)).count();
+    assert!(escaped > 0, "no byte of the text needed escaping");
+
+    // A read across the end of RAM stops there; one outside is an error.
+    let end = direct.0 + direct.1;
+    let tail = stub
+        .read_binary(end - 0x100, 0x200)
+        .expect("x up to the end");
+    assert_eq!(tail.len(), 0x100, "x stops at the end of the direct map");
+    assert_eq!(stub.read_hex(end - 0x100, 0x100), Ok(tail));
+    assert!(stub.read_binary(end, 0x10).is_err(), "x beyond RAM");
+    assert!(stub.read_binary(0x1000, 0x10).is_err(), "x of page 1");
+    assert_eq!(stub.command(b"x1000,0"), b"OK");
+    // The link benchmark's filler.
+    let filler = stub.command(b"qkernel.blast:100");
+    assert_eq!(filler.len(), 0x100);
+    assert!(filler.iter().all(u8::is_ascii_lowercase));
+
+    assert_eq!(stub.command(b"D"), b"OK");
+    drop(stub);
+    heartbeat_after(&mut link, 0);
+    assert!(qemu.debug_log().contains("[gdb] debugger detached"));
 }
