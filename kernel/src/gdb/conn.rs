@@ -2,10 +2,12 @@
 //! read from its receive interrupt while it runs.
 //!
 //! Output leaves in bursts of the UART's FIFO depth: one wait for an empty
-//! transmitter, then up to [`BURST`] bytes written back to back. Under QEMU
-//! every port access is an exit and every byte written becomes a write on
-//! the host, so the link's cost is the port writes themselves; a status
-//! read per byte would nearly double it.
+//! transmitter, then up to 16 bytes written back to back (the driver's
+//! `write_all`). Under QEMU every port access is an exit and every byte
+//! written becomes a write on the host, so the link's cost is the port
+//! writes themselves; a status read per byte would nearly double it.
+//! Bytes are gathered [`GATHER`] at a time so the port is locked once
+//! per many bursts, not per byte.
 //!
 //! Input while the kernel is stopped goes through [`Intercept`], which
 //! keeps the packets the stub answers itself (binary memory reads and the
@@ -18,9 +20,8 @@ use gdbstub::conn::Connection;
 use crate::drivers::serial::{COM2_BASE, SerialPort};
 use crate::sync::IrqMutex;
 
-/// Depth of the 16550's transmit FIFO: the bytes that fit once the
-/// transmitter reports empty.
-pub const BURST: usize = 16;
+/// Bytes gathered before they go to the port: sixteen FIFO bursts.
+pub const GATHER: usize = 256;
 
 /// COM2; `None` until [`open`].
 static PORT: IrqMutex<Option<SerialPort>> = IrqMutex::new(None);
@@ -52,7 +53,7 @@ fn write_all(bytes: &[u8]) {
 /// Writing waits for the UART; a port without a client (QEMU drops the
 /// bytes) never blocks.
 pub struct Com2 {
-    pending: [u8; BURST],
+    pending: [u8; GATHER],
     len: usize,
     splice: Splice,
 }
@@ -74,7 +75,7 @@ impl Com2 {
     /// Nothing pending.
     pub const fn new() -> Self {
         Self {
-            pending: [0; BURST],
+            pending: [0; GATHER],
             len: 0,
             splice: Splice::Off,
         }
@@ -113,35 +114,33 @@ impl Com2 {
         }
     }
 
-    /// Queues `byte`; a full burst goes out.
+    /// Queues `byte`; a full buffer goes out.
     #[inline]
     pub fn put(&mut self, byte: u8) {
         self.pending[self.len] = byte;
         self.len += 1;
-        if self.len == BURST {
+        if self.len == GATHER {
             self.send_pending();
         }
     }
 
-    /// Queues `bytes`: whole bursts go straight to the port.
-    pub fn put_all(&mut self, mut bytes: &[u8]) {
-        if self.len > 0 {
-            let n = bytes.len().min(BURST - self.len);
-            self.pending[self.len..self.len + n].copy_from_slice(&bytes[..n]);
-            self.len += n;
-            bytes = &bytes[n..];
-            if self.len < BURST {
-                return;
-            }
+    /// Queues `bytes`; a full buffer goes out, and so does a slice too
+    /// big to gather, straight from where it is.
+    pub fn put_all(&mut self, bytes: &[u8]) {
+        if bytes.len() < GATHER - self.len {
+            self.pending[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else if bytes.len() < GATHER {
+            let (now, later) = bytes.split_at(GATHER - self.len);
+            self.pending[self.len..].copy_from_slice(now);
+            self.len = GATHER;
             self.send_pending();
+            self.pending[..later.len()].copy_from_slice(later);
+            self.len = later.len();
+        } else {
+            self.send_pending();
+            write_all(bytes);
         }
-        let whole = bytes.len() - bytes.len() % BURST;
-        if whole > 0 {
-            write_all(&bytes[..whole]);
-        }
-        let rest = &bytes[whole..];
-        self.pending[..rest.len()].copy_from_slice(rest);
-        self.len = rest.len();
     }
 
     /// Sends whatever is queued.
