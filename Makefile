@@ -73,8 +73,8 @@ gdb-stub: deps kernel
 test: deps kernel
 	KERNEL_ELF=$(abspath $(KERNEL_ELF)) $(CARGO) test --workspace
 
-bench: toolchain
-	$(CARGO) bench -p bench
+bench: deps kernel
+	KERNEL_ELF=$(abspath $(KERNEL_ELF)) $(CARGO) bench -p bench
 
 fmt: toolchain
 	$(CARGO) fmt --all
