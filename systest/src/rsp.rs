@@ -43,6 +43,26 @@ impl Rsp {
         self.stream.write_all(&packet).expect("send packet");
     }
 
+    /// Sends `bytes` as they are: a hand-made (or broken) packet.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// The next byte received, outside any packet: an ack (`+`) or a
+    /// request to send again (`-`).
+    pub fn recv_byte(&mut self) -> u8 {
+        while self.buf.is_empty() {
+            let mut chunk = [0u8; 256];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("the stub closed the connection"),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("no byte: {e}"),
+            }
+        }
+        self.buf.remove(0)
+    }
+
     /// The next packet's payload as sent (escapes and runs left in), its
     /// checksum checked; acked.
     pub fn recv(&mut self) -> Vec<u8> {

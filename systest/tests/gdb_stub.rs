@@ -513,6 +513,11 @@ fn binary_reads_equal_hex_reads_and_stop_where_memory_ends() {
     assert!(stub.read_binary(end, 0x10).is_err(), "x beyond RAM");
     assert!(stub.read_binary(0x1000, 0x10).is_err(), "x of page 1");
     assert_eq!(stub.command(b"x1000,0"), b"OK");
+    // A broken packet is asked for again; one too long to parse is an error.
+    stub.send_raw(b"$x1000,10#00");
+    assert_eq!(stub.recv_byte(), b'-', "a bad checksum is refused");
+    let long = format!("x{},10", "0".repeat(80));
+    assert_eq!(stub.command(long.as_bytes()), b"E01");
     // The link benchmark's filler.
     let filler = stub.command(b"qkernel.blast:100");
     assert_eq!(filler.len(), 0x100);

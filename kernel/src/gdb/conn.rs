@@ -436,9 +436,12 @@ pub enum Rx<'a> {
     /// Bytes for gdbstub that start `qSupported`: its reply must also
     /// carry [`SUPPORTED_EXTRA`].
     PassSupported(&'a [u8]),
-    /// A whole packet for the stub itself: its body, and whether it fit
-    /// and its checksum matched.
-    Own { body: &'a [u8], intact: bool },
+    /// A whole packet for the stub itself: its body (`None` if it was too
+    /// long to keep), and whether its checksum matched.
+    Own {
+        body: Option<&'a [u8]>,
+        checksum_ok: bool,
+    },
 }
 
 /// Sorts the packets that reach the stopped kernel into those `gdbstub`
@@ -453,6 +456,8 @@ pub struct Intercept {
     body: [u8; OWN_MAX],
     body_len: usize,
     overflow: bool,
+    /// Sum of the own packet's body bytes, kept or not.
+    sum: u8,
     /// Checksum digits received.
     digits: [u8; 2],
 }
@@ -467,6 +472,7 @@ impl Intercept {
             body: [0; OWN_MAX],
             body_len: 0,
             overflow: false,
+            sum: 0,
             digits: [0; 2],
         }
     }
@@ -489,7 +495,10 @@ impl Intercept {
             RxState::Own => {
                 if byte == b'#' {
                     self.state = RxState::OwnSum(0);
-                } else if self.body_len < OWN_MAX {
+                    return Rx::Hold;
+                }
+                self.sum = self.sum.wrapping_add(byte);
+                if self.body_len < OWN_MAX {
                     self.body[self.body_len] = byte;
                     self.body_len += 1;
                 } else {
@@ -504,10 +513,10 @@ impl Intercept {
                     return Rx::Hold;
                 }
                 self.state = RxState::Between;
-                let body = &self.body[..self.body_len];
-                let sum = body.iter().fold(0u8, |s, &b| s.wrapping_add(b));
-                let intact = !self.overflow && parse_hex_byte(self.digits) == Some(sum);
-                Rx::Own { body, intact }
+                Rx::Own {
+                    body: (!self.overflow).then_some(&self.body[..self.body_len]),
+                    checksum_ok: parse_hex_byte(self.digits) == Some(self.sum),
+                }
             }
         }
     }
@@ -521,6 +530,7 @@ impl Intercept {
             self.body[..head.len()].copy_from_slice(head);
             self.body_len = head.len();
             self.overflow = false;
+            self.sum = head.iter().fold(0u8, |s, &b| s.wrapping_add(b));
             return Rx::Hold;
         }
         let undecided = [READ_BINARY, BLAST, SUPPORTED]

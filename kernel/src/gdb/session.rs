@@ -144,9 +144,9 @@ fn receive(session: &mut Session, byte: u8) {
             }
             feed(machine, target, bytes)
         }
-        Rx::Own { body, intact } => {
+        Rx::Own { body, checksum_ok } => {
             if let Some(GdbStubStateMachine::Idle(m)) = machine.as_mut() {
-                answer_own(m.borrow_conn(), target, body, intact);
+                answer_own(m.borrow_conn(), target, body, checksum_ok);
             }
             true
         }
@@ -178,15 +178,19 @@ fn feed(machine: &mut Option<Machine>, target: &mut Kernel, bytes: &[u8]) -> boo
     true
 }
 
-/// Answers a packet the stub handles itself. Acks stay on for the whole
-/// session (see `Kernel::use_no_ack_mode`).
-fn answer_own(com: &mut Com2, target: &mut Kernel, body: &[u8], intact: bool) {
-    if !intact {
+/// Answers a packet the stub handles itself: a bad checksum asks gdb to
+/// send it again; one too long to be any of them is an error. Acks stay on
+/// for the whole session (see `Kernel::use_no_ack_mode`).
+fn answer_own(com: &mut Com2, target: &mut Kernel, body: Option<&[u8]>, checksum_ok: bool) {
+    if !checksum_ok {
         com.put(b'-');
         com.send();
         return;
     }
     com.put(b'+');
+    let Some(body) = body else {
+        return conn::reply(com, b"E01");
+    };
     if let Some(args) = body.strip_prefix(conn::READ_BINARY) {
         read_binary(com, target, args);
     } else if let Some(args) = body.strip_prefix(conn::BLAST) {
