@@ -69,6 +69,21 @@ pub struct ProcMemory {
     sheds: Vec<Shed>,
 }
 
+/// Blocks in use under one key of one heap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// The heap.
+    pub heap_id: u32,
+    /// The allocation key.
+    pub key: u64,
+    /// Blocks in use under the key.
+    pub blocks: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The lowest payload address among them.
+    pub first_addr: u64,
+}
+
 /// What a heap's teardown found still allocated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Leaks {
@@ -370,7 +385,7 @@ impl ProcMemory {
     }
 
     /// Totals in the `checkMemory` shape.
-    pub fn summary(&self, mm: Option<&MmStruct>, pid: u32) -> ProgramMemory {
+    pub fn summary(&self, pid: u32) -> ProgramMemory {
         let mut row = ProgramMemory {
             pid,
             nr_heaps: self.heaps.len() as u32,
@@ -378,7 +393,7 @@ impl ProcMemory {
             ..ProgramMemory::default()
         };
         for h in &self.heaps {
-            let used = h.used_bytes(mm);
+            let used = h.used_bytes();
             row.total_heap_size += h.size;
             row.total_heap_used += used;
             row.total_heap_free += h.size - used;
@@ -390,8 +405,38 @@ impl ProcMemory {
 
 impl ProcHeap {
     /// Payload bytes in use (from the heap's counters; no memory read).
-    pub fn used_bytes(&self, _mm: Option<&MmStruct>) -> u64 {
+    pub fn used_bytes(&self) -> u64 {
         self.heap.used_bytes() as u64
+    }
+
+    /// Blocks in use per key, by key, read in `mm`'s space: what would be
+    /// reported as leaks if the heap went away now. The flag is false if a
+    /// damaged header cut the walk short.
+    pub fn used_by_key(&self, mm: &MmStruct) -> (Vec<KeyUsage>, bool) {
+        let mut by_key: BTreeMap<u64, KeyUsage> = BTreeMap::new();
+        let mut intact = true;
+        mm.space().with_active(|| {
+            for block in self.heap.walk() {
+                let Ok(block) = block else {
+                    intact = false;
+                    break;
+                };
+                if block.state != BlockState::Used {
+                    continue;
+                }
+                let e = by_key.entry(block.tag.key).or_insert(KeyUsage {
+                    heap_id: self.id,
+                    key: block.tag.key,
+                    blocks: 0,
+                    bytes: 0,
+                    first_addr: u64::MAX,
+                });
+                e.blocks += 1;
+                e.bytes += block.requested as u64;
+                e.first_addr = e.first_addr.min(block.payload as u64);
+            }
+        });
+        (by_key.into_values().collect(), intact)
     }
 
     /// Blocks in use and the largest free payload, read in `mm`'s space.
@@ -503,32 +548,28 @@ fn drop_heap(mm: &mut MmStruct, pid: u32, heap: ProcHeap) -> Leaks {
 
 /// Sends one `Leak` per key still allocated in `heap`.
 fn report_heap_leaks(mm: &MmStruct, pid: u32, heap: &ProcHeap) -> Leaks {
-    let mut by_key: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
-    mm.space().with_active(|| {
-        for block in heap.heap.walk().map_while(Result::ok) {
-            if block.state == BlockState::Used {
-                let e = by_key.entry(block.tag.key).or_insert((0, 0, u64::MAX));
-                e.0 += 1;
-                e.1 += block.requested as u64;
-                e.2 = e.2.min(block.payload as u64);
-            }
-        }
-    });
+    let (usage, _) = heap.used_by_key(mm);
     let mut leaks = Leaks::default();
-    for (key, (blocks, bytes, first_addr)) in by_key {
-        leaks += Leaks { blocks, bytes };
+    for u in usage {
+        leaks += Leaks {
+            blocks: u.blocks,
+            bytes: u.bytes,
+        };
         kwarn!(
-            "pid {pid} heap {}: leaked {blocks} blocks ({bytes} bytes) with key {key}",
-            heap.id
+            "pid {pid} heap {}: leaked {} blocks ({} bytes) with key {}",
+            heap.id,
+            u.blocks,
+            u.bytes,
+            u.key
         );
         telemetry::send(&KernelMsg::Leak(Leak {
             ts_us: time::uptime_us(),
             pid,
             heap_id: heap.id,
-            key,
-            blocks,
-            bytes,
-            first_addr,
+            key: u.key,
+            blocks: u.blocks,
+            bytes: u.bytes,
+            first_addr: u.first_addr,
         }));
     }
     leaks

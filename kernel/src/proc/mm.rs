@@ -327,10 +327,18 @@ impl MmStruct {
     }
 
     /// Unmaps `[start, end)` page by page, releasing the frames.
+    /// Walks the tables for what is mapped, so a huge, mostly empty range
+    /// costs what is in it, not a step per page.
     fn unmap_pages(&mut self, start: u64, end: u64) -> u64 {
+        let mapped: alloc::vec::Vec<VirtAddr> = self
+            .space
+            .tables()
+            .mappings(VirtAddr::new(start)..VirtAddr::new(end))
+            .map(|m| m.virt)
+            .collect();
         let mut freed = 0;
-        for va in (start..end).step_by(PAGE as usize) {
-            if let Ok(frame) = self.space.unmap_page(VirtAddr::new(va)) {
+        for va in mapped {
+            if let Ok(frame) = self.space.unmap_page(va) {
                 freed += u64::from(frames::release(frame));
             }
         }
@@ -385,26 +393,11 @@ impl MmStruct {
         }) {
             return Err(Errno::Invalid);
         }
-        let mut pieces = [(0u64, 0u64); 8];
-        let mut n = 0;
-        let mut more = false;
         self.vmas
-            .remove_range(VirtAddr::new(addr), VirtAddr::new(end), |piece| {
-                if n < pieces.len() {
-                    pieces[n] = (piece.start().as_u64(), piece.end().as_u64());
-                    n += 1;
-                } else {
-                    more = true;
-                }
-            })
+            .remove_range(VirtAddr::new(addr), VirtAddr::new(end), |_| {})
             .map_err(vma_errno)?;
-        if more {
-            self.unmap_pages(addr, end);
-        } else {
-            for &(s, e) in &pieces[..n] {
-                self.unmap_pages(s, e);
-            }
-        }
+        // Only pages of the VMAs just removed can be mapped in the range.
+        self.unmap_pages(addr, end);
         Ok(())
     }
 

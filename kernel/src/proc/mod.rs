@@ -543,7 +543,7 @@ pub fn check_memory(pid: i64) -> Result<Vec<ProgramMemory>, Errno> {
                     if p.pid == KERNEL_PID {
                         kernel_row()
                     } else {
-                        p.memory.summary(p.mm.as_ref(), p.pid)
+                        p.memory.summary(p.pid)
                     }
                 }),
         );

@@ -11,6 +11,8 @@ use probe_proto::{
 use crate::mm::vma::{VmFlags, VmaKind};
 use crate::{telemetry, time};
 
+pub use super::memory::KeyUsage;
+
 use super::{KERNEL_PID, Name, Process, State, TABLE, Table};
 
 /// `VM_*` bits as the protocol numbers them.
@@ -68,7 +70,7 @@ fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>, names: &mut Vec<supe
         });
     } else if let Some(mm) = p.mm.as_ref() {
         for h in p.memory.heaps() {
-            let used = h.used_bytes(Some(mm));
+            let used = h.used_bytes();
             let (used_blocks, largest_free) = h.detail(mm);
             heaps.push(ProcessHeap {
                 pid,
@@ -183,50 +185,17 @@ pub fn try_listing(pid: i64) -> Option<(Vec<KernelMsg<'static>>, Vec<Name>)> {
     TABLE.try_with(|t| collect(t, pid))
 }
 
-/// The blocks in use under one key in one heap: what would be reported as
-/// leaked if the process ended now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyUsage {
-    /// The heap.
-    pub heap_id: u32,
-    /// The allocation key.
-    pub key: u64,
-    /// Blocks in use under the key.
-    pub blocks: u64,
-    /// Their payload bytes.
-    pub bytes: u64,
-    /// The lowest payload address among them.
-    pub first_addr: u64,
-}
-
 /// Blocks in use per heap and key of `p`, by heap (in the process's order)
 /// then key; the flag is false if a damaged header cut a heap's walk short.
 pub fn used_by_key(p: &Process) -> (Vec<KeyUsage>, bool) {
     let mut out = Vec::new();
     let mut intact = true;
-    let Some(mm) = p.mm.as_ref() else {
-        return (out, intact);
-    };
-    for h in p.memory.heaps() {
-        let Some((blocks, whole)) = p.memory.walk_blocks(mm, p.pid, h.id, 0, usize::MAX) else {
-            continue;
-        };
-        intact &= whole;
-        let mut by_key: alloc::collections::BTreeMap<u64, KeyUsage> =
-            alloc::collections::BTreeMap::new();
-        for b in blocks.iter().filter(|b| b.used) {
-            let e = by_key.entry(b.key).or_insert(KeyUsage {
-                heap_id: h.id,
-                key: b.key,
-                blocks: 0,
-                bytes: 0,
-                first_addr: u64::MAX,
-            });
-            e.blocks += 1;
-            e.bytes += b.size;
-            e.first_addr = e.first_addr.min(b.addr);
+    if let Some(mm) = p.mm.as_ref() {
+        for h in p.memory.heaps() {
+            let (usage, whole) = h.used_by_key(mm);
+            intact &= whole;
+            out.extend(usage);
         }
-        out.extend(by_key.into_values());
     }
     (out, intact)
 }
