@@ -421,3 +421,47 @@ pub fn run_gdb(commands: &[String]) -> String {
     let _ = std::fs::remove_dir_all(&dir);
     text
 }
+
+/// The mmtop binary cargo built next to this test (`cargo test --workspace`
+/// builds it).
+pub fn mmtop_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let bin = dir.join("mmtop");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace` (or `cargo build -p mmtop`)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs mmtop with `args` to completion (killed by PID if it outlives
+/// [`DEADLINE`]); returns its exit code, stdout and stderr.
+pub fn run_mmtop(args: &[&str]) -> (i32, String, String) {
+    let dir = scratch_dir("mmtop");
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    let child = Command::new(mmtop_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).expect("create mmtop's stdout file"))
+        .stderr(std::fs::File::create(&err).expect("create mmtop's stderr file"))
+        .spawn()
+        .expect("start mmtop");
+    let mut guard = ChildGuard(child);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("poll mmtop") {
+            break status;
+        }
+        assert!(start.elapsed() < DEADLINE, "mmtop did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p| std::fs::read_to_string(p).unwrap_or_default();
+    let result = (status.code().unwrap_or(-1), read(&out), read(&err));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

@@ -1,52 +1,7 @@
 //! `mmtop` against the real kernel, the way `make run` uses it: QEMU's
 //! guest runs before mmtop attaches, and mmtop must still show the `Hello`.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use systest::{ChildGuard, Com1, DEADLINE, Qemu, QemuConfig};
-
-/// The mmtop binary cargo built next to this test.
-fn mmtop_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = dir.join("mmtop");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo test --workspace`",
-        bin.display()
-    );
-    bin
-}
-
-fn run_mmtop(args: &[&str]) -> (i32, String, String) {
-    let dir = systest::scratch_dir("mmtop");
-    let (out, err) = (dir.join("out"), dir.join("err"));
-    let child = Command::new(mmtop_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("start mmtop");
-    let mut guard = ChildGuard(child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < DEADLINE, "mmtop did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |p| std::fs::read_to_string(p).unwrap_or_default();
-    let result = (status.code().unwrap_or(-1), read(&out), read(&err));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
+use systest::{Com1, Qemu, QemuConfig, run_mmtop};
 
 #[test]
 fn mmtop_log_attached_late_shows_hello_memory_map_and_heartbeat() {

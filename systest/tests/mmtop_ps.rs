@@ -3,58 +3,14 @@
 //! the program made them.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use probe_proto::KernelMsg;
 use serde_json::Value;
-use systest::{ChildGuard, Com1, DEADLINE, Qemu, QemuConfig};
+use systest::{Com1, Qemu, QemuConfig, run_mmtop};
 
 /// How long `memtest` may take to get ready once the kernel runs.
 const READY_WITHIN: Duration = Duration::from_secs(20);
-
-/// The mmtop binary cargo built next to this test.
-fn mmtop_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>");
-    let bin = dir.join("mmtop");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo test --workspace` (or `cargo build -p mmtop`)",
-        bin.display()
-    );
-    bin
-}
-
-/// Runs mmtop to completion; returns its exit code, stdout and stderr.
-fn run_mmtop(args: &[&str]) -> (i32, String, String) {
-    let dir = systest::scratch_dir("mmtop-ps");
-    let (out, err) = (dir.join("out"), dir.join("err"));
-    let child = Command::new(mmtop_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("start mmtop");
-    let mut guard = ChildGuard(child);
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < DEADLINE, "mmtop did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |p| std::fs::read_to_string(p).unwrap_or_default();
-    let result = (status.code().unwrap_or(-1), read(&out), read(&err));
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
 
 /// What `memtest` said about itself before `memtest: ready`.
 #[derive(Debug, Default)]
