@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 /// The programs the kernel spawns by name.
-const REQUIRED: [&str; 13] = [
+const REQUIRED: [&str; 14] = [
     "worker",
     "leaker",
     "fragmenter",
@@ -25,6 +25,7 @@ const REQUIRED: [&str; 13] = [
     "cowtest",
     "demandtest",
     "stacktest",
+    "twins",
 ];
 
 /// Where the images are linked.

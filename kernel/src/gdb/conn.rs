@@ -15,6 +15,7 @@
 
 use core::convert::Infallible;
 
+use gdbstub::common::Tid;
 use gdbstub::conn::Connection;
 
 use crate::drivers::serial::{COM2_BASE, SerialPort};
@@ -388,12 +389,17 @@ pub const READ_BINARY: &[u8] = b"x";
 pub const BLAST: &[u8] = b"qkernel.blast:";
 /// gdbstub answers `qSupported`; its reply gets [`SUPPORTED_EXTRA`].
 const SUPPORTED: &[u8] = b"qSupported";
+/// gdbstub answers `Hg` (select the thread for registers and memory);
+/// the stub notes the choice too (see [`Intercept::take_selection`]).
+const SELECT: &[u8] = b"Hg";
+/// Longest thread id of an `Hg` packet kept (`p` pid `.` tid, in hex).
+const SELECT_MAX: usize = 40;
 /// Features appended to gdbstub's `qSupported` reply.
 pub const SUPPORTED_EXTRA: &[u8] = b";binary-upload+";
 /// Longest body of a packet the stub answers itself.
 const OWN_MAX: usize = 64;
 /// Longest packet head held back before gdbstub sees it.
-const HEAD_MAX: usize = 1 + max_len(&[READ_BINARY, BLAST, SUPPORTED]);
+const HEAD_MAX: usize = 1 + max_len(&[READ_BINARY, BLAST, SUPPORTED, SELECT]);
 
 const fn max_len(words: &[&[u8]]) -> usize {
     let mut max = 0;
@@ -460,6 +466,10 @@ pub struct Intercept {
     sum: u8,
     /// Checksum digits received.
     digits: [u8; 2],
+    /// In an `Hg` packet: its thread id is kept in `body` as it passes.
+    tapping: bool,
+    /// An `Hg` packet has passed whole; its id is in `body`.
+    selection: bool,
 }
 
 impl Intercept {
@@ -474,7 +484,16 @@ impl Intercept {
             overflow: false,
             sum: 0,
             digits: [0; 2],
+            tapping: false,
+            selection: false,
         }
+    }
+
+    /// The thread id of the `Hg` packet that was just passed to gdbstub,
+    /// once; `None` if there was none (or its id was too long to keep).
+    pub fn take_selection(&mut self) -> Option<&[u8]> {
+        let whole = core::mem::take(&mut self.selection) && !self.overflow;
+        whole.then_some(&self.body[..self.body_len])
     }
 
     /// Takes the next received byte.
@@ -487,6 +506,9 @@ impl Intercept {
                 Rx::Hold
             }
             RxState::Between | RxState::Pass | RxState::PassSum(_) => {
+                if self.tapping {
+                    self.tap(byte);
+                }
                 self.state = pass_state(self.state, byte);
                 self.head[0] = byte;
                 Rx::Pass(&self.head[..1])
@@ -521,10 +543,37 @@ impl Intercept {
         }
     }
 
+    /// Keeps a byte of an `Hg` packet's thread id; notes its end.
+    fn tap(&mut self, byte: u8) {
+        match self.state {
+            RxState::Pass if byte != b'#' => {
+                if self.body_len < SELECT_MAX.min(OWN_MAX) {
+                    self.body[self.body_len] = byte;
+                    self.body_len += 1;
+                } else {
+                    self.overflow = true;
+                }
+            }
+            RxState::PassSum(1) => {
+                self.tapping = false;
+                self.selection = true;
+            }
+            _ => {}
+        }
+    }
+
     fn head_byte(&mut self, byte: u8) -> Rx<'_> {
         self.head[self.head_len] = byte;
         self.head_len += 1;
         let head = &self.head[1..self.head_len];
+        if head == SELECT {
+            self.state = RxState::Pass;
+            self.tapping = true;
+            self.selection = false;
+            self.body_len = 0;
+            self.overflow = false;
+            return Rx::Pass(&self.head[..self.head_len]);
+        }
         if head == READ_BINARY || head == BLAST {
             self.state = RxState::Own;
             self.body[..head.len()].copy_from_slice(head);
@@ -533,7 +582,7 @@ impl Intercept {
             self.sum = head.iter().fold(0u8, |s, &b| s.wrapping_add(b));
             return Rx::Hold;
         }
-        let undecided = [READ_BINARY, BLAST, SUPPORTED]
+        let undecided = [READ_BINARY, BLAST, SUPPORTED, SELECT]
             .iter()
             .any(|own| own.len() > head.len() && own.starts_with(head));
         if undecided {
@@ -580,6 +629,34 @@ fn hex_byte(n: u8) -> [u8; 2] {
 
 fn parse_hex_byte(digits: [u8; 2]) -> Option<u8> {
     Some((hex_digit(digits[0])? << 4) | hex_digit(digits[1])?)
+}
+
+/// A thread id as gdb writes it in `H` packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadId {
+    /// `0`: any thread.
+    Any,
+    /// `-1`: all threads.
+    All,
+    /// One thread.
+    Id(Tid),
+}
+
+/// Parses a thread id, `TID` or, with the multiprocess extension,
+/// `pPID.TID` (the process part is ignored: the kernel is one process).
+pub fn parse_thread_id(text: &[u8]) -> Option<ThreadId> {
+    let tid = match text.strip_prefix(b"p") {
+        Some(rest) => {
+            let dot = rest.iter().position(|&b| b == b'.')?;
+            &rest[dot + 1..]
+        }
+        None => text,
+    };
+    if tid == b"-1" {
+        return Some(ThreadId::All);
+    }
+    let n = usize::try_from(parse_hex(tid)?).ok()?;
+    Some(Tid::new(n).map_or(ThreadId::Any, ThreadId::Id))
 }
 
 /// A hex number of at most 16 digits.

@@ -1,9 +1,10 @@
 //! Memory access for the debugger, checked against the live page tables.
 //!
-//! Every access first walks the tables in CR3 (without taking the kernel's
-//! page-table lock: the kernel is stopped, and the trap may have come from
-//! code that holds it) and then goes through the direct-map alias of the
-//! physical bytes, itself checked to be mapped. An unmapped address is an
+//! Every access first walks the tables of the address space it is made in
+//! (the selected process's, given by the physical address of its top-level
+//! table; without taking any page-table lock: the kernel is stopped, and
+//! the trap may have come from code that holds one) and then goes through
+//! the direct-map alias of the physical bytes, itself checked to be mapped. An unmapped address is an
 //! error, never a fault; read-only kernel text is written through its
 //! writable alias, which is how software breakpoints are planted.
 //!
@@ -26,15 +27,20 @@ unsafe extern "C" {
 /// rest of the kernel half's mappings, gaps included.
 pub const MAX_REGIONS: usize = 64;
 
-/// The tables loaded in CR3, read through the direct map.
-fn live_tables() -> PageTable<DirectMap> {
-    let root = Frame::containing_address(PhysAddr::new(cpu::current_page_table()));
-    PageTable::new(DirectMap, root)
+/// Physical address of the top-level table loaded in CR3.
+pub fn live_root() -> u64 {
+    cpu::current_page_table()
 }
 
-/// The leaf that maps `virt` in the current address space.
-pub fn mapping(virt: u64) -> Option<Mapping> {
-    live_tables().mapping_at(VirtAddr::new(virt))
+/// The tables whose top level is at physical `root`, read through the
+/// direct map.
+fn tables_at(root: u64) -> PageTable<DirectMap> {
+    PageTable::new(DirectMap, Frame::containing_address(PhysAddr::new(root)))
+}
+
+/// The leaf that maps `virt` in the address space rooted at `root`.
+pub fn mapping(root: u64, virt: u64) -> Option<Mapping> {
+    tables_at(root).mapping_at(VirtAddr::new(virt))
 }
 
 /// Where the byte at `virt` can be reached in the direct map, and how many
@@ -58,10 +64,11 @@ fn alias(tables: &PageTable<DirectMap>, virt: u64, write: bool) -> Option<(u64, 
     Some((alias, room))
 }
 
-/// Copies memory at `addr` into `out` up to the first inaccessible byte;
-/// returns how many bytes were copied.
-pub fn read(addr: u64, out: &mut [u8]) -> usize {
-    let tables = live_tables();
+/// Copies memory at `addr` of the address space rooted at `root` into
+/// `out` up to the first inaccessible byte; returns how many bytes were
+/// copied.
+pub fn read(root: u64, addr: u64, out: &mut [u8]) -> usize {
+    let tables = tables_at(root);
     let mut done = 0;
     while done < out.len() {
         let Some(at) = addr.checked_add(done as u64) else {
@@ -89,10 +96,10 @@ pub struct Inaccessible {
     pub addr: u64,
 }
 
-/// Writes `data` at `addr`, all or nothing: every page is checked before
-/// the first byte is written.
-pub fn write(addr: u64, data: &[u8]) -> Result<(), Inaccessible> {
-    let tables = live_tables();
+/// Writes `data` at `addr` of the address space rooted at `root`, all or
+/// nothing: every page is checked before the first byte is written.
+pub fn write(root: u64, addr: u64, data: &[u8]) -> Result<(), Inaccessible> {
+    let tables = tables_at(root);
     let mut done = 0u64;
     while done < data.len() as u64 {
         let at = addr.checked_add(done).ok_or(Inaccessible { addr })?;
@@ -119,8 +126,8 @@ pub fn write(addr: u64, data: &[u8]) -> Result<(), Inaccessible> {
 /// The ranges gdb may read, as `(start, length)` in address order, at most
 /// [`MAX_REGIONS`]:
 ///
-/// - the user half, whole: whichever process is selected, each access is
-///   checked against its tables;
+/// - the user half, whole: whichever process (gdb thread) is selected,
+///   each access is checked against its tables;
 /// - every run of consecutive present pages in the kernel half as the live
 ///   tables hold them now: the direct map of RAM, the kernel heap as far as
 ///   it has grown, kernel stacks, and the image, split into text, rodata
@@ -139,7 +146,8 @@ pub fn regions(mut visit: impl FnMut(u64, u64)) {
         &raw const __kernel_text_end as u64,
         &raw const __kernel_rodata_end as u64,
     ];
-    let tables = live_tables();
+    // Every address space shares the kernel half's tables.
+    let tables = tables_at(live_root());
     let mut run: Option<(u64, u64)> = None;
     for leaf in tables.mappings(VirtAddr::new(KERNEL_HALF_START)..) {
         let start = leaf.virt.as_u64();

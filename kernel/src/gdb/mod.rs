@@ -2,7 +2,8 @@
 //!
 //! `gdb kernel.elf -ex 'target remote HOST:PORT'` attaches at any time:
 //! the first packet stops the kernel (COM2 interrupt) and gdb sees the
-//! interrupted code. Breakpoints (software and hardware), watchpoints,
+//! interrupted code. Processes are gdb threads; memory is read in the
+//! address space of the selected one. Breakpoints (software and hardware), watchpoints,
 //! single-steps and, while gdb is attached, fatal faults stop it too.
 //! Registers are the trapped frame; memory goes through the page tables, so
 //! a bad address is an error, never a fault.
@@ -11,6 +12,7 @@
 //! - [`conn`]: the byte link (COM2) as a `gdbstub` connection;
 //! - [`session`]: the state machine, trap entries and the stop loop;
 //! - [`target`]: registers, resume and breakpoints;
+//! - [`threads`]: processes as threads, read at every stop;
 //! - [`debugreg`]: hardware breakpoints and watchpoints (DR0–DR7);
 //! - [`memory`]: page-table-checked memory access;
 //! - [`monitor`]: `monitor` commands (`help`, `pmm`, `check`, `heap`,
@@ -22,6 +24,7 @@ mod memory;
 mod monitor;
 mod session;
 mod target;
+mod threads;
 
 use core::fmt;
 

@@ -12,7 +12,6 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 
 use super::memory;
 use super::target::Kernel;
-use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::RFLAGS_IF;
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
@@ -35,11 +34,13 @@ monitor commands of the in-kernel stub:
   check           frame-bitmap consistency and a kernel-heap check
   heap            kernel-heap statistics and its first blocks
   whatis ADDR     mapping, frame, owner and heap block of an address
+                  (in the selected thread's address space)
   loglevel N      telemetry log level (0 error .. 3 debug)
   ps              programs with their heaps, sheds and resident pages
   vmas PID        a process's VMAs, like /proc/PID/maps
   ptdump [PID] [START END]
-                  page-table leaves (default: the user half of CR3)
+                  page-table leaves (default: the user half of the
+                  selected thread's address space)
   leaks [PID]     blocks in use per heap and key (leaks if it ended now)";
 
 /// Leaves `monitor ptdump` lists before summing up the rest.
@@ -173,9 +174,13 @@ fn heap(out: &mut ConsoleOutput<'_>) {
     });
 }
 
-fn whatis(out: &mut ConsoleOutput<'_>, addr: u64) {
-    let Some(m) = memory::mapping(addr) else {
-        say!(out, "{addr:#x}: not mapped in the current address space");
+/// `whatis`, in the address space rooted at `root`.
+fn whatis(out: &mut ConsoleOutput<'_>, root: u64, addr: u64) {
+    let Some(m) = memory::mapping(root, addr) else {
+        say!(
+            out,
+            "{addr:#x}: not mapped in the selected thread's address space"
+        );
         return;
     };
     let phys = m.phys.as_u64() + (addr - m.virt.as_u64());
@@ -416,7 +421,8 @@ fn parse_canonical(out: &mut ConsoleOutput<'_>, word: &str) -> Option<u64> {
     }
 }
 
-fn ptdump(out: &mut ConsoleOutput<'_>, args: &[&str]) {
+/// `ptdump`; without a pid, of the address space rooted at `root`.
+fn ptdump(out: &mut ConsoleOutput<'_>, root: u64, args: &[&str]) {
     let (pid, range) = match args {
         [] => (None, None),
         [pid] => (Some(*pid), None),
@@ -451,7 +457,7 @@ fn ptdump(out: &mut ConsoleOutput<'_>, args: &[&str]) {
     };
     match pid {
         None => {
-            let root = Frame::containing_address(PhysAddr::new(cpu::current_page_table()));
+            let root = Frame::containing_address(PhysAddr::new(root));
             dump_leaves(out, &PageTable::new(DirectMap, root), start, last);
         }
         Some(word) => {
@@ -523,6 +529,7 @@ impl MonitorCmd for Kernel {
         let mut words = cmd.split_ascii_whitespace();
         let name = words.next().unwrap_or("help");
         let needs_locks = matches!(name, "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks");
+        let root = self.selected_root().unwrap_or_else(memory::live_root);
         if needs_locks && self.frame.rflags & RFLAGS_IF == 0 {
             say!(
                 out,
@@ -541,7 +548,7 @@ impl MonitorCmd for Kernel {
             ("check", _) => check(out),
             ("heap", _) => heap(out),
             ("whatis", Some(word)) => match parse_number(word) {
-                Some(addr) => whatis(out, addr),
+                Some(addr) => whatis(out, root, addr),
                 None => say!(out, "whatis: {word:?} is not an address"),
             },
             ("ps", _) => ps(out),
@@ -560,7 +567,7 @@ impl MonitorCmd for Kernel {
                     }
                     n += 1;
                 }
-                ptdump(out, &args[..n.min(args.len())]);
+                ptdump(out, root, &args[..n.min(args.len())]);
             }
             ("leaks", None) => leaks(out, None),
             ("leaks", Some(word)) => {

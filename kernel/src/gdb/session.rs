@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use gdbstub::common::Signal;
 use gdbstub::stub::state_machine::GdbStubStateMachine;
-use gdbstub::stub::{DisconnectReason, GdbStubBuilder, SingleThreadStopReason};
+use gdbstub::stub::{DisconnectReason, GdbStubBuilder, MultiThreadStopReason};
 use spin::Mutex;
 
 use super::conn::{self, Com2, Intercept, Reply, Rx, Words};
@@ -32,7 +32,7 @@ use crate::arch::x86_64::{cpu, pit};
 use crate::time::TIMER_HZ;
 
 type Machine = GdbStubStateMachine<'static, Kernel, Com2>;
-type StopReason = SingleThreadStopReason<u64>;
+type StopReason = MultiThreadStopReason<u64>;
 
 /// Bytes of the packet buffer, advertised to gdb as `PacketSize`: one
 /// `m` request reads up to half of it (the reply is hex), one `x` request
@@ -44,8 +44,6 @@ const READ_BINARY_MAX: usize = PACKET_BYTES;
 const READ_CHUNK: usize = 1024;
 /// Most filler bytes one `qkernel.blast` reply carries.
 const BLAST_MAX: u64 = 16 << 20;
-/// DR6 "single step" status bit.
-const DR6_BS: u64 = 1 << 14;
 
 /// The buffer the state machine parses packets in; see [`new_machine`].
 static mut PACKET_BUFFER: [u8; PACKET_BYTES] = [0; PACKET_BYTES];
@@ -151,6 +149,15 @@ fn receive(session: &mut Session, byte: u8) {
             true
         }
     };
+    if let Some(selection) = session.rx.take_selection() {
+        // gdbstub keeps its `Hg` choice to itself; the stub's own reads
+        // need it too.
+        match conn::parse_thread_id(selection) {
+            Some(conn::ThreadId::Any) => session.target.select(None),
+            Some(conn::ThreadId::Id(tid)) => session.target.select(Some(tid)),
+            Some(conn::ThreadId::All) | None => {}
+        }
+    }
     if !ok {
         end(session);
     }
@@ -318,6 +325,18 @@ fn stop_loop(session: &mut Session) {
     loop {
         match session.machine.take() {
             None => return,
+            Some(GdbStubStateMachine::Running(m)) if session.target.step_refused.is_some() => {
+                // A step of a thread that is not running: it stops again
+                // where it was, having run nothing.
+                let tid = session.target.step_refused.take().expect("checked");
+                note(format_args!("only the stopped thread can single-step"));
+                let reason = StopReason::SignalWithThread {
+                    tid,
+                    signal: Signal::SIGSTOP,
+                };
+                let step = m.report_stop(&mut session.target, reason);
+                advance(session, step);
+            }
             Some(GdbStubStateMachine::Running(mut m)) => {
                 // The ack of the resuming packet is the last output.
                 m.borrow_conn().send();
@@ -369,7 +388,10 @@ fn feed_running(session: &mut Session, m: Machine, byte: u8) -> bool {
     let step = m.incoming_data(&mut session.target, byte);
     advance(session, step);
     if let Some(GdbStubStateMachine::CtrlCInterrupt(m)) = session.machine.take() {
-        let reason = StopReason::Signal(Signal::SIGINT);
+        let reason = StopReason::SignalWithThread {
+            tid: session.target.stopped_tid(),
+            signal: Signal::SIGINT,
+        };
         let step = m.interrupt_handled(&mut session.target, Some(reason));
         advance(session, step);
     }
@@ -384,7 +406,7 @@ pub fn on_com2_interrupt(frame: &mut TrapFrame) {
     };
     let session = &mut *guard;
     while let Some(byte) = conn::read_byte() {
-        session.target.frame = *frame;
+        session.target.stopped_at(frame);
         let running = matches!(session.machine, Some(GdbStubStateMachine::Running(_)));
         let stopped = match session.machine.take() {
             Some(m) if running && byte != b'$' => feed_running(session, m, byte),
@@ -423,7 +445,7 @@ fn stop(frame: &mut TrapFrame, reason: impl FnOnce(&mut Kernel) -> StopReason) -
     let Some(GdbStubStateMachine::Running(m)) = session.machine.take() else {
         return false;
     };
-    session.target.frame = *frame;
+    session.target.stopped_at(frame);
     let why = reason(&mut session.target);
     let step = m.report_stop(&mut session.target, why);
     advance(session, step);
@@ -436,12 +458,16 @@ fn stop(frame: &mut TrapFrame, reason: impl FnOnce(&mut Kernel) -> StopReason) -
 /// one compiled into the kernel. False when no debugger is attached.
 pub fn on_breakpoint(frame: &mut TrapFrame) -> bool {
     stop(frame, |k| {
+        let tid = k.stopped_tid();
         let at = k.frame.rip.wrapping_sub(1);
         if k.planted_at(at) {
             k.frame.rip = at;
-            StopReason::SwBreak(())
+            StopReason::SwBreak(tid)
         } else {
-            StopReason::Signal(Signal::SIGTRAP)
+            StopReason::SignalWithThread {
+                tid,
+                signal: Signal::SIGTRAP,
+            }
         }
     })
 }
@@ -453,8 +479,8 @@ pub fn on_debug(frame: &mut TrapFrame) -> bool {
     let status = cpu::read_debug_status();
     cpu::clear_debug_status();
     stop(frame, |k| {
+        let tid = k.stopped_tid();
         k.frame.rflags &= !RFLAGS_TF;
-        let stepped = k.stepping || status & DR6_BS != 0;
         k.stepping = false;
         if let Some(hit) = k.hw.hit(status) {
             return match hit.kind {
@@ -462,19 +488,20 @@ pub fn on_debug(frame: &mut TrapFrame) -> bool {
                     // A fault before the instruction runs: RF lets it run
                     // on resume instead of trapping again.
                     k.frame.rflags |= RFLAGS_RF;
-                    StopReason::HwBreak(())
+                    StopReason::HwBreak(tid)
                 }
                 Kind::Data(kind) => StopReason::Watch {
-                    tid: (),
+                    tid,
                     kind,
                     addr: hit.addr,
                 },
             };
         }
-        if stepped {
-            StopReason::DoneStep
-        } else {
-            StopReason::Signal(Signal::SIGTRAP)
+        // The end of a single step (DR6.BS), or a stray #DB: a SIGTRAP of
+        // the thread either way; gdb knows whether it asked for a step.
+        StopReason::SignalWithThread {
+            tid,
+            signal: Signal::SIGTRAP,
         }
     })
 }
@@ -489,5 +516,8 @@ pub fn on_fault(frame: &mut TrapFrame) -> bool {
         17 => Signal::SIGBUS,
         _ => Signal::SIGSEGV,
     };
-    stop(frame, |_| StopReason::Signal(signal))
+    stop(frame, |k| StopReason::SignalWithThread {
+        tid: k.stopped_tid(),
+        signal,
+    })
 }

@@ -1,15 +1,16 @@
-//! The kernel as a `gdbstub` target: one thread whose registers are the
-//! trapped frame, memory checked against the page tables, software
-//! breakpoints, single-step, and hardware breakpoints and watchpoints in the
-//! debug registers, and a memory map of what gdb may read.
+//! The kernel as a `gdbstub` target: its processes as threads (see
+//! [`threads`](super::threads)), the stopped one's registers the trapped
+//! frame, memory checked against the selected thread's page tables,
+//! software breakpoints, single-step, hardware breakpoints and watchpoints
+//! in the debug registers, and a memory map of what gdb may read.
 
 use core::fmt::{self, Write};
 
-use gdbstub::common::Signal;
+use gdbstub::common::{Signal, Tid};
 use gdbstub::target::ext::base::BaseOps;
-use gdbstub::target::ext::base::singlethread::{
-    SingleThreadBase, SingleThreadResume, SingleThreadResumeOps, SingleThreadSingleStep,
-    SingleThreadSingleStepOps,
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSchedulerLocking,
+    MultiThreadSchedulerLockingOps, MultiThreadSingleStep, MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
@@ -17,14 +18,19 @@ use gdbstub::target::ext::breakpoints::{
 };
 use gdbstub::target::ext::memory_map::{MemoryMap, MemoryMapOps};
 use gdbstub::target::ext::monitor_cmd::MonitorCmdOps;
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
 use gdbstub_arch::x86::reg::X86_64CoreRegs;
 
 use super::debugreg::{DebugRegs, Kind};
+use super::threads::{Registers, Thread, Threads, tid_of};
 use super::{memory, note};
-use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::context::SwitchFrame;
 use crate::arch::x86_64::trap::{RFLAGS_TF, TrapFrame};
+use crate::arch::x86_64::{cpu, gdt};
+use crate::mm::paging::USER_HALF_END;
+use crate::proc::{KERNEL_PID, SavedContext};
 
 /// Software breakpoints the stub can hold at once.
 const MAX_SW_BREAKPOINTS: usize = 64;
@@ -47,9 +53,18 @@ pub struct Kernel {
     pub frame: TrapFrame,
     /// Whether the last resume request was a single step.
     pub stepping: bool,
+    /// A single step asked of a thread other than the stopped one, which
+    /// cannot run until the scheduler picks it: the stub reports it
+    /// stopped at once instead of resuming.
+    pub step_refused: Option<Tid>,
     planted: [Option<Planted>; MAX_SW_BREAKPOINTS],
     /// Hardware breakpoints and watchpoints (DR0–DR3).
     pub hw: DebugRegs,
+    /// The processes, as threads, at this stop.
+    threads: Threads,
+    /// The thread gdb selected for registers and memory (`Hg`), kept here
+    /// too for the packets the stub answers itself.
+    selected: Tid,
 }
 
 impl Kernel {
@@ -81,16 +96,95 @@ impl Kernel {
                 ss: 0,
             },
             stepping: false,
+            step_refused: None,
             planted: [None; MAX_SW_BREAKPOINTS],
             hw: DebugRegs::new(),
+            threads: Threads::new(),
+            selected: tid_of(KERNEL_PID),
         }
     }
 
-    /// Copies memory at `addr` into `out` up to the first inaccessible
-    /// byte; returns how many bytes were copied. Every read gdb makes
-    /// (`m` through gdbstub, `x` through the stub) comes here.
+    /// The kernel stopped with `frame`: the threads are read afresh and
+    /// the one it stopped in is selected, as gdb will assume.
+    pub fn stopped_at(&mut self, frame: &TrapFrame) {
+        self.frame = *frame;
+        self.threads.capture();
+        self.selected = self.stopped_tid();
+    }
+
+    /// The thread the kernel stopped in.
+    pub fn stopped_tid(&self) -> Tid {
+        self.threads
+            .stopped()
+            .map_or(tid_of(KERNEL_PID), Thread::tid)
+    }
+
+    /// gdb selected `tid` (`Hg`); `None` means any thread, which gdbstub
+    /// takes to be the first listed, the stopped one.
+    pub fn select(&mut self, tid: Option<Tid>) {
+        self.selected = tid.unwrap_or_else(|| self.stopped_tid());
+    }
+
+    /// The selected thread's page tables.
+    pub fn selected_root(&self) -> Option<u64> {
+        self.threads.get(self.selected).map(|t| t.root)
+    }
+
+    /// Copies memory at `addr` of the selected thread's address space into
+    /// `out` up to the first inaccessible byte; returns how many bytes were
+    /// copied. The stub's own `x` reads come here.
     pub fn read_memory(&mut self, addr: u64, out: &mut [u8]) -> usize {
-        memory::read(addr, out)
+        self.read_in(self.selected, addr, out)
+    }
+
+    /// [`read_memory`](Self::read_memory) in thread `tid`'s address space;
+    /// nothing for an unknown thread.
+    fn read_in(&self, tid: Tid, addr: u64, out: &mut [u8]) -> usize {
+        match self.threads.get(tid) {
+            Some(t) => memory::read(t.root, addr, out),
+            None => 0,
+        }
+    }
+
+    /// Thread `tid`'s registers: the trapped frame for the stopped one;
+    /// for the others, what the scheduler saved, read from their kernel
+    /// stacks (which every address space maps). A switched-away kernel
+    /// task has only its callee-saved registers, RIP and RSP; the rest
+    /// read as 0.
+    fn registers_of(&self, tid: Tid) -> Option<TrapFrame> {
+        let thread = self.threads.get(tid)?;
+        let live = memory::live_root();
+        match thread.registers {
+            Registers::Trapped => Some(self.frame),
+            Registers::Saved(SavedContext::UserFrame(at)) => {
+                let mut frame = TrapFrame::default();
+                let bytes = frame.as_bytes_mut();
+                (memory::read(live, at, bytes) == bytes.len()).then_some(frame)
+            }
+            Registers::Saved(SavedContext::Switched(rsp)) => {
+                let mut bytes = [0u8; SwitchFrame::SIZE];
+                if memory::read(live, rsp, &mut bytes) != bytes.len() {
+                    return None;
+                }
+                let saved = SwitchFrame::from_bytes(&bytes);
+                let sel = gdt::selectors();
+                Some(TrapFrame {
+                    r15: saved.r15,
+                    r14: saved.r14,
+                    r13: saved.r13,
+                    r12: saved.r12,
+                    rbx: saved.rbx,
+                    rbp: saved.rbp,
+                    rip: saved.rip,
+                    rsp: SwitchFrame::rsp_after(rsp),
+                    cs: u64::from(sel.kernel_code.0),
+                    ss: u64::from(sel.kernel_data.0),
+                    // Switches happen with interrupts off.
+                    rflags: 0x2,
+                    ..TrapFrame::default()
+                })
+            }
+        }
     }
 
     /// Whether the stub planted an `int3` at `addr`.
@@ -104,7 +198,7 @@ impl Kernel {
     pub fn forget_session(&mut self) {
         for slot in &mut self.planted {
             if let Some(p) = slot.take()
-                && memory::write(p.addr, &[p.saved]).is_err()
+                && memory::write(memory::live_root(), p.addr, &[p.saved]).is_err()
             {
                 note(format_args!(
                     "cannot restore the byte under breakpoint {:#x}",
@@ -134,7 +228,7 @@ impl Target for Kernel {
     type Error = &'static str;
 
     fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
-        BaseOps::SingleThread(self)
+        BaseOps::MultiThread(self)
     }
 
     fn support_breakpoints(&mut self) -> Option<BreakpointsOps<'_, Self>> {
@@ -156,68 +250,160 @@ impl Target for Kernel {
     }
 }
 
-impl SingleThreadBase for Kernel {
-    fn read_registers(&mut self, regs: &mut X86_64CoreRegs) -> TargetResult<(), Self> {
-        let f = &self.frame;
-        regs.regs = [
-            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
-            f.r12, f.r13, f.r14, f.r15,
-        ];
-        regs.rip = f.rip;
-        regs.eflags = f.rflags as u32;
-        let [ds, es, fs, gs] = cpu::data_segments();
-        regs.segments.cs = f.cs as u32;
-        regs.segments.ss = f.ss as u32;
-        regs.segments.ds = ds.into();
-        regs.segments.es = es.into();
-        regs.segments.fs = fs.into();
-        regs.segments.gs = gs.into();
+/// gdb's view of `f`.
+fn to_gdb(f: &TrapFrame, regs: &mut X86_64CoreRegs) {
+    regs.regs = [
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
+        f.r13, f.r14, f.r15,
+    ];
+    regs.rip = f.rip;
+    regs.eflags = f.rflags as u32;
+    let [ds, es, fs, gs] = cpu::data_segments();
+    regs.segments.cs = f.cs as u32;
+    regs.segments.ss = f.ss as u32;
+    regs.segments.ds = ds.into();
+    regs.segments.es = es.into();
+    regs.segments.fs = fs.into();
+    regs.segments.gs = gs.into();
+}
+
+/// Takes gdb's register values into `f`.
+fn from_gdb(regs: &X86_64CoreRegs, f: &mut TrapFrame) {
+    [
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11, f.r12,
+        f.r13, f.r14, f.r15,
+    ] = regs.regs;
+    f.rip = regs.rip;
+    f.rflags = (f.rflags & !WRITABLE_RFLAGS) | (u64::from(regs.eflags) & WRITABLE_RFLAGS);
+    // Segment selectors are the GDT's fixed entries; loading others would
+    // fault on resume, so writes to them are ignored.
+}
+
+impl MultiThreadBase for Kernel {
+    fn read_registers(&mut self, regs: &mut X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        let frame = self.registers_of(tid).ok_or(TargetError::NonFatal)?;
+        to_gdb(&frame, regs);
         Ok(())
     }
 
-    fn write_registers(&mut self, regs: &X86_64CoreRegs) -> TargetResult<(), Self> {
-        let f = &mut self.frame;
-        [
-            f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi, f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11,
-            f.r12, f.r13, f.r14, f.r15,
-        ] = regs.regs;
-        f.rip = regs.rip;
-        f.rflags = (f.rflags & !WRITABLE_RFLAGS) | (u64::from(regs.eflags) & WRITABLE_RFLAGS);
-        // Segment selectors are the kernel's fixed GDT entries; loading
-        // others would fault on resume, so writes to them are ignored.
-        Ok(())
+    /// The stopped thread's registers take effect on resume; a sleeping
+    /// program's are written into the frame it will return to ring 3 with.
+    /// A switched-away kernel task's cannot be changed.
+    fn write_registers(&mut self, regs: &X86_64CoreRegs, tid: Tid) -> TargetResult<(), Self> {
+        let thread = self.threads.get(tid).ok_or(TargetError::NonFatal)?;
+        match thread.registers {
+            Registers::Trapped => {
+                from_gdb(regs, &mut self.frame);
+                Ok(())
+            }
+            Registers::Saved(SavedContext::UserFrame(at)) => {
+                let mut frame = self.registers_of(tid).ok_or(TargetError::NonFatal)?;
+                from_gdb(regs, &mut frame);
+                memory::write(memory::live_root(), at, frame.as_bytes())
+                    .map_err(|_| TargetError::NonFatal)
+            }
+            Registers::Saved(SavedContext::Switched(_)) => Err(TargetError::NonFatal),
+        }
     }
 
-    fn read_addrs(&mut self, start_addr: u64, data: &mut [u8]) -> TargetResult<usize, Self> {
-        match self.read_memory(start_addr, data) {
+    fn read_addrs(
+        &mut self,
+        start_addr: u64,
+        data: &mut [u8],
+        tid: Tid,
+    ) -> TargetResult<usize, Self> {
+        match self.read_in(tid, start_addr, data) {
             0 if !data.is_empty() => Err(TargetError::NonFatal),
             n => Ok(n),
         }
     }
 
-    fn write_addrs(&mut self, start_addr: u64, data: &[u8]) -> TargetResult<(), Self> {
-        memory::write(start_addr, data).map_err(|_| TargetError::NonFatal)
+    fn write_addrs(&mut self, start_addr: u64, data: &[u8], tid: Tid) -> TargetResult<(), Self> {
+        let root = self.threads.get(tid).ok_or(TargetError::NonFatal)?.root;
+        memory::write(root, start_addr, data).map_err(|_| TargetError::NonFatal)
     }
 
-    fn support_resume(&mut self) -> Option<SingleThreadResumeOps<'_, Self>> {
-        Some(self)
-    }
-}
-
-impl SingleThreadResume for Kernel {
-    fn resume(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.stepping = false;
+    fn list_active_threads(
+        &mut self,
+        thread_is_active: &mut dyn FnMut(Tid),
+    ) -> Result<(), Self::Error> {
+        self.threads.iter().for_each(|t| thread_is_active(t.tid()));
         Ok(())
     }
 
-    fn support_single_step(&mut self) -> Option<SingleThreadSingleStepOps<'_, Self>> {
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
         Some(self)
     }
 }
 
-impl SingleThreadSingleStep for Kernel {
-    fn step(&mut self, _signal: Option<Signal>) -> Result<(), Self::Error> {
-        self.stepping = true;
+impl ThreadExtraInfo for Kernel {
+    fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let mut out = Window {
+            out: buf,
+            skip: 0,
+            filled: 0,
+        };
+        if let Some(t) = self.threads.get(tid) {
+            let _ = t.describe(&mut out);
+        }
+        Ok(out.filled)
+    }
+}
+
+/// Every process runs on `continue`; only the thread the kernel stopped in
+/// can single-step (the others are not running).
+impl MultiThreadResume for Kernel {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.stepping = false;
+        self.step_refused = None;
+        Ok(())
+    }
+
+    fn set_resume_action_continue(
+        &mut self,
+        _tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_scheduler_locking(&mut self) -> Option<MultiThreadSchedulerLockingOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl MultiThreadSingleStep for Kernel {
+    fn set_resume_action_step(
+        &mut self,
+        tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        if tid == self.stopped_tid() {
+            self.stepping = true;
+        } else {
+            self.step_refused = Some(tid);
+        }
+        Ok(())
+    }
+}
+
+/// `set scheduler-locking on` is accepted so that gdb can step: a step
+/// runs one instruction of the stopped thread and nothing else. A
+/// `continue` still runs every process; the scheduler is not frozen.
+impl MultiThreadSchedulerLocking for Kernel {
+    fn set_resume_action_scheduler_lock(&mut self) -> Result<(), Self::Error> {
         Ok(())
     }
 }
@@ -266,16 +452,27 @@ impl HwWatchpoint for Kernel {
     }
 }
 
+/// Software breakpoints go in kernel code only, which every address space
+/// shares. A program's code may be shared copy-on-write with its parent or
+/// child, and its frames go away with it, so an `int3` planted there could
+/// outlive its process or hit another; gdb says it cannot insert one, and
+/// `hbreak` (which matches the address in whichever process runs) works
+/// instead.
 impl SwBreakpoint for Kernel {
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
+        if addr < USER_HALF_END {
+            return Ok(false);
+        }
         if self.planted_at(addr) {
             return Ok(true);
         }
+        let live = memory::live_root();
         let Some(slot) = self.planted.iter_mut().find(|p| p.is_none()) else {
             return Ok(false);
         };
         let mut saved = [0u8];
-        if memory::read(addr, &mut saved) != 1 || memory::write(addr, &[INT3]).is_err() {
+        if memory::read(live, addr, &mut saved) != 1 || memory::write(live, addr, &[INT3]).is_err()
+        {
             return Ok(false);
         }
         *slot = Some(Planted {
@@ -296,7 +493,7 @@ impl SwBreakpoint for Kernel {
         let Some(p) = slot.take() else {
             return Ok(false);
         };
-        Ok(memory::write(p.addr, &[p.saved]).is_ok())
+        Ok(memory::write(memory::live_root(), p.addr, &[p.saved]).is_ok())
     }
 }
 

@@ -10,6 +10,8 @@
 //! address spaces made later share all kernel mappings. No kernel page is
 //! both writable and executable; [`audit_wx`] proves it on the live tables.
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use crate::arch::x86_64::{KERNEL_VMA_OFFSET, PHYS_OFFSET, boot, cpu, phys_to_virt};
 use crate::boot_info::BootInfo;
 use crate::memory::{events, phys};
@@ -166,6 +168,7 @@ pub fn init(boot: &BootInfo) -> Result<KernelLayout, MapError> {
     unsafe { cpu::load_page_table(root) };
     cpu::enable_global_pages();
     KERNEL.with(|slot| *slot = Some(kernel));
+    KERNEL_ROOT.store(root, Ordering::Relaxed);
     Ok(KernelLayout {
         root,
         image_pages,
@@ -178,9 +181,16 @@ fn with_kernel<R>(f: impl FnOnce(&mut Tables) -> R) -> R {
     KERNEL.with(|slot| f(slot.as_mut().expect("kernel page tables used before init")))
 }
 
-/// Physical address of the kernel's PML4.
+/// Physical address of the kernel's PML4, kept apart from the tables'
+/// lock: it never changes after [`init`], and the scheduler and the
+/// debugger need it where that lock may be held.
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+
+/// The kernel's PML4.
 pub fn kernel_root() -> Frame {
-    with_kernel(|k| k.root())
+    let root = KERNEL_ROOT.load(Ordering::Relaxed);
+    assert!(root != 0, "kernel page tables used before init");
+    Frame::containing_address(PhysAddr::new(root))
 }
 
 /// Maps the kernel page at `virt` to `frame` and reports it.

@@ -25,7 +25,7 @@ use core::fmt::Write;
 use probe_proto::{ExitReason, FaultResolution, KernelMsg, PageFault, ProcessEvent, ProcessExit};
 use sysabi::{Errno, MAX_NAME_LEN, ProgramMemory};
 
-use crate::arch::x86_64::context::new_task_stack;
+use crate::arch::x86_64::context::{new_task_stack, user_frame_at};
 use crate::arch::x86_64::gdt;
 use crate::arch::x86_64::trap::{RFLAGS_IF, TrapFrame};
 use crate::log::LineBuf;
@@ -121,6 +121,18 @@ pub struct Process {
     pub log_level: u8,
 }
 
+/// Where the debugger finds the registers of a process that is not the
+/// one the kernel stopped in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SavedContext {
+    /// A program: its ring-3 registers, in the [`TrapFrame`] its last entry
+    /// into the kernel left at this address (the top of its kernel stack).
+    UserFrame(u64),
+    /// The kernel task, switched away: the stack pointer its last
+    /// switch saved (see `context::SwitchFrame`).
+    Switched(u64),
+}
+
 impl Process {
     fn new(pid: u32, parent: u32, image: &'static str) -> Self {
         Self {
@@ -138,6 +150,26 @@ impl Process {
     }
 }
 
+impl Process {
+    /// Where its registers are while another process runs.
+    pub fn saved_context(&self) -> SavedContext {
+        match &self.kstack {
+            Some(stack) => SavedContext::UserFrame(user_frame_at(stack.top())),
+            None => SavedContext::Switched(self.saved_rsp),
+        }
+    }
+
+    /// Physical address of the top-level page table it runs in: its own,
+    /// or the kernel's for the kernel and a process that ended.
+    pub fn page_table_root(&self) -> u64 {
+        let root = match &self.mm {
+            Some(mm) => mm.space().root(),
+            None => crate::memory::virt::kernel_root(),
+        };
+        root.start_address().as_u64()
+    }
+}
+
 /// Every process, and which one runs.
 pub struct Table {
     procs: BTreeMap<u32, Box<Process>>,
@@ -152,6 +184,11 @@ impl Table {
             current: KERNEL_PID,
             last_pid: KERNEL_PID,
         }
+    }
+
+    /// Pid of the running process.
+    pub fn current_pid(&self) -> u32 {
+        self.current
     }
 
     /// The running process.
@@ -196,7 +233,7 @@ pub fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
 
 /// Pid of the running process.
 pub fn current_pid() -> u32 {
-    TABLE.with(|t| t.current)
+    TABLE.with(|t| t.current_pid())
 }
 
 /// The kernel as a program (pid 0): no address space of its own, the

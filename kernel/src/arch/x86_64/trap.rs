@@ -80,10 +80,29 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+/// Bytes of a [`TrapFrame`].
+pub const TRAP_FRAME_BYTES: usize = size_of::<TrapFrame>();
+
 impl TrapFrame {
     /// Whether the trap came from ring 3.
     pub fn from_user(&self) -> bool {
         self.cs & 3 == 3
+    }
+
+    /// The frame as the bytes it occupies on a stack, to be filled from
+    /// memory read elsewhere (the debugger reading a sleeping process's
+    /// frame).
+    pub fn as_bytes_mut(&mut self) -> &mut [u8; TRAP_FRAME_BYTES] {
+        // SAFETY: `TrapFrame` is `repr(C)` with only `u64` fields, so it
+        // has no padding and every byte pattern is a valid value; the
+        // array has its exact size and borrows it exclusively.
+        unsafe { &mut *(self as *mut Self).cast::<[u8; TRAP_FRAME_BYTES]>() }
+    }
+
+    /// The frame as the bytes it occupies on a stack.
+    pub fn as_bytes(&self) -> &[u8; TRAP_FRAME_BYTES] {
+        // SAFETY: as in `as_bytes_mut`, shared instead of exclusive.
+        unsafe { &*(self as *const Self).cast::<[u8; TRAP_FRAME_BYTES]>() }
     }
 }
 
