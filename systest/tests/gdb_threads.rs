@@ -4,8 +4,9 @@
 //! global in each one's own address space (by `thread N` and by `thread
 //! apply all`), follows each one's own user stack in a backtrace, and
 //! refuses the read in the kernel's thread, where the user half is empty.
-//! Below gdb, the stub's own binary read (`x`) follows the thread chosen
-//! with `Hg` just as gdbstub's `m` does.
+//! A hardware watchpoint on a heap block fires in the process that
+//! stores to it from ring 3. Below gdb, the stub's own binary read (`x`)
+//! follows the thread chosen with `Hg` just as gdbstub's `m` does.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ struct Twin {
     pid: u32,
     mark: u64,
     at: u64,
+    /// The heap block made before the fork (the parent counts in it).
+    block: u64,
 }
 
 fn hex(word: &str) -> u64 {
@@ -41,6 +44,10 @@ fn boot(name: &str) -> (Qemu, Twin, Twin) {
     qemu.wait_debug_log("twins: twin-a ");
     qemu.wait_debug_log("twins: twin-b ");
     let log = qemu.debug_log();
+    let block = log
+        .lines()
+        .find_map(|l| l.split_once("twins: block=").map(|(_, b)| hex(b.trim())))
+        .unwrap_or_else(|| panic!("no block line:\n{log}"));
     let twin = |name: &str| {
         let line = log
             .lines()
@@ -55,6 +62,7 @@ fn boot(name: &str) -> (Qemu, Twin, Twin) {
             pid: field("pid=").parse().expect("a pid"),
             mark: hex(field("mark=")),
             at: hex(field("at=")),
+            block,
         }
     };
     let (a, b) = (twin("twin-a"), twin("twin-b"));
@@ -195,20 +203,105 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
     }
 
     // `thread apply all` agrees.
-    let headed = |pid: u32, name: &str| {
-        let head = format!("(pid {pid} {name}, ");
-        // `Thread 2 (Thread 1.2 (pid 1 twin-a, sleeping)):`, then its value.
-        let mut lines = out
-            .lines()
-            .skip_while(|l| !(l.starts_with("Thread ") && l.contains(&head)));
-        let _header = lines
-            .next()
-            .unwrap_or_else(|| panic!("no header for {name}:\n{out}"));
-        word_at(lines.next().unwrap_or(""), at)
-    };
-    assert_eq!(headed(a.pid, "twin-a"), Some(PARENT_MARK), "{out}");
-    assert_eq!(headed(b.pid, "twin-b"), Some(CHILD_MARK), "{out}");
+    assert_eq!(
+        applied_value(&out, a.pid, "twin-a", at),
+        Some(PARENT_MARK),
+        "{out}"
+    );
+    assert_eq!(
+        applied_value(&out, b.pid, "twin-b", at),
+        Some(CHILD_MARK),
+        "{out}"
+    );
     assert!(out.contains("detached"), "{out}");
+}
+
+/// The value `thread apply all -s x/gx ADDR` printed under the header of
+/// the thread of `pid` called `name`.
+fn applied_value(out: &str, pid: u32, name: &str, addr: u64) -> Option<u64> {
+    // `Thread 2 (Thread 1.2 (pid 1 twin-a, sleeping)):`, then its value.
+    let head = format!("(pid {pid} {name}, ");
+    let mut lines = out
+        .lines()
+        .skip_while(|l| !(l.starts_with("Thread ") && l.contains(&head)));
+    lines.next()?;
+    word_at(lines.next().unwrap_or(""), addr)
+}
+
+#[test]
+fn hardware_watchpoint_on_a_heap_block_fires_when_the_program_stores_to_it() {
+    let (qemu, a, b) = boot("gdb-threads-watch");
+    let port = qemu.com2_port.expect("COM2 configured");
+    let watched = format!("*(unsigned long *){:#x}", a.block);
+    let out = run_gdb(&[
+        "set pagination off".to_string(),
+        format!("add-symbol-file {}", twins_debug().display()),
+        format!("target remote 127.0.0.1:{port}"),
+        "set language c".into(),
+        format!("watch {watched}"),
+        "continue".into(),
+        "continue".into(),
+        "bt 3".into(),
+        "info threads".into(),
+        "delete".into(),
+        format!("thread apply all -s x/gx {:#x}", a.block),
+        "detach".into(),
+    ]);
+    println!("{out}");
+    let label = format!("Hardware watchpoint 1: {watched}");
+    assert!(out.contains(&label), "set in hardware:\n{out}");
+    // Both stops are in twin-a, the process that stores.
+    let pids = thread_pids(&out);
+    let stopped_in = out
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("Thread ")?
+                .split_once(" hit Hardware watchpoint 1")
+        })
+        .map(|(n, _)| pids.get(&n.parse::<u32>().expect("thread number")).copied())
+        .collect::<Vec<_>>();
+    assert_eq!(stopped_in, [Some(a.pid), Some(a.pid)], "{out}");
+    // The second stop saw exactly one more store.
+    let second = out.rsplit(&label).next().expect("split");
+    let value = |label: &str| -> u64 {
+        second
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {label:?} line:\n{out}"))
+    };
+    let last = value("New value = ");
+    assert_eq!(last, value("Old value = ") + 1, "{out}");
+    assert!(
+        out.contains("twins::settle"),
+        "stopped in the store:\n{out}"
+    );
+    // The parent's block holds the count; the child's copy was never
+    // written after the fork.
+    assert_eq!(
+        applied_value(&out, a.pid, "twin-a", a.block),
+        Some(last),
+        "{out}"
+    );
+    assert_eq!(
+        applied_value(&out, b.pid, "twin-b", b.block),
+        Some(0),
+        "{out}"
+    );
+
+    // Detached with the watchpoint gone: the parent counts on.
+    let again = run_gdb(&[
+        "set pagination off".to_string(),
+        format!("target remote 127.0.0.1:{port}"),
+        format!("thread apply all -s x/gx {:#x}", a.block),
+        "detach".into(),
+    ]);
+    let now = applied_value(&again, a.pid, "twin-a", a.block)
+        .unwrap_or_else(|| panic!("no value for twin-a:\n{again}"));
+    assert!(
+        now > last,
+        "the count went on after detach: {now} <= {last}"
+    );
 }
 
 /// `qThreadExtraInfo` of `tid`, decoded.
