@@ -24,7 +24,7 @@ QEMU_ARGS = -kernel $(KERNEL_ELF) -m $(QEMU_MEM) -display none -no-reboot \
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04 \
 	-append "$(KERNEL_ARGS)"
 
-.PHONY: all kernel mmtop start run gdb gdb-server gdb-stub test test-host test-qemu bench \
+.PHONY: all kernel mmtop start run gdb gdb-qemu gdb-server test test-host test-qemu bench \
 	fmt clippy lint clean deps toolchain
 
 all: kernel mmtop
@@ -62,13 +62,15 @@ gdb-server: deps kernel
 	@echo "QEMU gdb stub on 127.0.0.1:$(QEMU_GDB_PORT) (halted at reset)"
 	$(QEMU) $(QEMU_ARGS) -gdb tcp:127.0.0.1:$(QEMU_GDB_PORT) -S
 
-gdb: deps kernel
-	@scripts/gdb.sh "$(QEMU)" "$(KERNEL_ELF)" "$(QEMU_GDB_PORT)" "$(MMTOP_SOCK)" $(QEMU_ARGS) -gdb tcp:127.0.0.1:$(QEMU_GDB_PORT) -S
+# The same, with gdb attached and stopped in kernel_main.
+gdb-qemu: deps kernel
+	@scripts/gdb-qemu.sh "$(QEMU)" "$(KERNEL_ELF)" "$(QEMU_GDB_PORT)" "$(MMTOP_SOCK)" $(QEMU_ARGS) -gdb tcp:127.0.0.1:$(QEMU_GDB_PORT) -S
 
-# The kernel's own GDB stub on COM2: boots headless and attaches gdb with
-# symbols once the kernel is up; the first packet stops the kernel.
-gdb-stub: deps kernel
-	@scripts/gdb-stub.sh "$(QEMU)" "$(KERNEL_ELF)" "$(GDB_PORT)" "$(MMTOP_SOCK)" "$(DEBUGCON_LOG)" $(QEMU_ARGS)
+# The kernel's own GDB stub on COM2: boots headless (the demo programs
+# running) and attaches gdb with symbols once the kernel is up; the first
+# packet stops the kernel, and its processes are gdb's threads.
+gdb: deps kernel
+	@scripts/gdb.sh "$(QEMU)" "$(KERNEL_ELF)" "$(GDB_PORT)" "$(MMTOP_SOCK)" "$(DEBUGCON_LOG)" $(QEMU_ARGS)
 
 test: deps kernel
 	KERNEL_ELF=$(abspath $(KERNEL_ELF)) $(CARGO) test --workspace

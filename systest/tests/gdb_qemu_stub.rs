@@ -1,4 +1,4 @@
-//! Source-level debugging through QEMU's built-in gdb stub, as `make gdb`
+//! Source-level debugging through QEMU's built-in gdb stub, as `make gdb-qemu`
 //! and F5 in VS Code do it: real gdb stops at a breakpoint in `kernel_main`.
 
 use systest::{Qemu, QemuConfig, free_port, run_gdb};
