@@ -155,6 +155,12 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
         cmds.push(format!("thread {n}"));
         cmds.push(format!("x/gx {at:#x}"));
         cmds.push("bt 8".into());
+        cmds.push(format!("monitor whatis {at:#x}"));
+        cmds.push(format!(
+            "monitor ptdump {:#x} {:#x}",
+            at & !0xfff,
+            (at & !0xfff) + 0x1000
+        ));
     }
     cmds.push(format!("thread apply all -s x/gx {at:#x}"));
     cmds.push("detach".into());
@@ -185,6 +191,28 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
     assert!(
         block(kernel).contains(&format!("Cannot access memory at address {at:#x}")),
         "the kernel's thread has no user half:\n{}",
+        block(kernel)
+    );
+
+    // `whatis` and `ptdump` without a pid look in the selected thread's
+    // tables too: each twin's own frame, nothing in the kernel's.
+    let page = at & !0xfff;
+    let leaf = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{page:016x} -> ")))
+            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
+    };
+    let (leaf_a, leaf_b) = (leaf(block(ta)), leaf(block(tb)));
+    assert!(leaf_a.is_some() && leaf_b.is_some(), "{out}");
+    assert_ne!(leaf_a, leaf_b, "each twin's page has its own frame:\n{out}");
+    assert_eq!(leaf(block(kernel)), None, "{}", block(kernel));
+    assert!(block(kernel).contains("no leaves in"), "{}", block(kernel));
+    for n in [ta, tb] {
+        assert!(block(n).contains("owned by Process("), "{}", block(n));
+    }
+    assert!(
+        block(kernel).contains("not mapped in the selected thread's address space"),
+        "{}",
         block(kernel)
     );
 
