@@ -12,6 +12,7 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 
 use super::memory;
 use super::target::Kernel;
+use super::threads::Thread;
 use crate::arch::x86_64::trap::RFLAGS_IF;
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
@@ -20,6 +21,8 @@ use crate::memory::{phys, report};
 use crate::mm::frame::{FRAME_SIZE, Frame, PhysAddr};
 use crate::mm::heap::BlockState;
 use crate::mm::paging::{PageFlags, PageTable, USER_HALF_END, VirtAddr};
+use crate::mm::vma::{Vma, VmaKind};
+use crate::proc::mm::MmStruct;
 use crate::proc::report::{try_listing, try_with_table, used_by_key};
 use crate::proc::{KERNEL_PID, Process};
 use probe_proto::KernelMsg;
@@ -33,14 +36,16 @@ monitor commands of the in-kernel stub:
   pmm             physical frames: totals and usage by owner
   check           frame-bitmap consistency and a kernel-heap check
   heap            kernel-heap statistics and its first blocks
-  whatis ADDR     mapping, frame, owner and heap block of an address
-                  (in the selected thread's address space)
+  whatis ADDR [PID]
+                  mapping, frame, owner and heap block of an address in
+                  process PID (default: the one the kernel stopped in);
+                  for a program also its VMA and heap block and key
   loglevel N      telemetry log level (0 error .. 3 debug)
   ps              programs with their heaps, sheds and resident pages
   vmas PID        a process's VMAs, like /proc/PID/maps
   ptdump [PID] [START END]
                   page-table leaves (default: the user half of the
-                  selected thread's address space)
+                  process the kernel stopped in)
   leaks [PID]     blocks in use per heap and key (leaks if it ended now)";
 
 /// Leaves `monitor ptdump` lists before summing up the rest.
@@ -174,12 +179,15 @@ fn heap(out: &mut ConsoleOutput<'_>) {
     });
 }
 
-/// `whatis`, in the address space rooted at `root`.
-fn whatis(out: &mut ConsoleOutput<'_>, root: u64, addr: u64) {
-    let Some(m) = memory::mapping(root, addr) else {
+/// `whatis` in `thread`'s address space.
+fn whatis(out: &mut ConsoleOutput<'_>, thread: &Thread, addr: u64) {
+    let Some(m) = memory::mapping(thread.root, addr) else {
+        let mut whose = LineBuf::new();
+        let _ = thread.describe(&mut whose);
         say!(
             out,
-            "{addr:#x}: not mapped in the selected thread's address space"
+            "{addr:#x}: not mapped in the address space of {}",
+            whose.as_str()
         );
         return;
     };
@@ -227,6 +235,11 @@ fn whatis(out: &mut ConsoleOutput<'_>, root: u64, addr: u64) {
     });
     if found != Some(true) {
         say!(out, "not in the kernel heap");
+    }
+    if let Some(pid) = thread.pid.filter(|&p| p != KERNEL_PID)
+        && addr < USER_HALF_END
+    {
+        whatis_in_process(out, pid, addr);
     }
 }
 
@@ -314,6 +327,27 @@ fn with_process(
     }
 }
 
+/// One VMA as `/proc/PID/maps` shows it, with its resident pages.
+fn say_vma(out: &mut ConsoleOutput<'_>, mm: &MmStruct, v: &Vma) {
+    let (start, end) = (v.start().as_u64(), v.end().as_u64());
+    let id = match v.kind() {
+        VmaKind::Heap | VmaKind::Shed => v.id(),
+        _ => 0,
+    };
+    let mut kind = LineBuf::new();
+    let _ = write!(kind, "{}", v.kind().name());
+    if id != 0 {
+        let _ = write!(kind, " {id}");
+    }
+    say!(
+        out,
+        "{start:016x}-{end:016x} {} {:<8} resident={}",
+        v.flags(),
+        kind.as_str(),
+        mm.resident_pages(start, end)
+    );
+}
+
 fn vmas(out: &mut ConsoleOutput<'_>, pid: u32) {
     with_process(out, pid, |out, p| {
         let Some(mm) = p.mm.as_ref() else {
@@ -325,23 +359,44 @@ fn vmas(out: &mut ConsoleOutput<'_>, pid: u32) {
             return;
         };
         for v in mm.vmas() {
-            let (start, end) = (v.start().as_u64(), v.end().as_u64());
-            let id = match v.kind() {
-                crate::mm::vma::VmaKind::Heap | crate::mm::vma::VmaKind::Shed => v.id(),
-                _ => 0,
-            };
-            let mut kind = LineBuf::new();
-            let _ = write!(kind, "{}", v.kind().name());
-            if id != 0 {
-                let _ = write!(kind, " {id}");
+            say_vma(out, mm, v);
+        }
+    });
+}
+
+/// The part of `whatis` about a user address of process `pid`: its VMA
+/// and, in a heap, the block with its size and key.
+fn whatis_in_process(out: &mut ConsoleOutput<'_>, pid: u32, addr: u64) {
+    with_process(out, pid, |out, p| {
+        let Some(mm) = p.mm.as_ref() else {
+            return;
+        };
+        let name = p.name.as_str();
+        match mm
+            .vmas()
+            .iter()
+            .find(|v| (v.start().as_u64()..v.end().as_u64()).contains(&addr))
+        {
+            Some(v) => {
+                say!(out, "in a mapping of pid {pid} ({name}):");
+                say_vma(out, mm, v);
             }
-            say!(
-                out,
-                "{start:016x}-{end:016x} {} {:<8} resident={}",
-                v.flags(),
-                kind.as_str(),
-                mm.resident_pages(start, end)
-            );
+            None => say!(out, "in no mapping of pid {pid} ({name})"),
+        }
+        for h in p.memory.heaps().iter().filter(|h| h.contains(addr)) {
+            match h.block_at(mm, addr) {
+                Some(b) if b.state == BlockState::Used => say!(
+                    out,
+                    "heap {} block {:#x}: {} bytes used, key {}, offset {} into the payload",
+                    h.id,
+                    b.payload,
+                    b.requested,
+                    b.tag.key,
+                    addr as i64 - b.payload as i64
+                ),
+                Some(b) => say!(out, "heap {}: free block {:#x}", h.id, b.addr),
+                None => say!(out, "heap {}: in no intact block", h.id),
+            }
         }
     });
 }
@@ -529,7 +584,10 @@ impl MonitorCmd for Kernel {
         let mut words = cmd.split_ascii_whitespace();
         let name = words.next().unwrap_or("help");
         let needs_locks = matches!(name, "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks");
-        let root = self.selected_root().unwrap_or_else(memory::live_root);
+        let Some(&stopped) = self.stopped_thread() else {
+            say!(out, "no stop recorded");
+            return Ok(());
+        };
         if needs_locks && self.frame.rflags & RFLAGS_IF == 0 {
             say!(
                 out,
@@ -547,10 +605,25 @@ impl MonitorCmd for Kernel {
             ("pmm", _) => pmm(out),
             ("check", _) => check(out),
             ("heap", _) => heap(out),
-            ("whatis", Some(word)) => match parse_number(word) {
-                Some(addr) => whatis(out, root, addr),
-                None => say!(out, "whatis: {word:?} is not an address"),
-            },
+            ("whatis", Some(word)) => {
+                let Some(addr) = parse_number(word) else {
+                    say!(out, "whatis: {word:?} is not an address");
+                    return Ok(());
+                };
+                let thread = match words.next() {
+                    None => Some(&stopped),
+                    Some(word) => parse_pid(out, word).and_then(|pid| {
+                        let t = self.thread_of(pid);
+                        if t.is_none() {
+                            say!(out, "no live process with pid {pid}");
+                        }
+                        t
+                    }),
+                };
+                if let Some(thread) = thread {
+                    whatis(out, thread, addr);
+                }
+            }
             ("ps", _) => ps(out),
             ("vmas", Some(word)) => {
                 if let Some(pid) = parse_pid(out, word) {
@@ -567,7 +640,7 @@ impl MonitorCmd for Kernel {
                     }
                     n += 1;
                 }
-                ptdump(out, root, &args[..n.min(args.len())]);
+                ptdump(out, stopped.root, &args[..n.min(args.len())]);
             }
             ("leaks", None) => leaks(out, None),
             ("leaks", Some(word)) => {

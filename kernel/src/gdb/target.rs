@@ -125,9 +125,16 @@ impl Kernel {
         self.selected = tid.unwrap_or_else(|| self.stopped_tid());
     }
 
-    /// The selected thread's page tables.
-    pub fn selected_root(&self) -> Option<u64> {
-        self.threads.get(self.selected).map(|t| t.root)
+    /// The thread of process `pid` at this stop.
+    pub fn thread_of(&self, pid: u32) -> Option<&Thread> {
+        self.threads.iter().find(|t| t.pid == Some(pid))
+    }
+
+    /// The thread the kernel stopped in. gdb tells the stub which thread
+    /// it means only before register and memory accesses (`Hg`), never
+    /// before a `monitor` command, so those default to this one.
+    pub fn stopped_thread(&self) -> Option<&Thread> {
+        self.threads.stopped()
     }
 
     /// Copies memory at `addr` of the selected thread's address space into

@@ -22,7 +22,7 @@ use sysabi::{Errno, ProgramMemory};
 
 use crate::memory::events;
 use crate::mm::frame::{FRAME_SIZE, Frame};
-use crate::mm::heap::{BlockState, BlockTag, Heap, HeapConfig, HeapError};
+use crate::mm::heap::{BlockInfo, BlockState, BlockTag, Heap, HeapConfig, HeapError};
 use crate::mm::paging::VirtAddr;
 use crate::mm::vma::{VmFlags, Vma, VmaKind};
 use crate::{telemetry, time};
@@ -437,6 +437,18 @@ impl ProcHeap {
             }
         });
         (by_key.into_values().collect(), intact)
+    }
+
+    /// Whether `addr` lies in the heap.
+    pub fn contains(&self, addr: u64) -> bool {
+        (self.start..self.start + self.size).contains(&addr)
+    }
+
+    /// The block containing `addr`, found by walking the heap in `mm`'s
+    /// space; `None` if no intact block holds it.
+    pub fn block_at(&self, mm: &MmStruct, addr: u64) -> Option<BlockInfo> {
+        let addr = usize::try_from(addr).ok()?;
+        mm.space().with_active(|| self.heap.find(addr))
     }
 
     /// Blocks in use and the largest free payload, read in `mm`'s space.
