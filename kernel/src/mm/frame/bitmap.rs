@@ -159,6 +159,7 @@ pub struct Usage {
 /// | --- | --- |
 /// | [`alloc_frame`], [`alloc_page`] | O(L), whatever the fill level |
 /// | [`free_frame`], [`free_page`] | O(L) |
+/// | [`set_owner`] | O(1) |
 /// | [`alloc_contiguous`]`(n, align)` | O((r + 1) · (L + n / 64) + n), `r` = candidate windows rejected before the first fit |
 /// | [`free_contiguous`] of `n` frames | O(n) |
 /// | [`new`], [`check`], [`usage`], [`frames_owned_by`] | O(`nr_frames`) |
@@ -173,6 +174,7 @@ pub struct Usage {
 /// [`alloc_page`]: Self::alloc_page
 /// [`free_frame`]: Self::free_frame
 /// [`free_page`]: Self::free_page
+/// [`set_owner`]: Self::set_owner
 /// [`alloc_contiguous`]: Self::alloc_contiguous
 /// [`free_contiguous`]: Self::free_contiguous
 /// [`new`]: Self::new
@@ -454,6 +456,37 @@ impl<'a> FrameBitmap<'a> {
         let owner = self.freeable_owner(frame.number())?;
         self.release(frame.number());
         Ok(owner)
+    }
+
+    /// Hands used `frame` over to `owner` and returns who held it, in O(1):
+    /// for a frame that outlives its allocator in another holder (a
+    /// copy-on-write page left to one process). Giving a frame to the owner
+    /// it already has changes nothing and succeeds.
+    ///
+    /// The frame stays used, so the free and RAM counters do not move;
+    /// [`usage`](Self::usage) and [`frames_owned_by`](Self::frames_owned_by)
+    /// count the owner slots, so they follow.
+    ///
+    /// # Errors
+    /// Each leaves the allocator unchanged:
+    /// - [`FrameError::InvalidOwner`] for a pid above
+    ///   [`MAX_PID`](super::MAX_PID) or a permanent `owner`
+    ///   ([`Owner::is_permanent`]): a frame handed to one could never be
+    ///   freed again, and one handed to [`Owner::Unusable`] would stop
+    ///   counting as RAM;
+    /// - otherwise those of [`free_frame`](Self::free_frame): the frame is
+    ///   past the end, free, held by a permanent owner, or its slot is
+    ///   corrupt.
+    pub fn set_owner(&mut self, frame: Frame, owner: Owner) -> Result<Owner, FrameError> {
+        let raw = owner.to_raw().ok_or(FrameError::InvalidOwner)?;
+        if owner.is_permanent() {
+            return Err(FrameError::InvalidOwner);
+        }
+        // The same rules as freeing: only a frame `free_frame` would take
+        // back is a frame whose holder may change.
+        let previous = self.freeable_owner(frame.number())?;
+        self.owners.set(frame.number() as usize, raw);
+        Ok(previous)
     }
 
     /// Allocates a frame for `owner` and returns its address; see

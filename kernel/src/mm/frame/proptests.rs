@@ -54,6 +54,10 @@ enum Op {
         len: u64,
         owner: Owner,
     },
+    /// Hand the `n % len`-th frame held so far to `owner`.
+    SetOwnerHeld(usize, Owner),
+    /// Hand any frame to any owner, most likely refused.
+    SetOwnerAny(u64, Owner),
 }
 
 fn permanent_owner() -> impl Strategy<Value = Owner> {
@@ -73,6 +77,16 @@ fn runtime_owner() -> impl Strategy<Value = Owner> {
         (0..4u32).prop_map(Owner::Process),
         Just(Owner::Process(MAX_PID)),
         any::<u8>().prop_map(Owner::Other),
+    ]
+}
+
+/// Any owner, including ones `set_owner` must refuse.
+fn any_owner() -> impl Strategy<Value = Owner> {
+    prop_oneof![
+        4 => runtime_owner(),
+        1 => permanent_owner(),
+        1 => Just(Owner::Unusable),
+        1 => (MAX_PID + 1..=u32::MAX).prop_map(Owner::Process),
     ]
 }
 
@@ -128,6 +142,8 @@ fn op(nr: u64) -> impl Strategy<Value = Op> {
         1 => (0..nr + 8, 0..40u64).prop_map(|(start, len)| Op::FreeContiguousAny { start, len }),
         1 => (0..nr, 0..nr / 4 + 2, prop_oneof![permanent_owner(), Just(Owner::Unusable), runtime_owner()])
             .prop_map(|(start, len, owner)| Op::Release { start, len, owner }),
+        2 => (any::<usize>(), runtime_owner()).prop_map(|(i, owner)| Op::SetOwnerHeld(i, owner)),
+        1 => (0..nr + 8, any_owner()).prop_map(|(n, owner)| Op::SetOwnerAny(n, owner)),
     ]
 }
 
@@ -169,6 +185,13 @@ fn expected_free(model: &Model, frame: u64) -> Result<Owner, FrameError> {
         Some(Some(owner)) if owner.is_permanent() => Err(FrameError::Reserved),
         Some(Some(owner)) => Ok(*owner),
     }
+}
+
+fn expected_set_owner(model: &Model, frame: u64, owner: Owner) -> Result<Owner, FrameError> {
+    if owner.to_raw().is_none() || owner.is_permanent() {
+        return Err(FrameError::InvalidOwner);
+    }
+    expected_free(model, frame)
 }
 
 /// The lowest run of `len` free frames starting at a multiple of `align`.
@@ -421,6 +444,25 @@ fn apply(
                 prop_assert_eq!(result, Ok(count));
                 held.retain(|f| !range.contains(*f) || model[f.number() as usize].is_some());
                 runs.retain(|r| r.iter().all(|f| model[f.number() as usize].is_some()));
+            }
+            result.is_err()
+        }
+        Op::SetOwnerHeld(i, owner) => {
+            if held.is_empty() {
+                return Ok(());
+            }
+            let frame = held[i % held.len()];
+            let result = bm.set_owner(frame, owner);
+            prop_assert_eq!(result, expected_set_owner(model, frame.number(), owner));
+            prop_assert!(result.is_ok(), "a frame we hold changes hands");
+            model[frame.number() as usize] = Some(owner);
+            false
+        }
+        Op::SetOwnerAny(n, owner) => {
+            let result = bm.set_owner(Frame::from_number(n), owner);
+            prop_assert_eq!(result, expected_set_owner(model, n, owner));
+            if result.is_ok() {
+                model[n as usize] = Some(owner);
             }
             result.is_err()
         }

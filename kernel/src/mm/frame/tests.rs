@@ -515,6 +515,136 @@ fn free_page_of_an_unaligned_address_is_refused_and_changes_nothing() {
     assert_eq!(bm.free_page(page), Ok(Owner::KernelHeap));
 }
 
+// ---- changing owners ----------------------------------------------------------
+
+#[test]
+fn set_owner_hands_a_used_frame_over_and_returns_the_old_owner() {
+    let mut st = Storage::new(200);
+    let mut bm = st.build(&[ram(0, 200)], &[(frames(0, 16), Owner::Reserved)]);
+    let parent_page = bm.alloc_frame(Owner::Process(1)).unwrap();
+    let other = bm.alloc_frame(Owner::Process(1)).unwrap();
+    let (free, used, total) = (bm.free_frames(), bm.used_frames(), bm.total_frames());
+    let usage = bm.usage();
+
+    assert_eq!(
+        bm.set_owner(parent_page, Owner::Process(2)),
+        Ok(Owner::Process(1))
+    );
+    assert_eq!(bm.owner(parent_page), Some(Owner::Process(2)));
+    assert_eq!(bm.owner(other), Some(Owner::Process(1)), "only that frame");
+    assert!(bm.is_used(parent_page));
+    // The frame stays used: counters and owner classes do not move, only
+    // the split between pids does.
+    assert_eq!(
+        (bm.free_frames(), bm.used_frames(), bm.total_frames()),
+        (free, used, total)
+    );
+    assert_eq!(bm.usage(), usage);
+    assert_eq!(bm.frames_owned_by(Owner::Process(1)), 1);
+    assert_eq!(bm.frames_owned_by(Owner::Process(2)), 1);
+    assert_consistent(&bm);
+
+    // Handing it to the owner it has is a no-op that succeeds.
+    let before = snapshot(&bm);
+    assert_eq!(
+        bm.set_owner(parent_page, Owner::Process(2)),
+        Ok(Owner::Process(2))
+    );
+    assert_eq!(snapshot(&bm), before);
+
+    // Across owner classes: the class counts follow the slot.
+    assert_eq!(
+        bm.set_owner(parent_page, Owner::Other(9)),
+        Ok(Owner::Process(2))
+    );
+    let moved = bm.usage();
+    assert_eq!((moved.process, moved.other), (usage.process - 1, 1));
+    assert_consistent(&bm);
+
+    // The new owner is the one freeing reports.
+    assert_eq!(bm.free_frame(parent_page), Ok(Owner::Other(9)));
+    assert_eq!(bm.free_frame(other), Ok(Owner::Process(1)));
+    assert_consistent(&bm);
+}
+
+#[test]
+fn set_owner_refuses_free_permanent_and_out_of_range_frames_and_changes_nothing() {
+    let mut st = Storage::new(256);
+    let map = [ram(0, 200)];
+    let reserved = [
+        (frames(0, 10), Owner::Reserved),
+        (frames(10, 20), Owner::KernelImage),
+        (frames(20, 22), Owner::BootInfo),
+        (frames(22, 24), Owner::Bitmap),
+    ];
+    let mut bm = st.build(&map, &reserved);
+    let held = bm.alloc_frame(Owner::Process(3)).unwrap();
+    let freed = bm.alloc_frame(Owner::Process(3)).unwrap();
+    bm.free_frame(freed).unwrap();
+    let before = snapshot(&bm);
+
+    // Free frames have no owner to change: freed, and never allocated.
+    for frame in [freed, f(150)] {
+        assert_eq!(
+            bm.set_owner(frame, Owner::Process(4)),
+            Err(FrameError::DoubleFree),
+            "{frame:?}"
+        );
+    }
+    // Permanent frames (and holes, `Unusable`) keep their owner.
+    for frame in [0, 9, 10, 19, 20, 22, 210] {
+        assert_eq!(
+            bm.set_owner(f(frame), Owner::Process(4)),
+            Err(FrameError::Reserved),
+            "frame {frame}"
+        );
+    }
+    assert_eq!(
+        bm.set_owner(f(256), Owner::Process(4)),
+        Err(FrameError::OutOfRange)
+    );
+    assert_eq!(
+        bm.set_owner(f(u64::MAX), Owner::Process(4)),
+        Err(FrameError::OutOfRange)
+    );
+    // Owners that cannot be recorded, or would pin the frame for good.
+    for owner in [
+        Owner::Process(MAX_PID + 1),
+        Owner::Unusable,
+        Owner::Reserved,
+        Owner::KernelImage,
+        Owner::BootInfo,
+        Owner::Bitmap,
+    ] {
+        assert_eq!(
+            bm.set_owner(held, owner),
+            Err(FrameError::InvalidOwner),
+            "{owner:?}"
+        );
+    }
+    assert_eq!(snapshot(&bm), before);
+    assert_eq!(bm.owner(held), Some(Owner::Process(3)));
+    assert_consistent(&bm);
+}
+
+#[test]
+fn set_owner_of_a_corrupt_slot_is_refused_and_changes_nothing() {
+    let mut st = Storage::new(5000);
+    let mut bm = busy(&mut st);
+    assert!(bm.is_used(f(601)));
+    bm.inject_corruption(Corruption::SetOwnerRaw {
+        frame: f(601),
+        raw: 0xff,
+    })
+    .unwrap();
+    let before = snapshot(&bm);
+    assert_eq!(
+        bm.set_owner(f(601), Owner::Process(1)),
+        Err(FrameError::Corrupted)
+    );
+    assert_eq!(snapshot(&bm), before);
+}
+
 // ---- contiguous runs ---------------------------------------------------------
 
 #[test]
