@@ -1,14 +1,16 @@
 //! Ring-3 processes in the real kernel: the checkMemory listing matches what
 //! a program did, bad programs are killed while others run on, demand
 //! paging, copy-on-write and stack growth happen as the programs expect, a
+//! page left to one process after fork is recorded as that process's, a
 //! hostile program cannot hurt the kernel, and every frame the programs
 //! took comes back.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use probe_proto::{
-    ExitReason, FaultResolution, HostMsg, KernelMsg, MemoryStats, PageFault, ProcessExit,
-    ProcessHeap, ProcessInfo, ProcessShed, ProcessVma, VmaKind,
+    ExitReason, FaultResolution, FrameOwner, HostMsg, KernelMsg, MemoryStats, PageFault,
+    ProcessExit, ProcessHeap, ProcessInfo, ProcessShed, ProcessVma, VmaKind,
 };
 use systest::{Com1, DEADLINE, Qemu, QemuConfig, Telemetry};
 
@@ -358,6 +360,101 @@ fn fork_is_copy_on_write_and_the_stack_grows() {
         exits.iter().all(|r| *r == ExitReason::Exited(0)),
         "{exits:?}"
     );
+}
+
+/// The `VM_SHARED` bit of a fault's `vma_flags`.
+const VM_SHARED: u32 = 8;
+
+/// One copy-on-write reuse, with what the host's event replay said about
+/// the page right after it.
+#[derive(Debug)]
+struct Reuse {
+    pid: u32,
+    page: u64,
+    /// Recorded owner of the frame each address space maps at `page`.
+    holders: Vec<Option<FrameOwner>>,
+}
+
+#[test]
+fn a_page_left_to_the_child_after_fork_is_recorded_as_the_childs() {
+    // Events on: the host rebuilds who holds each frame (PageAlloc and
+    // PageFree) and what each space maps (Map and Unmap), as a physical map
+    // view would.
+    let cfg = QemuConfig {
+        append: "init=cowtest".to_string(),
+        com1: Com1::WaitForClient,
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start("proc-cow-owner", &cfg);
+    let mut link = qemu.connect_telemetry();
+    let mut owners: HashMap<u64, FrameOwner> = HashMap::new();
+    let mut maps: HashMap<(u64, u64), u64> = HashMap::new();
+    let mut reuses: Vec<Reuse> = Vec::new();
+    let (mut exits, mut dropped) = (Vec::new(), 0);
+    // The parent exits after waiting for the child: two exits end it.
+    link.wait_for("both cowtest exits", DEADLINE, |m| {
+        match m {
+            KernelMsg::Dropped { count } => dropped += count,
+            KernelMsg::PageAlloc(e) => {
+                for i in 0..u64::from(e.count) {
+                    owners.insert(e.addr + i * 4096, e.owner);
+                }
+            }
+            KernelMsg::PageFree(e) => {
+                for i in 0..u64::from(e.count) {
+                    owners.remove(&(e.addr + i * 4096));
+                }
+            }
+            KernelMsg::Map(e) => {
+                maps.insert((e.space, e.virt), e.phys);
+            }
+            KernelMsg::Unmap(e) => {
+                maps.remove(&(e.space, e.virt));
+            }
+            KernelMsg::PageFault(f)
+                if f.resolution == FaultResolution::CowReuse && f.vma_flags & VM_SHARED == 0 =>
+            {
+                let page = f.addr & !0xfff;
+                let holders = maps
+                    .iter()
+                    .filter(|((_, virt), _)| *virt == page)
+                    .map(|(_, phys)| owners.get(phys).copied())
+                    .collect();
+                reuses.push(Reuse {
+                    pid: f.pid,
+                    page,
+                    holders,
+                });
+            }
+            KernelMsg::ProcessExit(e) => exits.push(*e),
+            _ => {}
+        }
+        (exits.len() == 2).then_some(())
+    });
+    assert_eq!(dropped, 0, "the replay needs every event");
+    assert!(
+        exits.iter().all(|e| e.reason == ExitReason::Exited(0)),
+        "{exits:?}"
+    );
+    // The parent waits for the child, so it exits second.
+    let parent = exits[1].pid;
+    // The parent runs on after fork and writes first, copying the global
+    // and the mmap page; the child, left their only user, takes the frames
+    // the parent allocated over in place.
+    assert!(
+        reuses.iter().any(|r| r.pid != parent),
+        "the child reused a frame: {reuses:?}"
+    );
+    // Whoever reuses a private page must be recorded as its frame's holder,
+    // not the process that allocated it (which maps a copy by now).
+    for r in &reuses {
+        assert!(
+            r.holders.contains(&Some(FrameOwner::Process(r.pid))),
+            "pid {} reused {:#x}, but no frame mapped there is recorded as its: {reuses:#x?}",
+            r.pid,
+            r.page
+        );
+    }
 }
 
 #[test]

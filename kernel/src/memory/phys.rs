@@ -157,6 +157,36 @@ pub fn free_frame(frame: Frame) -> Result<Owner, FrameError> {
     report_free(result, FrameRange::from_count(frame, 1), |o| o, caller)
 }
 
+/// Hands used `frame` over to `owner`, returning who held it: for a frame
+/// that outlives its allocator in another holder. Refusals are reported
+/// and change nothing (see [`FrameBitmap::set_owner`]).
+///
+/// A real change goes out as a `PageFree` by the old owner then a
+/// `PageAlloc` by the new one, so a host that rebuilds the physical map
+/// from events sees the frame change hands (the event counters count both,
+/// so they still match the events); giving a frame to the owner it has
+/// emits nothing.
+#[inline(never)]
+pub fn set_owner(frame: Frame, owner: Owner) -> Result<Owner, FrameError> {
+    let caller = cpu::return_address();
+    let result = with_pmm(|pmm| pmm.set_owner(frame, owner));
+    match result {
+        Ok(previous) if previous != owner => {
+            events::page_free(frame, 1, previous, caller);
+            events::page_alloc(frame, 1, owner, caller);
+        }
+        Ok(_) => {}
+        Err(e) => {
+            events::frame_error(e, frame.start_address(), 1, caller);
+            kwarn!(
+                "refused to give frame {:#x} to {owner:?} from {caller:#x}: {e:?}",
+                frame.start_address().as_u64()
+            );
+        }
+    }
+    result
+}
+
 /// Allocates a frame for `owner` and returns its physical address.
 #[inline(never)]
 pub fn alloc_page(owner: Owner) -> Result<PhysAddr, FrameError> {

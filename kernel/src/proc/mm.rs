@@ -303,10 +303,19 @@ impl MmStruct {
         flags: VmFlags,
     ) -> Result<FaultResolution, FaultError> {
         let va = VirtAddr::new(page);
-        if flags.contains(VmFlags::SHARED) || frames::users(frame) == 1 {
+        let shared = flags.contains(VmFlags::SHARED);
+        if shared || frames::users(frame) == 1 {
             self.space
                 .update_flags(va, flags.page_flags())
                 .map_err(|_| FaultError::OutOfMemory)?;
+            if !shared {
+                // The last user of a private page takes it over, but it may
+                // have been allocated by another process (the parent that
+                // has since copied it, exited or unmapped it): the record
+                // must name the one address space that maps it now. A
+                // no-op when it already does.
+                let _ = phys::set_owner(frame, Owner::Process(self.pid));
+            }
             return Ok(FaultResolution::CowReuse);
         }
         let copy =
