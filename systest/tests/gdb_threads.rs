@@ -155,12 +155,6 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
         cmds.push(format!("thread {n}"));
         cmds.push(format!("x/gx {at:#x}"));
         cmds.push("bt 8".into());
-        cmds.push(format!("monitor whatis {at:#x}"));
-        cmds.push(format!(
-            "monitor ptdump {:#x} {:#x}",
-            at & !0xfff,
-            (at & !0xfff) + 0x1000
-        ));
     }
     cmds.push(format!("thread apply all -s x/gx {at:#x}"));
     cmds.push("detach".into());
@@ -194,28 +188,6 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
         block(kernel)
     );
 
-    // `whatis` and `ptdump` without a pid look in the selected thread's
-    // tables too: each twin's own frame, nothing in the kernel's.
-    let page = at & !0xfff;
-    let leaf = |text: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{page:016x} -> ")))
-            .map(|rest| rest.split_whitespace().next().unwrap_or("").to_string())
-    };
-    let (leaf_a, leaf_b) = (leaf(block(ta)), leaf(block(tb)));
-    assert!(leaf_a.is_some() && leaf_b.is_some(), "{out}");
-    assert_ne!(leaf_a, leaf_b, "each twin's page has its own frame:\n{out}");
-    assert_eq!(leaf(block(kernel)), None, "{}", block(kernel));
-    assert!(block(kernel).contains("no leaves in"), "{}", block(kernel));
-    for n in [ta, tb] {
-        assert!(block(n).contains("owned by Process("), "{}", block(n));
-    }
-    assert!(
-        block(kernel).contains("not mapped in the selected thread's address space"),
-        "{}",
-        block(kernel)
-    );
-
     // Backtraces walk each process's own stack: same code, same stack
     // addresses, but each went through its own arm of the fork.
     let parent_line = format!("twins.rs:{}", source_line("Ok(Fork::Parent(_))"));
@@ -242,6 +214,57 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
         "{out}"
     );
     assert!(out.contains("detached"), "{out}");
+
+    // `monitor whatis` and `ptdump` take the pid whose tables to walk.
+    let page = at & !0xfff;
+    let out = run_gdb(&[
+        "set pagination off".to_string(),
+        format!("target remote 127.0.0.1:{port}"),
+        format!("monitor whatis {at:#x} {}", a.pid),
+        format!("monitor whatis {at:#x} {}", b.pid),
+        format!("monitor whatis {at:#x} 0"),
+        format!("monitor whatis {at:#x} 999"),
+        format!("monitor ptdump {} {page:#x} {:#x}", a.pid, page + 0x1000),
+        format!("monitor ptdump {} {page:#x} {:#x}", b.pid, page + 0x1000),
+        "detach".into(),
+    ]);
+    println!("{out}");
+    let lines = |prefix: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix(prefix).map(str::to_string))
+            .collect()
+    };
+    let mappings = lines("in a mapping of pid ");
+    assert_eq!(
+        mappings,
+        [
+            format!("{} (twin-a):", a.pid),
+            format!("{} (twin-b):", b.pid)
+        ],
+        "{out}"
+    );
+    let frames = lines("physical ");
+    assert_eq!(frames.len(), 2, "{out}");
+    assert_ne!(
+        frames[0], frames[1],
+        "each twin's page has its own frame:\n{out}"
+    );
+    for (f, pid) in frames.iter().zip([a.pid, b.pid]) {
+        assert!(
+            f.ends_with(&format!("owned by Process({pid})")),
+            "{f} for pid {pid}"
+        );
+    }
+    let leaves = lines(&format!("{page:016x} -> "));
+    assert_eq!(leaves.len(), 2, "{out}");
+    assert_ne!(leaves[0], leaves[1], "{out}");
+    assert!(
+        out.contains(&format!(
+            "{at:#x}: not mapped in the address space of pid 0 kernel"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("no live process with pid 999"), "{out}");
 }
 
 /// The value `thread apply all -s x/gx ADDR` printed under the header of
@@ -271,6 +294,7 @@ fn hardware_watchpoint_on_a_heap_block_fires_when_the_program_stores_to_it() {
         "continue".into(),
         "bt 3".into(),
         "info threads".into(),
+        format!("monitor whatis {:#x}", a.block),
         "delete".into(),
         format!("thread apply all -s x/gx {:#x}", a.block),
         "detach".into(),
@@ -304,6 +328,12 @@ fn hardware_watchpoint_on_a_heap_block_fires_when_the_program_stores_to_it() {
         out.contains("twins::settle"),
         "stopped in the store:\n{out}"
     );
+    // `whatis` without a pid looks in the process the kernel stopped in:
+    // the heap block, its size and key.
+    let block_line = format!("block {:#x}: 8 bytes used, key 7, offset 0", a.block);
+    assert!(out.contains(&block_line), "{block_line:?} in:\n{out}");
+    let mapping = format!("in a mapping of pid {} (twin-a):", a.pid);
+    assert!(out.contains(&mapping), "{mapping:?} in:\n{out}");
     // The parent's block holds the count; the child's copy was never
     // written after the fork.
     assert_eq!(
