@@ -46,6 +46,16 @@ fn frames(start: u64, end: u64) -> FrameRange {
     FrameRange::new(f(start), f(end))
 }
 
+/// Frames 0..24 held by each permanent owner in turn.
+fn permanent_low_frames() -> [(FrameRange, Owner); 4] {
+    [
+        (frames(0, 10), Owner::Reserved),
+        (frames(10, 20), Owner::KernelImage),
+        (frames(20, 22), Owner::BootInfo),
+        (frames(22, 24), Owner::Bitmap),
+    ]
+}
+
 fn ram(start_frame: u64, nr_frames: u64) -> MemoryRegion {
     MemoryRegion::usable(f(start_frame).start_address(), nr_frames * FRAME_SIZE)
 }
@@ -456,12 +466,7 @@ fn double_free_is_detected_and_changes_nothing() {
 fn freeing_reserved_frames_is_refused_and_changes_nothing() {
     let mut st = Storage::new(512);
     let map = [ram(0, 200), ram(300, 212)];
-    let reserved = [
-        (frames(0, 10), Owner::Reserved),
-        (frames(10, 20), Owner::KernelImage),
-        (frames(20, 22), Owner::BootInfo),
-        (frames(22, 24), Owner::Bitmap),
-    ];
+    let reserved = permanent_low_frames();
     let mut bm = st.build(&map, &reserved);
     let before = snapshot(&bm);
     for frame in [0, 9, 10, 19, 20, 22, 250] {
@@ -571,12 +576,7 @@ fn set_owner_hands_a_used_frame_over_and_returns_the_old_owner() {
 fn set_owner_refuses_free_permanent_and_out_of_range_frames_and_changes_nothing() {
     let mut st = Storage::new(256);
     let map = [ram(0, 200)];
-    let reserved = [
-        (frames(0, 10), Owner::Reserved),
-        (frames(10, 20), Owner::KernelImage),
-        (frames(20, 22), Owner::BootInfo),
-        (frames(22, 24), Owner::Bitmap),
-    ];
+    let reserved = permanent_low_frames();
     let mut bm = st.build(&map, &reserved);
     let held = bm.alloc_frame(Owner::Process(3)).unwrap();
     let freed = bm.alloc_frame(Owner::Process(3)).unwrap();
