@@ -392,8 +392,10 @@ const SUPPORTED: &[u8] = b"qSupported";
 /// gdbstub answers `Hg` (select the thread for registers and memory);
 /// the stub notes the choice too (see [`Intercept::take_selection`]).
 const SELECT: &[u8] = b"Hg";
-/// Longest thread id of an `Hg` packet kept (`p` pid `.` tid, in hex).
+/// Longest thread id of an `Hg` packet kept (`p` pid `.` tid, in hex);
+/// it is kept in the own-packet body buffer.
 const SELECT_MAX: usize = 40;
+const _: () = assert!(SELECT_MAX <= OWN_MAX);
 /// Features appended to gdbstub's `qSupported` reply.
 pub const SUPPORTED_EXTRA: &[u8] = b";binary-upload+";
 /// Longest body of a packet the stub answers itself.
@@ -547,7 +549,7 @@ impl Intercept {
     fn tap(&mut self, byte: u8) {
         match self.state {
             RxState::Pass if byte != b'#' => {
-                if self.body_len < SELECT_MAX.min(OWN_MAX) {
+                if self.body_len < SELECT_MAX {
                     self.body[self.body_len] = byte;
                     self.body_len += 1;
                 } else {

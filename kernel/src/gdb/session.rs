@@ -42,6 +42,8 @@ const PACKET_BYTES: usize = 0x4000;
 const READ_BINARY_MAX: usize = PACKET_BYTES;
 /// Bytes of memory copied per page-table check while answering `x`.
 const READ_CHUNK: usize = 1024;
+/// The interrupt request gdb sends while the kernel runs.
+const CTRL_C: u8 = 0x03;
 /// Most filler bytes one `qkernel.blast` reply carries.
 const BLAST_MAX: u64 = 16 << 20;
 
@@ -406,7 +408,11 @@ pub fn on_com2_interrupt(frame: &mut TrapFrame) {
     };
     let session = &mut *guard;
     while let Some(byte) = conn::read_byte() {
-        session.target.stopped_at(frame);
+        // Only a packet or Ctrl-C can stop the kernel: the process table is
+        // read for those, not for every ack.
+        if byte == b'$' || byte == CTRL_C {
+            session.target.stopped_at(frame);
+        }
         let running = matches!(session.machine, Some(GdbStubStateMachine::Running(_)));
         let stopped = match session.machine.take() {
             Some(m) if running && byte != b'$' => feed_running(session, m, byte),

@@ -114,8 +114,7 @@ impl Kernel {
 
     /// The thread the kernel stopped in.
     pub fn stopped_tid(&self) -> Tid {
-        self.threads
-            .stopped()
+        self.stopped_thread()
             .map_or(tid_of(KERNEL_PID), Thread::tid)
     }
 
