@@ -33,8 +33,6 @@ pub mod sync;
 pub mod telemetry;
 #[cfg(target_os = "none")]
 pub mod time;
-#[cfg(target_os = "none")]
-pub mod traps;
 
 #[cfg(target_os = "none")]
 mod entry;

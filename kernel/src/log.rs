@@ -1,14 +1,26 @@
 //! Kernel logging: every line goes to QEMU's debug console (port 0xE9) and,
-//! when its level is enabled by `loglevel=`, to the telemetry link as `Log`.
+//! when its level is enabled by `loglevel=`, to the sink registered at boot
+//! (the telemetry link, which sends it as `Log`). The log sits low, so it
+//! names nothing above it: the sink is a function handed to it.
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use probe_proto::{KernelMsg, Log, LogLevel};
+use probe_proto::LogLevel;
+use spin::Once;
 
-use crate::{arch::qemu, telemetry, time};
+use crate::arch::qemu;
 
 static LOGLEVEL: AtomicU8 = AtomicU8::new(crate::cmdline::DEFAULT_LOGLEVEL);
+
+/// Where enabled lines go besides the debug console.
+static SINK: Once<fn(LogLevel, &str)> = Once::new();
+
+/// Sends every line at an enabled level to `sink` as well; only the first
+/// call counts.
+pub fn set_sink(sink: fn(LogLevel, &str)) {
+    SINK.call_once(|| sink);
+}
 
 /// Sets the most verbose level sent over telemetry (0 error .. 3 debug).
 pub fn set_level(level: u8) {
@@ -72,12 +84,10 @@ pub fn log(level: LogLevel, args: fmt::Arguments<'_>) {
     qemu::debugcon_write(tag);
     qemu::debugcon_write(line.as_str().as_bytes());
     qemu::debugcon_write(b"\n");
-    if level as u8 <= LOGLEVEL.load(Ordering::Relaxed) {
-        telemetry::send(&KernelMsg::Log(Log {
-            ts_us: time::uptime_us(),
-            level,
-            text: line.as_str(),
-        }));
+    if level as u8 <= LOGLEVEL.load(Ordering::Relaxed)
+        && let Some(sink) = SINK.get()
+    {
+        sink(level, line.as_str());
     }
 }
 

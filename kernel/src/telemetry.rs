@@ -8,7 +8,7 @@
 
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{
-    FrameDecoder, Heartbeat, Hello, HostMsg, KernelMsg, PROTOCOL_VERSION, Pong, encode_frame,
+    FrameDecoder, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, PROTOCOL_VERSION, Pong, encode_frame,
     features,
 };
 
@@ -131,6 +131,15 @@ pub fn init(boot: &'static BootInfo) {
 /// Queues `msg`; never waits for the UART.
 pub fn send(msg: &KernelMsg<'_>) {
     LINK.with(|link| link.send(msg));
+}
+
+/// Sends a log line as `Log`: the log's sink, registered at boot.
+pub fn send_log(level: LogLevel, text: &str) {
+    send(&KernelMsg::Log(Log {
+        ts_us: time::uptime_us(),
+        level,
+        text: text.into(),
+    }));
 }
 
 /// Queues `msg`, first waiting for the UART to make room if the ring is
@@ -314,12 +323,12 @@ impl Link {
         let nr_regions = boot.regions().len() as u16;
         self.send(&KernelMsg::Hello(Hello {
             version: PROTOCOL_VERSION,
-            build_id: BUILD_ID,
+            build_id: BUILD_ID.into(),
             mem_total_bytes: boot.total_ram_bytes(),
             mem_usable_bytes: boot.usable_bytes(),
             nr_regions,
             features: features::HOST_COMMANDS | features::DEBUGCON_LOG,
-            cmdline: boot.cmdline(),
+            cmdline: boot.cmdline().into(),
             uptime_us: time::uptime_us(),
         }));
         for region in boot.mem_regions() {

@@ -2,8 +2,10 @@
 //!
 //! This crate is the whole contract between the two sides of the COM1 link:
 //! the message enums ([`KernelMsg`], [`HostMsg`]), the framing ([`frame`]) and
-//! the protocol version ([`PROTOCOL_VERSION`]). It is `no_std`, allocates
-//! nothing, and contains no `unsafe`, so a kernel and a host share it as is.
+//! the protocol version ([`PROTOCOL_VERSION`]). It is `no_std` (with `alloc`,
+//! for the owned form of a message's strings: sending and decoding in place
+//! allocate nothing) and contains no `unsafe`, so a kernel and a host share it
+//! as is.
 //!
 //! # Wire format, byte by byte
 //!
@@ -110,11 +112,15 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 pub mod frame;
 mod msg;
+pub mod names;
 
 pub use frame::{DecodeStats, FrameDecoder, FrameError, encode_frame};
 pub use msg::*;
+pub use names::KERNEL_PID;
 
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 2 };

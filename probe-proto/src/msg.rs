@@ -4,7 +4,14 @@
 //! the host decodes without copying; a host that keeps a message converts it
 //! to its own types. Append variants and fields only: order is wire format.
 
+use alloc::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+
+/// A string inside a message: borrowed when the kernel sends or the host
+/// decodes in place (nothing is allocated), owned when the host keeps a
+/// message after its frame's bytes are gone ([`KernelMsg::into_owned`]).
+pub type Text<'a> = Cow<'a, str>;
 
 /// A protocol version: `major` changes break the wire format, `minor` ones
 /// only add messages.
@@ -117,6 +124,118 @@ pub enum KernelMsg<'a> {
     Leak(Leak),
 }
 
+impl KernelMsg<'_> {
+    /// The same message owning its strings, for a host that keeps it after
+    /// the frame's bytes are reused.
+    pub fn into_owned(self) -> KernelMsg<'static> {
+        fn own(text: Text<'_>) -> Text<'static> {
+            Cow::Owned(text.into_owned())
+        }
+        match self {
+            KernelMsg::Hello(Hello {
+                version,
+                build_id,
+                mem_total_bytes,
+                mem_usable_bytes,
+                nr_regions,
+                features,
+                cmdline,
+                uptime_us,
+            }) => KernelMsg::Hello(Hello {
+                version,
+                build_id: own(build_id),
+                mem_total_bytes,
+                mem_usable_bytes,
+                nr_regions,
+                features,
+                cmdline: own(cmdline),
+                uptime_us,
+            }),
+            KernelMsg::MemRegion(m) => KernelMsg::MemRegion(m),
+            KernelMsg::Log(Log { ts_us, level, text }) => KernelMsg::Log(Log {
+                ts_us,
+                level,
+                text: own(text),
+            }),
+            KernelMsg::Heartbeat(m) => KernelMsg::Heartbeat(m),
+            KernelMsg::Exception(m) => KernelMsg::Exception(m),
+            KernelMsg::Panic(Panic {
+                ts_us,
+                message,
+                file,
+                line,
+                column,
+            }) => KernelMsg::Panic(Panic {
+                ts_us,
+                message: own(message),
+                file: own(file),
+                line,
+                column,
+            }),
+            KernelMsg::Pong(m) => KernelMsg::Pong(m),
+            KernelMsg::Dropped { count } => KernelMsg::Dropped { count },
+            KernelMsg::MemoryStats(m) => KernelMsg::MemoryStats(m),
+            KernelMsg::PageAlloc(m) => KernelMsg::PageAlloc(m),
+            KernelMsg::PageFree(m) => KernelMsg::PageFree(m),
+            KernelMsg::Map(m) => KernelMsg::Map(m),
+            KernelMsg::Unmap(m) => KernelMsg::Unmap(m),
+            KernelMsg::HeapAlloc(m) => KernelMsg::HeapAlloc(m),
+            KernelMsg::HeapFree(m) => KernelMsg::HeapFree(m),
+            KernelMsg::HeapError(m) => KernelMsg::HeapError(m),
+            KernelMsg::FrameError(m) => KernelMsg::FrameError(m),
+            KernelMsg::FrameCheck(m) => KernelMsg::FrameCheck(m),
+            KernelMsg::HeapCheck(m) => KernelMsg::HeapCheck(m),
+            KernelMsg::HeapBlock(m) => KernelMsg::HeapBlock(m),
+            KernelMsg::HeapWalkEnd(m) => KernelMsg::HeapWalkEnd(m),
+            KernelMsg::ProcessSpawn(ProcessEvent {
+                ts_us,
+                pid,
+                parent,
+                name,
+            }) => KernelMsg::ProcessSpawn(ProcessEvent {
+                ts_us,
+                pid,
+                parent,
+                name: own(name),
+            }),
+            KernelMsg::ProcessExit(m) => KernelMsg::ProcessExit(m),
+            KernelMsg::ProcessRename(ProcessEvent {
+                ts_us,
+                pid,
+                parent,
+                name,
+            }) => KernelMsg::ProcessRename(ProcessEvent {
+                ts_us,
+                pid,
+                parent,
+                name: own(name),
+            }),
+            KernelMsg::ProcessInfo(m) => KernelMsg::ProcessInfo(ProcessInfo {
+                ts_us: m.ts_us,
+                pid: m.pid,
+                parent: m.parent,
+                name: own(m.name),
+                state: m.state,
+                nr_heaps: m.nr_heaps,
+                nr_sheds: m.nr_sheds,
+                nr_vmas: m.nr_vmas,
+                total_heap_size: m.total_heap_size,
+                total_heap_used: m.total_heap_used,
+                total_heap_free: m.total_heap_free,
+                total_shed_size: m.total_shed_size,
+                resident_frames: m.resident_frames,
+                page_table_frames: m.page_table_frames,
+            }),
+            KernelMsg::ProcessHeap(m) => KernelMsg::ProcessHeap(m),
+            KernelMsg::ProcessShed(m) => KernelMsg::ProcessShed(m),
+            KernelMsg::ProcessVma(m) => KernelMsg::ProcessVma(m),
+            KernelMsg::ProcessListEnd(m) => KernelMsg::ProcessListEnd(m),
+            KernelMsg::PageFault(m) => KernelMsg::PageFault(m),
+            KernelMsg::Leak(m) => KernelMsg::Leak(m),
+        }
+    }
+}
+
 /// Messages from the host to the kernel.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum HostMsg {
@@ -156,7 +275,8 @@ pub struct Hello<'a> {
     /// Protocol version the kernel speaks.
     pub version: Version,
     /// Identifies the kernel build (crate version and build profile).
-    pub build_id: &'a str,
+    #[serde(borrow)]
+    pub build_id: Text<'a>,
     /// Bytes of RAM, as the boot memory map reports it: usable RAM plus
     /// firmware-reserved RAM below the top of usable memory.
     pub mem_total_bytes: u64,
@@ -167,13 +287,15 @@ pub struct Hello<'a> {
     /// [`features`] bits.
     pub features: u32,
     /// The kernel command line.
-    pub cmdline: &'a str,
+    #[serde(borrow)]
+    pub cmdline: Text<'a>,
     /// Microseconds since boot.
     pub uptime_us: u64,
 }
 
 /// Kind of a memory-map region (the E820 types).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum MemKind {
     /// Free RAM.
     Usable,
@@ -204,6 +326,7 @@ pub struct MemRegion {
 
 /// Severity of a log line; numerically the kernel's `loglevel=`.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
 pub enum LogLevel {
     /// Something failed.
     Error,
@@ -223,7 +346,8 @@ pub struct Log<'a> {
     /// Severity.
     pub level: LogLevel,
     /// The text, without a trailing newline.
-    pub text: &'a str,
+    #[serde(borrow)]
+    pub text: Text<'a>,
 }
 
 /// Periodic liveness report with link counters.
@@ -262,9 +386,11 @@ pub struct Panic<'a> {
     /// Microseconds since boot.
     pub ts_us: u64,
     /// The panic message (truncated to fit a frame).
-    pub message: &'a str,
+    #[serde(borrow)]
+    pub message: Text<'a>,
     /// Source file of the panic.
-    pub file: &'a str,
+    #[serde(borrow)]
+    pub file: Text<'a>,
     /// Line in `file`.
     pub line: u32,
     /// Column in `file`.
@@ -282,6 +408,7 @@ pub struct Pong {
 
 /// Who holds a physical frame.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum FrameOwner {
     /// Not RAM: a hole in the memory map or a region it calls unusable.
     Unusable,
@@ -365,6 +492,7 @@ pub struct HeapEvent {
 
 /// Why a heap call was refused or a heap check failed.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum HeapErrorKind {
     /// No free block large enough, and the heap cannot grow.
     OutOfMemory,
@@ -408,6 +536,7 @@ pub struct HeapErrorEvent {
 
 /// Why a physical-allocator call was refused.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum FrameErrorKind {
     /// The frame is already free.
     DoubleFree,
@@ -626,11 +755,13 @@ pub struct ProcessEvent<'a> {
     /// Its parent; 0 (the kernel) for processes the kernel started.
     pub parent: u32,
     /// Its program name.
-    pub name: &'a str,
+    #[serde(borrow)]
+    pub name: Text<'a>,
 }
 
 /// Why a process ended.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum ExitReason {
     /// It called `exit` with this code.
     Exited(i64),
@@ -661,6 +792,7 @@ pub struct ProcessExit {
 
 /// Scheduling state of a process.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum ProcState {
     /// Running or ready to run.
     Runnable,
@@ -683,7 +815,8 @@ pub struct ProcessInfo<'a> {
     /// Parent process id.
     pub parent: u32,
     /// Program name (`Program-{pid}` until one is registered).
-    pub name: &'a str,
+    #[serde(borrow)]
+    pub name: Text<'a>,
     /// Scheduling state.
     pub state: ProcState,
     /// Heaps that follow as [`KernelMsg::ProcessHeap`].
@@ -744,6 +877,7 @@ pub struct ProcessShed {
 
 /// What a VMA holds.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum VmaKind {
     /// Program code.
     Code,
@@ -791,6 +925,7 @@ pub struct ProcessListEnd {
 
 /// How the kernel resolved a page fault.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
 pub enum FaultResolution {
     /// A fresh zeroed frame backed a page of a VMA.
     Demand,

@@ -1,4 +1,8 @@
-//! From the boot stub to the idle loop, and the panic handler.
+//! From the boot stub to the idle loop, and the panic handler: the top of
+//! the kernel, which wires the layers together at boot (trap handlers,
+//! the log's telemetry sink) and may import any of them.
+
+mod traps;
 
 use core::fmt::Write;
 
@@ -19,6 +23,7 @@ const HEARTBEAT_US: u64 = 1_000_000;
 /// Called by the boot stub, in the higher half, on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn kernel_main(start_info_phys: u64) -> ! {
+    arch::x86_64::trap::register_handlers(traps::HANDLERS);
     arch::x86_64::init(time::TIMER_HZ);
     let boot = match arch::x86_64::pvh::parse(start_info_phys) {
         Ok(info) => BOOT_INFO.call_once(|| info),
@@ -27,6 +32,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     let opts = Options::parse(boot.cmdline());
     crate::log::set_level(opts.loglevel);
     telemetry::init(boot);
+    crate::log::set_sink(telemetry::send_log);
     if let Err(why) = memory::phys::init(boot) {
         panic!("physical memory: {why}");
     }
@@ -122,10 +128,10 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     arch::qemu::debugcon_write(place.as_str().as_bytes());
     telemetry::send_emergency(&KernelMsg::Panic(Panic {
         ts_us: time::uptime_us(),
-        message: message.as_str(),
-        file,
+        message: message.as_str().into(),
+        file: file.into(),
         line,
         column,
     }));
-    crate::traps::fatal_exit()
+    arch::qemu::exit(arch::qemu::ExitCode::Failure)
 }

@@ -23,6 +23,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 
 use probe_proto::{ExitReason, FaultResolution, KernelMsg, PageFault, ProcessEvent, ProcessExit};
+use probe_proto::names::PageFaultSentence;
 use sysabi::{Errno, MAX_NAME_LEN, ProgramMemory};
 
 use crate::arch::x86_64::context::{new_task_stack, user_frame_at};
@@ -266,7 +267,7 @@ fn spawn_event(pid: u32, parent: u32, name: &str) {
         ts_us: time::uptime_us(),
         pid,
         parent,
-        name,
+        name: name.into(),
     }));
 }
 
@@ -494,7 +495,8 @@ pub fn on_user_page_fault(frame: &TrapFrame, cr2: u64) {
     }));
     if let Err(why) = outcome {
         let mut line = LineBuf::new();
-        let _ = crate::traps::describe_page_fault(&mut line, frame.error_code, cr2);
+        let error_code = frame.error_code;
+        let _ = write!(line, "{}", PageFaultSentence { error_code, addr: cr2 });
         let _ = write!(line, " at rip {:#x} ({why:?})", frame.rip);
         match vma {
             Some(v) => {
@@ -603,7 +605,7 @@ pub fn register_program_name(pid: u32, name: &str) -> Result<(), Errno> {
         ts_us: time::uptime_us(),
         pid,
         parent,
-        name: name.as_str(),
+        name: name.as_str().into(),
     }));
     Ok(())
 }

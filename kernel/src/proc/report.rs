@@ -111,7 +111,7 @@ fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>, names: &mut Vec<supe
         ts_us,
         pid,
         parent: p.parent,
-        name: "",
+        name: "".into(),
         state,
         nr_heaps: heaps.len() as u32,
         nr_sheds: sheds.len() as u32,
@@ -157,7 +157,7 @@ pub fn send_listing(pid: i64) {
             KernelMsg::ProcessInfo(info) => {
                 let name = names.next().map_or("?", |n| n.as_str());
                 telemetry::send_waiting(&KernelMsg::ProcessInfo(ProcessInfo {
-                    name,
+                    name: name.into(),
                     ..info.clone()
                 }));
             }

@@ -1,5 +1,6 @@
 //! Trap entry: one assembly stub per vector pushes a uniform [`TrapFrame`]
-//! and calls [`trap_dispatch`], which routes exceptions and IRQs.
+//! and calls [`trap_dispatch`], which routes exceptions and IRQs to the
+//! [`TrapHandlers`] the kernel registered at boot.
 //!
 //! Stubs for vectors without a CPU error code push a zero in its place, so
 //! every frame has the same layout; the frame is what a debugger sees and
@@ -7,18 +8,13 @@
 
 use core::arch::global_asm;
 
+use spin::Once;
+
 use super::pic;
 
 /// Vectors with an entry stub: the 32 exceptions and 16 PIC IRQs.
 pub const NR_STUBS: usize = 48;
-/// `#DB`.
-pub const DEBUG: u8 = 1;
-/// `#BP` (`int3`).
-pub const BREAKPOINT: u8 = 3;
-/// `#DF`, run on its own stack.
-pub const DOUBLE_FAULT: u8 = 8;
-/// `#PF`.
-pub const PAGE_FAULT: u8 = 14;
+pub use probe_proto::names::vector::{BREAKPOINT, DEBUG, DOUBLE_FAULT, PAGE_FAULT};
 /// `int 0x80`: a system call from ring 3.
 pub const SYSCALL: u8 = sysabi::SYSCALL_VECTOR;
 
@@ -420,29 +416,53 @@ pub fn stub_address(vector: usize) -> u64 {
     unsafe { trap_stub_table[vector] }
 }
 
+/// What the kernel does with a trap, registered once at boot with
+/// [`register_handlers`]: `arch` saves the frame and routes it here, and
+/// knows nothing of the policy behind these functions.
+#[derive(Clone, Copy)]
+pub struct TrapHandlers {
+    /// `int 0x80` from ring 3.
+    pub syscall: fn(&mut TrapFrame),
+    /// A CPU exception (vectors 0 to 31).
+    pub exception: fn(&mut TrapFrame),
+    /// A hardware interrupt (`irq` 0 to 15), before its end of interrupt.
+    pub irq: fn(irq: u8, &mut TrapFrame),
+    /// The timer interrupt, after its end of interrupt: a task switch here
+    /// may not come back soon, so the controller must already be free.
+    pub timer_after_eoi: fn(&mut TrapFrame),
+}
+
+static HANDLERS: Once<TrapHandlers> = Once::new();
+
+/// Installs the kernel's trap handlers; only the first call counts. Until
+/// then an exception halts the machine and interrupts are ignored.
+pub fn register_handlers(handlers: TrapHandlers) {
+    HANDLERS.call_once(|| handlers);
+}
+
 /// Called by `trap_common` with interrupts off and the frame on the stack.
 #[unsafe(no_mangle)]
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let Some(handlers) = HANDLERS.get() else {
+        if frame.vector < u64::from(pic::IRQ_BASE) {
+            // A fault before the kernel could say what to do with it.
+            super::qemu::exit(super::qemu::ExitCode::Failure);
+        }
+        return;
+    };
     let vector = frame.vector as u8;
     if vector == SYSCALL {
-        crate::traps::syscall(frame);
+        (handlers.syscall)(frame);
         return;
     }
     if vector < pic::IRQ_BASE {
-        crate::traps::exception(frame);
+        (handlers.exception)(frame);
         return;
     }
     let irq = vector - pic::IRQ_BASE;
-    match irq {
-        pic::IRQ_TIMER => crate::traps::timer_tick(),
-        pic::IRQ_COM1 => crate::traps::com1_interrupt(),
-        pic::IRQ_COM2 => crate::traps::com2_interrupt(frame),
-        // 7 and 15 may be spurious; the rest are masked.
-        _ => {}
-    }
+    (handlers.irq)(irq, frame);
     pic::end_of_interrupt(irq);
-    // Only after the end of interrupt: the switch may not come back soon.
     if irq == pic::IRQ_TIMER {
-        crate::traps::timer_preempt(frame);
+        (handlers.timer_after_eoi)(frame);
     }
 }
