@@ -19,6 +19,8 @@ pub mod drivers;
 #[cfg(target_os = "none")]
 pub mod gdb;
 #[cfg(target_os = "none")]
+pub mod introspect;
+#[cfg(target_os = "none")]
 #[macro_use]
 pub mod log;
 #[cfg(target_os = "none")]

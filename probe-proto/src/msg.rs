@@ -210,22 +210,7 @@ impl KernelMsg<'_> {
                 parent,
                 name: own(name),
             }),
-            KernelMsg::ProcessInfo(m) => KernelMsg::ProcessInfo(ProcessInfo {
-                ts_us: m.ts_us,
-                pid: m.pid,
-                parent: m.parent,
-                name: own(m.name),
-                state: m.state,
-                nr_heaps: m.nr_heaps,
-                nr_sheds: m.nr_sheds,
-                nr_vmas: m.nr_vmas,
-                total_heap_size: m.total_heap_size,
-                total_heap_used: m.total_heap_used,
-                total_heap_free: m.total_heap_free,
-                total_shed_size: m.total_shed_size,
-                resident_frames: m.resident_frames,
-                page_table_frames: m.page_table_frames,
-            }),
+            KernelMsg::ProcessInfo(m) => KernelMsg::ProcessInfo(m.into_owned()),
             KernelMsg::ProcessHeap(m) => KernelMsg::ProcessHeap(m),
             KernelMsg::ProcessShed(m) => KernelMsg::ProcessShed(m),
             KernelMsg::ProcessVma(m) => KernelMsg::ProcessVma(m),
@@ -407,7 +392,7 @@ pub struct Pong {
 }
 
 /// Who holds a physical frame.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameOwner {
     /// Not RAM: a hole in the memory map or a region it calls unusable.
@@ -713,7 +698,7 @@ pub struct HeapCheck {
 }
 
 /// One block of a heap walk.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HeapBlock {
     /// Process owning the heap; 0 for the kernel.
     pub pid: u32,
@@ -804,6 +789,28 @@ pub enum ProcState {
     Kernel,
 }
 
+impl ProcessInfo<'_> {
+    /// The same row owning its name.
+    pub fn into_owned(self) -> ProcessInfo<'static> {
+        ProcessInfo {
+            ts_us: self.ts_us,
+            pid: self.pid,
+            parent: self.parent,
+            name: Cow::Owned(self.name.into_owned()),
+            state: self.state,
+            nr_heaps: self.nr_heaps,
+            nr_sheds: self.nr_sheds,
+            nr_vmas: self.nr_vmas,
+            total_heap_size: self.total_heap_size,
+            total_heap_used: self.total_heap_used,
+            total_heap_free: self.total_heap_free,
+            total_shed_size: self.total_shed_size,
+            resident_frames: self.resident_frames,
+            page_table_frames: self.page_table_frames,
+        }
+    }
+}
+
 /// One program in the `checkMemory` view: the totals are the sums of its
 /// heaps and sheds.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -876,7 +883,7 @@ pub struct ProcessShed {
 }
 
 /// What a VMA holds.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum VmaKind {
     /// Program code.

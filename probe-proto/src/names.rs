@@ -82,6 +82,12 @@ impl VmaKind {
     }
 }
 
+impl Display for VmaKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FaultResolution {
     /// `demand`, `copy-on-write`, `cow-reuse`, `stack-growth` or `killed`.
     pub const fn name(self) -> &'static str {
@@ -122,8 +128,8 @@ impl FrameErrorKind {
     }
 }
 
-/// A heap error as one word; a red-zone overflow gives its offset
-/// (`red-zone-overflow+12`).
+/// A heap error as one word; a red-zone overflow gives the offset of its
+/// first damaged byte from the payload start (`red-zone-overflow@+12`).
 impl Display for HeapErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
@@ -133,7 +139,7 @@ impl Display for HeapErrorKind {
             HeapErrorKind::DoubleFree => "double-free",
             HeapErrorKind::CorruptHeader => "corrupt-header",
             HeapErrorKind::RedZoneOverflow { offset } => {
-                return write!(f, "red-zone-overflow+{offset}");
+                return write!(f, "red-zone-overflow@+{offset}");
             }
             HeapErrorKind::Inconsistent => "inconsistent",
         };
@@ -570,7 +576,7 @@ mod tests {
         assert_eq!(text(FrameOwner::Process(7)), "pid7");
         assert_eq!(
             text(HeapErrorKind::RedZoneOverflow { offset: 12 }),
-            "red-zone-overflow+12"
+            "red-zone-overflow@+12"
         );
     }
 }

@@ -353,7 +353,7 @@ fn monitor_commands_answer_and_agree_with_telemetry() {
     for needle in [
         "monitor commands of the in-kernel stub",
         &format!("frames: {total_frames} total"),
-        "page tables",
+        "page table",
         "frame bitmap: consistent",
         "kernel heap: ok",
         "kernel heap: region",

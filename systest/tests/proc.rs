@@ -66,8 +66,8 @@ fn listing(link: &mut Telemetry, seen: &mut Seen, pid: i64) -> (u32, Vec<Program
                 pid: info.pid,
                 name: info.name.to_string(),
                 info: ProcessInfo {
-                    name: "",
-                    ..info.clone()
+                    name: "".into(),
+                    ..info.clone().into_owned()
                 },
                 heaps: vec![],
                 sheds: vec![],

@@ -13,7 +13,7 @@ use crate::arch::{self, cpu};
 use crate::boot_info::BootInfo;
 use crate::cmdline::{self, Options};
 use crate::log::LineBuf;
-use crate::{gdb, memory, proc, selftest, telemetry, time};
+use crate::{gdb, introspect, memory, proc, selftest, telemetry, time};
 
 static BOOT_INFO: Once<BootInfo> = Once::new();
 
@@ -88,7 +88,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     if workload != cmdline::Workload::None {
         proc::init();
     }
-    telemetry::send(&KernelMsg::MemoryStats(memory::report::memory_stats()));
+    telemetry::send(&KernelMsg::MemoryStats(introspect::memory::memory_stats()));
     proc::workload::start(workload);
     idle_loop()
 }
@@ -99,10 +99,10 @@ fn idle_loop() -> ! {
         let now = time::uptime_us();
         if now >= next_heartbeat {
             telemetry::heartbeat();
-            telemetry::send(&KernelMsg::MemoryStats(memory::report::memory_stats()));
+            telemetry::send(&KernelMsg::MemoryStats(introspect::memory::memory_stats()));
             next_heartbeat = now + HEARTBEAT_US;
         }
-        memory::report::serve_requests();
+        telemetry::server::serve_requests();
         proc::workload::housekeeping();
         // The kernel's turn is over: processes run until they all sleep
         // or the kernel's turn comes round again.

@@ -90,7 +90,14 @@ fn exception(frame: &mut TrapFrame) {
     let _ = write!(why, "unhandled {name} (#{vector}) at rip {:#x}", frame.rip);
     if vector == trap::PAGE_FAULT {
         let error_code = frame.error_code;
-        let _ = write!(why, ": {}", PageFaultSentence { error_code, addr: cr2 });
+        let _ = write!(
+            why,
+            ": {}",
+            PageFaultSentence {
+                error_code,
+                addr: cr2
+            }
+        );
     } else if frame.error_code != 0 {
         let _ = write!(why, ", error code {:#x}", frame.error_code);
     }

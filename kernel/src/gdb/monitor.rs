@@ -1,7 +1,8 @@
 //! `monitor` commands: the kernel's memory introspection as text in gdb.
 //!
-//! The numbers come from `memory::report`, the same code that answers the
-//! telemetry host, so gdb and mmtop never disagree. Commands that take a
+//! The answers come from `introspect`, the same code that answers the
+//! telemetry host, and their words from `probe_proto::names`, so gdb and
+//! mmtop never disagree; this module only renders them. Commands that take a
 //! memory-manager lock refuse to run when the kernel stopped with
 //! interrupts off: every such lock is held with interrupts off, so the
 //! stopped code might hold it, and taking it again would hang the stub.
@@ -14,18 +15,21 @@ use super::memory;
 use super::target::Kernel;
 use super::threads::Thread;
 use crate::arch::x86_64::trap::RFLAGS_IF;
+use crate::introspect::heap_walk;
+use crate::introspect::memory as report;
+use crate::introspect::processes::{try_listing, used_by_key};
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
+use crate::memory::phys;
 use crate::memory::virt::DirectMap;
-use crate::memory::{phys, report};
 use crate::mm::frame::{FRAME_SIZE, Frame, PhysAddr};
 use crate::mm::heap::BlockState;
-use crate::mm::paging::{PageFlags, PageTable, USER_HALF_END, VirtAddr};
+use crate::mm::paging::{PageTable, USER_HALF_END, VirtAddr};
 use crate::mm::vma::{Vma, VmaKind};
 use crate::proc::mm::MmStruct;
-use crate::proc::report::{try_listing, try_with_table, used_by_key};
-use crate::proc::{KERNEL_PID, Process};
-use probe_proto::KernelMsg;
+use crate::proc::{KERNEL_PID, Process, try_with_table};
+use probe_proto::names::PageFlagLetters;
+use probe_proto::{HeapBlock, KernelMsg};
 
 /// Heap blocks `monitor heap` lists.
 const HEAP_BLOCKS_SHOWN: usize = 16;
@@ -87,20 +91,7 @@ fn pmm(out: &mut ConsoleOutput<'_>) {
         kib(s.free_frames),
         used
     );
-    let u = s.usage;
-    for (name, n) in [
-        ("free", u.free),
-        ("unusable", u.unusable),
-        ("reserved", u.reserved),
-        ("kernel image", u.kernel_image),
-        ("boot info", u.boot_info),
-        ("bitmap", u.bitmap),
-        ("kernel heap", u.kernel_heap),
-        ("kernel stack", u.kernel_stack),
-        ("page tables", u.page_table),
-        ("processes", u.process),
-        ("other", u.other),
-    ] {
+    for (name, n) in s.usage.by_owner() {
         say!(out, "  {name:<13} {n:>8} frames {:>9} KiB", kib(n));
     }
 }
@@ -156,27 +147,28 @@ fn heap(out: &mut ConsoleOutput<'_>) {
         h.free_blocks,
         h.largest_free
     );
-    with_kernel_heap(|heap| {
-        for block in heap.heap().walk().take(HEAP_BLOCKS_SHOWN) {
-            match block {
-                Ok(b) if b.state == BlockState::Used => say!(
-                    out,
-                    "  {:#x} used {:>8} bytes  caller {:#x}",
-                    b.payload,
-                    b.requested,
-                    b.tag.key
-                ),
-                Ok(b) => say!(out, "  {:#x} free {:>8} bytes", b.payload, b.size),
-                Err(e) => {
-                    say!(out, "  walk stopped: {e}");
-                    break;
-                }
-            }
+    let mut blocks = [HeapBlock::default(); HEAP_BLOCKS_SHOWN];
+    let Some((n, intact)) = heap_walk::blocks(KERNEL_PID, 0, 0, &mut blocks) else {
+        return;
+    };
+    for b in &blocks[..n] {
+        if b.used {
+            say!(
+                out,
+                "  {:#x} used {:>8} bytes  caller {:#x}",
+                b.addr,
+                b.size,
+                b.key
+            );
+        } else {
+            say!(out, "  {:#x} free {:>8} bytes", b.addr, b.size);
         }
-        if heap.stats().total_blocks > HEAP_BLOCKS_SHOWN {
-            say!(out, "  ...");
-        }
-    });
+    }
+    if !intact {
+        say!(out, "  walk stopped at a damaged header");
+    } else if h.total_blocks > n as u64 {
+        say!(out, "  ...");
+    }
 }
 
 /// `whatis` in `thread`'s address space.
@@ -245,20 +237,10 @@ fn whatis(out: &mut ConsoleOutput<'_>, thread: &Thread, addr: u64) {
 
 const TABLE_BUSY: &str = "the process table is locked by the stopped code; continue and retry";
 
-fn state_name(state: probe_proto::ProcState) -> &'static str {
-    use probe_proto::ProcState as S;
-    match state {
-        S::Kernel => "kernel",
-        S::Runnable => "runnable",
-        S::Sleeping => "sleeping",
-        S::Zombie => "zombie",
-    }
-}
-
 /// `ps`: the telemetry listing (`checkMemory` plus resident pages), one
 /// line per program.
 fn ps(out: &mut ConsoleOutput<'_>) {
-    let Some((msgs, names)) = try_listing(-1) else {
+    let Some(msgs) = try_listing(-1) else {
         say!(out, "{TABLE_BUSY}");
         return;
     };
@@ -279,12 +261,12 @@ fn ps(out: &mut ConsoleOutput<'_>) {
         KernelMsg::ProcessInfo(info) => Some(info),
         _ => None,
     });
-    for (info, name) in infos.zip(names.iter()) {
+    for info in infos {
         say!(
             out,
             "{:>5} {:<9} {:>5} {:>10} {:>10} {:>10} {:>5} {:>9} {:>8} {}",
             info.pid,
-            state_name(info.state),
+            info.state.name(),
             info.nr_heaps,
             info.total_heap_size,
             info.total_heap_used,
@@ -292,7 +274,7 @@ fn ps(out: &mut ConsoleOutput<'_>) {
             info.nr_sheds,
             info.total_shed_size,
             info.resident_frames,
-            name.as_str()
+            info.name
         );
     }
 }
@@ -401,35 +383,6 @@ fn whatis_in_process(out: &mut ConsoleOutput<'_>, pid: u32, addr: u64) {
     });
 }
 
-/// Short flag letters of a leaf: `r`/`w`, `u`ser or `k`ernel, `x` unless
-/// NX, then `g`lobal, `c`ow, `a`ccessed, `d`irty.
-fn leaf_flags(f: PageFlags) -> LineBuf {
-    let mut s = LineBuf::new();
-    for (on, c) in [
-        (true, 'r'),
-        (f.contains(PageFlags::WRITABLE), 'w'),
-        (!f.contains(PageFlags::NO_EXECUTE), 'x'),
-    ] {
-        let _ = s.write_char(if on { c } else { '-' });
-    }
-    let _ = s.write_char(if f.contains(PageFlags::USER) {
-        'u'
-    } else {
-        'k'
-    });
-    for (flag, c) in [
-        (PageFlags::GLOBAL, 'g'),
-        (PageFlags::COW, 'c'),
-        (PageFlags::ACCESSED, 'a'),
-        (PageFlags::DIRTY, 'd'),
-    ] {
-        if f.contains(flag) {
-            let _ = s.write_char(c);
-        }
-    }
-    s
-}
-
 fn dump_leaves(out: &mut ConsoleOutput<'_>, tables: &PageTable<DirectMap>, start: u64, last: u64) {
     let mut more = 0u64;
     let mut shown = 0usize;
@@ -449,7 +402,7 @@ fn dump_leaves(out: &mut ConsoleOutput<'_>, tables: &PageTable<DirectMap>, start
             "{:016x} -> {:012x} {size} {} ({:#x})",
             m.virt.as_u64(),
             m.phys.as_u64(),
-            leaf_flags(m.flags).as_str(),
+            PageFlagLetters(m.flags.bits()),
             m.flags.bits()
         );
     }

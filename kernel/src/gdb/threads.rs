@@ -22,7 +22,7 @@ use core::num::NonZeroUsize;
 use gdbstub::common::Tid;
 
 use super::memory;
-use crate::proc::report::try_with_table;
+use crate::proc::try_with_table;
 use crate::proc::{KERNEL_PID, MAX_PROCESSES, Name, SavedContext, State};
 
 /// Where a thread's registers are.

@@ -1,15 +1,12 @@
-//! Snapshots and checks of the memory manager, as telemetry messages: the
-//! periodic `MemoryStats`, and the answers to the host's `Snapshot`,
-//! `Check` and `HeapWalk` requests.
+//! Statistics and checks of the memory manager: the periodic
+//! `MemoryStats` and the answers to `Snapshot` and `Check`, which `monitor
+//! pmm`, `heap` and `check` render.
 
-use probe_proto::{
-    FrameCheck, FrameUsage, HeapBlock, HeapCheck, HeapStats, HeapWalkEnd, KernelMsg, MemoryStats,
-};
+use probe_proto::{FrameCheck, FrameUsage, HeapCheck, HeapStats, MemoryStats};
 
-use crate::memory::heap::{KERNEL_PID, VirtHeap, with_kernel_heap};
+use crate::memory::heap::{VirtHeap, with_kernel_heap};
 use crate::memory::{events, phys};
-use crate::mm::heap::BlockState;
-use crate::{telemetry, time};
+use crate::time;
 
 /// The wire form of a heap's statistics.
 pub fn heap_stats(heap: &VirtHeap) -> HeapStats {
@@ -96,119 +93,5 @@ pub fn heap_check(heap: &VirtHeap) -> HeapCheck {
         error,
         addr,
         stats: heap_stats(heap),
-    }
-}
-
-/// Blocks copied out of the heap per lock hold while walking.
-const WALK_BATCH: usize = 32;
-
-/// Sends every block of the kernel heap, then `HeapWalkEnd`. The heap lock
-/// is held for one batch of blocks at a time, not while the UART drains.
-fn send_kernel_heap_walk() {
-    let mut sent = 0u64;
-    let mut complete = true;
-    loop {
-        let mut batch = [None::<HeapBlock>; WALK_BATCH];
-        let taken = with_kernel_heap(|h| {
-            let (pid, heap_id) = h.id();
-            let blocks = h.heap().walk().skip(sent as usize).take(WALK_BATCH);
-            let mut n = 0;
-            for (slot, block) in batch.iter_mut().zip(blocks) {
-                let Ok(b) = block else {
-                    complete = false;
-                    break;
-                };
-                let used = b.state == BlockState::Used;
-                *slot = Some(HeapBlock {
-                    pid,
-                    heap_id,
-                    addr: b.payload as u64,
-                    size: if used {
-                        b.requested as u64
-                    } else {
-                        (b.addr + b.size - b.payload) as u64
-                    },
-                    used,
-                    key: b.tag.key,
-                });
-                n += 1;
-            }
-            n
-        })
-        .unwrap_or(0);
-        for block in batch.iter().flatten() {
-            telemetry::send_waiting(&KernelMsg::HeapBlock(*block));
-        }
-        sent += taken as u64;
-        if taken < WALK_BATCH {
-            break;
-        }
-    }
-    telemetry::send_waiting(&KernelMsg::HeapWalkEnd(HeapWalkEnd {
-        ts_us: time::uptime_us(),
-        pid: KERNEL_PID,
-        heap_id: 0,
-        blocks: sent,
-        complete,
-    }));
-}
-
-/// Sends every block of heap `heap_id` of process `pid`, then
-/// `HeapWalkEnd` (with no blocks and `complete` false if there is no such
-/// heap). The process table is held for one batch at a time.
-fn send_process_heap_walk(pid: u32, heap_id: u32) {
-    let mut sent = 0u64;
-    let mut complete = true;
-    loop {
-        let batch = crate::proc::with_table(|t| {
-            let p = t.get(pid)?;
-            let mm = p.mm.as_ref()?;
-            p.memory
-                .walk_blocks(mm, pid, heap_id, sent as usize, WALK_BATCH)
-        });
-        let Some((blocks, intact)) = batch else {
-            complete = false;
-            break;
-        };
-        for block in &blocks {
-            telemetry::send_waiting(&KernelMsg::HeapBlock(*block));
-        }
-        sent += blocks.len() as u64;
-        complete &= intact;
-        if blocks.len() < WALK_BATCH || !intact {
-            break;
-        }
-    }
-    telemetry::send_waiting(&KernelMsg::HeapWalkEnd(HeapWalkEnd {
-        ts_us: time::uptime_us(),
-        pid,
-        heap_id,
-        blocks: sent,
-        complete,
-    }));
-}
-
-/// Answers the host's pending requests; called from thread context (the
-/// idle loop), never with a telemetry or memory lock held.
-pub fn serve_requests() {
-    let req = telemetry::take_requests();
-    if req.snapshot {
-        telemetry::send_waiting(&KernelMsg::MemoryStats(memory_stats()));
-    }
-    if req.check {
-        telemetry::send_waiting(&KernelMsg::FrameCheck(frame_check()));
-        if let Some(check) = with_kernel_heap(|h| heap_check(h)) {
-            telemetry::send_waiting(&KernelMsg::HeapCheck(check));
-        }
-    }
-    if let Some(pid) = req.processes {
-        crate::proc::report::send_listing(pid);
-    }
-    if let Some((pid, heap_id)) = req.heap_walk {
-        if (pid, heap_id) == (KERNEL_PID, 0) {
-            send_kernel_heap_walk();
-        } else {
-            send_process_heap_walk(pid, heap_id);
-        }
     }
 }

@@ -1,49 +1,20 @@
-//! Processes as telemetry: the answer to the host's `Processes` request, in
-//! the `checkMemory` shape plus VMAs and resident frames.
+//! The process listing: the answer to the host's `Processes` request and
+//! to `monitor ps`, in the `checkMemory` shape plus VMAs and resident
+//! frames; and a process's blocks in use by key (`monitor leaks`).
 
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use probe_proto::{
-    KernelMsg, ProcState, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
-    VmaKind as WireKind,
+    KERNEL_PID, KernelMsg, ProcState, ProcessHeap, ProcessInfo, ProcessShed, ProcessVma,
 };
 
-use crate::mm::vma::{VmFlags, VmaKind};
-use crate::{telemetry, time};
-
-pub use super::memory::KeyUsage;
-
-use super::{KERNEL_PID, Name, Process, State, TABLE, Table};
-
-/// `VM_*` bits as the protocol numbers them.
-pub fn wire_vm_flags(flags: VmFlags) -> u32 {
-    [
-        (VmFlags::READ, 1),
-        (VmFlags::WRITE, 2),
-        (VmFlags::EXEC, 4),
-        (VmFlags::SHARED, 8),
-        (VmFlags::GROWSUP, 16),
-        (VmFlags::GROWSDOWN, 32),
-    ]
-    .into_iter()
-    .filter(|(f, _)| flags.contains(*f))
-    .map(|(_, bit)| bit)
-    .sum()
-}
-
-fn wire_kind(kind: VmaKind) -> WireKind {
-    match kind {
-        VmaKind::Code => WireKind::Code,
-        VmaKind::Shed => WireKind::Shed,
-        VmaKind::Data => WireKind::Data,
-        VmaKind::Heap => WireKind::Heap,
-        VmaKind::Stack => WireKind::Stack,
-        VmaKind::Mmap => WireKind::Mmap,
-    }
-}
+use crate::proc::memory::KeyUsage;
+use crate::proc::{Process, State, Table};
+use crate::time;
 
 /// The messages describing one process: its `ProcessInfo` first.
-fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>, names: &mut Vec<super::Name>) {
+fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>) {
     let ts_us = time::uptime_us();
     let pid = p.pid;
     let state = match p.state {
@@ -99,19 +70,18 @@ fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>, names: &mut Vec<supe
                 pid,
                 start,
                 end,
-                flags: wire_vm_flags(v.flags()),
-                kind: wire_kind(v.kind()),
+                flags: v.flags().wire_bits(),
+                kind: v.kind(),
                 resident_pages: pages,
             });
         }
         tables = 1 + mm.space().tables().count_tables().user_half;
     }
-    names.push(p.name);
     out.push(KernelMsg::ProcessInfo(ProcessInfo {
         ts_us,
         pid,
         parent: p.parent,
-        name: "".into(),
+        name: Cow::Owned(p.name.as_str().into()),
         state,
         nr_heaps: heaps.len() as u32,
         nr_sheds: sheds.len() as u32,
@@ -128,61 +98,32 @@ fn describe(p: &Process, out: &mut Vec<KernelMsg<'static>>, names: &mut Vec<supe
     out.extend(vmas.into_iter().map(KernelMsg::ProcessVma));
 }
 
-/// The messages of the listing of `pid` (or of every live program for -1),
-/// with the names the `ProcessInfo`s leave empty, in the same order.
-fn collect(t: &Table, pid: i64) -> (Vec<KernelMsg<'static>>, Vec<Name>) {
+/// The listing of `pid` (or of every live program for -1): per program
+/// its `ProcessInfo`, then its heaps, sheds and VMAs. The kernel (pid 0) is
+/// listed even before programs run. The table is read under its lock into
+/// owned messages; sending them (which may wait for the UART) comes after.
+pub fn listing(pid: i64) -> Vec<KernelMsg<'static>> {
+    crate::proc::with_table(|t| collect(t, pid))
+}
+
+/// [`listing`] for a reader that must not wait (the debugger, which may
+/// have stopped the kernel inside the table's lock): `None` if it is held.
+pub fn try_listing(pid: i64) -> Option<Vec<KernelMsg<'static>>> {
+    crate::proc::try_with_table(|t| collect(t, pid))
+}
+
+fn collect(t: &Table, pid: i64) -> Vec<KernelMsg<'static>> {
     let mut msgs = Vec::new();
-    let mut names = Vec::new();
-    if !t.procs.contains_key(&KERNEL_PID) && pid <= 0 {
-        describe(&super::kernel_process(), &mut msgs, &mut names);
+    if !t.contains(KERNEL_PID) && pid <= 0 {
+        describe(&crate::proc::kernel_process(), &mut msgs);
     }
     for p in t.iter() {
         let wanted = pid < 0 || i64::from(p.pid) == pid;
         if wanted && !matches!(p.state, State::Zombie { .. }) {
-            describe(p, &mut msgs, &mut names);
+            describe(p, &mut msgs);
         }
     }
-    (msgs, names)
-}
-
-/// Sends the listing of `pid` (or of every live program for -1), then
-/// `ProcessListEnd`. The table is read under its lock into owned messages;
-/// sending (which may wait for the UART) happens after.
-pub fn send_listing(pid: i64) {
-    let (msgs, names) = TABLE.with(|t| collect(t, pid));
-    let total_programs = names.len() as u32;
-    let mut names = names.iter();
-    for msg in &msgs {
-        match msg {
-            KernelMsg::ProcessInfo(info) => {
-                let name = names.next().map_or("?", |n| n.as_str());
-                telemetry::send_waiting(&KernelMsg::ProcessInfo(ProcessInfo {
-                    name: name.into(),
-                    ..info.clone()
-                }));
-            }
-            other => telemetry::send_waiting(other),
-        }
-    }
-    // Every message above waited for room in the ring: none was dropped.
-    telemetry::send_waiting(&KernelMsg::ProcessListEnd(ProcessListEnd {
-        ts_us: time::uptime_us(),
-        total_programs,
-        complete: true,
-    }));
-}
-
-/// Runs `f` on the process table unless someone holds it: the debugger may
-/// have stopped the kernel inside the table's lock.
-pub fn try_with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
-    TABLE.try_with(f)
-}
-
-/// What [`send_listing`] would send for `pid`, for other readers (the
-/// debugger's `monitor ps`): the messages and, in the same order, the names
-/// their `ProcessInfo`s leave empty. `None` if the table is held.
-pub fn try_listing(pid: i64) -> Option<(Vec<KernelMsg<'static>>, Vec<Name>)> {
-    TABLE.try_with(|t| collect(t, pid))
+    msgs
 }
 
 /// Blocks in use per heap and key of `p`, by heap (in the process's order)

@@ -11,8 +11,8 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use probe_proto::{
-    EventCounters, FrameErrorEvent, FrameErrorKind, FrameOwner, HeapErrorEvent, HeapErrorKind,
-    HeapEvent, KernelMsg, MapEvent, PageEvent,
+    EventCounters, FrameErrorEvent, FrameErrorKind, HeapErrorEvent, HeapErrorKind, HeapEvent,
+    KernelMsg, MapEvent, PageEvent,
 };
 
 use crate::mm::frame::{Frame, FrameError, Owner, PhysAddr};
@@ -71,22 +71,6 @@ fn emit(counter: &AtomicU64, msg: impl FnOnce(u64) -> KernelMsg<'static>) {
     }
 }
 
-/// The wire name of a frame owner.
-pub fn frame_owner(owner: Owner) -> FrameOwner {
-    match owner {
-        Owner::Unusable => FrameOwner::Unusable,
-        Owner::Reserved => FrameOwner::Reserved,
-        Owner::KernelImage => FrameOwner::KernelImage,
-        Owner::BootInfo => FrameOwner::BootInfo,
-        Owner::Bitmap => FrameOwner::Bitmap,
-        Owner::KernelHeap => FrameOwner::KernelHeap,
-        Owner::KernelStack => FrameOwner::KernelStack,
-        Owner::PageTable => FrameOwner::PageTable,
-        Owner::Process(pid) => FrameOwner::Process(pid),
-        Owner::Other(tag) => FrameOwner::Other(tag),
-    }
-}
-
 /// The wire name of a heap error, and the address it names.
 pub fn heap_error_kind(e: &HeapError) -> (HeapErrorKind, u64) {
     match *e {
@@ -125,7 +109,7 @@ fn page_event(first: Frame, count: u64, owner: Owner, caller: u64, ts_us: u64) -
         ts_us,
         addr: first.start_address().as_u64(),
         count: count as u32,
-        owner: frame_owner(owner),
+        owner,
         caller,
     }
 }

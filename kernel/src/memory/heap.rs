@@ -19,6 +19,8 @@ use crate::mm::heap::{BlockTag, Heap, HeapConfig, HeapError, HeapStats};
 use crate::mm::paging::{PageFlags, VirtAddr};
 use crate::sync::IrqMutex;
 
+pub use probe_proto::KERNEL_PID;
+
 /// Where the kernel heap starts: PML4 slot 384, away from the direct map
 /// (slot 256) and the image (slot 511).
 pub const KERNEL_HEAP_START: u64 = 0xFFFF_C000_0000_0000;
@@ -28,8 +30,6 @@ pub const KERNEL_HEAP_MAX: u64 = 1 << 30;
 const KERNEL_HEAP_INITIAL: u64 = 64 * 1024;
 /// The least a heap grows by at a time, to keep mapping calls rare.
 const GROW_CHUNK: u64 = 64 * 1024;
-/// Owner tag and pid of kernel allocations.
-pub const KERNEL_PID: u32 = 0;
 
 /// Why a heap could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,5 +12,4 @@ pub mod events;
 pub mod heap;
 pub mod kstack;
 pub mod phys;
-pub mod report;
 pub mod virt;

@@ -41,7 +41,7 @@ use core::fmt;
 pub use addr::{FRAME_SHIFT, FRAME_SIZE, Frame, FrameRange, MAX_FRAMES, PhysAddr};
 pub use bitmap::{FrameBitmap, MAX_LEVELS, MemoryRegion, Usage};
 pub use check::{CheckReport, Corruption, MAX_REPORTED, Mismatch, MismatchKind};
-pub use owner::{MAX_PID, Owner, OwnerSlot};
+pub use owner::{MAX_PID, Owner, OwnerSlot, OwnerSlotCodec};
 pub use table::{OwnerTable, SlotWidth};
 
 /// Why a frame operation failed. Every error leaves the allocator unchanged.

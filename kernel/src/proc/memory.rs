@@ -17,7 +17,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
-use probe_proto::{HeapBlock, KernelMsg, Leak};
+use probe_proto::{KernelMsg, Leak};
 use sysabi::{Errno, ProgramMemory};
 
 use crate::memory::events;
@@ -299,16 +299,15 @@ impl ProcMemory {
     }
 
     /// Up to `max` blocks of heap `id` after the first `skip`, in address
-    /// order, as a heap walk sends them; `None` if there is no such heap,
-    /// and the flag is false if a damaged header ended the walk early.
+    /// order, read in `mm`'s space; `None` if there is no such heap, and the
+    /// flag is false if a damaged header ended the walk early.
     pub fn walk_blocks(
         &self,
         mm: &MmStruct,
-        pid: u32,
         id: u32,
         skip: usize,
         max: usize,
-    ) -> Option<(Vec<HeapBlock>, bool)> {
+    ) -> Option<(Vec<BlockInfo>, bool)> {
         let heap = self.heaps.iter().find(|h| h.id == id)?;
         let mut intact = true;
         let blocks = mm.space().with_active(|| {
@@ -318,19 +317,7 @@ impl ProcMemory {
                     intact = false;
                     break;
                 };
-                let used = b.state == BlockState::Used;
-                out.push(HeapBlock {
-                    pid,
-                    heap_id: id,
-                    addr: b.payload as u64,
-                    size: if used {
-                        b.requested as u64
-                    } else {
-                        (b.addr + b.size - b.payload) as u64
-                    },
-                    used,
-                    key: b.tag.key,
-                });
+                out.push(b);
             }
             out
         });

@@ -12,7 +12,6 @@ pub mod frames;
 pub mod memory;
 pub mod mm;
 mod programs;
-pub mod report;
 pub mod sched;
 pub mod syscall;
 pub mod workload;
@@ -22,8 +21,8 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt::Write;
 
-use probe_proto::{ExitReason, FaultResolution, KernelMsg, PageFault, ProcessEvent, ProcessExit};
 use probe_proto::names::PageFaultSentence;
+use probe_proto::{ExitReason, FaultResolution, KernelMsg, PageFault, ProcessEvent, ProcessExit};
 use sysabi::{Errno, MAX_NAME_LEN, ProgramMemory};
 
 use crate::arch::x86_64::context::{new_task_stack, user_frame_at};
@@ -38,8 +37,7 @@ use crate::{telemetry, time};
 use memory::{Leaks, ProcMemory};
 use mm::{Access, MmStruct};
 
-/// The kernel's own pid.
-pub const KERNEL_PID: u32 = 0;
+pub use probe_proto::KERNEL_PID;
 /// Most processes alive (zombies included) at once, the kernel included.
 pub const MAX_PROCESSES: usize = 128;
 /// Highest pid handed out before wrapping around.
@@ -205,6 +203,11 @@ impl Table {
         self.procs.get_mut(&pid).map(|b| &mut **b)
     }
 
+    /// Whether process `pid` is in the table.
+    pub fn contains(&self, pid: u32) -> bool {
+        self.procs.contains_key(&pid)
+    }
+
     /// Every process, by pid.
     pub fn iter(&self) -> impl Iterator<Item = &Process> {
         self.procs.values().map(|b| &**b)
@@ -228,6 +231,13 @@ impl Table {
 static TABLE: IrqMutex<Table> = IrqMutex::new(Table::new());
 
 /// Runs `f` on the process table.
+/// Runs `f` on the process table unless someone holds it: the debugger may
+/// have stopped the kernel inside the table's lock.
+pub fn try_with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+    TABLE.try_with(f)
+}
+
+/// Runs `f` on the process table.
 pub fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
     TABLE.with(f)
 }
@@ -239,7 +249,7 @@ pub fn current_pid() -> u32 {
 
 /// The kernel as a program (pid 0): no address space of its own, the
 /// kernel heap as its heap.
-fn kernel_process() -> Process {
+pub(crate) fn kernel_process() -> Process {
     let mut kernel = Process::new(KERNEL_PID, KERNEL_PID, "kernel");
     kernel.name = Name::new("kernel").expect("a valid name");
     kernel
@@ -491,12 +501,19 @@ pub fn on_user_page_fault(frame: &TrapFrame, cr2: u64) {
         resolution,
         vma_start: vma.map_or(0, |v| v.start().as_u64()),
         vma_end: vma.map_or(0, |v| v.end().as_u64()),
-        vma_flags: vma.map_or(0, |v| report::wire_vm_flags(v.flags())),
+        vma_flags: vma.map_or(0, |v| v.flags().wire_bits()),
     }));
     if let Err(why) = outcome {
         let mut line = LineBuf::new();
         let error_code = frame.error_code;
-        let _ = write!(line, "{}", PageFaultSentence { error_code, addr: cr2 });
+        let _ = write!(
+            line,
+            "{}",
+            PageFaultSentence {
+                error_code,
+                addr: cr2
+            }
+        );
         let _ = write!(line, " at rip {:#x} ({why:?})", frame.rip);
         match vma {
             Some(v) => {

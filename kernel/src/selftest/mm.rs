@@ -17,12 +17,13 @@ use core::ptr::NonNull;
 use probe_proto::KernelMsg;
 
 use crate::arch::x86_64::phys_to_virt;
+use crate::introspect::memory as report;
 use crate::memory::heap::{
     create_heap, get_heap_stats, kcalloc, kfree, kmalloc, kmalloc_aligned, kmalloc_physical,
     krealloc,
 };
+use crate::memory::phys;
 use crate::memory::virt::{self, AddressSpace, KERNEL_DATA};
-use crate::memory::{phys, report};
 use crate::mm::frame::{Frame, FrameError, Owner};
 use crate::mm::heap::{HeapError, RED_ZONE_BYTE};
 use crate::mm::paging::{PageFlags, VirtAddr};

@@ -1,4 +1,5 @@
 //! The telemetry link on COM1: framed kernel messages out, host commands in.
+//! It knows the UART, the lock and the clock, nothing above them.
 //!
 //! Sending never waits on the UART: a frame is copied into a bounded ring
 //! and drained as fast as the transmitter takes bytes (from the sender, the
@@ -8,8 +9,8 @@
 
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{
-    FrameDecoder, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, PROTOCOL_VERSION, Pong, encode_frame,
-    features,
+    FrameDecoder, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, PROTOCOL_VERSION, Pong,
+    encode_frame, features,
 };
 
 use crate::drivers::serial::{COM1_BASE, SerialPort};

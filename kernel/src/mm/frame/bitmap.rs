@@ -6,7 +6,7 @@ use core::ops::Range;
 
 use super::FrameError;
 use super::addr::{Frame, FrameRange, MAX_FRAMES, PhysAddr};
-use super::owner::{Owner, OwnerSlot, RAW_FREE};
+use super::owner::{Owner, OwnerSlot, OwnerSlotCodec, RAW_FREE};
 use super::table::{OwnerTable, SlotWidth, decode};
 
 /// Bits per bitmap word.
@@ -16,10 +16,7 @@ const WORD_BITS: u64 = u64::BITS as u64;
 pub const MAX_LEVELS: usize = 7;
 
 /// `Owner::Unusable` as a raw slot, for filling the table.
-const RAW_UNUSABLE: OwnerSlot = match Owner::Unusable.to_raw() {
-    Some(raw) => raw,
-    None => unreachable!(),
-};
+const RAW_UNUSABLE: OwnerSlot = super::owner::RAW_UNUSABLE;
 
 /// One entry of a boot memory map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use core::fmt;
 use core::ops::Range;
 
-use super::owner::{Owner, OwnerSlot};
+use super::owner::{Owner, OwnerSlot, OwnerSlotCodec};
 
 /// Width of the slots of an [`OwnerTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,61 +68,36 @@ impl VmFlags {
 
 flag_set!(VmFlags, u32);
 
-impl fmt::Display for VmFlags {
-    /// The four columns of `/proc/PID/maps`: `rwxp`, `r--s`, `---p`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let column = |flag, c| if self.contains(flag) { c } else { '-' };
-        let shared = if self.contains(Self::SHARED) {
-            's'
-        } else {
-            'p'
-        };
-        write!(
-            f,
-            "{}{}{}{shared}",
-            column(Self::READ, 'r'),
-            column(Self::WRITE, 'w'),
-            column(Self::EXEC, 'x'),
-        )
-    }
-}
-
-/// What a VMA holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum VmaKind {
-    /// Program code loaded from the ELF image.
-    Code,
-    /// A shed: a region of code or constants the process writes through
-    /// the memory API.
-    Shed,
-    /// Program data loaded from the ELF image, with its zero-filled tail.
-    Data,
-    /// A keyed heap of the process.
-    Heap,
-    /// The user stack.
-    Stack,
-    /// An anonymous `mmap` mapping.
-    Mmap,
-}
-
-impl VmaKind {
-    /// The kind's name as dumps show it: `code`, `shed`, `data`, `heap`,
-    /// `stack`, `mmap`.
+impl VmFlags {
+    /// The bits as the protocol numbers them (`probe_proto::names::vm`).
     #[must_use]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Code => "code",
-            Self::Shed => "shed",
-            Self::Data => "data",
-            Self::Heap => "heap",
-            Self::Stack => "stack",
-            Self::Mmap => "mmap",
-        }
+    pub fn wire_bits(self) -> u32 {
+        use probe_proto::names::vm;
+        [
+            (Self::READ, vm::READ),
+            (Self::WRITE, vm::WRITE),
+            (Self::EXEC, vm::EXEC),
+            (Self::SHARED, vm::SHARED),
+            (Self::GROWSUP, vm::GROWSUP),
+            (Self::GROWSDOWN, vm::GROWSDOWN),
+        ]
+        .into_iter()
+        .filter(|(f, _)| self.contains(*f))
+        .map(|(_, bit)| bit)
+        .sum()
     }
 }
 
-impl fmt::Display for VmaKind {
+impl fmt::Display for VmFlags {
+    /// The four columns of `/proc/PID/maps` (`rwxp`, `r--s`, `---p`), in
+    /// the words both sides print; growth is the VMA's to say.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        use probe_proto::names::{VmaFlags, vm};
+        let columns = vm::READ | vm::WRITE | vm::EXEC | vm::SHARED;
+        VmaFlags(self.wire_bits() & columns).fmt(f)
     }
 }
+
+/// What a VMA holds: the protocol's kind, so the kernel keeps, reports
+/// and names one type (`VmaKind::name`).
+pub use probe_proto::VmaKind;

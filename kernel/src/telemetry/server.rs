@@ -1,0 +1,79 @@
+//! The telemetry server: answers the host's commands with what
+//! `introspect` computes. It runs in thread context (the idle loop), never
+//! with a telemetry or memory lock held, and sends answers with
+//! [`send_waiting`], so none is dropped for want of room.
+#![deny(unsafe_code)]
+
+use probe_proto::{HeapBlock, HeapWalkEnd, KernelMsg, ProcessListEnd};
+
+use super::link::{send_waiting, take_requests};
+use crate::introspect::heap_walk::{self, WALK_BATCH};
+use crate::introspect::{memory, processes};
+use crate::memory::heap::with_kernel_heap;
+use crate::time;
+
+/// Answers the host's pending requests.
+pub fn serve_requests() {
+    let req = take_requests();
+    if req.snapshot {
+        send_waiting(&KernelMsg::MemoryStats(memory::memory_stats()));
+    }
+    if req.check {
+        send_waiting(&KernelMsg::FrameCheck(memory::frame_check()));
+        if let Some(check) = with_kernel_heap(|h| memory::heap_check(h)) {
+            send_waiting(&KernelMsg::HeapCheck(check));
+        }
+    }
+    if let Some(pid) = req.processes {
+        send_listing(pid);
+    }
+    if let Some((pid, heap_id)) = req.heap_walk {
+        send_heap_walk(pid, heap_id);
+    }
+}
+
+/// Sends the listing of `pid` (or of every live program for -1), then
+/// `ProcessListEnd`.
+fn send_listing(pid: i64) {
+    let msgs = processes::listing(pid);
+    let mut total_programs = 0;
+    for msg in &msgs {
+        total_programs += u32::from(matches!(msg, KernelMsg::ProcessInfo(_)));
+        send_waiting(msg);
+    }
+    // Every message above waited for room in the ring: none was dropped.
+    send_waiting(&KernelMsg::ProcessListEnd(ProcessListEnd {
+        ts_us: time::uptime_us(),
+        total_programs,
+        complete: true,
+    }));
+}
+
+/// Sends every block of heap `heap_id` of `pid`, then `HeapWalkEnd` (with
+/// no blocks and `complete` false if there is no such heap).
+fn send_heap_walk(pid: u32, heap_id: u32) {
+    let mut sent = 0u64;
+    let mut complete = true;
+    loop {
+        let mut batch = [HeapBlock::default(); WALK_BATCH];
+        let Some((n, intact)) = heap_walk::blocks(pid, heap_id, sent as usize, &mut batch) else {
+            complete = false;
+            break;
+        };
+        for block in &batch[..n] {
+            send_waiting(&KernelMsg::HeapBlock(*block));
+        }
+        sent += n as u64;
+        complete &= intact;
+        if n < WALK_BATCH || !intact {
+            break;
+        }
+    }
+    send_waiting(&KernelMsg::HeapWalkEnd(HeapWalkEnd {
+        ts_us: time::uptime_us(),
+        pid,
+        heap_id,
+        blocks: sent,
+        complete,
+    }));
+}
