@@ -1,5 +1,6 @@
 //! What the boot loader told us, copied into kernel memory: the physical
 //! memory map and the command line. Pure data, so it is tested on the host.
+#![forbid(unsafe_code)]
 
 use probe_proto::{MemKind, MemRegion};
 

@@ -10,6 +10,7 @@
 //! programs started at boot: `demo` (the default without a self-test), `none`
 //! (the default with one), or a comma-separated list of program names).
 //! Unknown keys are kept so they can be reported, not silently dropped.
+#![forbid(unsafe_code)]
 
 /// Options read from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! A small x86_64 kernel whose memory manager is built to be watched.
 //!
-//! The pure logic (`mm`, `boot_info`, `cmdline`) builds and tests on the
+//! The pure logic (`mm`, `elf`, `boot_info`, `cmdline`) builds and tests on the
 //! host; everything that touches hardware is compiled only for the
 //! bare-metal target (`target_os = "none"`).
 #![cfg_attr(not(test), no_std)]
@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod boot_info;
 pub mod cmdline;
+pub mod elf;
 pub mod mm;
 
 #[cfg(target_os = "none")]

@@ -2,6 +2,7 @@
 //! when its level is enabled by `loglevel=`, to the sink registered at boot
 //! (the telemetry link, which sends it as `Log`). The log sits low, so it
 //! names nothing above it: the sink is a function handed to it.
+#![forbid(unsafe_code)]
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU8, Ordering};

@@ -1,4 +1,5 @@
 //! Locks safe to take from both thread and interrupt context.
+#![forbid(unsafe_code)]
 
 use spin::Mutex;
 

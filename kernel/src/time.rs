@@ -1,4 +1,5 @@
 //! Uptime, counted by the periodic timer interrupt.
+#![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -2,6 +2,7 @@
 //! the [`TrapHandlers`] that `kernel_main` registers at boot. This is the
 //! top of the kernel, so it may call any layer; `arch` only calls it back
 //! through the registered table.
+#![forbid(unsafe_code)]
 
 use core::fmt::Write;
 

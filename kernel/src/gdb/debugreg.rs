@@ -4,6 +4,7 @@
 //! while the kernel runs ([`DebugRegs::arm`] on resume) and switched off
 //! while it is stopped ([`DebugRegs::disarm`]), so the stub's own memory
 //! accesses (gdb reading a watched variable) never trap.
+#![forbid(unsafe_code)]
 
 use gdbstub::target::ext::breakpoints::WatchKind;
 

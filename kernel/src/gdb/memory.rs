@@ -10,8 +10,8 @@
 //!
 //! [`regions`] tells gdb where memory may be read (its memory map).
 
-use crate::arch::x86_64::{cpu, phys_to_virt};
-use crate::memory::virt::DirectMap;
+use crate::arch::x86_64::cpu;
+use crate::memory::direct_map::{self, DirectMap};
 use crate::mm::frame::{Frame, PhysAddr};
 use crate::mm::paging::{
     KERNEL_HALF_START, Mapping, PageFlags, PageTable, USER_HALF_END, VirtAddr,
@@ -43,15 +43,15 @@ pub fn mapping(root: u64, virt: u64) -> Option<Mapping> {
     tables_at(root).mapping_at(VirtAddr::new(virt))
 }
 
-/// Where the byte at `virt` can be reached in the direct map, and how many
-/// bytes from there on lie in the same two leaves; `None` if `virt` is not
-/// mapped, its frame is outside the direct map, or (for `write`) the alias
-/// is not writable.
-fn alias(tables: &PageTable<DirectMap>, virt: u64, write: bool) -> Option<(u64, u64)> {
+/// The physical address of the byte at `virt`, and how many bytes from
+/// there on lie in the same leaf and in the same leaf of the direct map;
+/// `None` if `virt` is not mapped, its frame is outside the direct map, or
+/// (for `write`) the direct map's alias is not writable.
+fn alias(tables: &PageTable<DirectMap>, virt: u64, write: bool) -> Option<(PhysAddr, u64)> {
     let leaf = tables.mapping_at(VirtAddr::new(virt))?;
     let offset = virt - leaf.virt.as_u64();
     let phys = leaf.phys.as_u64() + offset;
-    let alias = phys_to_virt(phys);
+    let alias = direct_map::virt_of(PhysAddr::new(phys));
     let direct = tables.mapping_at(VirtAddr::new(alias))?;
     let alias_offset = alias - direct.virt.as_u64();
     if direct.phys.as_u64() + alias_offset != phys {
@@ -61,7 +61,7 @@ fn alias(tables: &PageTable<DirectMap>, virt: u64, write: bool) -> Option<(u64, 
         return None;
     }
     let room = (leaf.size.bytes() - offset).min(direct.size.bytes() - alias_offset);
-    Some((alias, room))
+    Some((PhysAddr::new(phys), room))
 }
 
 /// Copies memory at `addr` of the address space rooted at `root` into
@@ -79,11 +79,11 @@ pub fn read(root: u64, addr: u64, out: &mut [u8]) -> usize {
         };
         let n = (out.len() - done).min(room as usize);
         // SAFETY:
-        // 1. `src..src + n` lies in one present direct-map leaf that maps the
-        //    physical bytes behind `at..at + n` (checked by `alias`);
+        // 1. `src..src + n` is RAM in one present direct-map leaf (checked
+        //    by `alias`);
         // 2. the kernel is stopped (interrupts off, one CPU), so nothing
-        //    writes them meanwhile, and `out` is a plain buffer of ours.
-        unsafe { core::ptr::copy_nonoverlapping(src as *const u8, out[done..].as_mut_ptr(), n) };
+        //    writes it meanwhile, and `out` is a plain buffer of ours.
+        unsafe { direct_map::read(src, &mut out[done..done + n]) };
         done += n;
     }
     done
@@ -112,12 +112,12 @@ pub fn write(root: u64, addr: u64, data: &[u8]) -> Result<(), Inaccessible> {
         let (dst, room) = alias(&tables, at, true).ok_or(Inaccessible { addr: at })?;
         let n = (data.len() - done).min(room as usize);
         // SAFETY:
-        // 1. `dst..dst + n` lies in one present, writable direct-map leaf
-        //    mapping the physical bytes behind `at..at + n` (checked above);
+        // 1. `dst..dst + n` is RAM in one present, writable direct-map leaf
+        //    (checked above);
         // 2. the debugger asked for exactly this write while the kernel is
         //    stopped; what it does to the kernel is the user's intent, as
         //    with any debugger poking memory.
-        unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst as *mut u8, n) };
+        unsafe { direct_map::write(dst, &data[done..done + n]) };
         done += n;
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! memory-manager lock refuse to run when the kernel stopped with
 //! interrupts off: every such lock is held with interrupts off, so the
 //! stopped code might hold it, and taking it again would hang the stub.
+#![forbid(unsafe_code)]
 
 use core::fmt::{self, Write};
 
@@ -26,7 +27,7 @@ use crate::mm::frame::{FRAME_SIZE, Frame, PhysAddr};
 use crate::mm::heap::BlockState;
 use crate::mm::paging::{PageTable, USER_HALF_END, VirtAddr};
 use crate::mm::vma::{Vma, VmaKind};
-use crate::proc::mm::MmStruct;
+use crate::proc::mm_struct::MmStruct;
 use crate::proc::{KERNEL_PID, Process, try_with_table};
 use probe_proto::names::PageFlagLetters;
 use probe_proto::{HeapBlock, KernelMsg};

@@ -3,6 +3,7 @@
 //! frame, memory checked against the selected thread's page tables,
 //! software breakpoints, single-step, hardware breakpoints and watchpoints
 //! in the debug registers, and a memory map of what gdb may read.
+#![forbid(unsafe_code)]
 
 use core::fmt::{self, Write};
 

@@ -15,6 +15,7 @@
 //!
 //! If the stop interrupted a holder of the table's lock, or no process was
 //! ever started, the list is just the stopped code in the loaded tables.
+#![forbid(unsafe_code)]
 
 use core::fmt::Write;
 use core::num::NonZeroUsize;

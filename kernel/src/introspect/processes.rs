@@ -9,7 +9,7 @@ use probe_proto::{
     KERNEL_PID, KernelMsg, ProcState, ProcessHeap, ProcessInfo, ProcessShed, ProcessVma,
 };
 
-use crate::proc::memory::KeyUsage;
+use crate::proc::heaps::KeyUsage;
 use crate::proc::{Process, State, Table};
 use crate::time;
 

@@ -6,6 +6,7 @@
 //! does not fit is counted as dropped by the link. The counters count every
 //! operation whether or not its event went out (or events are switched off
 //! with `memevents=0`), so a host can tell what it missed.
+#![forbid(unsafe_code)]
 
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

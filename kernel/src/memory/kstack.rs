@@ -2,6 +2,7 @@
 //! kernel-half range, with the page below it left unmapped so an overflow
 //! faults (and is reported as a double fault) instead of overwriting
 //! whatever lies below.
+#![forbid(unsafe_code)]
 
 use crate::memory::phys;
 use crate::memory::virt::{self, KERNEL_DATA};

@@ -4,9 +4,9 @@
 //! image large enough to hold them, reached through the direct map; they are
 //! reserved in the bitmap itself with owner `Bitmap`.
 
-use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, KERNEL_VMA_OFFSET, cpu, phys_to_virt};
+use crate::arch::x86_64::{BOOT_DIRECT_MAP_BYTES, KERNEL_VMA_OFFSET, cpu};
 use crate::boot_info::BootInfo;
-use crate::memory::events;
+use crate::memory::{direct_map, events};
 use crate::mm::frame::{
     CheckReport, Corruption, FRAME_SIZE, Frame, FrameBitmap, FrameError, FrameRange, MemoryRegion,
     Owner, OwnerSlot, PhysAddr, SlotWidth, Usage,
@@ -60,8 +60,6 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
 
     let nr_words = FrameBitmap::words_needed(nr_frames);
     let nr_owners = FrameBitmap::owner_slots_needed(nr_frames);
-    let words_ptr = phys_to_virt(place) as *mut u64;
-    let owners_ptr = phys_to_virt(place + nr_words as u64 * 8) as *mut OwnerSlot;
     // SAFETY:
     // 1. [place, place + storage_bytes) is usable RAM above the kernel image
     //    that nothing uses yet (no allocator exists before this one);
@@ -69,10 +67,10 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     //    writable and suitably aligned (frame-aligned start, u64 words first);
     // 3. the two slices do not overlap and are reserved below with owner
     //    `Bitmap`, so no later allocation can alias them for the kernel's life.
-    let (words, owners) = unsafe {
+    let (words, owners): (&mut [u64], &mut [OwnerSlot]) = unsafe {
         (
-            core::slice::from_raw_parts_mut(words_ptr, nr_words),
-            core::slice::from_raw_parts_mut(owners_ptr, nr_owners),
+            direct_map::slice_mut(PhysAddr::new(place), nr_words),
+            direct_map::slice_mut(PhysAddr::new(place + nr_words as u64 * 8), nr_owners),
         )
     };
     let low_mib = FrameRange::covering(PhysAddr::new(0), 1 << 20);

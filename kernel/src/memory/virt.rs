@@ -12,39 +12,17 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::arch::x86_64::{KERNEL_VMA_OFFSET, PHYS_OFFSET, boot, cpu, phys_to_virt};
+use crate::arch::x86_64::{KERNEL_VMA_OFFSET, PHYS_OFFSET, boot, cpu};
 use crate::boot_info::BootInfo;
 use crate::memory::{events, phys};
 use crate::mm::frame::{Frame, Owner, PhysAddr};
 use crate::mm::paging::{
-    KERNEL_HALF_START, MapError, Mapping, PAGE_SIZE, PageFlags, PageSize, PageTable, PhysMem,
+    KERNEL_HALF_START, MapError, Mapping, PAGE_SIZE, PageFlags, PageSize, PageTable,
     TableFrames, UnmapError, VirtAddr,
 };
 use crate::sync::IrqMutex;
 
-/// Physical memory seen through the direct map.
-pub struct DirectMap;
-
-impl PhysMem for DirectMap {
-    fn read_u64(&self, pa: PhysAddr) -> u64 {
-        // SAFETY: the walker reads 8-byte aligned words of page-table frames
-        // (see `PhysMem`), and all RAM is mapped at PHYS_OFFSET.
-        unsafe { (phys_to_virt(pa.as_u64()) as *const u64).read_volatile() }
-    }
-
-    fn write_u64(&mut self, pa: PhysAddr, value: u64) {
-        // SAFETY: as in `read_u64`; the walker writes only table frames it
-        // owns, which no Rust reference aliases.
-        unsafe { (phys_to_virt(pa.as_u64()) as *mut u64).write_volatile(value) }
-    }
-
-    fn zero_frame(&mut self, frame: Frame) {
-        let p = phys_to_virt(frame.start_address().as_u64()) as *mut u8;
-        // SAFETY: `frame` is a table frame just handed to the walker, mapped
-        // through the direct map and not referenced by anything else.
-        unsafe { p.write_bytes(0, PAGE_SIZE as usize) }
-    }
-}
+pub use super::direct_map::DirectMap;
 
 /// Page-table frames from the frame allocator, owned as `PageTable`.
 pub struct PageTableFrames;

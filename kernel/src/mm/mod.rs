@@ -1,8 +1,13 @@
-//! Memory management: physical frames, page tables, heaps.
+//! The pure memory-manager logic (layer 2): the frame bitmap and its owner
+//! table ([`frame`]), the 4-level page-table walker ([`paging`]), the heap
+//! allocator shared by the kernel heap and process heaps ([`heap`]) and the
+//! VMA set ([`vma`]).
 //!
-//! Nothing here touches hardware directly, so all of it is tested on the host.
+//! Nothing here touches hardware or names a global: memory is reached
+//! through traits (`PhysMem`) or handed in as slices, so all of it is
+//! tested on the host over emulated memory. The live instances bound to
+//! real RAM are in `memory` (layer 3).
 
-pub mod elf;
 mod flag_set;
 pub mod frame;
 pub mod heap;

@@ -3,6 +3,7 @@
 //!
 //! A frame absent from the table has exactly one user; only shared frames
 //! are recorded, so the table stays as small as the sharing.
+#![forbid(unsafe_code)]
 
 use alloc::collections::BTreeMap;
 

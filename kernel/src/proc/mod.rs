@@ -9,8 +9,8 @@
 //! held but its kernel stack is returned at once.
 
 pub mod frames;
-pub mod memory;
-pub mod mm;
+pub mod heaps;
+pub mod mm_struct;
 mod programs;
 pub mod sched;
 pub mod syscall;
@@ -30,12 +30,12 @@ use crate::arch::x86_64::gdt;
 use crate::arch::x86_64::trap::{RFLAGS_IF, TrapFrame};
 use crate::log::LineBuf;
 use crate::memory::kstack::{self, KernelStack};
-use crate::mm::elf::ElfFile;
+use crate::elf::ElfFile;
 use crate::sync::IrqMutex;
 use crate::{telemetry, time};
 
-use memory::{Leaks, ProcMemory};
-use mm::{Access, MmStruct};
+use heaps::{Leaks, ProcMemory};
+use mm_struct::{Access, MmStruct};
 
 pub use probe_proto::KERNEL_PID;
 /// Most processes alive (zombies included) at once, the kernel included.
@@ -482,10 +482,10 @@ pub fn on_user_page_fault(frame: &TrapFrame, cr2: u64) {
     let (pid, outcome, vma) = TABLE.with(|t| {
         let p = t.current();
         let Some(mm) = p.mm.as_mut() else {
-            return (p.pid, Err(mm::FaultError::NoVma), None);
+            return (p.pid, Err(mm_struct::FaultError::NoVma), None);
         };
         let outcome = if frame.error_code & (1 << 3) != 0 {
-            Err(mm::FaultError::Protection)
+            Err(mm_struct::FaultError::Protection)
         } else {
             mm.resolve(cr2, access)
         };

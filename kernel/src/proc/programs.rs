@@ -4,9 +4,10 @@
 //! The kernel's build script builds every program of `user/src/bin/` and
 //! generates the [`PROGRAMS`] table; each image is a fixed-address ELF64
 //! executable at 0x400000 whose segments pass
-//! [`ElfFile::parse`](crate::mm::elf::ElfFile::parse) (section headers and
+//! [`ElfFile::parse`](crate::elf::ElfFile::parse) (section headers and
 //! debug information are left out; the full files for gdb are in
 //! `target/user/NAME.debug`).
+#![forbid(unsafe_code)]
 
 include!(concat!(env!("OUT_DIR"), "/programs.rs"));
 

@@ -2,6 +2,7 @@
 //! convention). Every pointer is checked against the caller's VMAs and
 //! copied through the kernel's own mapping of its frames, so a bad one is
 //! answered with `EFAULT` and never faults the kernel.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 
@@ -12,7 +13,7 @@ use crate::arch::x86_64::trap::TrapFrame;
 use crate::mm::vma::VmFlags;
 use crate::time;
 
-use super::{TABLE, memory, sched};
+use super::{TABLE, heaps, sched};
 
 /// Longest sleep, so a sleeping process still shows up as alive.
 const MAX_SLEEP_MS: u64 = 3_600_000;
@@ -51,7 +52,7 @@ fn pid_arg(arg: u64) -> Result<u32, Errno> {
 fn id_arg(arg: u64) -> Result<Option<u32>, Errno> {
     match arg as i64 {
         -1 => Ok(None),
-        id if (0..=i64::from(memory::MAX_ID)).contains(&id) => Ok(Some(id as u32)),
+        id if (0..=i64::from(heaps::MAX_ID)).contains(&id) => Ok(Some(id as u32)),
         _ => Err(Errno::Invalid),
     }
 }
@@ -67,7 +68,7 @@ fn own_pid(arg: u64) -> Result<u32, Errno> {
 
 /// Runs `f` on the caller's memory.
 fn with_mm<R>(
-    f: impl FnOnce(u32, &mut super::mm::MmStruct, &mut memory::ProcMemory) -> Result<R, Errno>,
+    f: impl FnOnce(u32, &mut super::mm_struct::MmStruct, &mut heaps::ProcMemory) -> Result<R, Errno>,
 ) -> Result<R, Errno> {
     TABLE.with(|t| {
         let p = t.current();
@@ -273,7 +274,7 @@ fn shed_write(a: [u64; 6]) -> Result<u64, Errno> {
         while done < len {
             let n = (len - done).min(CHUNK as u64) as usize;
             mm.copy_from_user(src + done, &mut buf[..n])?;
-            memory::shed_write(mm, shed, offset + done, &buf[..n])?;
+            heaps::shed_write(mm, shed, offset + done, &buf[..n])?;
             done += n as u64;
         }
         Ok(len)

@@ -2,6 +2,7 @@
 //! demo programs are restarted a little after they end (the crasher is
 //! meant to die now and then), and zombies of kernel-started programs are
 //! reaped.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

@@ -27,7 +27,7 @@ use crate::mm::paging::VirtAddr;
 use crate::mm::vma::{VmFlags, Vma, VmaKind};
 use crate::{telemetry, time};
 
-use super::mm::{HEAP_AREA_END, HEAP_AREA_START, MmStruct, write_frame};
+use super::mm_struct::{HEAP_AREA_END, HEAP_AREA_START, MmStruct, write_frame};
 
 /// Most heaps (and, separately, sheds) per process.
 pub const MAX_HEAPS: usize = 16;

@@ -5,7 +5,7 @@
 //! User pages are never touched through their user addresses by kernel code
 //! that validates or copies (see `uaccess`): it resolves the page here, then
 //! reads or writes the frame through the direct map. Only process heaps run
-//! in place, with their space loaded (see `memory`).
+//! in place, with their space loaded (see `heaps`).
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -13,11 +13,10 @@ use alloc::vec;
 use probe_proto::FaultResolution;
 use sysabi::Errno;
 
-use crate::arch::x86_64::phys_to_virt;
-use crate::memory::phys;
+use crate::memory::{direct_map, phys};
 use crate::memory::virt::AddressSpace;
-use crate::mm::elf::ElfFile;
-use crate::mm::frame::{FRAME_SIZE, Frame, Owner};
+use crate::elf::ElfFile;
+use crate::mm::frame::{FRAME_SIZE, Frame, Owner, PhysAddr};
 use crate::mm::paging::{PageFlags, VirtAddr};
 use crate::mm::vma::{USER_END, VmFlags, Vma, VmaError, VmaKind, VmaSet};
 
@@ -562,35 +561,34 @@ fn widen(range: (u64, u64), start: u64, end: u64) -> (u64, u64) {
     }
 }
 
-/// The direct-map address of a user frame's byte `offset`.
-fn frame_ptr(frame: Frame, offset: usize) -> *mut u8 {
-    (phys_to_virt(frame.start_address().as_u64()) + offset as u64) as *mut u8
+/// The physical address of byte `offset` of `frame`.
+fn at(frame: Frame, offset: usize) -> PhysAddr {
+    PhysAddr::new(frame.start_address().as_u64() + offset as u64)
 }
 
 /// Zeroes a user frame.
 fn zero_frame(frame: Frame) {
     // SAFETY: `frame` is a user frame (allocated for a process, mapped only
-    // in user page tables), so no Rust reference points into it; all RAM is
-    // in the direct map.
-    unsafe { frame_ptr(frame, 0).write_bytes(0, PAGE as usize) }
+    // in user page tables), so no Rust reference points into it.
+    unsafe { direct_map::zero(frame.start_address(), PAGE as usize) }
 }
 
 /// Copies a whole user frame.
 fn copy_frame(dst: Frame, src: Frame) {
     // SAFETY: as in `zero_frame`, for two distinct user frames.
-    unsafe { core::ptr::copy_nonoverlapping(frame_ptr(src, 0), frame_ptr(dst, 0), PAGE as usize) }
+    unsafe { direct_map::copy(dst.start_address(), src.start_address(), PAGE as usize) }
 }
 
 /// Writes `data` into a user frame at `offset` (within the frame).
 pub(super) fn write_frame(frame: Frame, offset: usize, data: &[u8]) {
     assert!(offset + data.len() <= PAGE as usize);
     // SAFETY: as in `zero_frame`; the range stays inside the frame.
-    unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), frame_ptr(frame, offset), data.len()) }
+    unsafe { direct_map::write(at(frame, offset), data) }
 }
 
 /// Reads from a user frame at `offset` (within the frame).
 fn read_frame(frame: Frame, offset: usize, out: &mut [u8]) {
     assert!(offset + out.len() <= PAGE as usize);
     // SAFETY: as in `zero_frame`; the range stays inside the frame.
-    unsafe { core::ptr::copy_nonoverlapping(frame_ptr(frame, offset), out.as_mut_ptr(), out.len()) }
+    unsafe { direct_map::read(at(frame, offset), out) }
 }
