@@ -1,9 +1,13 @@
 //! Property tests: random alloc/free/realloc/grow sequences, with and
 //! without misuse, against a model of the live allocations.
 
+use core::ptr::NonNull;
+
 use proptest::prelude::*;
 
+use super::block::{PREV_FREE, SIZE, Stored};
 use super::tests::{Arena, addr, pattern};
+use super::tlsf::search_class;
 use super::*;
 
 const KIB: usize = 1024;

@@ -1,5 +1,9 @@
 //! Unit tests of the heap over a `Vec`-backed arena.
 
+use core::ptr::NonNull;
+
+use super::block::SIZE;
+use super::tlsf::{class_of, search_class};
 use super::*;
 
 /// A heap over its own arena; the arena lives as long as the heap.
