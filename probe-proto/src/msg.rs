@@ -556,7 +556,7 @@ pub struct FrameErrorEvent {
 }
 
 /// Frames per owner class, free frames included.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FrameUsage {
     /// Free frames.
     pub free: u64,

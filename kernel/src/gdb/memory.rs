@@ -13,9 +13,7 @@
 use crate::arch::x86_64::cpu;
 use crate::memory::direct_map::{self, DirectMap};
 use crate::mm::frame::{Frame, PhysAddr};
-use crate::mm::paging::{
-    KERNEL_HALF_START, Mapping, PageFlags, PageTable, USER_HALF_END, VirtAddr,
-};
+use crate::mm::paging::{KERNEL_HALF_START, PageFlags, PageTable, USER_HALF_END, VirtAddr};
 
 unsafe extern "C" {
     static __kernel_text_start: u8;
@@ -36,11 +34,6 @@ pub fn live_root() -> u64 {
 /// direct map.
 fn tables_at(root: u64) -> PageTable<DirectMap> {
     PageTable::new(DirectMap, Frame::containing_address(PhysAddr::new(root)))
-}
-
-/// The leaf that maps `virt` in the address space rooted at `root`.
-pub fn mapping(root: u64, virt: u64) -> Option<Mapping> {
-    tables_at(root).mapping_at(VirtAddr::new(virt))
 }
 
 /// The physical address of the byte at `virt`, and how many bytes from

@@ -12,22 +12,20 @@ use core::fmt::{self, Write};
 
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 
-use super::memory;
 use super::target::Kernel;
 use super::threads::Thread;
 use crate::arch::x86_64::trap::RFLAGS_IF;
 use crate::introspect::heap_walk;
 use crate::introspect::memory as report;
 use crate::introspect::processes::{try_listing, used_by_key};
+use crate::introspect::whatis::{self, HeapPlace};
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
-use crate::memory::phys;
 use crate::memory::virt::DirectMap;
 use crate::mm::frame::{FRAME_SIZE, Frame, PhysAddr};
 use crate::mm::heap::BlockState;
 use crate::mm::paging::{PageTable, USER_HALF_END, VirtAddr};
 use crate::mm::vma::{Vma, VmaKind};
-use crate::proc::mm_struct::MmStruct;
 use crate::proc::{KERNEL_PID, Process, try_with_table};
 use probe_proto::names::PageFlagLetters;
 use probe_proto::{HeapBlock, KernelMsg};
@@ -172,9 +170,10 @@ fn heap(out: &mut ConsoleOutput<'_>) {
     }
 }
 
-/// `whatis` in `thread`'s address space.
+/// `whatis` in `thread`'s address space: renders introspection's answer.
 fn whatis(out: &mut ConsoleOutput<'_>, thread: &Thread, addr: u64) {
-    let Some(m) = memory::mapping(thread.root, addr) else {
+    let w = whatis::whatis(thread.root, thread.pid, addr);
+    let Some(m) = w.mapping else {
         let mut whose = LineBuf::new();
         let _ = thread.describe(&mut whose);
         say!(
@@ -184,7 +183,6 @@ fn whatis(out: &mut ConsoleOutput<'_>, thread: &Thread, addr: u64) {
         );
         return;
     };
-    let phys = m.phys.as_u64() + (addr - m.virt.as_u64());
     say!(
         out,
         "{addr:#x}: mapped by a {:?} page at {:#x} -> {:#x}, {:?}",
@@ -193,46 +191,57 @@ fn whatis(out: &mut ConsoleOutput<'_>, thread: &Thread, addr: u64) {
         m.phys.as_u64(),
         m.flags
     );
-    let frame = Frame::containing_address(PhysAddr::new(phys));
-    match phys::owner(frame) {
-        Some(owner) => say!(
-            out,
-            "physical {phys:#x}: frame {}, owned by {owner:?}",
-            frame.number()
-        ),
-        None => say!(out, "physical {phys:#x}: frame {}, free", frame.number()),
-    }
-    let found = with_kernel_heap(|heap| {
-        if !(heap.heap().start() as u64..heap.heap().end() as u64).contains(&addr) {
-            return false;
+    if let Some((phys, owner)) = w.phys {
+        let frame = Frame::containing_address(phys);
+        let phys = phys.as_u64();
+        match owner {
+            Some(owner) => say!(
+                out,
+                "physical {phys:#x}: frame {}, owned by {owner:?}",
+                frame.number()
+            ),
+            None => say!(out, "physical {phys:#x}: frame {}, free", frame.number()),
         }
-        for b in heap.heap().walk().flatten() {
-            if (b.addr as u64..(b.addr + b.size) as u64).contains(&addr) {
-                match b.state {
-                    BlockState::Used => say!(
-                        out,
-                        "kernel heap block {:#x}: {} bytes used, offset {} into the payload, \
-                         allocated from {:#x}",
-                        b.payload,
-                        b.requested,
-                        addr as i64 - b.payload as i64,
-                        b.tag.key
-                    ),
-                    BlockState::Free => say!(out, "kernel heap: free block {:#x}", b.addr),
+    }
+    match w.kernel_heap {
+        Some(HeapPlace::Block(b)) if b.state == BlockState::Used => say!(
+            out,
+            "kernel heap block {:#x}: {} bytes used, offset {} into the payload, \
+             allocated from {:#x}",
+            b.payload,
+            b.requested,
+            addr as i64 - b.payload as i64,
+            b.tag.key
+        ),
+        Some(HeapPlace::Block(b)) => say!(out, "kernel heap: free block {:#x}", b.addr),
+        Some(HeapPlace::NoBlock) => say!(out, "inside the kernel heap region, in no block"),
+        Some(HeapPlace::Outside) | None => say!(out, "not in the kernel heap"),
+    }
+    if let Some(p) = &w.process {
+        let (pid, name) = (p.pid, p.name.as_str());
+        match &p.vma {
+            Some((v, resident)) => {
+                say!(out, "in a mapping of pid {pid} ({name}):");
+                say_vma(out, v, *resident);
+            }
+            None => say!(out, "in no mapping of pid {pid} ({name})"),
+        }
+        for (id, place) in &p.heaps {
+            match place {
+                HeapPlace::Block(b) if b.state == BlockState::Used => say!(
+                    out,
+                    "heap {id} block {:#x}: {} bytes used, key {}, offset {} into the payload",
+                    b.payload,
+                    b.requested,
+                    b.tag.key,
+                    addr as i64 - b.payload as i64
+                ),
+                HeapPlace::Block(b) => say!(out, "heap {id}: free block {:#x}", b.addr),
+                HeapPlace::NoBlock | HeapPlace::Outside => {
+                    say!(out, "heap {id}: in no intact block")
                 }
-                return true;
             }
         }
-        say!(out, "inside the kernel heap region, in no block");
-        true
-    });
-    if found != Some(true) {
-        say!(out, "not in the kernel heap");
-    }
-    if let Some(pid) = thread.pid.filter(|&p| p != KERNEL_PID)
-        && addr < USER_HALF_END
-    {
-        whatis_in_process(out, pid, addr);
     }
 }
 
@@ -311,7 +320,7 @@ fn with_process(
 }
 
 /// One VMA as `/proc/PID/maps` shows it, with its resident pages.
-fn say_vma(out: &mut ConsoleOutput<'_>, mm: &MmStruct, v: &Vma) {
+fn say_vma(out: &mut ConsoleOutput<'_>, v: &Vma, resident: u64) {
     let (start, end) = (v.start().as_u64(), v.end().as_u64());
     let id = match v.kind() {
         VmaKind::Heap | VmaKind::Shed => v.id(),
@@ -327,7 +336,7 @@ fn say_vma(out: &mut ConsoleOutput<'_>, mm: &MmStruct, v: &Vma) {
         "{start:016x}-{end:016x} {} {:<8} resident={}",
         v.flags(),
         kind.as_str(),
-        mm.resident_pages(start, end)
+        resident
     );
 }
 
@@ -342,44 +351,8 @@ fn vmas(out: &mut ConsoleOutput<'_>, pid: u32) {
             return;
         };
         for v in mm.vmas() {
-            say_vma(out, mm, v);
-        }
-    });
-}
-
-/// The part of `whatis` about a user address of process `pid`: its VMA
-/// and, in a heap, the block with its size and key.
-fn whatis_in_process(out: &mut ConsoleOutput<'_>, pid: u32, addr: u64) {
-    with_process(out, pid, |out, p| {
-        let Some(mm) = p.mm.as_ref() else {
-            return;
-        };
-        let name = p.name.as_str();
-        match mm
-            .vmas()
-            .iter()
-            .find(|v| (v.start().as_u64()..v.end().as_u64()).contains(&addr))
-        {
-            Some(v) => {
-                say!(out, "in a mapping of pid {pid} ({name}):");
-                say_vma(out, mm, v);
-            }
-            None => say!(out, "in no mapping of pid {pid} ({name})"),
-        }
-        for h in p.memory.heaps().iter().filter(|h| h.contains(addr)) {
-            match h.block_at(mm, addr) {
-                Some(b) if b.state == BlockState::Used => say!(
-                    out,
-                    "heap {} block {:#x}: {} bytes used, key {}, offset {} into the payload",
-                    h.id,
-                    b.payload,
-                    b.requested,
-                    b.tag.key,
-                    addr as i64 - b.payload as i64
-                ),
-                Some(b) => say!(out, "heap {}: free block {:#x}", h.id, b.addr),
-                None => say!(out, "heap {}: in no intact block", h.id),
-            }
+            let resident = mm.resident_pages(v.start().as_u64(), v.end().as_u64());
+            say_vma(out, v, resident);
         }
     });
 }

@@ -11,3 +11,4 @@
 pub mod heap_walk;
 pub mod memory;
 pub mod processes;
+pub mod whatis;

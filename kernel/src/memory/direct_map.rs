@@ -55,7 +55,9 @@ pub unsafe fn zero(pa: PhysAddr, len: usize) {
 /// As for [`zero`], for both ranges, which do not overlap.
 pub unsafe fn copy(dst: PhysAddr, src: PhysAddr, len: usize) {
     // SAFETY: the caller's guarantee.
-    unsafe { core::ptr::copy_nonoverlapping(virt_of(src) as *const u8, virt_of(dst) as *mut u8, len) }
+    unsafe {
+        core::ptr::copy_nonoverlapping(virt_of(src) as *const u8, virt_of(dst) as *mut u8, len)
+    }
 }
 
 /// Writes `data` to RAM at `pa`.

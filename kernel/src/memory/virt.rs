@@ -17,8 +17,8 @@ use crate::boot_info::BootInfo;
 use crate::memory::{events, phys};
 use crate::mm::frame::{Frame, Owner, PhysAddr};
 use crate::mm::paging::{
-    KERNEL_HALF_START, MapError, Mapping, PAGE_SIZE, PageFlags, PageSize, PageTable,
-    TableFrames, UnmapError, VirtAddr,
+    KERNEL_HALF_START, MapError, Mapping, PAGE_SIZE, PageFlags, PageSize, PageTable, TableFrames,
+    UnmapError, VirtAddr,
 };
 use crate::sync::IrqMutex;
 
@@ -371,4 +371,13 @@ impl AddressSpace {
             on_leaf(m);
         })
     }
+}
+
+/// The leaf that maps `virt` in the address space whose top-level table is
+/// at physical `root`, read without any lock: for the debugger, which
+/// reads while the kernel is stopped, and for reports that tolerate a
+/// mapping changing under them.
+pub fn mapping_in(root: u64, virt: u64) -> Option<Mapping> {
+    let root = Frame::containing_address(PhysAddr::new(root));
+    PageTable::new(DirectMap, root).mapping_at(VirtAddr::new(virt))
 }

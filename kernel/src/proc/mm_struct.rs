@@ -13,9 +13,9 @@ use alloc::vec;
 use probe_proto::FaultResolution;
 use sysabi::Errno;
 
-use crate::memory::{direct_map, phys};
-use crate::memory::virt::AddressSpace;
 use crate::elf::ElfFile;
+use crate::memory::virt::AddressSpace;
+use crate::memory::{direct_map, phys};
 use crate::mm::frame::{FRAME_SIZE, Frame, Owner, PhysAddr};
 use crate::mm::paging::{PageFlags, VirtAddr};
 use crate::mm::vma::{USER_END, VmFlags, Vma, VmaError, VmaKind, VmaSet};

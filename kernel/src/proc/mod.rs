@@ -28,9 +28,9 @@ use sysabi::{Errno, MAX_NAME_LEN, ProgramMemory};
 use crate::arch::x86_64::context::{new_task_stack, user_frame_at};
 use crate::arch::x86_64::gdt;
 use crate::arch::x86_64::trap::{RFLAGS_IF, TrapFrame};
+use crate::elf::ElfFile;
 use crate::log::LineBuf;
 use crate::memory::kstack::{self, KernelStack};
-use crate::elf::ElfFile;
 use crate::sync::IrqMutex;
 use crate::{telemetry, time};
 

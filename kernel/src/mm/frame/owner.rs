@@ -36,7 +36,7 @@ pub trait OwnerSlotCodec: Sized {
     /// Whether frames of this owner stay used until explicitly released:
     /// [`free_frame`](super::FrameBitmap::free_frame) refuses them, because
     /// freeing the kernel image or the bitmap is always a bug.
-    fn is_permanent(self) -> bool;
+    fn is_permanent(&self) -> bool;
 
     /// The owner's raw slot value (never 0, which means free), or `None` for
     /// a pid above [`MAX_PID`].
@@ -53,7 +53,7 @@ pub trait OwnerSlotCodec: Sized {
 }
 
 impl OwnerSlotCodec for Owner {
-    fn is_permanent(self) -> bool {
+    fn is_permanent(&self) -> bool {
         matches!(
             self,
             Owner::Unusable
