@@ -15,7 +15,7 @@
 //! fields are read byte by byte, so the image needs no alignment.
 //!
 //! ```
-//! use kernel::mm::elf::{ElfError, ElfFile};
+//! use kernel::elf::{ElfError, ElfFile};
 //!
 //! // An ELF header alone: no program headers.
 //! let mut image = [0u8; 64];

@@ -1,12 +1,12 @@
 //! Bytes to owned messages: framing, protocol-version check, counters.
 //!
 //! [`Decoder`] wraps `probe_proto::FrameDecoder`, copies each message out of
-//! its buffer into a [`Msg`], and refuses a kernel whose `Hello` announces an
+//! its buffer ([`KernelMsg::into_owned`]) into a [`Msg`], and refuses a kernel whose `Hello` announces an
 //! incompatible protocol major version.
 
 use probe_proto::{DecodeStats, FrameDecoder, FrameError, KernelMsg, PROTOCOL_VERSION, Version};
 
-use crate::msg::Msg;
+use crate::Msg;
 
 /// Why a frame did not produce a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +60,7 @@ impl Decoder {
                     host: PROTOCOL_VERSION,
                 })
             }
-            Ok(msg) => Ok(Msg::from(&msg)),
+            Ok(msg) => Ok(msg.into_owned()),
             Err(e) => Err(DecodeError::BadFrame(e)),
         })
     }
@@ -87,8 +87,7 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{Log, LogLevel};
-    use probe_proto::{Heartbeat, Hello, encode_frame, frame::MAX_FRAME};
+    use probe_proto::{Heartbeat, Hello, Log, LogLevel, encode_frame, frame::MAX_FRAME};
 
     fn frame(msg: &KernelMsg<'_>) -> Vec<u8> {
         let mut out = [0u8; MAX_FRAME];
@@ -98,22 +97,22 @@ mod tests {
     fn hello(major: u16, minor: u16) -> KernelMsg<'static> {
         KernelMsg::Hello(Hello {
             version: Version { major, minor },
-            build_id: "test",
+            build_id: "test".into(),
             mem_total_bytes: 1 << 27,
             mem_usable_bytes: 1 << 26,
             nr_regions: 0,
             features: 0,
-            cmdline: "",
+            cmdline: "".into(),
             uptime_us: 1,
         })
     }
 
     #[test]
     fn recorded_stream_with_garbage_between_frames_yields_every_message_and_counts_the_garbage() {
-        let log = KernelMsg::Log(probe_proto::Log {
+        let log = KernelMsg::Log(Log {
             ts_us: 10,
-            level: probe_proto::LogLevel::Info,
-            text: "héllo → wörld",
+            level: LogLevel::Info,
+            text: "héllo → wörld".into(),
         });
         let beat = KernelMsg::Heartbeat(Heartbeat {
             ts_us: 20,
@@ -143,7 +142,7 @@ mod tests {
                     level: LogLevel::Info,
                     text: "héllo → wörld".into()
                 }),
-                &Msg::from(&beat)
+                &beat
             ]
         );
         let bad = results.iter().filter(|r| r.is_err()).count();
@@ -179,10 +178,10 @@ mod tests {
 
     #[test]
     fn bad_frame_error_says_why_it_was_skipped() {
-        let mut bytes = frame(&KernelMsg::Log(probe_proto::Log {
+        let mut bytes = frame(&KernelMsg::Log(Log {
             ts_us: 10,
-            level: probe_proto::LogLevel::Info,
-            text: "abc",
+            level: LogLevel::Info,
+            text: "abc".into(),
         }));
         // One COBS block (no zero in payload or CRC), so byte 3 is payload,
         // not a code byte: flipping it is caught by the CRC alone.

@@ -5,8 +5,9 @@
 //! - [`link`]: parse an address (`unix:PATH`, `tcp:HOST:PORT`,
 //!   `/dev/ttyX[@BAUD]`, `file:PATH`) and open it as a byte reader plus, for
 //!   a live kernel, a writer of host commands.
-//! - [`decode`]: frames to owned [`msg::Msg`] values, with counters and the
-//!   protocol-version check.
+//! - [`decode`]: frames to owned [`Msg`] values (probe-proto's own
+//!   `KernelMsg`, owning its strings), with counters and the protocol-version
+//!   check.
 //! - [`event`]: a reader thread that turns a link into [`event::LinkEvent`]s
 //!   on a channel.
 //! - [`format`]: one line per message, human or JSON.
@@ -20,7 +21,6 @@ pub mod decode;
 pub mod event;
 pub mod format;
 pub mod link;
-pub mod msg;
 pub mod procs;
 
 /// The process-listing fixture the end-to-end tests use too, so unit and
@@ -32,4 +32,8 @@ mod procs_fixture;
 pub use decode::{DecodeError, Decoder};
 pub use event::{LinkEvent, spawn_reader};
 pub use link::{Address, Link, LinkReader, LinkWriter};
-pub use msg::Msg;
+
+/// A kernel message as the host keeps it: the protocol's own type, its
+/// strings owned ([`probe_proto::KernelMsg::into_owned`]) so that it outlives
+/// the frame it was decoded from.
+pub type Msg = probe_proto::KernelMsg<'static>;

@@ -10,15 +10,16 @@
 //! `checkMemory` object with totals summed from the parts and checked against
 //! the kernel's own totals.
 
+use probe_proto::{ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma};
 use serde::{Deserialize, Serialize};
 
-use crate::msg::{Msg, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma};
+use crate::Msg;
 
 /// One program of a listing with the parts that followed its row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Program {
     /// Its row, with the counts and totals the kernel announced.
-    pub info: ProcessInfo,
+    pub info: ProcessInfo<'static>,
     /// Its heaps, in the order received.
     pub heaps: Vec<ProcessHeap>,
     /// Its sheds.
@@ -29,7 +30,7 @@ pub struct Program {
 
 impl Program {
     /// A program with no parts yet.
-    pub fn new(info: ProcessInfo) -> Self {
+    pub fn new(info: ProcessInfo<'static>) -> Self {
         Program {
             info,
             heaps: Vec::new(),
@@ -314,7 +315,7 @@ impl ProgramMemory {
             if reported != summed {
                 return Err(TotalsMismatch {
                     pid: i.pid,
-                    name: i.name.clone(),
+                    name: i.name.to_string(),
                     field,
                     parts,
                     reported,
@@ -324,7 +325,7 @@ impl ProgramMemory {
         }
         Ok(ProgramMemory {
             pid: i.pid,
-            program_name: i.name.clone(),
+            program_name: i.name.to_string(),
             heaps,
             sheds,
             total_heap_size,
@@ -350,10 +351,12 @@ mod tests {
     use probe_proto::KernelMsg;
     use serde_json::{Value, json};
 
-    /// Feeds wire messages through the owned conversion, as the link does.
+    /// Feeds wire messages through the owned form, as the link does.
     fn assemble(msgs: &[KernelMsg<'_>]) -> Vec<Listing> {
         let mut b = ListingBuilder::new();
-        msgs.iter().filter_map(|m| b.push(&Msg::from(m))).collect()
+        msgs.iter()
+            .filter_map(|m| b.push(&m.clone().into_owned()))
+            .collect()
     }
 
     fn one(msgs: &[KernelMsg<'_>]) -> Listing {
@@ -380,8 +383,7 @@ mod tests {
         assert_eq!(memtest.info.name, "memtest");
         assert_eq!(memtest.heaps, memtest_heaps());
         assert_eq!(memtest.sheds, memtest_sheds());
-        let vmas: Vec<crate::msg::ProcessVma> = memtest_vmas().iter().map(Into::into).collect();
-        assert_eq!(memtest.vmas, vmas);
+        assert_eq!(memtest.vmas, memtest_vmas());
         assert_eq!(memtest.resident_bytes(), 40_960);
     }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{OwnedKernelMsg, frame_of, kernel_msg};
+use common::{frame_of, kernel_msg};
 use probe_proto::{
     DecodeStats, FrameDecoder, FrameError, HostMsg, KernelMsg, Log, LogLevel, Pong,
     frame::MAX_FRAME,
@@ -88,7 +88,7 @@ fn garbage() -> impl Strategy<Value = Vec<u8>> {
 
 /// One frame as it was placed in the stream.
 struct Placed {
-    msg: OwnedKernelMsg,
+    msg: KernelMsg<'static>,
     /// Index of the frame's first byte in the stream.
     start: usize,
     /// Encoded length, terminator included, before any damage.
@@ -97,12 +97,12 @@ struct Placed {
 }
 
 /// Builds a stream from `(garbage before, message, damage)` segments.
-fn build_stream(segments: &[(Vec<u8>, OwnedKernelMsg, Damage)]) -> (Vec<u8>, Vec<Placed>) {
+fn build_stream(segments: &[(Vec<u8>, KernelMsg<'static>, Damage)]) -> (Vec<u8>, Vec<Placed>) {
     let mut stream = Vec::new();
     let mut placed = Vec::new();
     for (noise, msg, damage) in segments {
         stream.extend_from_slice(noise);
-        let mut frame = frame_of(&msg.as_msg());
+        let mut frame = frame_of(&msg);
         let frame_len = frame.len();
         damage.apply(&mut frame);
         placed.push(Placed {
@@ -120,7 +120,7 @@ fn build_stream(segments: &[(Vec<u8>, OwnedKernelMsg, Damage)]) -> (Vec<u8>, Vec
 #[derive(Debug, Default)]
 struct Outcome {
     /// Decoded messages keyed by the stream index of their terminator.
-    received: BTreeMap<usize, OwnedKernelMsg>,
+    received: BTreeMap<usize, KernelMsg<'static>>,
     errors: BTreeMap<&'static str, u64>,
     results: u64,
     stats: DecodeStats,
@@ -142,7 +142,7 @@ fn decode_kernel<const N: usize>(stream: &[u8]) -> Outcome {
         match dec.push::<KernelMsg>(b) {
             Some(Ok(m)) => {
                 out.results += 1;
-                out.received.insert(i, OwnedKernelMsg::from_msg(&m));
+                out.received.insert(i, m.into_owned());
             }
             Some(Err(e)) => {
                 out.results += 1;
@@ -291,7 +291,7 @@ proptest! {
         let mut stream = noise;
         stream.push(0);
         let start = stream.len();
-        stream.extend(frame_of(&msg.as_msg()));
+        stream.extend(frame_of(&msg));
         let out = decode_kernel::<MAX_FRAME>(&stream);
         prop_assert_eq!(out.received.get(&(stream.len() - 1)), Some(&msg));
         prop_assert!(out.received.range(start..stream.len() - 1).next().is_none());
@@ -301,10 +301,10 @@ proptest! {
     fn frame_longer_than_capacity_is_counted_too_long_and_the_next_frame_decodes(
         msg in kernel_msg(),
     ) {
-        let big = frame_of(&msg.as_msg());
-        let next = OwnedKernelMsg::Pong(Pong { nonce: 7, ts_us: 1 });
+        let big = frame_of(&msg);
+        let next = KernelMsg::Pong(Pong { nonce: 7, ts_us: 1 });
         let mut stream = big.clone();
-        stream.extend(frame_of(&next.as_msg()));
+        stream.extend(frame_of(&next));
 
         let out = decode_kernel::<SMALL>(&stream);
         if big.len() - 1 > SMALL {
@@ -320,15 +320,17 @@ proptest! {
 }
 
 /// A Log frame of exactly `len` bytes without its terminator.
-fn log_frame_of_len(len: usize) -> (OwnedKernelMsg, Vec<u8>) {
+fn log_frame_of_len(len: usize) -> (KernelMsg<'static>, Vec<u8>) {
     (0..len)
-        .map(|n| OwnedKernelMsg::Log {
-            ts_us: 0,
-            level: LogLevel::Info,
-            text: "a".repeat(n),
+        .map(|n| {
+            KernelMsg::Log(Log {
+                ts_us: 0,
+                level: LogLevel::Info,
+                text: "a".repeat(n).into(),
+            })
         })
         .map(|m| {
-            let f = frame_of(&m.as_msg());
+            let f = frame_of(&m);
             (m, f)
         })
         .find(|(_, f)| f.len() - 1 == len)
@@ -362,7 +364,7 @@ fn frame_with_an_unknown_variant_is_a_message_error_and_the_next_frame_decodes()
     let log = Log {
         ts_us: 5,
         level: LogLevel::Warn,
-        text: "after",
+        text: "after".into(),
     };
     let mut stream = unknown;
     stream.extend(frame_of(&KernelMsg::Log(log.clone())));
@@ -372,17 +374,17 @@ fn frame_with_an_unknown_variant_is_a_message_error_and_the_next_frame_decodes()
     assert_eq!(out.stats.frames, 1);
     assert_eq!(
         out.received.values().collect::<Vec<_>>(),
-        vec![&OwnedKernelMsg::from_msg(&KernelMsg::Log(log))]
+        vec![&KernelMsg::Log(log)]
     );
 }
 
 #[test]
 fn flipped_byte_is_a_crc_error_not_a_wrong_message() {
-    let msg = OwnedKernelMsg::Pong(Pong {
+    let msg = KernelMsg::Pong(Pong {
         nonce: 0x1234_5678,
         ts_us: 99,
     });
-    let frame = frame_of(&msg.as_msg());
+    let frame = frame_of(&msg);
     // Every single-bit flip of a non-code byte must be caught, never decoded
     // as a different message: CRC-16 detects all single-bit errors.
     for i in 1..frame.len() - 1 {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{OwnedKernelMsg, frame_of, host_msg, kernel_msg, kernel_msg_1_1, kernel_msg_1_2};
+use common::{frame_of, host_msg, kernel_msg, kernel_msg_1_1, kernel_msg_1_2};
 use probe_proto::{
     EventCounters, ExitReason, FaultResolution, FrameCheck, FrameDecoder, FrameError,
     FrameErrorEvent, FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent,
@@ -29,7 +29,7 @@ proptest! {
 
     #[test]
     fn every_kernel_msg_round_trips_through_one_frame(msg in kernel_msg()) {
-        let frame = frame_of(&msg.as_msg());
+        let frame = frame_of(&msg);
         assert_single_terminator(&frame);
 
         let mut dec = FrameDecoder::<MAX_FRAME>::new();
@@ -38,7 +38,7 @@ proptest! {
             prop_assert!(dec.push::<KernelMsg>(b).is_none(), "a message before the terminator");
         }
         let got = match dec.push::<KernelMsg>(*last) {
-            Some(Ok(m)) => OwnedKernelMsg::from_msg(&m),
+            Some(Ok(m)) => m.into_owned(),
             other => return Err(TestCaseError::fail(format!("terminator gave {other:?}"))),
         };
         prop_assert_eq!(got, msg);
@@ -67,8 +67,8 @@ proptest! {
     fn every_1_1_kernel_msg_round_trips_and_is_no_larger_than_its_largest_form(
         msg in kernel_msg_1_1(),
     ) {
-        let wire = msg.as_msg();
-        let payload = postcard::to_allocvec(&wire).unwrap();
+        let wire = &msg;
+        let payload = postcard::to_allocvec(wire).unwrap();
         let largest = largest_1_1_kernel_msgs()
             .into_iter()
             .map(|m| postcard::to_allocvec(&m).unwrap())
@@ -76,13 +76,13 @@ proptest! {
             .expect("a largest form for every 1.1 variant");
         prop_assert!(payload.len() <= largest.len(), "{wire:?} outgrows its largest form");
 
-        let frame = frame_of(&wire);
+        let frame = frame_of(wire);
         assert_single_terminator(&frame);
         let mut dec = FrameDecoder::<MAX_FRAME>::new();
         let mut got = Vec::new();
         for &b in &frame {
             if let Some(r) = dec.push::<KernelMsg>(b) {
-                got.push(r.map(|m| OwnedKernelMsg::from_msg(&m)));
+                got.push(r.map(KernelMsg::into_owned));
             }
         }
         prop_assert_eq!(got, vec![Ok(msg)]);
@@ -95,25 +95,25 @@ proptest! {
         // Names here are arbitrary (up to 64 chars, 256 bytes); the largest
         // forms carry the kernel's longest name. Everything else must fit in
         // what the largest form gives it.
-        let wire = msg.as_msg();
-        let payload = postcard::to_allocvec(&wire).unwrap();
+        let wire = &msg;
+        let payload = postcard::to_allocvec(wire).unwrap();
         let largest = largest_1_2_kernel_msgs()
             .into_iter()
             .find(|m| postcard::to_allocvec(m).unwrap()[0] == payload[0])
             .expect("a largest form for every 1.2 variant");
         let largest_payload = postcard::to_allocvec(&largest).unwrap();
         prop_assert!(
-            payload.len() - string_bytes(&wire) <= largest_payload.len() - string_bytes(&largest),
+            payload.len() - string_bytes(wire) <= largest_payload.len() - string_bytes(&largest),
             "{wire:?} outgrows its largest form"
         );
 
-        let frame = frame_of(&wire);
+        let frame = frame_of(wire);
         assert_single_terminator(&frame);
         let mut dec = FrameDecoder::<MAX_FRAME>::new();
         let mut got = Vec::new();
         for &b in &frame {
             if let Some(r) = dec.push::<KernelMsg>(b) {
-                got.push(r.map(|m| OwnedKernelMsg::from_msg(&m)));
+                got.push(r.map(KernelMsg::into_owned));
             }
         }
         prop_assert_eq!(got, vec![Ok(msg)]);
@@ -129,13 +129,13 @@ proptest! {
         let mut stream = Vec::new();
         for (m, fill) in msgs.iter().zip(&idle_fill) {
             stream.extend(std::iter::repeat_n(0u8, *fill));
-            stream.extend(frame_of(&m.as_msg()));
+            stream.extend(frame_of(m));
         }
         let mut dec = FrameDecoder::<MAX_FRAME>::new();
         let mut got = Vec::new();
         for &b in &stream {
             match dec.push::<KernelMsg>(b) {
-                Some(Ok(m)) => got.push(OwnedKernelMsg::from_msg(&m)),
+                Some(Ok(m)) => got.push(m.into_owned()),
                 Some(Err(e)) => return Err(TestCaseError::fail(format!("bad frame {e:?}"))),
                 None => {}
             }
@@ -152,7 +152,7 @@ fn message_larger_than_max_payload_is_refused_by_the_encoder() {
     let msg = KernelMsg::Log(Log {
         ts_us: 0,
         level: LogLevel::Info,
-        text: &text,
+        text: text.as_str().into(),
     });
     let mut out = [0u8; MAX_FRAME];
     assert_eq!(encode_frame(&msg, &mut out), Err(FrameError::TooLong));
@@ -169,7 +169,7 @@ fn largest_payload_fits_in_max_frame() {
         let msg = KernelMsg::Log(Log {
             ts_us: u64::MAX,
             level: LogLevel::Debug,
-            text: &text,
+            text: text.as_str().into(),
         });
         if let Ok(frame) = encode_frame(&msg, &mut out) {
             longest = Some(frame.len());
@@ -358,10 +358,10 @@ fn largest_1_1_kernel_msgs_fit_max_payload_and_max_frame() {
             .iter()
             .filter_map(|&b| {
                 dec.push::<KernelMsg>(b)
-                    .map(|r| r.map(|m| OwnedKernelMsg::from_msg(&m)))
+                    .map(|r| r.map(KernelMsg::into_owned))
             })
             .collect();
-        assert_eq!(got, vec![Ok(OwnedKernelMsg::from_msg(&msg))]);
+        assert_eq!(got, vec![Ok(msg)]);
     }
 }
 
@@ -389,8 +389,8 @@ const LONGEST_NAME: &str = "memtest-with-a-32-byte-long-name";
 /// Bytes a 1.2 message spends on its name: the varint length and the UTF-8.
 fn string_bytes(msg: &KernelMsg<'_>) -> usize {
     let name = match msg {
-        KernelMsg::ProcessSpawn(e) | KernelMsg::ProcessRename(e) => e.name,
-        KernelMsg::ProcessInfo(i) => i.name,
+        KernelMsg::ProcessSpawn(e) | KernelMsg::ProcessRename(e) => &e.name,
+        KernelMsg::ProcessInfo(i) => &i.name,
         _ => return 0,
     };
     postcard::to_allocvec(name).unwrap().len()
@@ -401,7 +401,7 @@ fn largest_process_event() -> ProcessEvent<'static> {
         ts_us: u64::MAX,
         pid: u32::MAX,
         parent: u32::MAX,
-        name: LONGEST_NAME,
+        name: LONGEST_NAME.into(),
     }
 }
 
@@ -425,7 +425,7 @@ fn largest_1_2_kernel_msgs() -> Vec<KernelMsg<'static>> {
             ts_us: M,
             pid: W,
             parent: W,
-            name: LONGEST_NAME,
+            name: LONGEST_NAME.into(),
             // Fieldless: every state is one byte.
             state: ProcState::Kernel,
             nr_heaps: W,
@@ -522,10 +522,10 @@ fn largest_1_2_kernel_msgs_fit_max_payload_and_max_frame() {
             .iter()
             .filter_map(|&b| {
                 dec.push::<KernelMsg>(b)
-                    .map(|r| r.map(|m| OwnedKernelMsg::from_msg(&m)))
+                    .map(|r| r.map(KernelMsg::into_owned))
             })
             .collect();
-        assert_eq!(got, vec![Ok(OwnedKernelMsg::from_msg(&msg))]);
+        assert_eq!(got, vec![Ok(msg)]);
     }
 }
 
@@ -538,13 +538,18 @@ fn largest_1_2_kernel_msgs_leave_room_for_a_name_of_512_bytes() {
     let mut out = [0u8; MAX_FRAME];
     for msg in largest_1_2_kernel_msgs() {
         let msg = match msg {
-            KernelMsg::ProcessSpawn(e) => {
-                KernelMsg::ProcessSpawn(ProcessEvent { name: &name, ..e })
-            }
-            KernelMsg::ProcessRename(e) => {
-                KernelMsg::ProcessRename(ProcessEvent { name: &name, ..e })
-            }
-            KernelMsg::ProcessInfo(i) => KernelMsg::ProcessInfo(ProcessInfo { name: &name, ..i }),
+            KernelMsg::ProcessSpawn(e) => KernelMsg::ProcessSpawn(ProcessEvent {
+                name: name.as_str().into(),
+                ..e
+            }),
+            KernelMsg::ProcessRename(e) => KernelMsg::ProcessRename(ProcessEvent {
+                name: name.as_str().into(),
+                ..e
+            }),
+            KernelMsg::ProcessInfo(i) => KernelMsg::ProcessInfo(ProcessInfo {
+                name: name.as_str().into(),
+                ..i
+            }),
             _ => continue,
         };
         let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));

@@ -76,7 +76,7 @@ fn boot_memtest() -> (Qemu, Memtest) {
         // and what the kernel printed.
         let polled = panic::catch_unwind(AssertUnwindSafe(|| {
             link.poll_for("a log line", Duration::from_millis(200), |m| match m {
-                KernelMsg::Log(l) => Some(l.text.to_owned()),
+                KernelMsg::Log(l) => Some(l.text.to_string()),
                 _ => None,
             })
         }));

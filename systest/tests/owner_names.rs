@@ -7,8 +7,8 @@ use systest::{Com1, Qemu, QemuConfig, run_gdb, run_mmtop};
 
 /// The owner names of the rows of a table: the lines after the line that
 /// contains `header`, indented by two spaces, each with its name first and
-/// `trailing_words` words after it, up to the first line that is not
-/// such a row.
+/// `trailing_words` words after it (a frame count first), up to the first
+/// line that is not indented.
 fn owner_rows(out: &str, header: &str, trailing_words: usize) -> Vec<String> {
     let after = out
         .lines()
@@ -16,9 +16,12 @@ fn owner_rows(out: &str, header: &str, trailing_words: usize) -> Vec<String> {
         .skip(1)
         .take_while(|l| l.starts_with("  "));
     after
-        .map(|l| {
+        .filter_map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
-            words[..words.len() - trailing_words].join(" ")
+            let split = words.len().checked_sub(trailing_words)?;
+            // A row's first column after the name is its frame count.
+            words[split].parse::<u64>().ok()?;
+            Some(words[..split].join(" "))
         })
         .filter(|name| name != "total")
         .collect()

@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
-use probe_proto::HostMsg;
+use probe_proto::{FrameCheck, HeapCheck, HostMsg, KERNEL_PID};
 use serde::Serialize;
 
 use super::args::RequestArgs;
 use super::request::{COMMANDS_SINCE, Session};
 use super::{EXIT_INCONSISTENT, EXIT_OK};
+use crate::Msg;
 use crate::format::human;
-use crate::msg::{FrameCheck, HeapCheck, Msg};
 
 /// The `--json` output: both results in one object.
 #[derive(Debug, Serialize)]
@@ -47,7 +47,9 @@ fn check(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
         match session.recv(waiting_for, err)? {
             Msg::FrameCheck(c) if frame_check.is_none() => frame_check = Some(c),
             // Only the kernel heap's result answers Check.
-            Msg::HeapCheck(c) if heap_check.is_none() && c.pid == 0 => heap_check = Some(c),
+            Msg::HeapCheck(c) if heap_check.is_none() && c.pid == KERNEL_PID => {
+                heap_check = Some(c)
+            }
             // Other telemetry keeps flowing; it is not the answer.
             _ => {}
         }

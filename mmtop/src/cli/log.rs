@@ -10,11 +10,11 @@ use super::args::LogArgs;
 use super::{
     EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, recv_until,
 };
+use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::{LinkEvent, spawn_reader};
 use crate::format::Format;
 use crate::link::Link;
-use crate::msg::Msg;
 
 /// Runs `mmtop log`: messages go to `out`, diagnostics to `err`. Returns the
 /// exit status.

@@ -51,6 +51,10 @@ pub fn main() -> ExitCode {
 }
 
 /// What waiting on the link channel gave.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a transient value around a LinkEvent, matched at once"
+)]
 enum Received {
     Event(LinkEvent),
     TimedOut,

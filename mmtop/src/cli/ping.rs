@@ -8,11 +8,11 @@ use probe_proto::HostMsg;
 
 use super::args::PingArgs;
 use super::{EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, Received, recv_until};
+use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::{LinkEvent, spawn_reader};
 use crate::format::human_time;
 use crate::link::Link;
-use crate::msg::Msg;
 
 /// Runs `mmtop ping`; returns the exit status.
 pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {

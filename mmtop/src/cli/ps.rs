@@ -5,13 +5,12 @@ use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use probe_proto::HostMsg;
+use probe_proto::names::VmaFlags;
 
 use super::args::PsArgs;
 use super::request::{PROCESSES_SINCE, Session};
 use super::{EXIT_NO_PROCESS, EXIT_OK, EXIT_PROTOCOL};
-use crate::format::{
-    escape_controls, frames_to_bytes, human_bytes, proc_state, vma_flags, vma_kind,
-};
+use crate::format::{escape_controls, frames_to_bytes, human_bytes};
 use crate::procs::{Listing, ListingBuilder, Program};
 
 /// Runs `mmtop ps`; returns the exit status.
@@ -177,7 +176,7 @@ pub fn table(programs: &[Program]) -> String {
             vec![
                 i.pid.to_string(),
                 escape_controls(&i.name),
-                proc_state(i.state).to_owned(),
+                i.state.name().to_owned(),
                 p.heaps.len().to_string(),
                 human_bytes(i.total_heap_size),
                 human_bytes(i.total_heap_used),
@@ -273,8 +272,8 @@ pub fn details(p: &Program) -> String {
             .map(|v| {
                 vec![
                     format!("{:08x}-{:08x}", v.start, v.end),
-                    vma_flags(v.flags),
-                    vma_kind(v.kind).to_owned(),
+                    VmaFlags(v.flags).to_string(),
+                    v.kind.name().to_owned(),
                     human_bytes(frames_to_bytes(v.resident_pages)),
                 ]
             })
@@ -296,12 +295,14 @@ pub fn details(p: &Program) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::Msg;
     use crate::procs_fixture::*;
 
     fn listing(msgs: &[probe_proto::KernelMsg<'_>]) -> Listing {
         let mut b = ListingBuilder::new();
-        let mut got: Vec<Listing> = msgs.iter().filter_map(|m| b.push(&Msg::from(m))).collect();
+        let mut got: Vec<Listing> = msgs
+            .iter()
+            .filter_map(|m| b.push(&m.clone().into_owned()))
+            .collect();
         assert_eq!(got.len(), 1);
         got.remove(0)
     }
@@ -361,7 +362,7 @@ maps
     #[test]
     fn names_with_control_characters_stay_on_one_line() {
         let mut info = memtest_info();
-        info.name = "evil\n\x1b[2Jname";
+        info.name = "evil\n\x1b[2Jname".into();
         let mut msgs = program_msgs(info, memtest_heaps(), memtest_sheds(), memtest_vmas());
         msgs.push(list_end(1, true));
         let t = table(&listing(&msgs).programs);

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use probe_proto::{HostMsg, Version, features};
 
 use super::{EXIT_CONNECT, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, recv_until};
+use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::{LinkEvent, spawn_reader};
 use crate::link::{Address, Link, LinkWriter};
-use crate::msg::Msg;
 
 /// The first protocol version with `Snapshot`, `Check` and `HeapWalk`.
 pub const COMMANDS_SINCE: Version = Version { major: 1, minor: 1 };

@@ -3,13 +3,13 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use probe_proto::HostMsg;
+use probe_proto::{HostMsg, MemoryStats};
 
 use super::EXIT_OK;
 use super::args::RequestArgs;
 use super::request::{COMMANDS_SINCE, Session};
+use crate::Msg;
 use crate::format::{frames_to_bytes, heap_name, human_bytes, human_time, json};
-use crate::msg::{MemoryStats, Msg};
 
 /// Runs `mmtop stats`; returns the exit status.
 pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
@@ -30,12 +30,12 @@ fn stats(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result
     let stats = loop {
         // Other telemetry keeps flowing; only a snapshot is the answer.
         if let Msg::MemoryStats(m) = session.recv("MemoryStats", err)? {
-            break *m;
+            break m;
         }
     };
     let text = if args.json {
         // The same object `mmtop log --json` prints for this message.
-        json(&Msg::MemoryStats(Box::new(stats)))
+        json(&Msg::MemoryStats(stats))
     } else {
         table(&stats)
     };
@@ -64,20 +64,7 @@ pub fn table(m: &MemoryStats) -> String {
         human_bytes(frames_to_bytes(m.free_frames)),
     );
 
-    let u = &m.usage;
-    let rows = [
-        ("free", u.free),
-        ("unusable", u.unusable),
-        ("reserved", u.reserved),
-        ("kernel image", u.kernel_image),
-        ("boot info", u.boot_info),
-        ("bitmap", u.bitmap),
-        ("kernel heap", u.kernel_heap),
-        ("kernel stack", u.kernel_stack),
-        ("page table", u.page_table),
-        ("process", u.process),
-        ("other", u.other),
-    ];
+    let rows = m.usage.by_owner();
     let _ = writeln!(
         s,
         "\n{:<16}{:>12}{:>10}",
@@ -142,7 +129,7 @@ pub fn table(m: &MemoryStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{EventCounters, FrameUsage, HeapStats};
+    use probe_proto::{EventCounters, FrameUsage, HeapStats};
 
     fn sample() -> MemoryStats {
         MemoryStats {

@@ -2,20 +2,23 @@
 //!
 //! Each line starts with the message kind, then `key=value` pairs. Strings
 //! that come from the kernel are escaped so that a message can never span
-//! lines or send terminal control sequences.
+//! lines or send terminal control sequences. Words the kernel prints too
+//! (owners, states, flags, exception and error names) come from
+//! [`probe_proto::names`].
 
 use std::fmt::Write as _;
 
-use probe_proto::features;
-
-use crate::msg::{
-    ExitReason, FaultResolution, FrameCheck, FrameErrorEvent, FrameErrorKind, FrameOwner,
-    HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent, HeapWalkEnd, Hello, Leak, Log,
-    LogLevel, MapEvent, MemKind, MemRegion, MemoryStats, Msg, PageEvent, PageFault, Panic,
-    ProcState, ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed,
-    ProcessVma, VmaKind,
+use probe_proto::names::{
+    ExceptionWord, KERNEL_PID, PageFaultCause, PageFlagNames, VmaFlags, vector,
 };
-use probe_proto::{Exception, Heartbeat, Pong};
+use probe_proto::{
+    Exception, ExitReason, FrameCheck, FrameErrorEvent, HeapBlock, HeapCheck, HeapErrorEvent,
+    HeapEvent, HeapWalkEnd, Heartbeat, Hello, Leak, Log, MapEvent, MemRegion, MemoryStats,
+    PageEvent, PageFault, Panic, Pong, ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo,
+    ProcessListEnd, ProcessShed, ProcessVma, features,
+};
+
+use crate::Msg;
 
 /// Bytes in a physical frame: the kernel's frame allocator hands out 4 KiB
 /// pages.
@@ -71,7 +74,7 @@ fn process_event(kind: &str, e: &ProcessEvent) -> String {
 fn process_exit(e: &ProcessExit) -> String {
     let reason = match e.reason {
         ExitReason::Exited(code) => format!("exit={code}"),
-        ExitReason::Killed { vector } => format!("killed=#{vector}({})", vector_name(vector)),
+        ExitReason::Killed { vector } => format!("killed=#{vector}({})", ExceptionWord(vector)),
     };
     format!(
         "process_exit t={} pid={} {reason} leaked_blocks={} leaked={} frames_freed={} ({})",
@@ -92,7 +95,7 @@ fn process_info(i: &ProcessInfo) -> String {
         i.pid,
         i.parent,
         word(&i.name),
-        proc_state(i.state),
+        i.state.name(),
         i.nr_heaps,
         i.nr_sheds,
         i.nr_vmas,
@@ -134,8 +137,8 @@ fn process_vma(v: &ProcessVma) -> String {
         v.pid,
         v.start,
         v.end,
-        vma_flags(v.flags),
-        vma_kind(v.kind),
+        VmaFlags(v.flags),
+        v.kind.name(),
         human_bytes(v.end.saturating_sub(v.start)),
         v.resident_pages,
         human_bytes(frames_to_bytes(v.resident_pages)),
@@ -159,7 +162,7 @@ fn page_fault(f: &PageFault) -> String {
             "{:#x}-{:#x}({})",
             f.vma_start,
             f.vma_end,
-            vma_flags(f.vma_flags)
+            VmaFlags(f.vma_flags)
         )
     };
     format!(
@@ -168,9 +171,9 @@ fn page_fault(f: &PageFault) -> String {
         f.pid,
         f.addr,
         f.error_code,
-        page_fault_cause(f.error_code),
+        PageFaultCause(f.error_code),
         f.rip,
-        fault_resolution(f.resolution),
+        f.resolution.name(),
     )
 }
 
@@ -184,69 +187,6 @@ fn leak(l: &Leak) -> String {
         human_bytes(l.bytes),
         l.first_addr,
     )
-}
-
-/// A process state in words: `runnable`, `sleeping`, `zombie`, `kernel`.
-pub fn proc_state(state: ProcState) -> &'static str {
-    match state {
-        ProcState::Runnable => "runnable",
-        ProcState::Sleeping => "sleeping",
-        ProcState::Zombie => "zombie",
-        ProcState::Kernel => "kernel",
-    }
-}
-
-/// A VMA kind in words: `code`, `data`, `heap`, `stack`, `mmap`, `shed`.
-pub fn vma_kind(kind: VmaKind) -> &'static str {
-    match kind {
-        VmaKind::Code => "code",
-        VmaKind::Data => "data",
-        VmaKind::Heap => "heap",
-        VmaKind::Stack => "stack",
-        VmaKind::Mmap => "mmap",
-        VmaKind::Shed => "shed",
-    }
-}
-
-fn fault_resolution(r: FaultResolution) -> &'static str {
-    match r {
-        FaultResolution::Demand => "demand",
-        FaultResolution::CopyOnWrite => "copy-on-write",
-        FaultResolution::CowReuse => "cow-reuse",
-        FaultResolution::StackGrowth => "stack-growth",
-        FaultResolution::Killed => "killed",
-    }
-}
-
-/// `VM_*` bits as `/proc/PID/maps` permissions (`r-xp`, `rw-s`), followed
-/// by `+growsdown` / `+growsup` and any unnamed bits raw (`+0x40`).
-pub fn vma_flags(flags: u32) -> String {
-    const READ: u32 = 1;
-    const WRITE: u32 = 2;
-    const EXEC: u32 = 4;
-    const SHARED: u32 = 8;
-    const GROWSUP: u32 = 16;
-    const GROWSDOWN: u32 = 32;
-    let bit = |mask: u32, c: char| if flags & mask != 0 { c } else { '-' };
-    let mut s: String = [
-        bit(READ, 'r'),
-        bit(WRITE, 'w'),
-        bit(EXEC, 'x'),
-        if flags & SHARED != 0 { 's' } else { 'p' },
-    ]
-    .into_iter()
-    .collect();
-    if flags & GROWSDOWN != 0 {
-        s.push_str("+growsdown");
-    }
-    if flags & GROWSUP != 0 {
-        s.push_str("+growsup");
-    }
-    let rest = flags & !(READ | WRITE | EXEC | SHARED | GROWSUP | GROWSDOWN);
-    if rest != 0 {
-        let _ = write!(s, "+{rest:#x}");
-    }
-    s
 }
 
 fn memory_stats(m: &MemoryStats) -> String {
@@ -286,7 +226,7 @@ fn page_event(kind: &str, e: &PageEvent) -> String {
         e.addr,
         e.count,
         human_bytes(frames_to_bytes(u64::from(e.count))),
-        frame_owner(e.owner),
+        e.owner,
         e.caller
     )
 }
@@ -299,7 +239,10 @@ fn map_event(kind: &str, e: &MapEvent) -> String {
         e.virt,
         e.phys,
         human_bytes(e.size),
-        page_flags(e.flags, e.size),
+        PageFlagNames {
+            flags: e.flags,
+            page_size: e.size
+        },
         e.caller
     )
 }
@@ -322,7 +265,7 @@ fn heap_error(e: &HeapErrorEvent) -> String {
         "heap_error t={} heap={} kind={} addr={:#x} size={} caller={:#x}",
         human_time(e.ts_us),
         heap_name(e.pid, e.heap_id),
-        heap_error_kind(e.kind),
+        e.kind,
         e.addr,
         human_bytes(e.size),
         e.caller
@@ -333,7 +276,7 @@ fn frame_error(e: &FrameErrorEvent) -> String {
     format!(
         "frame_error t={} kind={} addr={:#x} count={} caller={:#x}",
         human_time(e.ts_us),
-        frame_error_kind(e.kind),
+        e.kind.name(),
         e.addr,
         e.count,
         e.caller
@@ -382,7 +325,7 @@ fn heap_check(c: &HeapCheck) -> String {
         if c.ok { "ok" } else { "FAILED" },
     );
     if let Some(kind) = c.error {
-        let _ = write!(line, " error={} at={:#x}", heap_error_kind(kind), c.addr);
+        let _ = write!(line, " error={kind} at={:#x}", c.addr);
     }
     let _ = write!(
         line,
@@ -429,90 +372,10 @@ pub fn frames_to_bytes(frames: u64) -> u64 {
 
 /// A heap as `kernel#ID` (pid 0) or `pidN#ID`.
 pub fn heap_name(pid: u32, heap_id: u32) -> String {
-    if pid == 0 {
+    if pid == KERNEL_PID {
         format!("kernel#{heap_id}")
     } else {
         format!("pid{pid}#{heap_id}")
-    }
-}
-
-/// A frame owner in words: `kernel-heap`, `pid7`, `other-3`, ...
-pub fn frame_owner(owner: FrameOwner) -> String {
-    match owner {
-        FrameOwner::Unusable => "unusable".into(),
-        FrameOwner::Reserved => "reserved".into(),
-        FrameOwner::KernelImage => "kernel-image".into(),
-        FrameOwner::BootInfo => "boot-info".into(),
-        FrameOwner::Bitmap => "bitmap".into(),
-        FrameOwner::KernelHeap => "kernel-heap".into(),
-        FrameOwner::KernelStack => "kernel-stack".into(),
-        FrameOwner::PageTable => "page-table".into(),
-        FrameOwner::Process(pid) => format!("pid{pid}"),
-        FrameOwner::Other(tag) => format!("other-{tag}"),
-    }
-}
-
-/// A heap error in words; a red-zone overflow gives its offset.
-pub fn heap_error_kind(kind: HeapErrorKind) -> String {
-    match kind {
-        HeapErrorKind::OutOfMemory => "out-of-memory".into(),
-        HeapErrorKind::InvalidLayout => "invalid-layout".into(),
-        HeapErrorKind::InvalidPointer => "invalid-pointer".into(),
-        HeapErrorKind::DoubleFree => "double-free".into(),
-        HeapErrorKind::CorruptHeader => "corrupt-header".into(),
-        HeapErrorKind::RedZoneOverflow { offset } => format!("red-zone-overflow@+{offset}"),
-        HeapErrorKind::Inconsistent => "inconsistent".into(),
-    }
-}
-
-fn frame_error_kind(kind: FrameErrorKind) -> &'static str {
-    match kind {
-        FrameErrorKind::DoubleFree => "double-free",
-        FrameErrorKind::Reserved => "reserved",
-        FrameErrorKind::OutOfRange => "out-of-range",
-        FrameErrorKind::Unaligned => "unaligned",
-        FrameErrorKind::OutOfMemory => "out-of-memory",
-        FrameErrorKind::InvalidRequest => "invalid-request",
-        FrameErrorKind::Other => "other",
-    }
-}
-
-/// x86-64 page-table entry flags as `P|W|U|NX`; bits without a name are
-/// appended raw (`|0xe00`), and no bit at all reads `-`.
-///
-/// Bit 7 is PS in a 2 MiB or 1 GiB entry but PAT in a 4 KiB one, whose PAT
-/// bit in large entries moves to bit 12.
-pub fn page_flags(flags: u64, page_size: u64) -> String {
-    let huge = page_size > FRAME_SIZE;
-    let named: [(u32, &str); 11] = [
-        (0, "P"),
-        (1, "W"),
-        (2, "U"),
-        (3, "PWT"),
-        (4, "PCD"),
-        (5, "A"),
-        (6, "D"),
-        (7, if huge { "PS" } else { "PAT" }),
-        (8, "G"),
-        (12, if huge { "PAT" } else { "" }),
-        (63, "NX"),
-    ];
-    let mut parts = Vec::new();
-    let mut rest = flags;
-    for (bit, name) in named {
-        let mask = 1u64 << bit;
-        if !name.is_empty() && flags & mask != 0 {
-            parts.push(name.to_owned());
-            rest &= !mask;
-        }
-    }
-    if rest != 0 {
-        parts.push(format!("{rest:#x}"));
-    }
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join("|")
     }
 }
 
@@ -545,7 +408,7 @@ fn region(r: &MemRegion) -> String {
         "region #{} [mem {range}] {} {}",
         r.index,
         human_bytes(r.len),
-        mem_kind(r.kind)
+        r.kind
     )
 }
 
@@ -553,7 +416,7 @@ fn log(l: &Log) -> String {
     format!(
         "log t={} {} {}",
         human_time(l.ts_us),
-        level(l.level),
+        l.level.name(),
         escape_controls(&l.text)
     )
 }
@@ -573,11 +436,11 @@ fn exception(e: &Exception) -> String {
         "exception t={} #{} {} err={:#x}",
         human_time(e.ts_us),
         e.vector,
-        vector_name(e.vector),
+        ExceptionWord(e.vector),
         e.error_code
     );
-    if e.vector == 14 {
-        let _ = write!(line, "({})", page_fault_cause(e.error_code));
+    if e.vector == vector::PAGE_FAULT {
+        let _ = write!(line, "({})", PageFaultCause(e.error_code));
     }
     let _ = write!(line, " cr2={:#x} rip={:#x} rsp={:#x}", e.cr2, e.rip, e.rsp);
     line
@@ -619,26 +482,6 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1}{}", UNITS[unit])
 }
 
-fn level(l: LogLevel) -> &'static str {
-    match l {
-        LogLevel::Error => "ERROR",
-        LogLevel::Warn => "WARN",
-        LogLevel::Info => "INFO",
-        LogLevel::Debug => "DEBUG",
-    }
-}
-
-fn mem_kind(k: MemKind) -> String {
-    match k {
-        MemKind::Usable => "usable".into(),
-        MemKind::Reserved => "reserved".into(),
-        MemKind::AcpiReclaimable => "acpi-reclaimable".into(),
-        MemKind::AcpiNvs => "acpi-nvs".into(),
-        MemKind::Unusable => "unusable".into(),
-        MemKind::Other(t) => format!("type-{t}"),
-    }
-}
-
 fn feature_names(bits: u32) -> String {
     const NAMES: [(u32, &str); 3] = [
         (features::HOST_COMMANDS, "host-commands"),
@@ -660,67 +503,6 @@ fn feature_names(bits: u32) -> String {
     } else {
         names.join(",")
     }
-}
-
-/// Names of the x86_64 exception vectors.
-fn vector_name(vector: u8) -> &'static str {
-    match vector {
-        0 => "divide-error",
-        1 => "debug",
-        2 => "nmi",
-        3 => "breakpoint",
-        4 => "overflow",
-        5 => "bound-range",
-        6 => "invalid-opcode",
-        7 => "device-not-available",
-        8 => "double-fault",
-        10 => "invalid-tss",
-        11 => "segment-not-present",
-        12 => "stack-segment",
-        13 => "general-protection",
-        14 => "page-fault",
-        16 => "x87-fp",
-        17 => "alignment-check",
-        18 => "machine-check",
-        19 => "simd-fp",
-        20 => "virtualization",
-        21 => "control-protection",
-        28 => "hypervisor-injection",
-        29 => "vmm-communication",
-        30 => "security",
-        _ => "unknown",
-    }
-}
-
-/// The page-fault error code's bits in words, e.g. `not-present,write,user`.
-fn page_fault_cause(code: u64) -> String {
-    let mut parts = vec![if code & 1 == 0 {
-        "not-present"
-    } else {
-        "protection"
-    }];
-    parts.push(if code & (1 << 4) != 0 {
-        "fetch"
-    } else if code & (1 << 1) != 0 {
-        "write"
-    } else {
-        "read"
-    });
-    parts.push(if code & (1 << 2) != 0 {
-        "user"
-    } else {
-        "kernel"
-    });
-    if code & (1 << 3) != 0 {
-        parts.push("reserved-bit");
-    }
-    if code & (1 << 5) != 0 {
-        parts.push("pkey");
-    }
-    if code & (1 << 6) != 0 {
-        parts.push("shadow-stack");
-    }
-    parts.join(",")
 }
 
 /// A kernel string as one token: as is when it has no space, quote or control
@@ -753,7 +535,25 @@ pub fn escape_controls(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe_proto::Version;
+    use probe_proto::{
+        EventCounters, FaultResolution, FrameErrorKind, FrameOwner, FrameUsage, HeapErrorKind,
+        HeapStats, LogLevel, MemKind, ProcState, Version, VmaKind,
+    };
+
+    /// The entry flags as map lines print them.
+    fn page_flags(flags: u64, page_size: u64) -> String {
+        PageFlagNames { flags, page_size }.to_string()
+    }
+
+    /// The VMA flags as `process_vma` and `page_fault` lines print them.
+    fn vma_flags(flags: u32) -> String {
+        VmaFlags(flags).to_string()
+    }
+
+    /// A frame owner as `page_alloc` and `page_free` lines print it.
+    fn frame_owner(owner: FrameOwner) -> String {
+        owner.to_string()
+    }
 
     #[test]
     fn hello_line_summarises_version_build_memory_and_cmdline() {
@@ -891,8 +691,8 @@ mod tests {
         );
     }
 
-    fn heap_stats() -> crate::msg::HeapStats {
-        crate::msg::HeapStats {
+    fn heap_stats() -> HeapStats {
+        HeapStats {
             pid: 0,
             heap_id: 0,
             region_bytes: 64 << 10,
@@ -909,11 +709,11 @@ mod tests {
 
     #[test]
     fn memory_stats_line_gives_frames_heap_and_counters() {
-        let line = human(&Msg::MemoryStats(Box::new(MemoryStats {
+        let line = human(&Msg::MemoryStats(MemoryStats {
             ts_us: 1_000_000,
             total_frames: 32_768,
             free_frames: 30_000,
-            usage: crate::msg::FrameUsage {
+            usage: FrameUsage {
                 free: 30_000,
                 unusable: 0,
                 reserved: 256,
@@ -927,7 +727,7 @@ mod tests {
                 other: 4,
             },
             kernel_heap: heap_stats(),
-            counters: crate::msg::EventCounters {
+            counters: EventCounters {
                 page_allocs: 10,
                 page_frees: 2,
                 maps: 5,
@@ -937,7 +737,7 @@ mod tests {
                 heap_errors: 1,
                 frame_errors: 0,
             },
-        })));
+        }));
         assert_eq!(
             line,
             "memory_stats t=1.000000s frames=32768 (128.0MiB) free=30000 (117.2MiB) \

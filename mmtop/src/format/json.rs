@@ -1,31 +1,98 @@
 //! `--json`: one object per message, `"type"` first, snake_case keys.
 //!
-//! The shape is [`Msg`]'s serde form. Integers, addresses included, are JSON
-//! numbers written exactly; a reader that parses into doubles (jq before
-//! 1.7) loses the low bits of addresses above 2^53 and should read them as
-//! big integers.
+//! The object is internally tagged: `"type"` names the variant in snake_case
+//! and the variant's fields follow in declaration order. Enums inside a
+//! message keep probe-proto's serde form (`"kernel_heap"`, `{"process":7}`).
+//! Integers, addresses included, are JSON numbers written exactly; a reader
+//! that parses into doubles (jq before 1.7) loses the low bits of addresses
+//! above 2^53 and should read them as big integers.
+//!
+//! probe-proto's `KernelMsg` is externally tagged (`{"MemoryStats":{...}}`),
+//! as postcard needs, so [`json`] moves the tag inside and [`from_json`]
+//! moves it back out; both are generic over the variants.
 
-use crate::msg::Msg;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::Msg;
 
 /// `msg` as a single-line JSON object.
 pub fn json(msg: &Msg) -> String {
     // Serialization into a String only fails for maps with non-string keys
-    // or failing custom impls, and `Msg` has neither.
-    serde_json::to_string(msg).expect("Msg always serializes to JSON")
+    // or failing custom impls, and a message has neither.
+    let external = serde_json::to_string(msg).expect("a kernel message serializes to JSON");
+    tag_inside(&external)
+}
+
+/// A line of [`json`] read back into the message.
+pub fn from_json(line: &str) -> Result<Msg, serde_json::Error> {
+    let mut fields: Map<String, Value> = serde_json::from_str(line)?;
+    let Some(Value::String(kind)) = fields.remove("type") else {
+        return Err(serde::de::Error::custom(
+            "a message object needs a string \"type\"",
+        ));
+    };
+    let external = Map::from_iter([(upper_camel_case(&kind), Value::Object(fields))]);
+    Msg::deserialize(Value::Object(external))
+}
+
+/// serde_json's `{"Variant":{fields}}` as `{"type":"variant",fields}`.
+///
+/// This works on the compact text rather than on a `serde_json::Value`,
+/// whose map would sort the fields: the text keeps declaration order. A
+/// variant name is an identifier, so the first `":` ends it.
+fn tag_inside(external: &str) -> String {
+    let (variant, payload) = external
+        .strip_prefix("{\"")
+        .and_then(|s| s.strip_suffix('}'))
+        .and_then(|s| s.split_once("\":"))
+        .expect("a message serializes as a one-key object");
+    let fields = payload
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .expect("every message variant has named fields");
+    let comma = if fields.is_empty() { "" } else { "," };
+    format!("{{\"type\":\"{}\"{comma}{fields}}}", snake_case(variant))
+}
+
+/// `MemoryStats` as `memory_stats`.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// `memory_stats` as `MemoryStats`.
+fn upper_camel_case(name: &str) -> String {
+    name.split('_')
+        .flat_map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase())
+                .into_iter()
+                .chain(chars)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::msg::{
-        EventCounters, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent, FrameErrorKind,
-        FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind, HeapEvent,
-        HeapStats, HeapWalkEnd, Hello, Leak, Log, LogLevel, MapEvent, MemKind, MemRegion,
-        MemoryStats, PageEvent, PageFault, Panic, ProcState, ProcessEvent, ProcessExit,
-        ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma, VmaKind,
+    use probe_proto::{
+        EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
+        FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent,
+        HeapErrorKind, HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, KernelMsg as K, Leak,
+        Log, LogLevel, MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, PageFault, Panic,
+        Pong, ProcState, ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd,
+        ProcessShed, ProcessVma, Version, VmaKind,
     };
-    use probe_proto::{Exception, Heartbeat, Pong, Version};
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     /// Parses the line back and checks its exact key set and values.
     fn check(msg: Msg, expected: Value) {
@@ -38,7 +105,7 @@ mod tests {
             "type comes first so lines are easy to eyeball: {line}"
         );
         // And the line reads back into the same message.
-        assert_eq!(serde_json::from_str::<Msg>(&line).unwrap(), msg);
+        assert_eq!(from_json(&line).unwrap(), msg);
     }
 
     #[test]
@@ -192,7 +259,7 @@ mod tests {
     #[test]
     fn memory_stats_json_nests_usage_heap_and_counters() {
         check(
-            Msg::MemoryStats(Box::new(MemoryStats {
+            Msg::MemoryStats(MemoryStats {
                 ts_us: 7,
                 total_frames: 32_768,
                 free_frames: 30_000,
@@ -220,7 +287,7 @@ mod tests {
                     heap_errors: 1,
                     frame_errors: 0,
                 },
-            })),
+            }),
             json!({"type": "memory_stats", "ts_us": 7, "total_frames": 32_768,
                    "free_frames": 30_000,
                    "usage": {"free": 30_000, "unusable": 1, "reserved": 256,
@@ -543,5 +610,355 @@ mod tests {
             json!({"type": "leak", "ts_us": 6, "pid": 1, "heap_id": 1, "key": 0xabc,
                    "blocks": 2, "bytes": 300, "first_addr": 0x1000_0010}),
         );
+    }
+
+    fn wire_heap_stats() -> HeapStats {
+        HeapStats {
+            pid: 0,
+            heap_id: 0,
+            region_bytes: 1,
+            max_bytes: 2,
+            used_bytes: 3,
+            free_bytes: 4,
+            overhead_bytes: 5,
+            total_blocks: 6,
+            used_blocks: 7,
+            free_blocks: 8,
+            largest_free: 9,
+        }
+    }
+
+    /// One of each 1.1 kernel message.
+    fn wire_1_1() -> Vec<K<'static>> {
+        let page = PageEvent {
+            ts_us: 1,
+            addr: 0x1000,
+            count: 2,
+            owner: FrameOwner::Process(7),
+            caller: 3,
+        };
+        let map = MapEvent {
+            ts_us: 1,
+            space: 0x1000,
+            virt: 0x2000,
+            phys: 0x3000,
+            size: 4096,
+            flags: 3,
+            caller: 4,
+        };
+        let heap = HeapEvent {
+            ts_us: 1,
+            pid: 0,
+            heap_id: 0,
+            addr: 0x10,
+            size: 16,
+            align: 8,
+            key: 5,
+            caller: 5,
+        };
+        let mut msgs = vec![K::MemoryStats(MemoryStats {
+            ts_us: 1,
+            total_frames: 10,
+            free_frames: 5,
+            usage: FrameUsage {
+                free: 5,
+                unusable: 0,
+                reserved: 1,
+                kernel_image: 1,
+                boot_info: 0,
+                bitmap: 1,
+                kernel_heap: 1,
+                kernel_stack: 0,
+                page_table: 1,
+                process: 0,
+                other: 0,
+            },
+            kernel_heap: wire_heap_stats(),
+            counters: EventCounters {
+                page_allocs: 1,
+                page_frees: 2,
+                maps: 3,
+                unmaps: 4,
+                heap_allocs: 5,
+                heap_frees: 6,
+                heap_errors: 7,
+                frame_errors: 8,
+            },
+        })];
+        // Events sent both ways (alloc and free, map and unmap) share a payload.
+        msgs.extend([K::PageAlloc, K::PageFree].map(|variant| variant(page)));
+        msgs.extend([K::Map, K::Unmap].map(|variant| variant(map)));
+        msgs.extend([K::HeapAlloc, K::HeapFree].map(|variant| variant(heap)));
+        msgs.extend([
+            K::HeapError(HeapErrorEvent {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                kind: HeapErrorKind::RedZoneOverflow { offset: 4 },
+                addr: 0x10,
+                size: 16,
+                caller: 5,
+            }),
+            K::FrameError(FrameErrorEvent {
+                ts_us: 1,
+                kind: FrameErrorKind::Reserved,
+                addr: 0x1000,
+                count: 1,
+                caller: 6,
+            }),
+            K::FrameCheck(FrameCheck {
+                ts_us: 1,
+                consistent: true,
+                nr_frames: 10,
+                free_counted: 5,
+                free_recorded: 5,
+                total_counted: 10,
+                total_recorded: 10,
+                used_without_owner: 0,
+                free_with_owner: 0,
+                invalid_owners: 0,
+                summary_mismatches: 0,
+                padding_mismatches: 0,
+            }),
+            K::HeapCheck(HeapCheck {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                ok: false,
+                error: Some(HeapErrorKind::DoubleFree),
+                addr: 0x10,
+                stats: wire_heap_stats(),
+            }),
+            K::HeapBlock(HeapBlock {
+                pid: 0,
+                heap_id: 0,
+                addr: 0x10,
+                size: 16,
+                used: true,
+                key: 5,
+            }),
+            K::HeapWalkEnd(HeapWalkEnd {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                blocks: 1,
+                complete: true,
+            }),
+        ]);
+        msgs
+    }
+
+    /// Each message kept as the host keeps it (owned), as its JSON object;
+    /// the owned message equals the wire one and reads back from its line.
+    fn kept_as_json(wire: Vec<K<'static>>) -> Vec<Value> {
+        wire.into_iter()
+            .map(|w| {
+                let msg: Msg = w.clone().into_owned();
+                assert_eq!(msg, w);
+                let line = json(&msg);
+                assert_eq!(from_json(&line).unwrap(), msg, "{line}");
+                serde_json::from_str(&line).unwrap()
+            })
+            .collect()
+    }
+
+    /// Asserts the JSON form of each value.
+    fn assert_spelled<T: serde::Serialize + std::fmt::Debug>(spellings: &[(T, Value)]) {
+        for (value, spelled) in spellings {
+            assert_eq!(&serde_json::to_value(value).unwrap(), spelled, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn every_1_1_message_is_kept_owned_and_its_json_type_is_its_snake_case_name() {
+        let kinds: Vec<Value> = kept_as_json(wire_1_1())
+            .into_iter()
+            .map(|v| v["type"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "memory_stats",
+                "page_alloc",
+                "page_free",
+                "map",
+                "unmap",
+                "heap_alloc",
+                "heap_free",
+                "heap_error",
+                "frame_error",
+                "frame_check",
+                "heap_check",
+                "heap_block",
+                "heap_walk_end"
+            ]
+        );
+    }
+
+    #[test]
+    fn wire_enums_keep_their_variant_in_json() {
+        let v = kept_as_json(wire_1_1());
+        assert_eq!(v[1]["owner"], json!({"process": 7}));
+        assert_eq!(v[1]["count"], 2);
+        assert_eq!(v[7]["kind"], json!({"red_zone_overflow": {"offset": 4}}));
+        assert_eq!(v[8]["kind"], "reserved");
+        assert_eq!(v[10]["ok"], false);
+        assert_eq!(v[10]["error"], "double_free");
+        assert_eq!(v[10]["addr"], 0x10);
+        assert_spelled(&[
+            (FrameOwner::Unusable, json!("unusable")),
+            (FrameOwner::Reserved, json!("reserved")),
+            (FrameOwner::KernelImage, json!("kernel_image")),
+            (FrameOwner::BootInfo, json!("boot_info")),
+            (FrameOwner::Bitmap, json!("bitmap")),
+            (FrameOwner::KernelHeap, json!("kernel_heap")),
+            (FrameOwner::KernelStack, json!("kernel_stack")),
+            (FrameOwner::PageTable, json!("page_table")),
+            (FrameOwner::Process(9), json!({"process": 9})),
+            (FrameOwner::Other(3), json!({"other": 3})),
+        ]);
+    }
+
+    /// One of each 1.2 kernel message.
+    fn wire_1_2() -> Vec<K<'static>> {
+        let event = ProcessEvent {
+            ts_us: 1,
+            pid: 3,
+            parent: 0,
+            name: "memtest".into(),
+        };
+        vec![
+            K::ProcessSpawn(event.clone()),
+            K::ProcessExit(ProcessExit {
+                ts_us: 2,
+                pid: 3,
+                reason: ExitReason::Killed { vector: 14 },
+                leaked_blocks: 1,
+                leaked_bytes: 100,
+                frames_freed: 9,
+            }),
+            K::ProcessRename(event),
+            K::ProcessInfo(ProcessInfo {
+                ts_us: 3,
+                pid: 3,
+                parent: 0,
+                name: "memtest".into(),
+                state: ProcState::Zombie,
+                nr_heaps: 1,
+                nr_sheds: 1,
+                nr_vmas: 1,
+                total_heap_size: 4096,
+                total_heap_used: 100,
+                total_heap_free: 3996,
+                total_shed_size: 4096,
+                resident_frames: 3,
+                page_table_frames: 4,
+            }),
+            K::ProcessHeap(ProcessHeap {
+                pid: 3,
+                heap_id: 1,
+                start: 0x1000,
+                heap_size: 4096,
+                heap_used: 100,
+                heap_free: 3996,
+                used_blocks: 1,
+                largest_free: 3900,
+            }),
+            K::ProcessShed(ProcessShed {
+                pid: 3,
+                shed_id: 9,
+                start: 0x2000,
+                shed_size: 4096,
+            }),
+            K::ProcessVma(ProcessVma {
+                pid: 3,
+                start: 0x1000,
+                end: 0x2000,
+                flags: 3,
+                kind: VmaKind::Shed,
+                resident_pages: 1,
+            }),
+            K::ProcessListEnd(ProcessListEnd {
+                ts_us: 4,
+                total_programs: 1,
+                complete: true,
+            }),
+            K::PageFault(PageFault {
+                ts_us: 5,
+                pid: 3,
+                addr: 0x1234,
+                error_code: 6,
+                rip: 0x40_0000,
+                resolution: FaultResolution::CowReuse,
+                vma_start: 0x1000,
+                vma_end: 0x2000,
+                vma_flags: 3,
+            }),
+            K::Leak(Leak {
+                ts_us: 6,
+                pid: 3,
+                heap_id: 1,
+                key: 7,
+                blocks: 1,
+                bytes: 100,
+                first_addr: 0x1010,
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_1_2_message_is_kept_owned_and_its_json_type_is_its_snake_case_name() {
+        let kinds: Vec<Value> = kept_as_json(wire_1_2())
+            .into_iter()
+            .map(|v| v["type"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "process_spawn",
+                "process_exit",
+                "process_rename",
+                "process_info",
+                "process_heap",
+                "process_shed",
+                "process_vma",
+                "process_list_end",
+                "page_fault",
+                "leak"
+            ]
+        );
+    }
+
+    #[test]
+    fn wire_enums_of_1_2_keep_their_variant_in_json() {
+        let v = kept_as_json(wire_1_2());
+        assert_eq!(v[1]["reason"], json!({"killed": {"vector": 14}}));
+        assert_eq!(v[1]["frames_freed"], 9);
+        assert_eq!(v[3]["state"], "zombie");
+        assert_eq!(v[3]["name"], "memtest");
+        assert_eq!(v[6]["kind"], "shed");
+        assert_eq!(v[8]["resolution"], "cow_reuse");
+        assert_spelled(&[(ExitReason::Exited(-3), json!({"exited": -3}))]);
+        assert_spelled(&[
+            (ProcState::Runnable, json!("runnable")),
+            (ProcState::Sleeping, json!("sleeping")),
+            (ProcState::Zombie, json!("zombie")),
+            (ProcState::Kernel, json!("kernel")),
+        ]);
+        assert_spelled(&[
+            (VmaKind::Code, json!("code")),
+            (VmaKind::Data, json!("data")),
+            (VmaKind::Heap, json!("heap")),
+            (VmaKind::Stack, json!("stack")),
+            (VmaKind::Mmap, json!("mmap")),
+            (VmaKind::Shed, json!("shed")),
+        ]);
+        assert_spelled(&[
+            (FaultResolution::Demand, json!("demand")),
+            (FaultResolution::CopyOnWrite, json!("copy_on_write")),
+            (FaultResolution::CowReuse, json!("cow_reuse")),
+            (FaultResolution::StackGrowth, json!("stack_growth")),
+            (FaultResolution::Killed, json!("killed")),
+        ]);
     }
 }

@@ -4,12 +4,11 @@ mod human;
 mod json;
 
 pub use human::{
-    FRAME_SIZE, escape_controls, frame_owner, frames_to_bytes, heap_error_kind, heap_name, human,
-    human_bytes, human_time, page_flags, proc_state, vma_flags, vma_kind,
+    FRAME_SIZE, escape_controls, frames_to_bytes, heap_name, human, human_bytes, human_time,
 };
-pub use json::json;
+pub use json::{from_json, json};
 
-use crate::msg::Msg;
+use crate::Msg;
 
 /// How the headless commands print messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -165,12 +165,12 @@ pub fn read_host_frame(stream: &mut impl Read) -> io::Result<HostMsg> {
 pub fn hello(version: Version) -> KernelMsg<'static> {
     KernelMsg::Hello(Hello {
         version,
-        build_id: "kernel-0.1.0-test",
+        build_id: "kernel-0.1.0-test".into(),
         mem_total_bytes: 128 << 20,
         mem_usable_bytes: (128 << 20) - (1 << 20),
         nr_regions: 2,
         features: probe_proto::features::HOST_COMMANDS,
-        cmdline: "loglevel=3",
+        cmdline: "loglevel=3".into(),
         uptime_us: 1_500,
     })
 }
@@ -195,7 +195,7 @@ pub fn boot_messages() -> Vec<KernelMsg<'static>> {
         KernelMsg::Log(Log {
             ts_us: 2_000,
             level: LogLevel::Info,
-            text: "heap ready ✓",
+            text: "heap ready ✓".into(),
         }),
         KernelMsg::Heartbeat(Heartbeat {
             ts_us: 1_000_000,

@@ -1,11 +1,11 @@
-//! Shared test helpers: owned mirrors of the borrowed messages and proptest
-//! strategies that reach every variant.
+//! Shared test helpers: proptest strategies that reach every variant.
 //!
-//! The wire types borrow their strings, so a strategy cannot hand one out
-//! directly; it produces an [`OwnedKernelMsg`] that lends a `KernelMsg` on
-//! demand, and a decoded message is turned back into an owned one so it can
-//! outlive the decoder that holds its bytes.
+//! Strategies hand out `KernelMsg<'static>` values whose strings are owned
+//! (`Cow::Owned`), so a message borrows nothing; a decoded message is
+//! compared after [`KernelMsg::into_owned`].
 #![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::borrow::Cow;
 
 use probe_proto::{
     EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
@@ -13,257 +13,17 @@ use probe_proto::{
     HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Leak, Log, LogLevel,
     MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, PageFault, Panic, Pong, ProcState,
     ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
-    Version, VmaKind,
+    Text, Version, VmaKind,
 };
 use proptest::prelude::*;
-
-/// An owned [`KernelMsg`]: the same variants, with `String` for `&str`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum OwnedKernelMsg {
-    Hello {
-        version: Version,
-        build_id: String,
-        mem_total_bytes: u64,
-        mem_usable_bytes: u64,
-        nr_regions: u16,
-        features: u32,
-        cmdline: String,
-        uptime_us: u64,
-    },
-    MemRegion(MemRegion),
-    Log {
-        ts_us: u64,
-        level: LogLevel,
-        text: String,
-    },
-    Heartbeat(Heartbeat),
-    Exception(Exception),
-    Panic {
-        ts_us: u64,
-        message: String,
-        file: String,
-        line: u32,
-        column: u32,
-    },
-    Pong(Pong),
-    Dropped {
-        count: u64,
-    },
-    // 1.1: plain-number payloads, held as the wire types themselves.
-    MemoryStats(MemoryStats),
-    PageAlloc(PageEvent),
-    PageFree(PageEvent),
-    Map(MapEvent),
-    Unmap(MapEvent),
-    HeapAlloc(HeapEvent),
-    HeapFree(HeapEvent),
-    HeapError(HeapErrorEvent),
-    FrameError(FrameErrorEvent),
-    FrameCheck(FrameCheck),
-    HeapCheck(HeapCheck),
-    HeapBlock(HeapBlock),
-    HeapWalkEnd(HeapWalkEnd),
-    // 1.2: the two string-holding payloads have owned mirrors below.
-    ProcessSpawn(OwnedProcessEvent),
-    ProcessExit(ProcessExit),
-    ProcessRename(OwnedProcessEvent),
-    ProcessInfo(OwnedProcessInfo),
-    ProcessHeap(ProcessHeap),
-    ProcessShed(ProcessShed),
-    ProcessVma(ProcessVma),
-    ProcessListEnd(ProcessListEnd),
-    PageFault(PageFault),
-    Leak(Leak),
-}
-
-/// An owned [`ProcessEvent`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedProcessEvent {
-    pub ts_us: u64,
-    pub pid: u32,
-    pub parent: u32,
-    pub name: String,
-}
-
-impl OwnedProcessEvent {
-    pub fn as_wire(&self) -> ProcessEvent<'_> {
-        ProcessEvent {
-            ts_us: self.ts_us,
-            pid: self.pid,
-            parent: self.parent,
-            name: &self.name,
-        }
-    }
-
-    pub fn from_wire(e: &ProcessEvent<'_>) -> Self {
-        Self {
-            ts_us: e.ts_us,
-            pid: e.pid,
-            parent: e.parent,
-            name: e.name.to_owned(),
-        }
-    }
-}
-
-/// An owned [`ProcessInfo`]: the wire type with its name held apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OwnedProcessInfo {
-    /// Every field but the name, which is `""` here.
-    pub info: ProcessInfo<'static>,
-    pub name: String,
-}
-
-impl OwnedProcessInfo {
-    pub fn as_wire(&self) -> ProcessInfo<'_> {
-        ProcessInfo {
-            name: &self.name,
-            ..self.info
-        }
-    }
-
-    pub fn from_wire(i: &ProcessInfo<'_>) -> Self {
-        Self {
-            info: ProcessInfo { name: "", ..*i },
-            name: i.name.to_owned(),
-        }
-    }
-}
-
-impl OwnedKernelMsg {
-    /// The wire message, borrowing this one's strings.
-    pub fn as_msg(&self) -> KernelMsg<'_> {
-        match self {
-            Self::Hello {
-                version,
-                build_id,
-                mem_total_bytes,
-                mem_usable_bytes,
-                nr_regions,
-                features,
-                cmdline,
-                uptime_us,
-            } => KernelMsg::Hello(Hello {
-                version: *version,
-                build_id,
-                mem_total_bytes: *mem_total_bytes,
-                mem_usable_bytes: *mem_usable_bytes,
-                nr_regions: *nr_regions,
-                features: *features,
-                cmdline,
-                uptime_us: *uptime_us,
-            }),
-            Self::MemRegion(r) => KernelMsg::MemRegion(*r),
-            Self::Log { ts_us, level, text } => KernelMsg::Log(Log {
-                ts_us: *ts_us,
-                level: *level,
-                text,
-            }),
-            Self::Heartbeat(h) => KernelMsg::Heartbeat(*h),
-            Self::Exception(e) => KernelMsg::Exception(*e),
-            Self::Panic {
-                ts_us,
-                message,
-                file,
-                line,
-                column,
-            } => KernelMsg::Panic(Panic {
-                ts_us: *ts_us,
-                message,
-                file,
-                line: *line,
-                column: *column,
-            }),
-            Self::Pong(p) => KernelMsg::Pong(*p),
-            Self::Dropped { count } => KernelMsg::Dropped { count: *count },
-            Self::MemoryStats(m) => KernelMsg::MemoryStats(*m),
-            Self::PageAlloc(e) => KernelMsg::PageAlloc(*e),
-            Self::PageFree(e) => KernelMsg::PageFree(*e),
-            Self::Map(e) => KernelMsg::Map(*e),
-            Self::Unmap(e) => KernelMsg::Unmap(*e),
-            Self::HeapAlloc(e) => KernelMsg::HeapAlloc(*e),
-            Self::HeapFree(e) => KernelMsg::HeapFree(*e),
-            Self::HeapError(e) => KernelMsg::HeapError(*e),
-            Self::FrameError(e) => KernelMsg::FrameError(*e),
-            Self::FrameCheck(c) => KernelMsg::FrameCheck(*c),
-            Self::HeapCheck(c) => KernelMsg::HeapCheck(*c),
-            Self::HeapBlock(b) => KernelMsg::HeapBlock(*b),
-            Self::HeapWalkEnd(e) => KernelMsg::HeapWalkEnd(*e),
-            Self::ProcessSpawn(e) => KernelMsg::ProcessSpawn(e.as_wire()),
-            Self::ProcessExit(e) => KernelMsg::ProcessExit(*e),
-            Self::ProcessRename(e) => KernelMsg::ProcessRename(e.as_wire()),
-            Self::ProcessInfo(i) => KernelMsg::ProcessInfo(i.as_wire()),
-            Self::ProcessHeap(h) => KernelMsg::ProcessHeap(*h),
-            Self::ProcessShed(s) => KernelMsg::ProcessShed(*s),
-            Self::ProcessVma(v) => KernelMsg::ProcessVma(*v),
-            Self::ProcessListEnd(e) => KernelMsg::ProcessListEnd(*e),
-            Self::PageFault(f) => KernelMsg::PageFault(*f),
-            Self::Leak(l) => KernelMsg::Leak(*l),
-        }
-    }
-
-    /// Copies a decoded message out of the decoder's buffer.
-    pub fn from_msg(msg: &KernelMsg<'_>) -> Self {
-        match msg {
-            KernelMsg::Hello(h) => Self::Hello {
-                version: h.version,
-                build_id: h.build_id.to_owned(),
-                mem_total_bytes: h.mem_total_bytes,
-                mem_usable_bytes: h.mem_usable_bytes,
-                nr_regions: h.nr_regions,
-                features: h.features,
-                cmdline: h.cmdline.to_owned(),
-                uptime_us: h.uptime_us,
-            },
-            KernelMsg::MemRegion(r) => Self::MemRegion(*r),
-            KernelMsg::Log(l) => Self::Log {
-                ts_us: l.ts_us,
-                level: l.level,
-                text: l.text.to_owned(),
-            },
-            KernelMsg::Heartbeat(h) => Self::Heartbeat(*h),
-            KernelMsg::Exception(e) => Self::Exception(*e),
-            KernelMsg::Panic(p) => Self::Panic {
-                ts_us: p.ts_us,
-                message: p.message.to_owned(),
-                file: p.file.to_owned(),
-                line: p.line,
-                column: p.column,
-            },
-            KernelMsg::Pong(p) => Self::Pong(*p),
-            KernelMsg::Dropped { count } => Self::Dropped { count: *count },
-            KernelMsg::MemoryStats(m) => Self::MemoryStats(*m),
-            KernelMsg::PageAlloc(e) => Self::PageAlloc(*e),
-            KernelMsg::PageFree(e) => Self::PageFree(*e),
-            KernelMsg::Map(e) => Self::Map(*e),
-            KernelMsg::Unmap(e) => Self::Unmap(*e),
-            KernelMsg::HeapAlloc(e) => Self::HeapAlloc(*e),
-            KernelMsg::HeapFree(e) => Self::HeapFree(*e),
-            KernelMsg::HeapError(e) => Self::HeapError(*e),
-            KernelMsg::FrameError(e) => Self::FrameError(*e),
-            KernelMsg::FrameCheck(c) => Self::FrameCheck(*c),
-            KernelMsg::HeapCheck(c) => Self::HeapCheck(*c),
-            KernelMsg::HeapBlock(b) => Self::HeapBlock(*b),
-            KernelMsg::HeapWalkEnd(e) => Self::HeapWalkEnd(*e),
-            KernelMsg::ProcessSpawn(e) => Self::ProcessSpawn(OwnedProcessEvent::from_wire(e)),
-            KernelMsg::ProcessExit(e) => Self::ProcessExit(*e),
-            KernelMsg::ProcessRename(e) => Self::ProcessRename(OwnedProcessEvent::from_wire(e)),
-            KernelMsg::ProcessInfo(i) => Self::ProcessInfo(OwnedProcessInfo::from_wire(i)),
-            KernelMsg::ProcessHeap(h) => Self::ProcessHeap(*h),
-            KernelMsg::ProcessShed(s) => Self::ProcessShed(*s),
-            KernelMsg::ProcessVma(v) => Self::ProcessVma(*v),
-            KernelMsg::ProcessListEnd(e) => Self::ProcessListEnd(*e),
-            KernelMsg::PageFault(f) => Self::PageFault(*f),
-            KernelMsg::Leak(l) => Self::Leak(*l),
-        }
-    }
-}
 
 /// Any string of up to 64 chars: all of Unicode, newlines and NULs included.
 ///
 /// 64 chars of at most 4 UTF-8 bytes each keep the largest message (two
 /// strings plus fixed fields) well inside `MAX_PAYLOAD`.
-pub fn text() -> impl Strategy<Value = String> {
-    proptest::collection::vec(any::<char>(), 0..=64).prop_map(|cs| cs.into_iter().collect())
+pub fn text() -> impl Strategy<Value = Text<'static>> {
+    proptest::collection::vec(any::<char>(), 0..=64)
+        .prop_map(|cs| Cow::Owned(cs.into_iter().collect()))
 }
 
 pub fn version() -> impl Strategy<Value = Version> {
@@ -292,7 +52,7 @@ pub fn log_level() -> impl Strategy<Value = LogLevel> {
 
 /// Every [`KernelMsg`] variant with arbitrary field values, each about
 /// equally often.
-pub fn kernel_msg() -> impl Strategy<Value = OwnedKernelMsg> {
+pub fn kernel_msg() -> impl Strategy<Value = KernelMsg<'static>> {
     // Weights are variant counts, so that no variant is starved.
     prop_oneof![
         8 => kernel_msg_1_0(),
@@ -302,7 +62,7 @@ pub fn kernel_msg() -> impl Strategy<Value = OwnedKernelMsg> {
 }
 
 /// The [`KernelMsg`] variants of protocol 1.0.
-pub fn kernel_msg_1_0() -> impl Strategy<Value = OwnedKernelMsg> {
+pub fn kernel_msg_1_0() -> impl Strategy<Value = KernelMsg<'static>> {
     prop_oneof![
         (
             version(),
@@ -324,7 +84,7 @@ pub fn kernel_msg_1_0() -> impl Strategy<Value = OwnedKernelMsg> {
                     features,
                     cmdline,
                     uptime_us,
-                )| OwnedKernelMsg::Hello {
+                )| KernelMsg::Hello(Hello {
                     version,
                     build_id,
                     mem_total_bytes,
@@ -333,23 +93,23 @@ pub fn kernel_msg_1_0() -> impl Strategy<Value = OwnedKernelMsg> {
                     features,
                     cmdline,
                     uptime_us,
-                }
+                })
             ),
         (any::<u16>(), any::<u64>(), any::<u64>(), mem_kind()).prop_map(
-            |(index, start, len, kind)| OwnedKernelMsg::MemRegion(MemRegion {
+            |(index, start, len, kind)| KernelMsg::MemRegion(MemRegion {
                 index,
                 start,
                 len,
                 kind
             })
         ),
-        (any::<u64>(), log_level(), text()).prop_map(|(ts_us, level, text)| OwnedKernelMsg::Log {
+        (any::<u64>(), log_level(), text()).prop_map(|(ts_us, level, text)| KernelMsg::Log(Log {
             ts_us,
             level,
             text
-        }),
+        })),
         (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-            |(ts_us, rx_frames, rx_bad, tx_dropped)| OwnedKernelMsg::Heartbeat(Heartbeat {
+            |(ts_us, rx_frames, rx_bad, tx_dropped)| KernelMsg::Heartbeat(Heartbeat {
                 ts_us,
                 rx_frames,
                 rx_bad,
@@ -365,7 +125,7 @@ pub fn kernel_msg_1_0() -> impl Strategy<Value = OwnedKernelMsg> {
             any::<u64>()
         )
             .prop_map(|(ts_us, vector, error_code, cr2, rip, rsp)| {
-                OwnedKernelMsg::Exception(Exception {
+                KernelMsg::Exception(Exception {
                     ts_us,
                     vector,
                     error_code,
@@ -375,36 +135,36 @@ pub fn kernel_msg_1_0() -> impl Strategy<Value = OwnedKernelMsg> {
                 })
             }),
         (any::<u64>(), text(), text(), any::<u32>(), any::<u32>()).prop_map(
-            |(ts_us, message, file, line, column)| OwnedKernelMsg::Panic {
+            |(ts_us, message, file, line, column)| KernelMsg::Panic(Panic {
                 ts_us,
                 message,
                 file,
                 line,
                 column
-            }
+            })
         ),
         (any::<u32>(), any::<u64>())
-            .prop_map(|(nonce, ts_us)| OwnedKernelMsg::Pong(Pong { nonce, ts_us })),
-        any::<u64>().prop_map(|count| OwnedKernelMsg::Dropped { count }),
+            .prop_map(|(nonce, ts_us)| KernelMsg::Pong(Pong { nonce, ts_us })),
+        any::<u64>().prop_map(|count| KernelMsg::Dropped { count }),
     ]
 }
 
 /// The [`KernelMsg`] variants added in protocol 1.1.
-pub fn kernel_msg_1_1() -> impl Strategy<Value = OwnedKernelMsg> {
+pub fn kernel_msg_1_1() -> impl Strategy<Value = KernelMsg<'static>> {
     prop_oneof![
-        memory_stats().prop_map(OwnedKernelMsg::MemoryStats),
-        page_event().prop_map(OwnedKernelMsg::PageAlloc),
-        page_event().prop_map(OwnedKernelMsg::PageFree),
-        map_event().prop_map(OwnedKernelMsg::Map),
-        map_event().prop_map(OwnedKernelMsg::Unmap),
-        heap_event().prop_map(OwnedKernelMsg::HeapAlloc),
-        heap_event().prop_map(OwnedKernelMsg::HeapFree),
-        heap_error_event().prop_map(OwnedKernelMsg::HeapError),
-        frame_error_event().prop_map(OwnedKernelMsg::FrameError),
-        frame_check().prop_map(OwnedKernelMsg::FrameCheck),
-        heap_check().prop_map(OwnedKernelMsg::HeapCheck),
-        heap_block().prop_map(OwnedKernelMsg::HeapBlock),
-        heap_walk_end().prop_map(OwnedKernelMsg::HeapWalkEnd),
+        memory_stats().prop_map(KernelMsg::MemoryStats),
+        page_event().prop_map(KernelMsg::PageAlloc),
+        page_event().prop_map(KernelMsg::PageFree),
+        map_event().prop_map(KernelMsg::Map),
+        map_event().prop_map(KernelMsg::Unmap),
+        heap_event().prop_map(KernelMsg::HeapAlloc),
+        heap_event().prop_map(KernelMsg::HeapFree),
+        heap_error_event().prop_map(KernelMsg::HeapError),
+        frame_error_event().prop_map(KernelMsg::FrameError),
+        frame_check().prop_map(KernelMsg::FrameCheck),
+        heap_check().prop_map(KernelMsg::HeapCheck),
+        heap_block().prop_map(KernelMsg::HeapBlock),
+        heap_walk_end().prop_map(KernelMsg::HeapWalkEnd),
     ]
 }
 
@@ -761,24 +521,24 @@ pub fn host_msg() -> impl Strategy<Value = HostMsg> {
 }
 
 /// The [`KernelMsg`] variants added in protocol 1.2.
-pub fn kernel_msg_1_2() -> impl Strategy<Value = OwnedKernelMsg> {
+pub fn kernel_msg_1_2() -> impl Strategy<Value = KernelMsg<'static>> {
     prop_oneof![
-        process_event().prop_map(OwnedKernelMsg::ProcessSpawn),
-        process_exit().prop_map(OwnedKernelMsg::ProcessExit),
-        process_event().prop_map(OwnedKernelMsg::ProcessRename),
-        process_info().prop_map(OwnedKernelMsg::ProcessInfo),
-        process_heap().prop_map(OwnedKernelMsg::ProcessHeap),
-        process_shed().prop_map(OwnedKernelMsg::ProcessShed),
-        process_vma().prop_map(OwnedKernelMsg::ProcessVma),
-        process_list_end().prop_map(OwnedKernelMsg::ProcessListEnd),
-        page_fault().prop_map(OwnedKernelMsg::PageFault),
-        leak().prop_map(OwnedKernelMsg::Leak),
+        process_event().prop_map(KernelMsg::ProcessSpawn),
+        process_exit().prop_map(KernelMsg::ProcessExit),
+        process_event().prop_map(KernelMsg::ProcessRename),
+        process_info().prop_map(KernelMsg::ProcessInfo),
+        process_heap().prop_map(KernelMsg::ProcessHeap),
+        process_shed().prop_map(KernelMsg::ProcessShed),
+        process_vma().prop_map(KernelMsg::ProcessVma),
+        process_list_end().prop_map(KernelMsg::ProcessListEnd),
+        page_fault().prop_map(KernelMsg::PageFault),
+        leak().prop_map(KernelMsg::Leak),
     ]
 }
 
-pub fn process_event() -> impl Strategy<Value = OwnedProcessEvent> {
+pub fn process_event() -> impl Strategy<Value = ProcessEvent<'static>> {
     (any::<u64>(), any::<u32>(), any::<u32>(), text()).prop_map(|(ts_us, pid, parent, name)| {
-        OwnedProcessEvent {
+        ProcessEvent {
             ts_us,
             pid,
             parent,
@@ -816,7 +576,7 @@ pub fn proc_state() -> impl Strategy<Value = ProcState> {
     ]
 }
 
-pub fn process_info() -> impl Strategy<Value = OwnedProcessInfo> {
+pub fn process_info() -> impl Strategy<Value = ProcessInfo<'static>> {
     (
         any::<u64>(),
         any::<[u32; 2]>(),
@@ -840,24 +600,21 @@ pub fn process_info() -> impl Strategy<Value = OwnedProcessInfo> {
                     resident_frames,
                     page_table_frames,
                 ],
-            )| OwnedProcessInfo {
-                info: ProcessInfo {
-                    ts_us,
-                    pid,
-                    parent,
-                    name: "",
-                    state,
-                    nr_heaps,
-                    nr_sheds,
-                    nr_vmas,
-                    total_heap_size,
-                    total_heap_used,
-                    total_heap_free,
-                    total_shed_size,
-                    resident_frames,
-                    page_table_frames,
-                },
+            )| ProcessInfo {
+                ts_us,
+                pid,
+                parent,
                 name,
+                state,
+                nr_heaps,
+                nr_sheds,
+                nr_vmas,
+                total_heap_size,
+                total_heap_used,
+                total_heap_free,
+                total_shed_size,
+                resident_frames,
+                page_table_frames,
             },
         )
 }
