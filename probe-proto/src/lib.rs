@@ -81,6 +81,11 @@
 //! | 28 | `ProcessListEnd` | [`ProcessListEnd`]: end of a listing | 1.2 |
 //! | 29 | `PageFault` | [`PageFault`]: a process page fault and its resolution | 1.2 |
 //! | 30 | `Leak` | [`Leak`]: blocks of one key left allocated | 1.2 |
+//! | 31 | `PtRange` | [`PtRange`]: coalesced leaves of a page-table dump | 1.3 |
+//! | 32 | `PtAudit` | [`PtAudit`]: an audit finding of that dump | 1.3 |
+//! | 33 | `PtDumpEnd` | [`PtDumpEnd`]: end of a dump, root and totals | 1.3 |
+//! | 34 | `CheckFinding` | [`CheckFinding`]: a frame the allocator and the mappings disagree on | 1.3 |
+//! | 35 | `CheckEnd` | [`CheckEnd`]: verdict of the mapping check | 1.3 |
 //!
 //! Host to kernel ([`HostMsg`]):
 //!
@@ -89,14 +94,17 @@
 //! | 0 | `Resync` | `Hello`, then its `MemRegion`s | 1.0 |
 //! | 1 | `Ping { nonce }` | `Pong` with the same nonce | 1.0 |
 //! | 2 | `Snapshot` | `MemoryStats` | 1.1 |
-//! | 3 | `Check` | `FrameCheck`, then `HeapCheck` of the kernel heap | 1.1 |
+//! | 3 | `Check` | `FrameCheck`, then `HeapCheck` of the kernel heap; since 1.3 then `CheckFinding`s and `CheckEnd` | 1.1 |
 //! | 4 | `HeapWalk { pid, heap_id }` | one `HeapBlock` per block, then `HeapWalkEnd` | 1.1 |
 //! | 5 | `Processes { pid }` | per program (`pid` or all for -1): `ProcessInfo`, its `ProcessHeap`s, `ProcessShed`s and `ProcessVma`s; then `ProcessListEnd` | 1.2 |
+//! | 6 | `PtDump { pid }` | the `PtRange`s of that space (0: the kernel's), its `PtAudit`s, then `PtDumpEnd` | 1.3 |
 //!
 //! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
 //! Version 1.2 added processes (kernel variants 21 to 30, the `Processes`
-//! command).
+//! command). Version 1.3 added page-table dumps (kernel variants 31 to 33,
+//! the `PtDump` command) and the check of every mapping (34 and 35, after
+//! `Check`'s earlier answers).
 //! Every 1.1 and 1.2 message fits a frame at its largest (all integers at
 //! their maximum, program names at the kernel's 32-byte limit), which the
 //! `largest_*` tests check; a name is the only unbounded field, and even a
@@ -123,4 +131,4 @@ pub use msg::*;
 pub use names::KERNEL_PID;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 2 };
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 3 };

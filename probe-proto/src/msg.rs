@@ -122,6 +122,19 @@ pub enum KernelMsg<'a> {
     /// Blocks still allocated under one key when a process's heap went away
     /// (at exit or `free_memory`). Since 1.2.
     Leak(Leak),
+    /// One range of a page-table dump asked for by [`HostMsg::PtDump`]:
+    /// consecutive leaves coalesced as Linux's ptdump does. Since 1.3.
+    PtRange(PtRange),
+    /// One finding of the audit that comes with every dump. Since 1.3.
+    PtAudit(PtAudit),
+    /// End of a page-table dump: the space's root and totals. Since 1.3.
+    PtDumpEnd(PtDumpEnd),
+    /// One inconsistency between the frame allocator and the mappings,
+    /// found by the check [`HostMsg::Check`] asks for. Since 1.3.
+    CheckFinding(CheckFinding),
+    /// End of that check: its verdict and cost; follows the `HeapCheck`.
+    /// Since 1.3.
+    CheckEnd(CheckEnd),
 }
 
 impl KernelMsg<'_> {
@@ -217,6 +230,11 @@ impl KernelMsg<'_> {
             KernelMsg::ProcessListEnd(m) => KernelMsg::ProcessListEnd(m),
             KernelMsg::PageFault(m) => KernelMsg::PageFault(m),
             KernelMsg::Leak(m) => KernelMsg::Leak(m),
+            KernelMsg::PtRange(m) => KernelMsg::PtRange(m),
+            KernelMsg::PtAudit(m) => KernelMsg::PtAudit(m),
+            KernelMsg::PtDumpEnd(m) => KernelMsg::PtDumpEnd(m),
+            KernelMsg::CheckFinding(m) => KernelMsg::CheckFinding(m),
+            KernelMsg::CheckEnd(m) => KernelMsg::CheckEnd(m),
         }
     }
 }
@@ -235,7 +253,9 @@ pub enum HostMsg {
     /// Since 1.1.
     Snapshot,
     /// Ask for consistency checks; answered by [`KernelMsg::FrameCheck`]
-    /// then [`KernelMsg::HeapCheck`] (of the kernel heap). Since 1.1.
+    /// then [`KernelMsg::HeapCheck`] (of the kernel heap). Since 1.1. Since
+    /// 1.3 then the check of every mapping against the frame allocator: its
+    /// [`KernelMsg::CheckFinding`]s and a [`KernelMsg::CheckEnd`].
     Check,
     /// Ask for a walk of one heap; answered by one [`KernelMsg::HeapBlock`]
     /// per block, then [`KernelMsg::HeapWalkEnd`]. Since 1.1.
@@ -251,6 +271,13 @@ pub enum HostMsg {
     Processes {
         /// The process to list, or `-1` for every program and the kernel.
         pid: i64,
+    },
+    /// Ask for a dump of one address space's page tables: its
+    /// [`KernelMsg::PtRange`]s in address order, its [`KernelMsg::PtAudit`]
+    /// findings, then [`KernelMsg::PtDumpEnd`]. Since 1.3.
+    PtDump {
+        /// The process whose space to dump; 0 for the kernel's.
+        pid: u32,
     },
 }
 
@@ -989,4 +1016,171 @@ pub struct Leak {
     pub bytes: u64,
     /// Address of one of them (the lowest).
     pub first_addr: u64,
+}
+
+/// Where a page-table range lies: a region of the kernel's half, or the
+/// kind of the VMA of a process that holds it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    /// Nothing the kernel knows of (a finding if it is a user page).
+    #[default]
+    Unknown,
+    /// Kernel text.
+    Text,
+    /// Kernel read-only data.
+    Rodata,
+    /// Kernel data and bss (the boot stack included).
+    Data,
+    /// The direct map of all RAM.
+    DirectMap,
+    /// The kernel heap.
+    KernelHeap,
+    /// Another kernel heap (`create_heap`).
+    Heap,
+    /// A kernel stack.
+    KernelStack,
+    /// A process's VMA of this kind.
+    Vma(VmaKind),
+}
+
+/// Coalesced leaves of a page-table dump: a range goes on while virtual and
+/// physical addresses continue and the page size, the permission flags and
+/// the region stay the same.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PtRange {
+    /// The space: the pid whose tables these are, 0 for the kernel's.
+    pub space: u32,
+    /// First virtual address (canonical).
+    pub start: u64,
+    /// One past the last virtual address.
+    pub end: u64,
+    /// Physical address behind `start`; the rest follows contiguously.
+    pub phys: u64,
+    /// Bytes of each leaf: 4096, 2 MiB or 1 GiB.
+    pub page_size: u64,
+    /// Permission and caching bits ([`names::pt`](crate::names::pt)), with
+    /// writable, user and no-execute as the MMU combines them over all
+    /// four levels.
+    pub flags: u8,
+    /// Leaves the range holds.
+    pub pages: u64,
+    /// Leaves of it marked dirty.
+    pub dirty_pages: u64,
+    /// What it belongs to.
+    pub region: Region,
+}
+
+/// What an audit finding is about.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// Writable and executable at once.
+    WritableExecutable,
+    /// Reachable from ring 3 in the kernel half.
+    UserInKernelHalf,
+    /// A user page in no VMA of its process.
+    OutsideVma,
+    /// A user page allowing more than its VMA (write or execute).
+    BeyondVma,
+    /// A kernel-half top-level entry that is not the kernel's own.
+    KernelHalfDiffers,
+}
+
+/// One audit finding of a page-table dump.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PtAudit {
+    /// The space dumped.
+    pub space: u32,
+    /// What is wrong.
+    pub kind: AuditKind,
+    /// First virtual address concerned.
+    pub start: u64,
+    /// One past the last.
+    pub end: u64,
+    /// The range's flags ([`names::pt`](crate::names::pt)).
+    pub flags: u8,
+}
+
+/// End of a page-table dump.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PtDumpEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The space dumped.
+    pub space: u32,
+    /// Physical address of its top-level table (PML4).
+    pub root: u64,
+    /// [`KernelMsg::PtRange`]s sent.
+    pub ranges: u64,
+    /// 4 KiB leaves.
+    pub pages_4k: u64,
+    /// 2 MiB leaves.
+    pub pages_2m: u64,
+    /// 1 GiB leaves.
+    pub pages_1g: u64,
+    /// [`KernelMsg::PtAudit`]s sent.
+    pub findings: u64,
+    /// False if there is no such space (no process, or one without an
+    /// address space).
+    pub complete: bool,
+}
+
+/// What a consistency finding is about.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    /// A mapped frame (or a page-table frame) the bitmap calls free.
+    MappedButFree,
+    /// A mapped frame owned by someone else than the space that maps it.
+    WrongOwner,
+    /// A shared frame whose share count differs from its mappings.
+    ShareCount,
+    /// A frame charged to a process that no mapping, heap or table of it
+    /// holds.
+    LeakedFrame,
+    /// A used frame with no owner.
+    UsedWithoutOwner,
+}
+
+/// One inconsistency between the frame allocator and the mappings.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CheckFinding {
+    /// What is wrong.
+    pub kind: FindingKind,
+    /// The physical frame concerned.
+    pub phys: u64,
+    /// Whether the bitmap marks it used.
+    pub used: bool,
+    /// Its recorded owner, if any.
+    pub owner: Option<FrameOwner>,
+    /// The space that maps it (0: the kernel's), when a mapping is involved.
+    pub pid: u32,
+    /// The virtual address it is mapped at there, or 0.
+    pub virt: u64,
+    /// That mapping's flags ([`names::pt`](crate::names::pt)).
+    pub flags: u8,
+    /// For a share count: the mappings found.
+    pub mappings: u64,
+    /// For a share count: the count recorded.
+    pub recorded: u64,
+}
+
+/// The verdict of a consistency check of every mapping.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// No finding.
+    pub consistent: bool,
+    /// Frames the allocator covers.
+    pub frames: u64,
+    /// Address spaces walked (the kernel's included).
+    pub spaces: u32,
+    /// Leaves walked.
+    pub mappings: u64,
+    /// [`KernelMsg::CheckFinding`]s sent.
+    pub findings: u64,
+    /// How long the check took.
+    pub duration_us: u64,
 }

@@ -8,8 +8,8 @@
 use core::fmt::{self, Display, Write};
 
 use crate::{
-    FaultResolution, FrameErrorKind, FrameOwner, FrameUsage, HeapErrorKind, LogLevel, MemKind,
-    ProcState, VmaKind,
+    AuditKind, CheckFinding, FaultResolution, FindingKind, FrameErrorKind, FrameOwner, FrameUsage,
+    HeapErrorKind, LogLevel, MemKind, ProcState, PtRange, Region, VmaKind,
 };
 
 /// The pid of the kernel's own task: heaps, events and listings with pid 0
@@ -490,6 +490,309 @@ impl Display for PageFlagLetters {
     }
 }
 
+/// The bits of [`PtRange::flags`](crate::PtRange::flags): permissions as
+/// the MMU combines them over the four levels, and the leaf's caching and
+/// global bits.
+pub mod pt {
+    /// Writable (at every level).
+    pub const WRITABLE: u8 = 1 << 0;
+    /// User-accessible (at every level).
+    pub const USER: u8 = 1 << 1;
+    /// Not executable (at some level).
+    pub const NO_EXECUTE: u8 = 1 << 2;
+    /// Global.
+    pub const GLOBAL: u8 = 1 << 3;
+    /// Write-through.
+    pub const PWT: u8 = 1 << 4;
+    /// Cache disabled.
+    pub const PCD: u8 = 1 << 5;
+    /// Page-attribute-table bit.
+    pub const PAT: u8 = 1 << 6;
+}
+
+/// A region's name: `text`, `direct-map`, `kernel-heap`, `vma:heap`, `-`.
+impl Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Region::Unknown => "-",
+            Region::Text => "text",
+            Region::Rodata => "rodata",
+            Region::Data => "data",
+            Region::DirectMap => "direct-map",
+            Region::KernelHeap => "kernel-heap",
+            Region::Heap => "heap",
+            Region::KernelStack => "kernel-stack",
+            Region::Vma(kind) => return write!(f, "vma:{}", kind.name()),
+        };
+        f.write_str(name)
+    }
+}
+
+/// A range's permission and caching bits as fixed columns, so dumps line
+/// up and diff well: `RW USR NX GLB pwt pcd pat`, each replaced by dashes
+/// or spaces when clear (`ro ker x  ---`).
+pub struct PtFlags(pub u8);
+
+impl Display for PtFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let on = |bit: u8| self.0 & bit != 0;
+        f.write_str(if on(pt::WRITABLE) { "RW " } else { "ro " })?;
+        f.write_str(if on(pt::USER) { "USR " } else { "ker " })?;
+        f.write_str(if on(pt::NO_EXECUTE) { "NX " } else { "x  " })?;
+        f.write_str(if on(pt::GLOBAL) { "GLB " } else { "--- " })?;
+        f.write_str(if on(pt::PWT) { "pwt " } else { "--- " })?;
+        f.write_str(if on(pt::PCD) { "pcd " } else { "--- " })?;
+        f.write_str(if on(pt::PAT) { "pat" } else { "---" })
+    }
+}
+
+/// A size in bytes, short and human: `4K`, `2M`, `1G`, `12K`, `1536K`.
+pub struct ShortSize(pub u64);
+
+impl Display for ShortSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+            if b >= 1 << shift && b % (1 << shift) == 0 {
+                return write!(f, "{}{unit}", b >> shift);
+            }
+        }
+        write!(f, "{b}B")
+    }
+}
+
+/// One page-table range as a line of a dump, in the spirit of Linux's
+/// `kernel_page_tables`: addresses, size, page size, where it maps,
+/// flags as columns, region, dirty pages.
+pub struct PtRangeLine<'a>(pub &'a PtRange);
+
+impl Display for PtRangeLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(
+            f,
+            "{:#018x}-{:#018x} {:>7} {:>3} -> {:#014x} {} {}",
+            r.start,
+            r.end,
+            ShortSize(r.end.wrapping_sub(r.start)).to_padded(),
+            ShortSize(r.page_size).to_padded(),
+            r.phys,
+            PtFlags(r.flags),
+            r.region
+        )?;
+        if r.dirty_pages > 0 {
+            write!(f, " dirty={}", r.dirty_pages)?;
+        }
+        Ok(())
+    }
+}
+
+impl ShortSize {
+    /// As a fixed-width field: formatting width applies to the whole text.
+    fn to_padded(&self) -> Padded {
+        let mut p = Padded {
+            buf: [b' '; 24],
+            len: 0,
+        };
+        let _ = write!(p, "{self}");
+        p
+    }
+}
+
+/// A short text held inline, so width and alignment apply to it as a whole.
+struct Padded {
+    buf: [u8; 24],
+    len: usize,
+}
+
+impl Write for Padded {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        if end > self.buf.len() {
+            return Err(fmt::Error);
+        }
+        self.buf[self.len..end].copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+impl Display for Padded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// What an audit finding says: `writable+executable`, `user page in the
+/// kernel half`, ...
+impl AuditKind {
+    /// The finding in words.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            AuditKind::WritableExecutable => "writable and executable",
+            AuditKind::UserInKernelHalf => "user-accessible in the kernel half",
+            AuditKind::OutsideVma => "user page outside every VMA",
+            AuditKind::BeyondVma => "user page allowing more than its VMA",
+            AuditKind::KernelHalfDiffers => "kernel-half entry differs from the kernel's tables",
+        }
+    }
+}
+
+/// What a consistency finding is, in words.
+impl FindingKind {
+    /// `mapped-but-free`, `wrong-owner`, `share-count`, `leaked-frame`,
+    /// `used-without-owner`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FindingKind::MappedButFree => "mapped-but-free",
+            FindingKind::WrongOwner => "wrong-owner",
+            FindingKind::ShareCount => "share-count",
+            FindingKind::LeakedFrame => "leaked-frame",
+            FindingKind::UsedWithoutOwner => "used-without-owner",
+        }
+    }
+}
+
+/// A consistency finding in one line: the frame, what the allocator
+/// records, what the mappings say, e.g. `frame 0x1234000: bitmap free,
+/// mapped by pid 3 at 0x400000 RW USR NX`.
+pub struct FindingLine<'a>(pub &'a CheckFinding);
+
+impl Display for FindingLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = self.0;
+        write!(f, "{}: frame {:#x}: bitmap ", c.kind.name(), c.phys)?;
+        f.write_str(if c.used { "used" } else { "free" })?;
+        match c.owner {
+            Some(owner) => write!(f, ", owner {owner}")?,
+            None => f.write_str(", no owner")?,
+        }
+        match c.kind {
+            FindingKind::ShareCount => {
+                write!(f, "; {} mappings, share count {}", c.mappings, c.recorded)
+            }
+            FindingKind::LeakedFrame => {
+                write!(f, "; held by no mapping, heap or table of pid {}", c.pid)
+            }
+            FindingKind::UsedWithoutOwner => Ok(()),
+            _ if c.virt == 0 => write!(f, "; a page table of space {}", c.pid),
+            _ => write!(
+                f,
+                "; mapped by {} at {:#x} {}",
+                SpaceName(c.pid),
+                c.virt,
+                PtFlags(c.flags)
+            ),
+        }
+    }
+}
+
+/// A space as words: `the kernel` or `pid N`.
+pub struct SpaceName(pub u32);
+
+impl Display for SpaceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 == KERNEL_PID {
+            f.write_str("the kernel")
+        } else {
+            write!(f, "pid {}", self.0)
+        }
+    }
+}
+
+/// An audit finding in one line: `audit: 0x1000-0x2000 RW ker x  ...:
+/// writable and executable`.
+pub struct AuditLine<'a>(pub &'a crate::PtAudit);
+
+impl Display for AuditLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let a = self.0;
+        write!(
+            f,
+            "audit: {:#018x}-{:#018x} {}: {}",
+            a.start,
+            a.end,
+            PtFlags(a.flags),
+            a.kind.describe()
+        )
+    }
+}
+
+/// The closing lines of a dump: the space, its root and page counts, then
+/// the audit's verdict (one reassuring line when it found nothing).
+pub struct DumpSummary<'a>(pub &'a crate::PtDumpEnd);
+
+impl Display for DumpSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.0;
+        writeln!(
+            f,
+            "{}: root {:#x}, {} ranges of {} 4K, {} 2M and {} 1G pages",
+            SpaceName(e.space),
+            e.root,
+            e.ranges,
+            e.pages_4k,
+            e.pages_2m,
+            e.pages_1g
+        )?;
+        match e.findings {
+            0 => f.write_str(
+                "audit: no findings (no W+X page, no user page in the kernel half, every user \
+                 page in its VMA)",
+            ),
+            n => write!(f, "audit: {n} findings"),
+        }
+    }
+}
+
+impl core::str::FromStr for Region {
+    type Err = ();
+
+    /// The inverse of `Display`: `text`, `vma:heap`, `-`.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        const KINDS: [VmaKind; 6] = [
+            VmaKind::Code,
+            VmaKind::Data,
+            VmaKind::Heap,
+            VmaKind::Stack,
+            VmaKind::Mmap,
+            VmaKind::Shed,
+        ];
+        if let Some(kind) = s.strip_prefix("vma:") {
+            return KINDS
+                .into_iter()
+                .find(|k| k.name() == kind)
+                .map(Region::Vma)
+                .ok_or(());
+        }
+        [
+            Region::Unknown,
+            Region::Text,
+            Region::Rodata,
+            Region::Data,
+            Region::DirectMap,
+            Region::KernelHeap,
+            Region::Heap,
+            Region::KernelStack,
+        ]
+        .into_iter()
+        .find(|r| {
+            let mut buf = Padded {
+                buf: [0; 24],
+                len: 0,
+            };
+            write!(buf, "{r}").is_ok() && buf.as_str() == s
+        })
+        .ok_or(())
+    }
+}
+
+impl Padded {
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -577,6 +880,56 @@ mod tests {
         assert_eq!(
             text(HeapErrorKind::RedZoneOverflow { offset: 12 }),
             "red-zone-overflow@+12"
+        );
+    }
+
+    #[test]
+    fn page_table_ranges_print_as_aligned_columns() {
+        let r = PtRange {
+            space: 3,
+            start: 0x40_0000,
+            end: 0x40_2000,
+            phys: 0x12_3000,
+            page_size: 4096,
+            flags: pt::WRITABLE | pt::USER | pt::NO_EXECUTE,
+            pages: 2,
+            dirty_pages: 1,
+            region: Region::Vma(VmaKind::Heap),
+        };
+        assert_eq!(
+            text(PtRangeLine(&r)),
+            "0x0000000000400000-0x0000000000402000      8K  4K -> 0x000000123000 RW USR NX \
+             --- --- --- --- vma:heap dirty=1"
+        );
+        assert_eq!(text(ShortSize(3 << 20)), "3M");
+        assert_eq!(text(ShortSize(1536 << 10)), "1536K");
+        for region in [
+            Region::Unknown,
+            Region::DirectMap,
+            Region::Vma(VmaKind::Stack),
+        ] {
+            assert_eq!(text(region).parse::<Region>(), Ok(region));
+        }
+        assert_eq!("vma:nope".parse::<Region>(), Err(()));
+    }
+
+    #[test]
+    fn findings_name_the_frame_the_allocator_and_the_mapping() {
+        let c = CheckFinding {
+            kind: FindingKind::MappedButFree,
+            phys: 0x123_4000,
+            used: false,
+            owner: None,
+            pid: 3,
+            virt: 0x40_0000,
+            flags: pt::WRITABLE | pt::USER | pt::NO_EXECUTE,
+            mappings: 1,
+            recorded: 0,
+        };
+        assert_eq!(
+            text(FindingLine(&c)),
+            "mapped-but-free: frame 0x1234000: bitmap free, no owner; mapped by pid 3 at \
+             0x400000 RW USR NX --- --- --- ---"
         );
     }
 }

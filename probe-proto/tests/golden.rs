@@ -1,8 +1,8 @@
 //! Golden bytes: these pin the wire format documented in the crate docs.
 
 use probe_proto::{
-    FrameDecoder, HeapBlock, HostMsg, KernelMsg, PROTOCOL_VERSION, ProcessHeap, ProcessListEnd,
-    Version, encode_frame, frame::MAX_FRAME,
+    CheckEnd, FrameDecoder, HeapBlock, HostMsg, KernelMsg, PROTOCOL_VERSION, ProcessHeap,
+    ProcessListEnd, PtRange, Region, Version, VmaKind, encode_frame, frame::MAX_FRAME,
 };
 
 #[test]
@@ -21,8 +21,8 @@ fn golden_ping_frame() {
 }
 
 #[test]
-fn protocol_version_is_1_2() {
-    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 2 });
+fn protocol_version_is_1_3() {
+    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 3 });
 }
 
 /// The 1.1 commands are appended after `Ping`: their variant indices are
@@ -96,5 +96,51 @@ fn golden_1_2_kernel_msg_bytes() {
     assert_eq!(
         postcard::to_allocvec(&end).unwrap(),
         [0x1c, 0x01, 0x02, 0x01]
+    );
+}
+
+/// The 1.3 command: variant 6, then the pid.
+#[test]
+fn golden_1_3_host_msg_bytes() {
+    let enc = |m: &HostMsg| postcard::to_allocvec(m).unwrap();
+    assert_eq!(enc(&HostMsg::PtDump { pid: 0 }), [0x06, 0x00]);
+    assert_eq!(enc(&HostMsg::PtDump { pid: 300 }), [0x06, 0xac, 0x02]);
+}
+
+/// 1.3 kernel messages, byte by byte: a page-table range (variant 31) with
+/// its region a VMA kind (variant 8, then `Heap`, kind 2), and a check's end
+/// (variant 35).
+#[test]
+fn golden_1_3_kernel_msg_bytes() {
+    let range = KernelMsg::PtRange(PtRange {
+        space: 3,
+        start: 0x40_0000,
+        end: 0x40_2000,
+        phys: 0x1000,
+        page_size: 4096,
+        flags: 0b110,
+        pages: 2,
+        dirty_pages: 1,
+        region: Region::Vma(VmaKind::Heap),
+    });
+    assert_eq!(
+        postcard::to_allocvec(&range).unwrap(),
+        [
+            0x1f, 0x03, 0x80, 0x80, 0x80, 0x02, 0x80, 0xc0, 0x80, 0x02, 0x80, 0x20, 0x80, 0x20,
+            0x06, 0x02, 0x01, 0x08, 0x02
+        ]
+    );
+    let end = KernelMsg::CheckEnd(CheckEnd {
+        ts_us: 1,
+        consistent: true,
+        frames: 2,
+        spaces: 3,
+        mappings: 4,
+        findings: 0,
+        duration_us: 5,
+    });
+    assert_eq!(
+        postcard::to_allocvec(&end).unwrap(),
+        [0x23, 0x01, 0x01, 0x02, 0x03, 0x04, 0x00, 0x05]
     );
 }

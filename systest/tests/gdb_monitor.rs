@@ -105,8 +105,8 @@ fn process_monitor_commands_show_memtest() {
     assert!(vma_lines.iter().any(|l| l.contains(" shed ")), "{out}");
 
     assert!(
-        out.lines().any(|l| l.starts_with("0000000000400000 -> ")),
-        "a leaf at 0x400000:\n{out}"
+        out.lines().any(|l| l.starts_with("0x0000000000400000-")),
+        "a range at 0x400000:\n{out}"
     );
     for (key, bytes) in [(1, 100), (2, 200), (3, 300)] {
         let want = format!("heap 1 key {key}: 1 blocks, {bytes} bytes");

@@ -255,7 +255,7 @@ fn each_thread_reads_its_own_process_memory_and_stack() {
             "{f} for pid {pid}"
         );
     }
-    let leaves = lines(&format!("{page:016x} -> "));
+    let leaves = lines(&format!("{page:#018x}-"));
     assert_eq!(leaves.len(), 2, "{out}");
     assert_ne!(leaves[0], leaves[1], "{out}");
     assert!(

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 /// The programs the kernel spawns by name.
-const REQUIRED: [&str; 14] = [
+const REQUIRED: [&str; 15] = [
     "worker",
     "leaker",
     "fragmenter",
@@ -26,6 +26,7 @@ const REQUIRED: [&str; 14] = [
     "demandtest",
     "stacktest",
     "twins",
+    "ptsteps",
 ];
 
 /// Where the images are linked.

@@ -15,12 +15,6 @@ use crate::memory::direct_map::{self, DirectMap};
 use crate::mm::frame::{Frame, PhysAddr};
 use crate::mm::paging::{KERNEL_HALF_START, PageFlags, PageTable, USER_HALF_END, VirtAddr};
 
-unsafe extern "C" {
-    static __kernel_text_start: u8;
-    static __kernel_text_end: u8;
-    static __kernel_rodata_end: u8;
-}
-
 /// Most regions [`regions`] reports; past that, the last one spans the
 /// rest of the kernel half's mappings, gaps included.
 pub const MAX_REGIONS: usize = 64;
@@ -133,12 +127,8 @@ pub fn write(root: u64, addr: u64, data: &[u8]) -> Result<(), Inaccessible> {
 pub fn regions(mut visit: impl FnMut(u64, u64)) {
     visit(0, USER_HALF_END);
     let mut emitted = 1;
-    // Linker symbols: only their addresses mean anything.
-    let splits = [
-        &raw const __kernel_text_start as u64,
-        &raw const __kernel_text_end as u64,
-        &raw const __kernel_rodata_end as u64,
-    ];
+    let [text, rodata, _] = crate::memory::virt::image_sections();
+    let splits = [text.0, text.1, rodata.1];
     // Every address space shares the kernel half's tables.
     let tables = tables_at(live_root());
     let mut run: Option<(u64, u64)> = None;

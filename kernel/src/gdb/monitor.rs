@@ -18,17 +18,17 @@ use crate::arch::x86_64::trap::RFLAGS_IF;
 use crate::introspect::heap_walk;
 use crate::introspect::memory as report;
 use crate::introspect::processes::{try_listing, used_by_key};
+use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
 use crate::introspect::whatis::{self, HeapPlace};
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
-use crate::memory::virt::DirectMap;
-use crate::mm::frame::{FRAME_SIZE, Frame, PhysAddr};
+use crate::mm::frame::{FRAME_SIZE, Frame};
 use crate::mm::heap::BlockState;
-use crate::mm::paging::{PageTable, USER_HALF_END, VirtAddr};
+use crate::mm::paging::VirtAddr;
 use crate::mm::vma::{Vma, VmaKind};
 use crate::proc::{KERNEL_PID, Process, try_with_table};
-use probe_proto::names::PageFlagLetters;
-use probe_proto::{HeapBlock, KernelMsg};
+use probe_proto::names::{AuditLine, DumpSummary, PtRangeLine};
+use probe_proto::{HeapBlock, KernelMsg, PtRange};
 
 /// Heap blocks `monitor heap` lists.
 const HEAP_BLOCKS_SHOWN: usize = 16;
@@ -47,12 +47,23 @@ monitor commands of the in-kernel stub:
   ps              programs with their heaps, sheds and resident pages
   vmas PID        a process's VMAs, like /proc/PID/maps
   ptdump [PID] [START END]
-                  page-table leaves (default: the user half of the
-                  process the kernel stopped in)
+                  page tables as coalesced ranges with an audit
+                  (default: the process the kernel stopped in; pid 0,
+                  the kernel: both halves; a program: its user half)
   leaks [PID]     blocks in use per heap and key (leaks if it ended now)";
 
-/// Leaves `monitor ptdump` lists before summing up the rest.
-const PTDUMP_LINES: usize = 200;
+/// Text rendered into a [`LineBuf`], for values that print several lines.
+trait ToLineBuf {
+    fn to_line_buf(&self) -> LineBuf;
+}
+
+impl<T: fmt::Display> ToLineBuf for T {
+    fn to_line_buf(&self) -> LineBuf {
+        let mut buf = LineBuf::new();
+        let _ = write!(buf, "{self}");
+        buf
+    }
+}
 
 /// Writes one line to gdb's console in a single packet.
 fn line(out: &mut ConsoleOutput<'_>, args: fmt::Arguments<'_>) {
@@ -357,34 +368,40 @@ fn vmas(out: &mut ConsoleOutput<'_>, pid: u32) {
     });
 }
 
-fn dump_leaves(out: &mut ConsoleOutput<'_>, tables: &PageTable<DirectMap>, start: u64, last: u64) {
-    let mut more = 0u64;
-    let mut shown = 0usize;
-    for m in tables.mappings(VirtAddr::new(start)..=VirtAddr::new(last)) {
-        if shown == PTDUMP_LINES {
-            more += 1;
-            continue;
+/// Renders the dump of `pid`'s tables over `first..=last`: the coalesced
+/// ranges and audit findings of `introspect::ptdump`, then the totals.
+fn dump(out: &mut ConsoleOutput<'_>, pid: u32, range: Option<(u64, u64)>) {
+    let mut dump = match range {
+        None => Dump::new(pid),
+        Some((first, last)) => Dump::of_range(pid, first, last),
+    };
+    while !dump.is_done() {
+        let mut ranges = [PtRange::default(); DUMP_BATCH];
+        let mut audit = [NO_FINDING; DUMP_BATCH];
+        let batch = dump.next_batch(&mut ranges, &mut audit);
+        for r in &ranges[..batch.ranges] {
+            say!(out, "{}", PtRangeLine(r));
         }
-        shown += 1;
-        let size = match m.size.bytes() {
-            b if b >= 1 << 30 => "1G",
-            b if b >= 1 << 21 => "2M",
-            _ => "4K",
-        };
+        for f in &audit[..batch.findings] {
+            say!(out, "{}", AuditLine(f));
+        }
+    }
+    let end = dump.end();
+    if !end.complete {
         say!(
             out,
-            "{:016x} -> {:012x} {size} {} ({:#x})",
-            m.virt.as_u64(),
-            m.phys.as_u64(),
-            PageFlagLetters(m.flags.bits()),
-            m.flags.bits()
+            "no process with pid {pid}, or it has no user address space"
         );
+        return;
     }
-    if shown == 0 {
-        say!(out, "no leaves in {start:#x}..={last:#x}");
+    if end.ranges == 0 {
+        match range {
+            Some((first, last)) => say!(out, "no leaves in {first:#x}..={last:#x}"),
+            None => say!(out, "no leaves"),
+        }
     }
-    if more > 0 {
-        say!(out, "... {more} more");
+    for line in DumpSummary(&end).to_line_buf().as_str().lines() {
+        say!(out, "{line}");
     }
 }
 
@@ -403,8 +420,9 @@ fn parse_canonical(out: &mut ConsoleOutput<'_>, word: &str) -> Option<u64> {
     }
 }
 
-/// `ptdump`; without a pid, of the address space rooted at `root`.
-fn ptdump(out: &mut ConsoleOutput<'_>, root: u64, args: &[&str]) {
+/// `ptdump [PID] [START END]`; without a pid, of the process the kernel
+/// stopped in (the kernel: both halves; a program: its user half).
+fn ptdump(out: &mut ConsoleOutput<'_>, stopped_pid: u32, args: &[&str]) {
     let (pid, range) = match args {
         [] => (None, None),
         [pid] => (Some(*pid), None),
@@ -415,8 +433,8 @@ fn ptdump(out: &mut ConsoleOutput<'_>, root: u64, args: &[&str]) {
             return;
         }
     };
-    let (start, last) = match range {
-        None => (0, USER_HALF_END - 1),
+    let range = match range {
+        None => None,
         Some((s, e)) => {
             let Some(start) = parse_canonical(out, s) else {
                 return;
@@ -434,28 +452,17 @@ fn ptdump(out: &mut ConsoleOutput<'_>, root: u64, args: &[&str]) {
                 say!(out, "ptdump: {end:#x} ends in the non-canonical hole");
                 return;
             }
-            (start, last)
+            Some((start, last))
         }
     };
-    match pid {
-        None => {
-            let root = Frame::containing_address(PhysAddr::new(root));
-            dump_leaves(out, &PageTable::new(DirectMap, root), start, last);
-        }
-        Some(word) => {
-            let Some(pid) = parse_pid(out, word) else {
-                return;
-            };
-            with_process(out, pid, |out, p| match p.mm.as_ref() {
-                Some(mm) => dump_leaves(out, mm.space().tables(), start, last),
-                None => say!(
-                    out,
-                    "pid {pid} ({}) has no user address space",
-                    p.name.as_str()
-                ),
-            });
-        }
-    }
+    let pid = match pid {
+        None => stopped_pid,
+        Some(word) => match parse_pid(out, word) {
+            Some(pid) => pid,
+            None => return,
+        },
+    };
+    dump(out, pid, range);
 }
 
 fn leaks_of(out: &mut ConsoleOutput<'_>, p: &Process) {
@@ -510,7 +517,10 @@ impl MonitorCmd for Kernel {
         let cmd = core::str::from_utf8(cmd).unwrap_or("");
         let mut words = cmd.split_ascii_whitespace();
         let name = words.next().unwrap_or("help");
-        let needs_locks = matches!(name, "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks");
+        let needs_locks = matches!(
+            name,
+            "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks" | "ptdump"
+        );
         let Some(&stopped) = self.stopped_thread() else {
             say!(out, "no stop recorded");
             return Ok(());
@@ -558,7 +568,7 @@ impl MonitorCmd for Kernel {
                 }
             }
             ("ptdump", first) => {
-                // No allocation: `ptdump` and `vmas` work with interrupts off.
+                // No allocation: the dump fills arrays on the stack.
                 let mut args = [""; 4];
                 let mut n = 0;
                 for w in first.into_iter().chain(words) {
@@ -567,7 +577,8 @@ impl MonitorCmd for Kernel {
                     }
                     n += 1;
                 }
-                ptdump(out, stopped.root, &args[..n.min(args.len())]);
+                let pid = stopped.pid.unwrap_or(KERNEL_PID);
+                ptdump(out, pid, &args[..n.min(args.len())]);
             }
             ("leaks", None) => leaks(out, None),
             ("leaks", Some(word)) => {

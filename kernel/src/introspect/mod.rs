@@ -11,4 +11,5 @@
 pub mod heap_walk;
 pub mod memory;
 pub mod processes;
+pub mod ptdump;
 pub mod whatis;

@@ -20,6 +20,14 @@ const SLOT_STRIDE: u64 = 512 * 1024;
 /// Slots, hence the most processes alive at once.
 pub const MAX_KERNEL_STACKS: usize = 256;
 
+/// The virtual range of all stack slots.
+pub fn area() -> (u64, u64) {
+    (
+        STACKS_START,
+        STACKS_START + MAX_KERNEL_STACKS as u64 * SLOT_STRIDE,
+    )
+}
+
 /// One mapped kernel stack; give it back with [`free_kernel_stack`].
 #[derive(Debug)]
 pub struct KernelStack {

@@ -21,6 +21,7 @@ use crate::mm::paging::{
     UnmapError, VirtAddr,
 };
 use crate::sync::IrqMutex;
+use probe_proto::Region;
 
 pub use super::direct_map::DirectMap;
 
@@ -147,6 +148,7 @@ pub fn init(boot: &BootInfo) -> Result<KernelLayout, MapError> {
     cpu::enable_global_pages();
     KERNEL.with(|slot| *slot = Some(kernel));
     KERNEL_ROOT.store(root, Ordering::Relaxed);
+    DIRECT_MAP_BYTES.store(direct_map_bytes, Ordering::Relaxed);
     Ok(KernelLayout {
         root,
         image_pages,
@@ -380,4 +382,62 @@ impl AddressSpace {
 pub fn mapping_in(root: u64, virt: u64) -> Option<Mapping> {
     let root = Frame::containing_address(PhysAddr::new(root));
     PageTable::new(DirectMap, root).mapping_at(VirtAddr::new(virt))
+}
+
+/// Bytes of RAM the direct map covers, set by [`init`].
+static DIRECT_MAP_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// The kernel image's sections as `[start, end)` virtual ranges: text,
+/// read-only data, then data and bss.
+pub fn image_sections() -> [(u64, u64); 3] {
+    // Linker symbols: only their addresses mean anything.
+    [
+        (
+            &raw const __kernel_text_start as u64,
+            &raw const __kernel_text_end as u64,
+        ),
+        (
+            &raw const __kernel_rodata_start as u64,
+            &raw const __kernel_rodata_end as u64,
+        ),
+        (
+            &raw const __kernel_data_start as u64,
+            &raw const __kernel_data_end as u64,
+        ),
+    ]
+}
+
+/// What the kernel keeps at `virt` in its half: a section of the image,
+/// the direct map, the kernel heap or a kernel stack; `Unknown` elsewhere.
+pub fn region_of(virt: u64) -> Region {
+    let [text, rodata, data] = image_sections();
+    let inside = |(start, end): (u64, u64)| (start..end).contains(&virt);
+    let direct_map = (
+        PHYS_OFFSET,
+        PHYS_OFFSET + DIRECT_MAP_BYTES.load(Ordering::Relaxed),
+    );
+    let heap = (
+        super::heap::KERNEL_HEAP_START,
+        super::heap::KERNEL_HEAP_START + super::heap::KERNEL_HEAP_MAX,
+    );
+    if inside(text) {
+        Region::Text
+    } else if inside(rodata) {
+        Region::Rodata
+    } else if inside(data) {
+        Region::Data
+    } else if inside(direct_map) {
+        Region::DirectMap
+    } else if inside(heap) {
+        Region::KernelHeap
+    } else if inside(super::kstack::area()) {
+        Region::KernelStack
+    } else {
+        Region::Unknown
+    }
+}
+
+/// Runs `f` on the kernel's page tables, under their lock.
+pub fn with_kernel_tables<R>(f: impl FnOnce(&Tables) -> R) -> R {
+    with_kernel(|k| f(k))
 }

@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod addr;
+mod dump;
 mod flags;
 mod mem;
 mod table;
@@ -57,10 +58,11 @@ pub use addr::{
     ENTRY_COUNT, KERNEL_HALF_START, KERNEL_PML4_START, Level, PAGE_SIZE, Page, PageSize,
     USER_HALF_END, VirtAddr,
 };
+pub use dump::{Coalescer, pt_flags};
 pub use flags::{ADDRESS_MASK, PageFlags, PageTableEntry};
 pub use mem::{Flush, PhysMem, TableFrames};
 pub use table::{Mapping, PageEntry, PageTable, TableCount};
-pub use walk::Mappings;
+pub use walk::{Leaf, Leaves, Mappings};
 
 use crate::mm::frame::Frame;
 

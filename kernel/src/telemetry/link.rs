@@ -83,6 +83,8 @@ pub struct Requests {
     pub heap_walk: Option<(u32, u32)>,
     /// `Processes`: list this pid, or every program for -1.
     pub processes: Option<i64>,
+    /// `PtDump`: dump the page tables of this pid (0: the kernel's).
+    pub pt_dump: Option<u32>,
 }
 
 struct Link {
@@ -109,6 +111,7 @@ static LINK: IrqMutex<Link> = IrqMutex::new(Link {
         check: false,
         heap_walk: None,
         processes: None,
+        pt_dump: None,
     },
     ring: TxRing::new(),
     dropped_unreported: 0,
@@ -316,6 +319,7 @@ impl Link {
             HostMsg::Check => self.requests.check = true,
             HostMsg::HeapWalk { pid, heap_id } => self.requests.heap_walk = Some((pid, heap_id)),
             HostMsg::Processes { pid } => self.requests.processes = Some(pid),
+            HostMsg::PtDump { pid } => self.requests.pt_dump = Some(pid),
         }
     }
 

@@ -4,10 +4,11 @@
 //! [`send_waiting`], so none is dropped for want of room.
 #![deny(unsafe_code)]
 
-use probe_proto::{HeapBlock, HeapWalkEnd, KernelMsg, ProcessListEnd};
+use probe_proto::{HeapBlock, HeapWalkEnd, KernelMsg, ProcessListEnd, PtRange};
 
 use super::link::{send_waiting, take_requests};
 use crate::introspect::heap_walk::{self, WALK_BATCH};
+use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
 use crate::introspect::{memory, processes};
 use crate::memory::heap::with_kernel_heap;
 use crate::time;
@@ -30,6 +31,27 @@ pub fn serve_requests() {
     if let Some((pid, heap_id)) = req.heap_walk {
         send_heap_walk(pid, heap_id);
     }
+    if let Some(pid) = req.pt_dump {
+        send_pt_dump(pid);
+    }
+}
+
+/// Sends the dump of the page tables of `pid` (0: the kernel's): its
+/// ranges and audit findings a batch at a time, then `PtDumpEnd`.
+fn send_pt_dump(pid: u32) {
+    let mut dump = Dump::new(pid);
+    while !dump.is_done() {
+        let mut ranges = [PtRange::default(); DUMP_BATCH];
+        let mut audit = [NO_FINDING; DUMP_BATCH];
+        let batch = dump.next_batch(&mut ranges, &mut audit);
+        for range in &ranges[..batch.ranges] {
+            send_waiting(&KernelMsg::PtRange(*range));
+        }
+        for finding in &audit[..batch.findings] {
+            send_waiting(&KernelMsg::PtAudit(*finding));
+        }
+    }
+    send_waiting(&KernelMsg::PtDumpEnd(dump.end()));
 }
 
 /// Sends the listing of `pid` (or of every live program for -1), then

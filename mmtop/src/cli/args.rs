@@ -68,6 +68,74 @@ pub enum Command {
     /// commands), when its listing is incomplete twice, or when a program's
     /// totals are not the sums of its heaps and sheds.
     Ps(PsArgs),
+    /// Dump the page tables of the kernel's space (default) or a process's,
+    /// as coalesced ranges like Linux's kernel_page_tables, with an audit
+    /// (W+X pages, user pages in the kernel half, user pages outside their
+    /// VMA or beyond its protection, kernel-half entries not the kernel's).
+    ///
+    /// One range a line: start-end, size, page size, physical address,
+    /// flags as columns (RW/ro, USR/ker, NX/x, GLB, pwt, pcd, pat), region
+    /// or VMA kind, dirty pages. --json prints {"space": "kernel" or PID,
+    /// "root", "ranges": [{"start", "end" (exclusive), "phys", "page_size",
+    /// "writable", "user", "nx", "global", "pwt", "pcd", "pat", "pages",
+    /// "dirty_pages", "region"}], "audit": [{"kind", "start", "end",
+    /// "what"}], "pages": [4K, 2M, 1G]}; -o saves that JSON as a snapshot
+    /// for `mmtop diff`.
+    ///
+    /// Exit status: 0 when the dump arrived, 5 when --pid names no process
+    /// with an address space, 1 on timeout, 2 when the link cannot be
+    /// opened or FILE cannot be written, 3 when the kernel speaks an
+    /// incompatible protocol (or one older than 1.3).
+    Ptdump(PtdumpArgs),
+    /// Compare two page-table snapshots (files from `mmtop ptdump -o`, or
+    /// `live` for a dump taken now with --connect) range by range: added,
+    /// removed, changed (end, frame, page size, flags or region).
+    ///
+    /// Exit status, like diff(1): 0 when they are the same, 1 when they
+    /// differ, 2 on bad input (a missing or malformed file, no --connect
+    /// for `live`).
+    Diff(DiffArgs),
+}
+
+/// `mmtop ptdump`.
+#[derive(Debug, Args)]
+pub struct PtdumpArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The process whose tables to dump (default: the kernel's, pid 0).
+    #[arg(short = 'p', long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Print the snapshot as one line of JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also save the snapshot (JSON) to FILE.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
+    /// How long to wait for the kernel's Hello and dump, in seconds, in all.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "10")]
+    pub timeout: Duration,
+}
+
+/// `mmtop diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first snapshot, or `live`.
+    pub first: std::path::PathBuf,
+    /// The second snapshot, or `live`.
+    pub second: std::path::PathBuf,
+    /// Where the kernel is, for `live`.
+    #[arg(short = 'c', long = "connect", value_name = "ADDR")]
+    pub connect: Option<Address>,
+    /// For `live`: the process (default: the other snapshot's space).
+    #[arg(short = 'p', long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Print {"added", "removed", "changed": [{"before", "after"}]}.
+    #[arg(long)]
+    pub json: bool,
+    /// For `live`: how long to wait for the dump, in seconds.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "10")]
+    pub timeout: Duration,
 }
 
 /// Where to connect, shared by every subcommand.

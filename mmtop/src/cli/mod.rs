@@ -5,6 +5,7 @@ pub mod check;
 pub mod log;
 pub mod ping;
 pub mod ps;
+pub mod ptdump;
 mod request;
 pub mod stats;
 
@@ -46,6 +47,8 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args, &mut out, &mut err),
         Command::Stats(args) => stats::run(args, &mut out, &mut err),
         Command::Ps(args) => ps::run(args, &mut out, &mut err),
+        Command::Ptdump(args) => ptdump::run(args, &mut out, &mut err),
+        Command::Diff(args) => ptdump::diff(args, &mut out, &mut err),
     };
     ExitCode::from(code)
 }

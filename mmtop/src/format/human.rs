@@ -9,7 +9,8 @@
 use std::fmt::Write as _;
 
 use probe_proto::names::{
-    ExceptionWord, KERNEL_PID, PageFaultCause, PageFlagNames, VmaFlags, vector,
+    ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags, PtRangeLine,
+    VmaFlags, vector,
 };
 use probe_proto::{
     Exception, ExitReason, FrameCheck, FrameErrorEvent, HeapBlock, HeapCheck, HeapErrorEvent,
@@ -58,6 +59,39 @@ pub fn human(msg: &Msg) -> String {
         Msg::ProcessListEnd(e) => process_list_end(e),
         Msg::PageFault(f) => page_fault(f),
         Msg::Leak(l) => leak(l),
+        Msg::PtRange(r) => format!("pt_range space={} {}", r.space, PtRangeLine(r)),
+        Msg::PtAudit(a) => format!(
+            "pt_audit space={} {:#x}-{:#x} {}: {}",
+            a.space,
+            a.start,
+            a.end,
+            PtFlags(a.flags),
+            a.kind.describe()
+        ),
+        Msg::PtDumpEnd(e) => format!(
+            "pt_dump_end t={} space={} root={:#x} ranges={} pages_4k={} pages_2m={} pages_1g={} \
+             findings={} complete={}",
+            human_time(e.ts_us),
+            e.space,
+            e.root,
+            e.ranges,
+            e.pages_4k,
+            e.pages_2m,
+            e.pages_1g,
+            e.findings,
+            e.complete
+        ),
+        Msg::CheckFinding(c) => format!("check_finding {}", FindingLine(c)),
+        Msg::CheckEnd(e) => format!(
+            "check_end t={} consistent={} frames={} spaces={} mappings={} findings={} took={}us",
+            human_time(e.ts_us),
+            e.consistent,
+            e.frames,
+            e.spaces,
+            e.mappings,
+            e.findings,
+            e.duration_us
+        ),
     }
 }
 

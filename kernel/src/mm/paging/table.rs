@@ -3,7 +3,7 @@
 use super::addr::{ENTRY_COUNT, KERNEL_PML4_START, Level, Page, PageSize, VirtAddr};
 use super::flags::{PageFlags, PageTableEntry};
 use super::mem::{Flush, PhysMem, TableFrames};
-use super::walk::Mappings;
+use super::walk::{Leaves, Mappings};
 use super::{MapError, UnmapError};
 use crate::mm::frame::{FRAME_SIZE, Frame, MAX_FRAMES, PhysAddr};
 use core::fmt;
@@ -478,6 +478,20 @@ impl<M: PhysMem> PageTable<M> {
     /// count as the hole's edge.
     pub fn mappings<R: RangeBounds<VirtAddr>>(&self, range: R) -> Mappings<'_, M> {
         Mappings::new(&self.mem, self.root, range)
+    }
+
+    /// [`mappings`](Self::mappings) with each leaf's effective permissions:
+    /// writable and user only if every level allows them, no-execute if any
+    /// level sets it, as the MMU applies them.
+    pub fn leaves<R: RangeBounds<VirtAddr>>(&self, range: R) -> Leaves<'_, M> {
+        Leaves(Mappings::new(&self.mem, self.root, range))
+    }
+
+    /// The raw top-level entry `index` (0 to 511).
+    #[must_use]
+    pub fn root_entry(&self, index: usize) -> PageTableEntry {
+        let at = self.root.start_address().as_u64() + (index % ENTRY_COUNT) as u64 * 8;
+        PageTableEntry::from_raw(self.mem.read_u64(PhysAddr::new(at)))
     }
 
     /// How many tables the tree holds, per half.

@@ -995,3 +995,152 @@ fn errors_read_as_sentences() {
         assert!(!e.to_string().is_empty());
     }
 }
+
+// ---- dumps: effective permissions and coalescing ----
+
+/// Coalesces every leaf of `pt` as space 7, with `region` naming each leaf.
+fn dump(
+    pt: &PageTable<&Ram>,
+    region: impl Fn(u64) -> probe_proto::Region,
+) -> Vec<probe_proto::PtRange> {
+    let mut c = Coalescer::new();
+    let mut out = Vec::new();
+    for leaf in pt.leaves(..) {
+        out.extend(c.push(7, &leaf, region(leaf.mapping.virt.as_u64())));
+    }
+    out.extend(c.finish());
+    out
+}
+
+#[test]
+fn dump_coalesces_leaves_that_continue_in_both_spaces_with_equal_flags() {
+    use probe_proto::Region;
+    use probe_proto::names::pt;
+    let ram = Ram::new(512);
+    let mut tables = Tables::new(&ram);
+    let mut t = empty(&ram, &mut tables);
+    let data = PageFlags::WRITABLE | PageFlags::USER | PageFlags::NO_EXECUTE;
+    // Four pages over frames 100..104, two more over 200..202 (the frames
+    // jump), one read-only, then one in another region.
+    let pages = [
+        (0x40_0000, 100, data),
+        (0x40_1000, 101, data),
+        (0x40_2000, 102, data),
+        (0x40_3000, 103, data),
+        (0x40_4000, 200, data),
+        (0x40_5000, 201, data),
+        (0x40_6000, 202, PageFlags::USER | PageFlags::NO_EXECUTE),
+        (0x40_7000, 203, PageFlags::USER | PageFlags::NO_EXECUTE),
+    ];
+    for (virt, frame, flags) in pages {
+        t.map_page(v(virt), f(frame), flags, &mut tables)
+            .unwrap()
+            .ignore();
+    }
+    let ranges = dump(&t, |virt| {
+        if virt >= 0x40_7000 {
+            Region::Heap
+        } else {
+            Region::Unknown
+        }
+    });
+    let got: Vec<_> = ranges
+        .iter()
+        .map(|r| (r.start, r.end, r.phys, r.pages, r.flags, r.region))
+        .collect();
+    let rw = pt::WRITABLE | pt::USER | pt::NO_EXECUTE;
+    let ro = pt::USER | pt::NO_EXECUTE;
+    assert_eq!(
+        got,
+        [
+            (
+                0x40_0000,
+                0x40_4000,
+                100 * FRAME_SIZE,
+                4,
+                rw,
+                Region::Unknown
+            ),
+            (
+                0x40_4000,
+                0x40_6000,
+                200 * FRAME_SIZE,
+                2,
+                rw,
+                Region::Unknown
+            ),
+            (
+                0x40_6000,
+                0x40_7000,
+                202 * FRAME_SIZE,
+                1,
+                ro,
+                Region::Unknown
+            ),
+            (0x40_7000, 0x40_8000, 203 * FRAME_SIZE, 1, ro, Region::Heap),
+        ]
+    );
+    assert!(
+        ranges
+            .iter()
+            .all(|r| r.space == 7 && r.page_size == FRAME_SIZE)
+    );
+}
+
+#[test]
+fn dump_flags_are_what_the_mmu_applies_over_all_four_levels() {
+    use probe_proto::names::pt;
+    let ram = Ram::new(512);
+    let mut tables = Tables::new(&ram);
+    let mut t = empty(&ram, &mut tables);
+    let flags = PageFlags::WRITABLE | PageFlags::USER;
+    t.map_page(v(0x40_0000), f(100), flags, &mut tables)
+        .unwrap()
+        .ignore();
+    let leaf = t.leaves(..).next().unwrap();
+    assert_eq!(
+        pt_flags(&leaf),
+        pt::WRITABLE | pt::USER,
+        "writable, executable"
+    );
+
+    // A read-only top-level entry makes the page read-only; a no-execute
+    // directory entry makes it not executable; the leaf itself is unchanged.
+    let pml4 = t.root().start_address().as_u64();
+    let entry = t.mem().read_u64(PhysAddr::new(pml4));
+    let mut mem = &ram;
+    mem.write_u64(PhysAddr::new(pml4), entry & !PageFlags::WRITABLE.bits());
+    let p = path(&t, v(0x40_0000));
+    let pd_at =
+        p[1].frame().start_address().as_u64() + v(0x40_0000).table_index(Level::Pd) as u64 * 8;
+    let pd = t.mem().read_u64(PhysAddr::new(pd_at));
+    mem.write_u64(PhysAddr::new(pd_at), pd | PageFlags::NO_EXECUTE.bits());
+    let leaf = t.leaves(..).next().unwrap();
+    assert!(leaf.mapping.flags.contains(PageFlags::WRITABLE));
+    assert_eq!(pt_flags(&leaf), pt::USER | pt::NO_EXECUTE);
+    assert_eq!(t.mappings(..).next(), Some(leaf.mapping));
+}
+
+#[test]
+fn dump_counts_dirty_leaves_without_splitting_on_them() {
+    let ram = Ram::new(512);
+    let mut tables = Tables::new(&ram);
+    let mut t = empty(&ram, &mut tables);
+    t.map_page(v(0x40_0000), f(100), rw() | PageFlags::DIRTY, &mut tables)
+        .unwrap()
+        .ignore();
+    t.map_page(v(0x40_1000), f(101), rw(), &mut tables)
+        .unwrap()
+        .ignore();
+    t.map_page(
+        v(0x40_2000),
+        f(102),
+        rw() | PageFlags::DIRTY | PageFlags::ACCESSED,
+        &mut tables,
+    )
+    .unwrap()
+    .ignore();
+    let ranges = dump(&t, |_| probe_proto::Region::Unknown);
+    assert_eq!(ranges.len(), 1);
+    assert_eq!((ranges[0].pages, ranges[0].dirty_pages), (3, 2));
+}

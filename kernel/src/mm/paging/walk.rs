@@ -3,7 +3,7 @@
 use core::ops::{Bound, RangeBounds};
 
 use super::addr::{ENTRY_COUNT, Level, USER_HALF_END, VirtAddr};
-use super::flags::PageTableEntry;
+use super::flags::{PageFlags, PageTableEntry};
 use super::mem::PhysMem;
 use super::table::Mapping;
 use crate::mm::frame::{Frame, PhysAddr};
@@ -28,8 +28,34 @@ pub struct Mappings<'a, M> {
     tables: [Frame; 4],
     next: [usize; 4],
     bases: [u64; 4],
+    /// Writable, user and no-execute as the entries above each level's
+    /// table combine them.
+    path: [PageFlags; 4],
     depth: usize,
     done: bool,
+}
+
+/// A present leaf and the permissions the MMU applies to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leaf {
+    /// The leaf.
+    pub mapping: Mapping,
+    /// Its flags with writable and user kept only if every level above
+    /// allows them, and no-execute added if any level sets it.
+    pub effective: PageFlags,
+}
+
+/// Everything a path allows before any entry is read.
+const PERMISSIVE: PageFlags = PageFlags::WRITABLE.union(PageFlags::USER);
+
+/// `upper` (a path's permissions) further restricted by entry flags `flags`.
+fn combine(upper: PageFlags, flags: PageFlags) -> PageFlags {
+    let both = PageFlags::WRITABLE | PageFlags::USER;
+    let mut out = flags.difference(both) | (upper & flags & both);
+    if upper.contains(PageFlags::NO_EXECUTE) {
+        out.insert(PageFlags::NO_EXECUTE);
+    }
+    out
 }
 
 impl<'a, M: PhysMem> Mappings<'a, M> {
@@ -61,6 +87,7 @@ impl<'a, M: PhysMem> Mappings<'a, M> {
             tables: [root; 4],
             next: [(lo >> Level::Pml4.shift()) as usize, 0, 0, 0],
             bases: [0; 4],
+            path: [PERMISSIVE; 4],
             depth: 0,
             done,
         }
@@ -91,6 +118,13 @@ impl<M: PhysMem> Iterator for Mappings<'_, M> {
     type Item = Mapping;
 
     fn next(&mut self) -> Option<Mapping> {
+        self.next_leaf().map(|leaf| leaf.mapping)
+    }
+}
+
+impl<M: PhysMem> Mappings<'_, M> {
+    /// The next leaf with its effective permissions.
+    pub fn next_leaf(&mut self) -> Option<Leaf> {
         while !self.done {
             let level = Level::ALL[self.depth];
             let index = self.next[self.depth];
@@ -121,17 +155,21 @@ impl<M: PhysMem> Iterator for Mappings<'_, M> {
                 _ => level.leaf_size(),
             };
             if let Some(size) = leaf {
-                return Some(Mapping {
+                let mapping = Mapping {
                     virt: VirtAddr::new_truncate(base),
                     phys: entry.addr_for(size),
                     size,
                     flags: entry.flags(),
-                });
+                };
+                let effective = combine(self.path[self.depth], entry.flags());
+                return Some(Leaf { mapping, effective });
             }
             let Some(child) = level.next() else {
                 continue;
             };
+            let path = combine(self.path[self.depth], entry.flags());
             self.depth += 1;
+            self.path[self.depth] = path;
             self.tables[self.depth] = entry.frame();
             self.bases[self.depth] = base;
             // Skip the child's entries that end before the range starts.
@@ -142,5 +180,18 @@ impl<M: PhysMem> Iterator for Mappings<'_, M> {
             };
         }
         None
+    }
+}
+
+/// The present leaves of a range with their effective permissions; from
+/// [`PageTable::leaves`](super::PageTable::leaves).
+#[derive(Debug)]
+pub struct Leaves<'a, M>(pub(super) Mappings<'a, M>);
+
+impl<M: PhysMem> Iterator for Leaves<'_, M> {
+    type Item = Leaf;
+
+    fn next(&mut self) -> Option<Leaf> {
+        self.0.next_leaf()
     }
 }
