@@ -1,6 +1,7 @@
 //! Named scenarios chosen with `selftest=NAME` on the command line; the
 //! integration tests boot into them and check what the kernel reports.
 
+pub mod check_faults;
 mod mm;
 
 use crate::arch::{cpu, qemu};
@@ -70,6 +71,7 @@ pub fn run(name: &str) {
             let n = recurse(0);
             kerror!("recursion returned {n}: the stack guard is missing");
         }
+        "check-faults" => kinfo!("faults are injected once a program shares a frame"),
         _ => kerror!("unknown selftest {name:?}; running normally"),
     }
 }

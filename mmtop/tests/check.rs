@@ -7,8 +7,8 @@ use std::os::unix::net::UnixListener;
 
 use common::*;
 use probe_proto::{
-    FrameCheck, HeapCheck, HeapErrorKind, HeapStats, Heartbeat, HostMsg, KernelMsg,
-    PROTOCOL_VERSION, Version,
+    CheckEnd, CheckFinding, FindingKind, FrameCheck, FrameOwner, HeapCheck, HeapErrorKind,
+    HeapStats, Heartbeat, HostMsg, KernelMsg, PROTOCOL_VERSION, Version,
 };
 use serde_json::{Value, json};
 
@@ -53,10 +53,24 @@ fn heap_check(pid: u32, ok: bool) -> HeapCheck {
     }
 }
 
-/// Starts `mmtop check ARGS...` against a fresh socket; returns it, the
-/// kernel's end (after the Resync/Hello exchange) and the address.
+/// The end of a 1.3 kernel's mapping check with `findings` findings.
+fn check_end(findings: u64) -> CheckEnd {
+    CheckEnd {
+        ts_us: 3_000_200,
+        consistent: findings == 0,
+        frames: 32_768,
+        spaces: 3,
+        mappings: 120,
+        findings,
+        duration_us: 900,
+    }
+}
+
+/// Starts `mmtop check ARGS...` against a fresh socket and a 1.2 kernel
+/// (whose `Check` has two answers); returns it, the kernel's end (after the
+/// Resync/Hello exchange) and the address.
 fn start(args: &[&str]) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
-    start_request("check", args)
+    start_request_at("check", args, Version { major: 1, minor: 2 })
 }
 
 #[test]
@@ -190,6 +204,7 @@ fn check_repeats_the_resync_until_the_kernel_says_hello() {
     let answer = [
         frame(&KernelMsg::FrameCheck(frame_check(true))),
         frame(&KernelMsg::HeapCheck(heap_check(0, true))),
+        frame(&KernelMsg::CheckEnd(check_end(0))),
     ];
     kernel.write_all(&answer.concat()).unwrap();
     let out = mmtop.finish();
@@ -291,5 +306,73 @@ fn check_exits_2_on_a_recording_or_a_missing_socket() {
         out.stderr.starts_with("mmtop: cannot connect to unix:"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn check_of_a_1_3_kernel_lists_mapping_findings_and_exits_4() {
+    let (_dir, mmtop, mut kernel, _) = start_request_at("check", &["--json"], PROTOCOL_VERSION);
+    assert_eq!(read_host_frame(&mut kernel).unwrap(), HostMsg::Check);
+    let finding = CheckFinding {
+        kind: FindingKind::MappedButFree,
+        phys: 0x123_4000,
+        used: false,
+        owner: None,
+        pid: 3,
+        virt: 0x40_0000,
+        flags: 0b111,
+        mappings: 1,
+        recorded: 0,
+    };
+    let leaked = CheckFinding {
+        kind: FindingKind::LeakedFrame,
+        used: true,
+        owner: Some(FrameOwner::Process(3)),
+        phys: 0x200_0000,
+        virt: 0,
+        ..finding
+    };
+    let answer = [
+        frame(&KernelMsg::FrameCheck(frame_check(true))),
+        frame(&KernelMsg::HeapCheck(heap_check(0, true))),
+        frame(&KernelMsg::CheckFinding(finding)),
+        frame(&KernelMsg::CheckFinding(leaked)),
+        frame(&KernelMsg::CheckEnd(check_end(2))),
+    ];
+    kernel.write_all(&answer.concat()).unwrap();
+
+    let out = mmtop.finish();
+    assert_eq!(out.code(), 4, "{out:?}");
+    let got: Value = serde_json::from_str(&out.lines()[0]).unwrap();
+    assert_eq!(got["consistent"], false);
+    assert_eq!(
+        (got["frames"].as_u64(), got["spaces"].as_u64()),
+        (Some(32_768), Some(3))
+    );
+    let findings = got["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 2);
+    assert_eq!(findings[0]["kind"], "mapped_but_free");
+    assert_eq!(findings[0]["phys"], 0x123_4000);
+    assert_eq!(findings[1]["owner"], json!({"process": 3}));
+    assert!(got["frame_check"]["consistent"].as_bool().unwrap());
+    assert_eq!(out.stderr, "mmtop: frames and mappings disagree\n");
+}
+
+#[test]
+fn check_of_a_1_3_kernel_says_its_mappings_are_consistent_in_one_line() {
+    let (_dir, mmtop, mut kernel, _) = start_request_at("check", &[], PROTOCOL_VERSION);
+    assert_eq!(read_host_frame(&mut kernel).unwrap(), HostMsg::Check);
+    let answer = [
+        frame(&KernelMsg::FrameCheck(frame_check(true))),
+        frame(&KernelMsg::HeapCheck(heap_check(0, true))),
+        frame(&KernelMsg::CheckEnd(check_end(0))),
+    ];
+    kernel.write_all(&answer.concat()).unwrap();
+    let out = mmtop.finish();
+    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(
+        out.lines()[2],
+        "mappings: consistent with the frame allocator (3 spaces, 120 leaves, 32768 frames, \
+         checked in 900 us)"
     );
 }

@@ -90,12 +90,17 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     }
     telemetry::send(&KernelMsg::MemoryStats(introspect::memory::memory_stats()));
     proc::workload::start(workload);
-    idle_loop()
+    idle_loop(opts.selftest == Some("check-faults"))
 }
 
-fn idle_loop() -> ! {
+/// The kernel's own task, between the programs' turns. With `inject`,
+/// `selftest=check-faults` injects its faults as soon as it can.
+fn idle_loop(mut inject: bool) -> ! {
     let mut next_heartbeat = 0;
     loop {
+        if inject && selftest::check_faults::inject() {
+            inject = false;
+        }
         let now = time::uptime_us();
         if now >= next_heartbeat {
             telemetry::heartbeat();

@@ -15,7 +15,7 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd};
 use super::target::Kernel;
 use super::threads::Thread;
 use crate::arch::x86_64::trap::RFLAGS_IF;
-use crate::introspect::heap_walk;
+use crate::introspect::{check, heap_walk};
 use crate::introspect::memory as report;
 use crate::introspect::processes::{try_listing, used_by_key};
 use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
@@ -27,7 +27,7 @@ use crate::mm::heap::BlockState;
 use crate::mm::paging::VirtAddr;
 use crate::mm::vma::{Vma, VmaKind};
 use crate::proc::{KERNEL_PID, Process, try_with_table};
-use probe_proto::names::{AuditLine, DumpSummary, PtRangeLine};
+use probe_proto::names::{AuditLine, DumpSummary, FindingLine, PtRangeLine};
 use probe_proto::{HeapBlock, KernelMsg, PtRange};
 
 /// Heap blocks `monitor heap` lists.
@@ -135,6 +135,29 @@ fn check(out: &mut ConsoleOutput<'_>) {
         ),
         Some(h) => say!(out, "kernel heap: BROKEN: {:?} at {:#x}", h.error, h.addr),
         None => say!(out, "kernel heap: not set up"),
+    }
+    let mut findings = [check::NO_FINDING; check::MAX_FINDINGS];
+    match check::check_mappings(&mut findings) {
+        Some(end) => {
+            for f in findings.iter().take(end.findings as usize) {
+                say!(out, "{}", FindingLine(f));
+            }
+            say!(
+                out,
+                "mappings: {} ({} spaces, {} leaves, {} frames, {} findings, {} us)",
+                if end.consistent {
+                    "consistent with the frame allocator"
+                } else {
+                    "INCONSISTENT"
+                },
+                end.spaces,
+                end.mappings,
+                end.frames,
+                end.findings,
+                end.duration_us
+            );
+        }
+        None => say!(out, "mappings: not checked (processes kept moving memory)"),
     }
 }
 

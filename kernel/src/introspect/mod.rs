@@ -8,6 +8,7 @@
 //! goes here first, then one line in each of them.
 #![deny(unsafe_code)]
 
+pub mod check;
 pub mod heap_walk;
 pub mod memory;
 pub mod processes;

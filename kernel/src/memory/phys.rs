@@ -15,6 +15,10 @@ use crate::sync::IrqMutex;
 
 static PMM: IrqMutex<Option<FrameBitmap<'static>>> = IrqMutex::new(None);
 
+/// One bit per frame for the consistency check to mark what it finds
+/// mapped, set aside with the bitmap so that checking allocates nothing.
+static MARKS: IrqMutex<&'static mut [u64]> = IrqMutex::new(&mut []);
+
 unsafe extern "C" {
     /// First byte of the loaded image (physical; from the linker script).
     static __kernel_phys_start: u8;
@@ -43,8 +47,9 @@ fn regions(boot: &BootInfo) -> impl Iterator<Item = MemoryRegion> + Clone + '_ {
 pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     let nr_frames = FrameBitmap::span(regions(boot));
     // 16-bit owner slots: half the table of 32-bit ones, and fewer cache misses.
-    let storage_bytes =
-        FrameBitmap::storage_bytes_with(nr_frames, SlotWidth::U16).next_multiple_of(FRAME_SIZE);
+    let nr_marks = nr_frames.div_ceil(64) as usize;
+    let marks_offset = FrameBitmap::storage_bytes_with(nr_frames, SlotWidth::U16).next_multiple_of(8);
+    let storage_bytes = (marks_offset + nr_marks as u64 * 8).next_multiple_of(FRAME_SIZE);
     let image = kernel_image();
     let image_end = image.end().start_address().as_u64();
     let place = boot
@@ -65,14 +70,18 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     //    that nothing uses yet (no allocator exists before this one);
     // 2. it lies inside the boot direct map, so the pointers are mapped,
     //    writable and suitably aligned (frame-aligned start, u64 words first);
-    // 3. the two slices do not overlap and are reserved below with owner
-    //    `Bitmap`, so no later allocation can alias them for the kernel's life.
-    let (words, owners): (&mut [u64], &mut [OwnerSlot]) = unsafe {
+    // 3. the three slices do not overlap (the marks start 8-aligned past
+    //    the owner table) and are reserved below with owner `Bitmap`, so no
+    //    later allocation can alias them for the kernel's life;
+    // 4. the words and marks hold zeroes or garbage, both valid `u64`s.
+    let (words, owners, marks): (&mut [u64], &mut [OwnerSlot], &mut [u64]) = unsafe {
         (
             direct_map::slice_mut(PhysAddr::new(place), nr_words),
             direct_map::slice_mut(PhysAddr::new(place + nr_words as u64 * 8), nr_owners),
+            direct_map::slice_mut(PhysAddr::new(place + marks_offset), nr_marks),
         )
     };
+    MARKS.with(|slot| *slot = marks);
     let low_mib = FrameRange::covering(PhysAddr::new(0), 1 << 20);
     let bitmap = FrameRange::covering(PhysAddr::new(place), storage_bytes);
     let start_info = FrameRange::covering(PhysAddr::new(boot.start_info_phys), 1);
@@ -260,6 +269,12 @@ pub fn inject_corruption(corruption: Corruption) -> Result<(), FrameError> {
 /// Compares the bitmap, its summaries, counters and owners.
 pub fn check() -> CheckReport {
     with_pmm(|pmm| pmm.check())
+}
+
+/// Runs `f` on the allocator and the check's marks (one bit per frame), with
+/// the allocator's lock held.
+pub fn with_frames<R>(f: impl FnOnce(&FrameBitmap<'static>, &mut [u64]) -> R) -> R {
+    MARKS.with(|marks| with_pmm(|pmm| f(pmm, marks)))
 }
 
 /// Who holds `frame`: `None` when it is free (or its slot is corrupt).

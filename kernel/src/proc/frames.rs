@@ -11,25 +11,64 @@ use crate::memory::phys;
 use crate::mm::frame::Frame;
 use crate::sync::IrqMutex;
 
-/// Users of each shared frame (always at least 2 while present).
-static SHARED: IrqMutex<BTreeMap<u64, u32>> = IrqMutex::new(BTreeMap::new());
+/// A shared frame's users (always at least 2 while present), and the
+/// mappings of it the consistency check has met so far.
+#[derive(Debug, Clone, Copy)]
+struct Shared {
+    users: u32,
+    seen: u32,
+}
+
+static SHARED: IrqMutex<BTreeMap<u64, Shared>> = IrqMutex::new(BTreeMap::new());
 
 /// One more address space maps `frame`.
 pub fn share(frame: Frame) {
-    SHARED.with(|t| *t.entry(frame.number()).or_insert(1) += 1);
+    SHARED.with(|t| {
+        t.entry(frame.number())
+            .or_insert(Shared { users: 1, seen: 0 })
+            .users += 1
+    });
 }
 
 /// How many address spaces map `frame`.
 pub fn users(frame: Frame) -> u32 {
-    SHARED.with(|t| t.get(&frame.number()).copied().unwrap_or(1))
+    SHARED.with(|t| t.get(&frame.number()).map_or(1, |s| s.users))
+}
+
+/// Starts a census of the mappings of shared frames: every count is zeroed.
+pub fn begin_census() {
+    SHARED.with(|t| t.values_mut().for_each(|s| s.seen = 0));
+}
+
+/// Counts one mapping of `frame` met by the census; whether it is shared.
+pub fn note_mapping(frame: Frame) -> bool {
+    SHARED.with(|t| match t.get_mut(&frame.number()) {
+        Some(s) => {
+            s.seen += 1;
+            true
+        }
+        None => false,
+    })
+}
+
+/// Calls `f(frame number, users recorded, mappings met)` for every shared
+/// frame whose count and census disagree.
+pub fn census_mismatches(mut f: impl FnMut(u64, u32, u32)) {
+    SHARED.with(|t| {
+        for (&frame, s) in t.iter() {
+            if s.users != s.seen {
+                f(frame, s.users, s.seen);
+            }
+        }
+    })
 }
 
 /// One address space stopped mapping `frame`; the last one frees it.
 /// Returns whether the frame went back to the frame allocator.
 pub fn release(frame: Frame) -> bool {
     let last = SHARED.with(|t| match t.get_mut(&frame.number()) {
-        Some(n) if *n > 2 => {
-            *n -= 1;
+        Some(s) if s.users > 2 => {
+            s.users -= 1;
             false
         }
         Some(_) => {

@@ -20,6 +20,7 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt::Write;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use probe_proto::names::PageFaultSentence;
 use probe_proto::{ExitReason, FaultResolution, KernelMsg, PageFault, ProcessEvent, ProcessExit};
@@ -231,6 +232,37 @@ impl Table {
 static TABLE: IrqMutex<Table> = IrqMutex::new(Table::new());
 
 /// Runs `f` on the process table.
+/// Processes whose memory is in flight: between reserving a pid and putting
+/// the process in the table (spawn, fork), and between taking an exiting
+/// process's address space out of the table and giving its last frame back.
+/// Begun with the table's lock held, so a reader holding it sees either none
+/// or a count that stays until it lets go.
+static IN_TRANSIT: AtomicU32 = AtomicU32::new(0);
+
+/// One process in flight, for as long as this lives.
+struct Transit;
+
+impl Transit {
+    /// Call with the table's lock held.
+    fn begin() -> Self {
+        IN_TRANSIT.fetch_add(1, Ordering::Relaxed);
+        Transit
+    }
+}
+
+impl Drop for Transit {
+    fn drop(&mut self) {
+        IN_TRANSIT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs `f` on the process table when no process's memory is in flight, so
+/// every frame a process holds is reachable from the table; `None` if one
+/// is (retry a moment later).
+pub fn with_settled_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+    TABLE.with(|t| (IN_TRANSIT.load(Ordering::Relaxed) == 0).then(|| f(t)))
+}
+
 /// Runs `f` on the process table unless someone holds it: the debugger may
 /// have stopped the kernel inside the table's lock.
 pub fn try_with_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
@@ -315,7 +347,7 @@ pub fn spawn(name: &str, parent: u32) -> Result<u32, Errno> {
         kerror!("program {name}: bad image: {e:?}");
         Errno::Invalid
     })?;
-    let pid = TABLE.with(Table::next_pid)?;
+    let (pid, _transit) = TABLE.with(|t| t.next_pid().map(|pid| (pid, Transit::begin())))?;
     let mut p = Box::new(Process::new(pid, parent, image_name));
     let mut mm = MmStruct::create(pid)?;
     let started = mm
@@ -336,8 +368,9 @@ pub fn spawn(name: &str, parent: u32) -> Result<u32, Errno> {
 /// `fork` of the running process, whose trap frame is `frame`: the child
 /// resumes from the same system call with 0 in `rax`.
 pub fn fork(frame: &TrapFrame) -> Result<u32, Errno> {
-    let child = TABLE.with(|t| -> Result<Box<Process>, Errno> {
+    let (child, _transit) = TABLE.with(|t| -> Result<(Box<Process>, Transit), Errno> {
         let pid = t.next_pid()?;
+        let transit = Transit::begin();
         let parent = t.current();
         let mm = parent.mm.as_mut().ok_or(Errno::Invalid)?;
         let child_mm = mm.fork(pid)?;
@@ -346,7 +379,7 @@ pub fn fork(frame: &TrapFrame) -> Result<u32, Errno> {
         child.log_level = parent.log_level;
         child.memory = parent.memory.duplicate();
         child.mm = Some(child_mm);
-        Ok(child)
+        Ok((child, transit))
     })?;
     let mut child = child;
     let mut child_frame = *frame;
@@ -366,9 +399,10 @@ pub fn fork(frame: &TrapFrame) -> Result<u32, Errno> {
 /// Ends the running process: reports its leaks, returns all its memory,
 /// leaves a zombie for its parent and switches away for good.
 pub fn exit_current(reason: ExitReason) -> ! {
-    let (pid, mm, mut memory) = TABLE.with(|t| {
+    let (pid, mm, mut memory, transit) = TABLE.with(|t| {
         let p = t.current();
-        (p.pid, p.mm.take(), core::mem::take(&mut p.memory))
+        let transit = Transit::begin();
+        (p.pid, p.mm.take(), core::mem::take(&mut p.memory), transit)
     });
     assert!(pid != KERNEL_PID, "the kernel cannot exit");
     let mut leaks = Leaks::default();
@@ -379,6 +413,7 @@ pub fn exit_current(reason: ExitReason) -> ! {
         drop(core::mem::take(&mut memory));
         frames_freed = mm.destroy().0;
     }
+    drop(transit);
     let code = match reason {
         ExitReason::Exited(code) => code,
         ExitReason::Killed { .. } => sysabi::KILLED_EXIT_CODE,

@@ -9,7 +9,7 @@ use probe_proto::{HeapBlock, HeapWalkEnd, KernelMsg, ProcessListEnd, PtRange};
 use super::link::{send_waiting, take_requests};
 use crate::introspect::heap_walk::{self, WALK_BATCH};
 use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
-use crate::introspect::{memory, processes};
+use crate::introspect::{check, memory, processes};
 use crate::memory::heap::with_kernel_heap;
 use crate::time;
 
@@ -24,6 +24,7 @@ pub fn serve_requests() {
         if let Some(check) = with_kernel_heap(|h| memory::heap_check(h)) {
             send_waiting(&KernelMsg::HeapCheck(check));
         }
+        send_mapping_check();
     }
     if let Some(pid) = req.processes {
         send_listing(pid);
@@ -52,6 +53,20 @@ fn send_pt_dump(pid: u32) {
         }
     }
     send_waiting(&KernelMsg::PtDumpEnd(dump.end()));
+}
+
+/// Runs the check of every mapping against the frame allocator and sends
+/// its findings, then `CheckEnd`.
+fn send_mapping_check() {
+    let mut findings = [check::NO_FINDING; check::MAX_FINDINGS];
+    let Some(end) = check::check_mappings(&mut findings) else {
+        kwarn!("mapping check: processes kept moving memory; not checked");
+        return;
+    };
+    for f in findings.iter().take(end.findings as usize) {
+        send_waiting(&KernelMsg::CheckFinding(*f));
+    }
+    send_waiting(&KernelMsg::CheckEnd(end));
 }
 
 /// Sends the listing of `pid` (or of every live program for -1), then

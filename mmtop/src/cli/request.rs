@@ -28,6 +28,8 @@ pub struct Session<'a> {
     rx: Receiver<LinkEvent>,
     started: Instant,
     deadline: Instant,
+    /// The protocol version the kernel said Hello with.
+    pub version: Version,
 }
 
 impl<'a> Session<'a> {
@@ -66,6 +68,7 @@ impl<'a> Session<'a> {
             rx,
             started,
             deadline: started + timeout,
+            version: Version { major: 0, minor: 0 },
         };
         session.resync(command, since, err)?;
         Ok(session)
@@ -94,6 +97,7 @@ impl<'a> Session<'a> {
                 );
                 return Err(EXIT_PROTOCOL);
             }
+            self.version = hello.version;
             if hello.features & features::HOST_COMMANDS == 0 {
                 let _ = writeln!(
                     err,

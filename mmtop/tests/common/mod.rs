@@ -268,6 +268,15 @@ pub fn start_request(
     command: &str,
     args: &[&str],
 ) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
+    start_request_at(command, args, PROTOCOL_VERSION)
+}
+
+/// [`start_request`] against a kernel that says Hello with `version`.
+pub fn start_request_at(
+    command: &str,
+    args: &[&str],
+    version: Version,
+) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
     let dir = TempDir::new();
     let sock = dir.path("com1.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -276,7 +285,7 @@ pub fn start_request(
     all.extend(args);
     let mut mmtop = Mmtop::spawn(&all);
     let mut kernel = accept_unix(&listener, &mut mmtop);
-    answer_resync(&mut kernel, PROTOCOL_VERSION);
+    answer_resync(&mut kernel, version);
     (dir, mmtop, kernel, addr)
 }
 

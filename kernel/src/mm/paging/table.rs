@@ -509,6 +509,28 @@ impl<M: PhysMem> PageTable<M> {
         count
     }
 
+    /// Calls `visit` with every table frame under the top-level entries
+    /// `indices` (`0..256`: the user half, private to this space), the root
+    /// itself first.
+    pub fn for_each_table(&self, indices: core::ops::Range<usize>, mut visit: impl FnMut(Frame)) {
+        visit(self.root);
+        for index in indices {
+            self.visit_below(self.root, Level::Pml4, index, &mut visit);
+        }
+    }
+
+    fn visit_below(&self, table: Frame, level: Level, index: usize, visit: &mut impl FnMut(Frame)) {
+        let entry = PageTableEntry::from_raw(self.mem.read_u64(slot(table, index)));
+        let Some(next) = self.child_table(entry, level) else {
+            return;
+        };
+        visit(next);
+        let level = level.next().unwrap_or(Level::Pt);
+        for i in 0..ENTRY_COUNT {
+            self.visit_below(next, level, i, visit);
+        }
+    }
+
     /// Tables under entry `index` of `table` at `level`.
     fn count_below(&self, table: Frame, level: Level, index: usize) -> u64 {
         let entry = PageTableEntry::from_raw(self.mem.read_u64(slot(table, index)));
