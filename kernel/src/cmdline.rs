@@ -8,7 +8,9 @@
 //! stopped by the GDB stub, waits for a silent debugger before it gives the
 //! session up and runs on; 0 waits forever), `init=WORKLOAD` (the user
 //! programs started at boot: `demo` (the default without a self-test), `none`
-//! (the default with one), or a comma-separated list of program names).
+//! (the default with one), or a comma-separated list of program names),
+//! `checkevery=SECONDS` (run the check of every mapping against the frame
+//! allocator that often and send its findings; 0, the default, never).
 //! Unknown keys are kept so they can be reported, not silently dropped.
 #![forbid(unsafe_code)]
 
@@ -27,6 +29,8 @@ pub struct Options<'a> {
     pub gdb_idle_s: u32,
     /// The `init=` workload as given (`None`: the default).
     pub init: Option<&'a str>,
+    /// Seconds between two checks of every mapping; 0 = only on request.
+    pub check_every_s: u32,
     /// First option that was not understood, for a warning.
     pub first_unknown: Option<&'a str>,
 }
@@ -80,6 +84,7 @@ impl<'a> Options<'a> {
             mem_events: true,
             gdb_idle_s: DEFAULT_GDB_IDLE_S,
             init: None,
+            check_every_s: 0,
             first_unknown: None,
         };
         for word in cmdline.split_ascii_whitespace() {
@@ -95,6 +100,7 @@ impl<'a> Options<'a> {
                 "redzones" => parse_bool(value).map(|on| opts.red_zones = on).is_some(),
                 "memevents" => parse_bool(value).map(|on| opts.mem_events = on).is_some(),
                 "gdbidle" => value.parse().map(|s| opts.gdb_idle_s = s).is_ok(),
+                "checkevery" => value.parse().map(|s| opts.check_every_s = s).is_ok(),
                 "init" if !value.is_empty() => {
                     opts.init = Some(value);
                     true
@@ -123,6 +129,14 @@ mod tests {
         assert_eq!(o.loglevel, DEFAULT_LOGLEVEL);
         assert_eq!(o.selftest, None);
         assert_eq!(o.first_unknown, None);
+    }
+
+    #[test]
+    fn checkevery_takes_seconds_and_defaults_to_never() {
+        assert_eq!(Options::parse("").check_every_s, 0);
+        assert_eq!(Options::parse("checkevery=5").check_every_s, 5);
+        let o = Options::parse("checkevery=soon");
+        assert_eq!((o.check_every_s, o.first_unknown), (0, Some("checkevery=soon")));
     }
 
     #[test]

@@ -99,3 +99,26 @@ fn the_check_stays_consistent_while_the_demo_forks_faults_and_exits() {
     let log = qemu.debug_log();
     assert!(log.contains("forker"), "the demo ran");
 }
+
+#[test]
+fn checkevery_runs_the_check_on_its_own_and_reports_it() {
+    let cfg = QemuConfig {
+        append: "memevents=0 init=demo checkevery=1".into(),
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start("check-every", &cfg);
+    let mut link = qemu.connect_telemetry();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let end = link.wait_for("a periodic CheckEnd", DEADLINE, |m| match m {
+            probe_proto::KernelMsg::CheckEnd(e) => Some(*e),
+            _ => None,
+        });
+        assert!(end.consistent, "{end:?}");
+        seen.push(end.ts_us);
+    }
+    assert!(
+        seen[1] >= seen[0] + 900_000,
+        "about a second apart: {seen:?}"
+    );
+}

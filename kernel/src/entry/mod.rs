@@ -90,16 +90,24 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     }
     telemetry::send(&KernelMsg::MemoryStats(introspect::memory::memory_stats()));
     proc::workload::start(workload);
-    idle_loop(opts.selftest == Some("check-faults"))
+    idle_loop(&opts)
 }
 
-/// The kernel's own task, between the programs' turns. With `inject`,
-/// `selftest=check-faults` injects its faults as soon as it can.
-fn idle_loop(mut inject: bool) -> ! {
+/// The kernel's own task, between the programs' turns: heartbeats, host
+/// requests, housekeeping, the periodic check (`checkevery=`) and, for
+/// `selftest=check-faults`, its faults as soon as they can be injected.
+fn idle_loop(opts: &Options<'_>) -> ! {
     let mut next_heartbeat = 0;
+    let check_every_us = u64::from(opts.check_every_s) * 1_000_000;
+    let mut next_check = check_every_us;
+    let mut inject = opts.selftest == Some("check-faults");
     loop {
         if inject && selftest::check_faults::inject() {
             inject = false;
+        }
+        if check_every_us > 0 && time::uptime_us() >= next_check {
+            telemetry::server::send_mapping_check();
+            next_check = time::uptime_us() + check_every_us;
         }
         let now = time::uptime_us();
         if now >= next_heartbeat {

@@ -56,13 +56,17 @@ fn send_pt_dump(pid: u32) {
 }
 
 /// Runs the check of every mapping against the frame allocator and sends
-/// its findings, then `CheckEnd`.
-fn send_mapping_check() {
+/// its findings, then `CheckEnd`: after `Check`'s other answers, and every
+/// `checkevery=` seconds.
+pub fn send_mapping_check() {
     let mut findings = [check::NO_FINDING; check::MAX_FINDINGS];
     let Some(end) = check::check_mappings(&mut findings) else {
         kwarn!("mapping check: processes kept moving memory; not checked");
         return;
     };
+    if !end.consistent {
+        kwarn!("mapping check: {} findings", end.findings);
+    }
     for f in findings.iter().take(end.findings as usize) {
         send_waiting(&KernelMsg::CheckFinding(*f));
     }
