@@ -55,6 +55,7 @@ pub struct BootInfo {
     pub regions_dropped: usize,
     cmdline: [u8; MAX_CMDLINE],
     cmdline_len: usize,
+    cmdline_cut: bool,
 }
 
 impl BootInfo {
@@ -71,6 +72,7 @@ impl BootInfo {
             regions_dropped: 0,
             cmdline: [0; MAX_CMDLINE],
             cmdline_len: 0,
+            cmdline_cut: false,
         }
     }
 
@@ -88,7 +90,9 @@ impl BootInfo {
         }
     }
 
-    /// Stores the command line, cut at the first NUL and at invalid UTF-8.
+    /// Stores the command line, cut at the first NUL, at [`MAX_CMDLINE`]
+    /// bytes and at invalid UTF-8; [`cmdline_cut`](Self::cmdline_cut) says
+    /// whether anything before the NUL was left out.
     pub fn set_cmdline(&mut self, bytes: &[u8]) {
         let bytes = bytes.split(|&b| b == 0).next().unwrap_or(&[]);
         let n = bytes.len().min(MAX_CMDLINE);
@@ -98,6 +102,13 @@ impl BootInfo {
         };
         self.cmdline[..valid].copy_from_slice(&bytes[..valid]);
         self.cmdline_len = valid;
+        self.cmdline_cut = valid < bytes.len();
+    }
+
+    /// Whether the command line was longer than the kernel keeps (or held
+    /// invalid UTF-8) and was cut.
+    pub fn cmdline_cut(&self) -> bool {
+        self.cmdline_cut
     }
 
     /// The kernel command line.
@@ -243,5 +254,19 @@ mod tests {
         assert_eq!(b.cmdline(), "loglevel=3");
         b.set_cmdline(&[b'a', b'b', 0xff, b'c']);
         assert_eq!(b.cmdline(), "ab");
+    }
+
+    #[test]
+    fn a_command_line_longer_than_kept_is_flagged_as_cut() {
+        let mut b = BootInfo::new(0);
+        b.set_cmdline(&[b'a'; MAX_CMDLINE]);
+        assert!(!b.cmdline_cut());
+        let mut long = [b'a'; MAX_CMDLINE + 1];
+        b.set_cmdline(&long);
+        assert!(b.cmdline_cut());
+        assert_eq!(b.cmdline().len(), MAX_CMDLINE);
+        long[MAX_CMDLINE] = 0;
+        b.set_cmdline(&long);
+        assert!(!b.cmdline_cut(), "a NUL right after the kept bytes ends it");
     }
 }

@@ -793,6 +793,23 @@ impl Padded {
     }
 }
 
+/// Text with its control characters escaped (`\u{1b}`, `\n`) and the rest
+/// kept, so a line from an untrusted source stays one harmless line.
+pub struct EscapeControls<'a>(pub &'a str);
+
+impl Display for EscapeControls<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -930,6 +947,14 @@ mod tests {
             text(FindingLine(&c)),
             "mapped-but-free: frame 0x1234000: bitmap free, no owner; mapped by pid 3 at \
              0x400000 RW USR NX --- --- --- ---"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(
+            text(EscapeControls("a\u{1b}[31mred\u{7f}\té")),
+            "a\\u{1b}[31mred\\u{7f}\\té"
         );
     }
 }

@@ -74,6 +74,12 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         wx.executable,
         wx.writable_executable
     );
+    if boot.cmdline_cut() {
+        kwarn!(
+            "the kernel command line is longer than {} bytes (or not UTF-8): the rest was ignored",
+            crate::boot_info::MAX_CMDLINE
+        );
+    }
     if let Some(word) = opts.first_unknown {
         kwarn!("ignoring unknown or malformed option {word:?}");
     }

@@ -87,6 +87,22 @@ fn exception(frame: &mut TrapFrame) {
     telemetry::send_emergency(&exception_msg(frame, vector, cr2));
     gdb::on_fault(frame);
     let mut why = LineBuf::new();
+    if vector == trap::DOUBLE_FAULT
+        && let Some(overflow) = stack_overflow(frame.rsp)
+    {
+        let _ = write!(
+            why,
+            "kernel stack overflow: {} ran off its stack {:#x}-{:#x} into the guard page at {:#x} \
+             (rsp {:#x}, rip {:#x})",
+            overflow.task.as_str(),
+            overflow.bottom,
+            overflow.top,
+            overflow.bottom - GUARD_BYTES,
+            frame.rsp,
+            frame.rip
+        );
+        panic!("{}", why.as_str());
+    }
     let name = exception_name(vector);
     let _ = write!(why, "unhandled {name} (#{vector}) at rip {:#x}", frame.rip);
     if vector == trap::PAGE_FAULT {
@@ -117,6 +133,43 @@ fn user_exception(frame: &TrapFrame, vector: u8, cr2: u64) -> ! {
         frame.rip, frame.error_code
     );
     proc::kill_current(vector, why.as_str())
+}
+
+/// Bytes of a stack's guard page.
+const GUARD_BYTES: u64 = 4096;
+
+/// A stack that overflowed into its guard page.
+struct Overflow {
+    /// Who ran on it: `the boot task` or `pid N (NAME)`.
+    task: LineBuf,
+    bottom: u64,
+    top: u64,
+}
+
+/// Whether a double fault with the stack pointer at `rsp` is a kernel
+/// stack overflow: `rsp` in a guard page, or within a few pushes above it
+/// (the push that faulted may not have moved it). Which stack, and whose.
+fn stack_overflow(rsp: u64) -> Option<Overflow> {
+    let near = |bottom: u64| (bottom - GUARD_BYTES..bottom + 64).contains(&rsp);
+    let (bottom, top) = crate::arch::x86_64::boot::boot_stack();
+    let mut task = LineBuf::new();
+    if near(bottom) {
+        let _ = write!(task, "the boot task");
+        return Some(Overflow { task, bottom, top });
+    }
+    let (bottom, top) = crate::memory::kstack::stack_guarded_by(rsp)
+        .or_else(|| crate::memory::kstack::stack_guarded_by(rsp.wrapping_sub(64)))?;
+    // The table may be held by the code that overflowed: only try it.
+    match proc::try_with_table(|t| {
+        let p = t.current();
+        let _ = write!(task, "pid {} ({})", p.pid, p.name.as_str());
+    }) {
+        Some(()) => {}
+        None => {
+            let _ = write!(task, "a process (table busy)");
+        }
+    }
+    Some(Overflow { task, bottom, top })
 }
 
 /// The report of an exception, as the host receives it.

@@ -30,7 +30,6 @@ use super::{memory, note};
 use crate::arch::x86_64::context::SwitchFrame;
 use crate::arch::x86_64::trap::{RFLAGS_TF, TrapFrame};
 use crate::arch::x86_64::{cpu, gdt};
-use crate::mm::paging::USER_HALF_END;
 use crate::proc::{KERNEL_PID, SavedContext};
 
 /// Software breakpoints the stub can hold at once.
@@ -466,8 +465,12 @@ impl HwWatchpoint for Kernel {
 /// `hbreak` (which matches the address in whichever process runs) works
 /// instead.
 impl SwBreakpoint for Kernel {
+    /// Only in kernel text: an `int3` written into data (a counter, the
+    /// direct map's alias of a user frame or a page table) would corrupt
+    /// it, and a program's code may be shared copy-on-write.
     fn add_sw_breakpoint(&mut self, addr: u64, _kind: usize) -> TargetResult<bool, Self> {
-        if addr < USER_HALF_END {
+        let [(text_start, text_end), _, _] = crate::memory::virt::image_sections();
+        if !(text_start..text_end).contains(&addr) {
             return Ok(false);
         }
         if self.planted_at(addr) {

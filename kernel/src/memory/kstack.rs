@@ -136,6 +136,16 @@ fn release_slot(slot: usize) {
     SLOTS.with(|bits| bits[slot / 64] &= !(1 << (slot % 64)));
 }
 
+/// The stack `(bottom, top)` of the slot whose guard page holds `addr`.
+pub fn stack_guarded_by(addr: u64) -> Option<(u64, u64)> {
+    if !is_guard_page(addr) {
+        return None;
+    }
+    let slot = (addr - STACKS_START) / SLOT_STRIDE;
+    let top = STACKS_START + (slot + 1) * SLOT_STRIDE;
+    Some((top - KERNEL_STACK_SIZE, top))
+}
+
 /// Whether `addr` lies in the guard page of some kernel stack slot.
 pub fn is_guard_page(addr: u64) -> bool {
     let end = STACKS_START + MAX_KERNEL_STACKS as u64 * SLOT_STRIDE;

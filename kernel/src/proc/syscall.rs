@@ -7,6 +7,7 @@
 use alloc::vec::Vec;
 
 use probe_proto::ExitReason;
+use probe_proto::names::EscapeControls;
 use sysabi::{AllocatedIds, Errno, MAX_NAME_LEN, MAX_WRITE_LEN, ProgramMemory, map, nr, prot};
 
 use crate::arch::x86_64::trap::TrapFrame;
@@ -169,8 +170,14 @@ fn write(addr: u64, len: u64) -> Result<u64, Errno> {
         let p = t.current();
         (p.pid, p.name)
     });
+    // A program's bytes are shown, never obeyed: no escape sequence of it
+    // reaches a terminal showing the log.
     for line in text.lines().filter(|l| !l.is_empty()) {
-        kinfo!("[{}:{pid}] {line}", name.as_str());
+        kinfo!(
+            "[{}:{pid}] {}",
+            EscapeControls(name.as_str()),
+            EscapeControls(line)
+        );
     }
     Ok(len)
 }

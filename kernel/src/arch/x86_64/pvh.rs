@@ -72,10 +72,11 @@ pub fn parse(start_info: u64) -> Result<BootInfo, &'static str> {
         });
     }
     if info.cmdline_paddr != 0 && info.cmdline_paddr < super::BOOT_DIRECT_MAP_BYTES {
-        let mut buf = [0u8; MAX_CMDLINE];
+        // One byte more than is kept, to tell a cut line from a full one.
+        let mut buf = [0u8; MAX_CMDLINE + 1];
         for (i, slot) in buf.iter_mut().enumerate() {
             // SAFETY: the NUL-terminated command line lies in low RAM; we stop
-            // at its terminator or at MAX_CMDLINE bytes.
+            // at its terminator or at MAX_CMDLINE + 1 bytes.
             let b: u8 = unsafe { read_phys(info.cmdline_paddr + i as u64) };
             if b == 0 {
                 break;
