@@ -57,6 +57,8 @@ pub struct Com2 {
     pending: [u8; GATHER],
     len: usize,
     splice: Splice,
+    /// Output is dropped: a replayed packet's reply nobody asked for.
+    muted: bool,
 }
 
 /// Text spliced into the next reply gdbstub writes, before its `#`, and
@@ -79,7 +81,13 @@ impl Com2 {
             pending: [0; GATHER],
             len: 0,
             splice: Splice::Off,
+            muted: false,
         }
+    }
+
+    /// Drops (or stops dropping) everything gdbstub writes.
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
     }
 
     /// Makes the next reply gdbstub writes end with `extra` (plain text,
@@ -154,6 +162,9 @@ impl Connection for Com2 {
     type Error = Infallible;
 
     fn write(&mut self, byte: u8) -> Result<(), Infallible> {
+        if self.muted {
+            return Ok(());
+        }
         if let Splice::Off = self.splice {
             self.put(byte);
         } else {
@@ -163,6 +174,9 @@ impl Connection for Com2 {
     }
 
     fn write_all(&mut self, buf: &[u8]) -> Result<(), Infallible> {
+        if self.muted {
+            return Ok(());
+        }
         if let Splice::Off = self.splice {
             self.put_all(buf);
         } else {
@@ -246,6 +260,17 @@ impl<'a> Reply<'a> {
             }
         }
         self.raw_summed(&bytes[run..], sum.take());
+    }
+
+    /// `data` as hex digits, two a byte, 32 bytes of text at a time.
+    pub fn hex(&mut self, data: &[u8]) {
+        for piece in data.chunks(32) {
+            let mut text = [0u8; 64];
+            for (pair, &b) in text.chunks_exact_mut(2).zip(piece) {
+                pair.copy_from_slice(&hex_byte(b));
+            }
+            self.raw(&text[..piece.len() * 2]);
+        }
     }
 
     /// Ends the packet and sends everything queued.
@@ -384,6 +409,9 @@ pub fn reply(com: &mut Com2, payload: &[u8]) {
 /// has no `x`): `xADDR,LEN`, sent by gdb 16 and later once the stub
 /// advertises `binary-upload+`.
 pub const READ_BINARY: &[u8] = b"x";
+/// Body of the hex memory read the stub answers itself (instead of
+/// gdbstub, whose `m` has no bound): `mADDR,LEN`.
+pub const READ_HEX: &[u8] = b"m";
 /// Body of the link benchmark: `qkernel.blast:LEN` answers LEN filler
 /// bytes as fast as the transmit path goes.
 pub const BLAST: &[u8] = b"qkernel.blast:";
@@ -392,45 +420,22 @@ const SUPPORTED: &[u8] = b"qSupported";
 /// gdbstub answers `Hg` (select the thread for registers and memory);
 /// the stub notes the choice too (see [`Intercept::take_selection`]).
 const SELECT: &[u8] = b"Hg";
-/// Longest thread id of an `Hg` packet kept (`p` pid `.` tid, in hex);
-/// it is kept in the own-packet body buffer.
-const SELECT_MAX: usize = 40;
-const _: () = assert!(SELECT_MAX <= OWN_MAX);
 /// Features appended to gdbstub's `qSupported` reply.
 pub const SUPPORTED_EXTRA: &[u8] = b";binary-upload+";
-/// Longest body of a packet the stub answers itself.
-const OWN_MAX: usize = 64;
-/// Longest packet head held back before gdbstub sees it.
-const HEAD_MAX: usize = 1 + max_len(&[READ_BINARY, BLAST, SUPPORTED, SELECT]);
+/// Bytes of the packet buffer, advertised to gdb as `PacketSize`.
+pub const PACKET_BYTES: usize = 0x4000;
+/// A whole received packet: `$`, the body, `#` and two checksum digits.
+const RX_PACKET_MAX: usize = PACKET_BYTES + 4;
 
-const fn max_len(words: &[&[u8]]) -> usize {
-    let mut max = 0;
-    let mut i = 0;
-    while i < words.len() {
-        if words[i].len() > max {
-            max = words[i].len();
-        }
-        i += 1;
-    }
-    max
-}
-
-/// Where the receiver is in the byte stream; gdbstub's own receiver goes
-/// through the same states.
+/// Where the receiver is in the byte stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RxState {
     /// Between packets: acks, Ctrl-C, or a `$`.
     Between,
-    /// After `$`: the head is held until it says whose packet this is.
-    Head,
-    /// In a packet for gdbstub, before its `#`.
-    Pass,
-    /// In a packet for gdbstub: checksum digits still to come.
-    PassSum(u8),
-    /// In a packet the stub answers itself, before its `#`.
-    Own,
-    /// In a packet the stub answers itself: checksum digits still to come.
-    OwnSum(u8),
+    /// In a packet, before its `#`.
+    Body,
+    /// After the `#`: this many checksum digits received.
+    Sum(u8),
 }
 
 /// What the stopped kernel does with a received byte; see
@@ -439,38 +444,36 @@ enum RxState {
 pub enum Rx<'a> {
     /// Nothing yet.
     Hold,
-    /// Bytes for gdbstub, in order.
+    /// Bytes for gdbstub, in order: a byte between packets, or a whole
+    /// packet whose checksum matched.
     Pass(&'a [u8]),
-    /// Bytes for gdbstub that start `qSupported`: its reply must also
-    /// carry [`SUPPORTED_EXTRA`].
+    /// A whole `qSupported` packet for gdbstub: its reply must also carry
+    /// [`SUPPORTED_EXTRA`].
     PassSupported(&'a [u8]),
-    /// A whole packet for the stub itself: its body (`None` if it was too
-    /// long to keep), and whether its checksum matched.
+    /// A packet the stub answers itself, or one nobody may see: its body
+    /// (`None` if it was too long to keep), and whether its checksum
+    /// matched (if not, gdb is asked to send it again).
     Own {
         body: Option<&'a [u8]>,
         checksum_ok: bool,
     },
 }
 
-/// Sorts the packets that reach the stopped kernel into those `gdbstub`
-/// answers and those the stub answers itself ([`READ_BINARY`], [`BLAST`]),
-/// holding back at most the few bytes of a packet's head that decide it.
+/// Takes whole packets before anything sees them: a packet whose checksum
+/// fails (a noisy line) is asked for again and never reaches gdbstub,
+/// which would end the session on it; a packet longer than the buffer is
+/// answered with an error; `-` from gdb (it got a damaged reply) is
+/// dropped, since gdbstub treats it as fatal and gdb repeats its request
+/// anyway. Packets the stub answers itself ([`READ_BINARY`], [`READ_HEX`],
+/// [`BLAST`]) are kept; the rest go to gdbstub whole.
 pub struct Intercept {
     state: RxState,
-    /// `$` and the head, while undecided.
-    head: [u8; HEAD_MAX + 1],
-    head_len: usize,
-    /// The body of an own packet.
-    body: [u8; OWN_MAX],
-    body_len: usize,
+    packet: [u8; RX_PACKET_MAX],
+    len: usize,
     overflow: bool,
-    /// Sum of the own packet's body bytes, kept or not.
+    /// Sum of the body bytes.
     sum: u8,
-    /// Checksum digits received.
-    digits: [u8; 2],
-    /// In an `Hg` packet: its thread id is kept in `body` as it passes.
-    tapping: bool,
-    /// An `Hg` packet has passed whole; its id is in `body`.
+    /// The packet just passed was an `Hg`.
     selection: bool,
 }
 
@@ -479,139 +482,100 @@ impl Intercept {
     pub const fn new() -> Self {
         Self {
             state: RxState::Between,
-            head: [0; HEAD_MAX + 1],
-            head_len: 0,
-            body: [0; OWN_MAX],
-            body_len: 0,
+            packet: [0; RX_PACKET_MAX],
+            len: 0,
             overflow: false,
             sum: 0,
-            digits: [0; 2],
-            tapping: false,
             selection: false,
         }
     }
 
     /// The thread id of the `Hg` packet that was just passed to gdbstub,
-    /// once; `None` if there was none (or its id was too long to keep).
+    /// once; `None` if there was none.
     pub fn take_selection(&mut self) -> Option<&[u8]> {
-        let whole = core::mem::take(&mut self.selection) && !self.overflow;
-        whole.then_some(&self.body[..self.body_len])
+        if !core::mem::take(&mut self.selection) {
+            return None;
+        }
+        // `$Hg` ... `#xx`.
+        self.packet.get(1 + SELECT.len()..self.len.checked_sub(3)?)
+    }
+
+    fn push(&mut self, byte: u8) {
+        match self.packet.get_mut(self.len) {
+            Some(slot) => {
+                *slot = byte;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
     }
 
     /// Takes the next received byte.
     pub fn accept(&mut self, byte: u8) -> Rx<'_> {
         match self.state {
-            RxState::Between if byte == b'$' => {
-                self.state = RxState::Head;
-                self.head[0] = byte;
-                self.head_len = 1;
-                Rx::Hold
-            }
-            RxState::Between | RxState::Pass | RxState::PassSum(_) => {
-                if self.tapping {
-                    self.tap(byte);
+            RxState::Between => match byte {
+                b'$' => {
+                    self.state = RxState::Body;
+                    self.len = 0;
+                    self.overflow = false;
+                    self.sum = 0;
+                    self.push(byte);
+                    Rx::Hold
                 }
-                self.state = pass_state(self.state, byte);
-                self.head[0] = byte;
-                Rx::Pass(&self.head[..1])
-            }
-            RxState::Head => self.head_byte(byte),
-            RxState::Own => {
+                b'-' => Rx::Hold,
+                _ => {
+                    self.packet[0] = byte;
+                    Rx::Pass(&self.packet[..1])
+                }
+            },
+            RxState::Body => {
                 if byte == b'#' {
-                    self.state = RxState::OwnSum(0);
-                    return Rx::Hold;
-                }
-                self.sum = self.sum.wrapping_add(byte);
-                if self.body_len < OWN_MAX {
-                    self.body[self.body_len] = byte;
-                    self.body_len += 1;
+                    self.state = RxState::Sum(0);
                 } else {
-                    self.overflow = true;
+                    self.sum = self.sum.wrapping_add(byte);
                 }
+                self.push(byte);
                 Rx::Hold
             }
-            RxState::OwnSum(n) => {
-                self.digits[usize::from(n)] = byte;
-                if n == 0 {
-                    self.state = RxState::OwnSum(1);
-                    return Rx::Hold;
-                }
+            RxState::Sum(0) => {
+                self.state = RxState::Sum(1);
+                self.push(byte);
+                Rx::Hold
+            }
+            RxState::Sum(_) => {
                 self.state = RxState::Between;
-                Rx::Own {
-                    body: (!self.overflow).then_some(&self.body[..self.body_len]),
-                    checksum_ok: parse_hex_byte(self.digits) == Some(self.sum),
-                }
+                self.push(byte);
+                self.complete()
             }
         }
     }
 
-    /// Keeps a byte of an `Hg` packet's thread id; notes its end.
-    fn tap(&mut self, byte: u8) {
-        match self.state {
-            RxState::Pass if byte != b'#' => {
-                if self.body_len < SELECT_MAX {
-                    self.body[self.body_len] = byte;
-                    self.body_len += 1;
-                } else {
-                    self.overflow = true;
-                }
-            }
-            RxState::PassSum(1) => {
-                self.tapping = false;
-                self.selection = true;
-            }
-            _ => {}
+    /// A whole packet has arrived.
+    fn complete(&mut self) -> Rx<'_> {
+        if self.overflow {
+            return Rx::Own {
+                body: None,
+                checksum_ok: true,
+            };
         }
-    }
-
-    fn head_byte(&mut self, byte: u8) -> Rx<'_> {
-        self.head[self.head_len] = byte;
-        self.head_len += 1;
-        let head = &self.head[1..self.head_len];
-        if head == SELECT {
-            self.state = RxState::Pass;
-            self.tapping = true;
-            self.selection = false;
-            self.body_len = 0;
-            self.overflow = false;
-            return Rx::Pass(&self.head[..self.head_len]);
-        }
-        if head == READ_BINARY || head == BLAST {
-            self.state = RxState::Own;
-            self.body[..head.len()].copy_from_slice(head);
-            self.body_len = head.len();
-            self.overflow = false;
-            self.sum = head.iter().fold(0u8, |s, &b| s.wrapping_add(b));
-            return Rx::Hold;
-        }
-        let undecided = [READ_BINARY, BLAST, SUPPORTED, SELECT]
+        let digits = [self.packet[self.len - 2], self.packet[self.len - 1]];
+        let checksum_ok = parse_hex_byte(digits) == Some(self.sum);
+        let body = &self.packet[1..self.len - 3];
+        let own = [READ_BINARY, READ_HEX, BLAST]
             .iter()
-            .any(|own| own.len() > head.len() && own.starts_with(head));
-        if undecided {
-            return Rx::Hold;
+            .any(|prefix| body.starts_with(prefix));
+        if !checksum_ok || own {
+            return Rx::Own {
+                body: Some(body),
+                checksum_ok,
+            };
         }
-        // gdbstub's: replay what was held, tracking where it ends.
-        let mut state = RxState::Pass;
-        for &b in &self.head[1..self.head_len] {
-            state = pass_state(state, b);
-        }
-        self.state = state;
-        let held = &self.head[..self.head_len];
-        if held[1..] == *SUPPORTED {
-            Rx::PassSupported(held)
+        self.selection = body.starts_with(SELECT);
+        if body == SUPPORTED || body.starts_with(b"qSupported:") {
+            Rx::PassSupported(&self.packet[..self.len])
         } else {
-            Rx::Pass(held)
+            Rx::Pass(&self.packet[..self.len])
         }
-    }
-}
-
-/// The receiver's state after `byte` of a packet that goes to gdbstub.
-fn pass_state(state: RxState, byte: u8) -> RxState {
-    match state {
-        RxState::Pass if byte == b'#' => RxState::PassSum(2),
-        RxState::PassSum(2) => RxState::PassSum(1),
-        RxState::PassSum(_) => RxState::Between,
-        other => other,
     }
 }
 

@@ -37,15 +37,21 @@ type StopReason = MultiThreadStopReason<u64>;
 /// Bytes of the packet buffer, advertised to gdb as `PacketSize`: one
 /// `m` request reads up to half of it (the reply is hex), one `x` request
 /// all of it.
-const PACKET_BYTES: usize = 0x4000;
+const PACKET_BYTES: usize = conn::PACKET_BYTES;
 /// Most bytes of memory one `x` reply carries.
 const READ_BINARY_MAX: usize = PACKET_BYTES;
+/// Most bytes of memory one `m` reply carries (two hex digits each).
+const READ_HEX_MAX: usize = PACKET_BYTES / 2;
+/// The longest `qSupported` packet kept, to replay when a session's
+/// machine is made afresh after a malformed packet.
+const SUPPORTED_KEPT: usize = 512;
 /// Bytes of memory copied per page-table check while answering `x`.
 const READ_CHUNK: usize = 1024;
 /// The interrupt request gdb sends while the kernel runs.
 const CTRL_C: u8 = 0x03;
-/// Most filler bytes one `qkernel.blast` reply carries.
-const BLAST_MAX: u64 = 16 << 20;
+/// Most filler bytes one `qkernel.blast` reply carries: the benchmark's
+/// replies are 16 KiB; a larger one only holds the stopped kernel.
+const BLAST_MAX: u64 = 1 << 20;
 
 /// The buffer the state machine parses packets in; see [`new_machine`].
 static mut PACKET_BUFFER: [u8; PACKET_BYTES] = [0; PACKET_BYTES];
@@ -54,6 +60,10 @@ struct Session {
     machine: Option<Machine>,
     target: Kernel,
     rx: Intercept,
+    /// The session's `qSupported` packet, whole: what gdb and gdbstub
+    /// agreed on, replayed into a machine made afresh.
+    supported: [u8; SUPPORTED_KEPT],
+    supported_len: usize,
 }
 
 /// Taken only from trap context (interrupts off) and only with `try_lock`:
@@ -63,6 +73,8 @@ static SESSION: Mutex<Session> = Mutex::new(Session {
     machine: None,
     target: Kernel::new(),
     rx: Intercept::new(),
+    supported: [0; SUPPORTED_KEPT],
+    supported_len: 0,
 });
 
 /// Silence (ms) after which a stopped session is given up; 0 = never.
@@ -114,6 +126,7 @@ fn end(session: &mut Session) {
     }
     session.machine = None;
     session.rx = Intercept::new();
+    session.supported_len = 0;
     session.target.forget_session();
 }
 
@@ -134,11 +147,17 @@ fn receive(session: &mut Session, byte: u8) {
         machine,
         target,
         rx,
+        supported,
+        supported_len,
     } = session;
     let ok = match rx.accept(byte) {
         Rx::Hold => true,
         Rx::Pass(bytes) => feed(machine, target, bytes),
         Rx::PassSupported(bytes) => {
+            if let Some(kept) = supported.get_mut(..bytes.len()) {
+                kept.copy_from_slice(bytes);
+                *supported_len = bytes.len();
+            }
             if let Some(m) = machine.as_mut() {
                 conn_of(m).splice_into_next_reply(conn::SUPPORTED_EXTRA);
             }
@@ -161,7 +180,39 @@ fn receive(session: &mut Session, byte: u8) {
         }
     }
     if !ok {
-        end(session);
+        recover(session);
+    }
+}
+
+/// After gdbstub failed on a packet (one it could not parse, whatever its
+/// checksum): the session goes on with a machine made afresh, told again
+/// what was agreed in `qSupported` (its reply dropped), and gdb gets an
+/// error for the packet instead of a lost session. Breakpoints and the
+/// selected thread live in the target and stay.
+fn recover(session: &mut Session) {
+    session.machine = None;
+    session.machine = new_machine(session);
+    let Session {
+        machine,
+        target,
+        supported,
+        supported_len,
+        ..
+    } = session;
+    let Some(m) = machine.as_mut() else {
+        return end(session);
+    };
+    conn_of(m).set_muted(true);
+    let replayed = feed(machine, target, &supported[..*supported_len]);
+    match machine.as_mut() {
+        Some(m) if replayed => {
+            let com = conn_of(m);
+            com.set_muted(false);
+            // The packet's ack may have been lost with the old machine.
+            com.put(b'+');
+            conn::reply(com, b"E01");
+        }
+        _ => end(session),
     }
 }
 
@@ -172,12 +223,11 @@ fn feed(machine: &mut Option<Machine>, target: &mut Kernel, bytes: &[u8]) -> boo
             Some(GdbStubStateMachine::Idle(m)) => match m.incoming_data(target, byte) {
                 Ok(next) => *machine = Some(next),
                 Err(e) => {
-                    note(format_args!("session failed: {e:?}"));
+                    note(format_args!("packet refused: {e:?}"));
                     return false;
                 }
             },
-            // Only a packet's last byte moves the machine on, and held
-            // bytes never include it.
+            // A whole packet moves the machine on only at its last byte.
             other => {
                 *machine = other;
                 break;
@@ -202,9 +252,53 @@ fn answer_own(com: &mut Com2, target: &mut Kernel, body: Option<&[u8]>, checksum
     };
     if let Some(args) = body.strip_prefix(conn::READ_BINARY) {
         read_binary(com, target, args);
+    } else if let Some(args) = body.strip_prefix(conn::READ_HEX) {
+        read_hex(com, target, args);
     } else if let Some(args) = body.strip_prefix(conn::BLAST) {
         blast(com, args);
     }
+}
+
+/// `mADDR,LEN`: hex of up to [`READ_HEX_MAX`] bytes, up to the first
+/// inaccessible one (gdb asks again for the rest, and a short reply tells
+/// it where memory ends); `E0e` if the first is.
+fn read_hex(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
+    let mut fields = args.split(|&b| b == b',');
+    let (Some(addr), Some(len), None) = (
+        fields.next().and_then(conn::parse_hex),
+        fields.next().and_then(conn::parse_hex),
+        fields.next(),
+    ) else {
+        return conn::reply(com, b"E01");
+    };
+    let len = len.min(READ_HEX_MAX as u64) as usize;
+    if len == 0 {
+        return conn::reply(com, b"");
+    }
+    let mut chunk = Words::<{ READ_CHUNK / 8 }>::new();
+    let mut want = len.min(READ_CHUNK);
+    let mut n = target.read_memory(addr, &mut chunk.bytes_mut()[..want]);
+    if n == 0 {
+        return conn::reply(com, b"E0e");
+    }
+    let mut reply = Reply::start(com);
+    let mut done = 0;
+    loop {
+        reply.hex(&chunk.bytes_mut()[..n]);
+        done += n;
+        if done == len || n < want {
+            break;
+        }
+        want = (len - done).min(READ_CHUNK);
+        n = target.read_memory(
+            addr.wrapping_add(done as u64),
+            &mut chunk.bytes_mut()[..want],
+        );
+        if n == 0 {
+            break;
+        }
+    }
+    reply.finish();
 }
 
 /// `xADDR,LEN`: `b` and the bytes, escaped, up to the first inaccessible
