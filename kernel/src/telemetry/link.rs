@@ -9,7 +9,8 @@
 
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{
-    FrameDecoder, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, PROTOCOL_VERSION, Pong,
+    FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, ProcessListEnd,
+    PtDumpEnd, PROTOCOL_VERSION, Pong,
     encode_frame, features,
 };
 
@@ -70,21 +71,52 @@ impl TxRing {
     }
 }
 
-/// Host requests waiting to be answered from thread context: answering
-/// takes memory-manager locks, which the interrupt handler that decodes the
-/// request must not.
-#[derive(Debug, Clone, Copy, Default)]
+/// Host requests waiting to be answered from thread context (answering
+/// takes memory-manager locks, which the interrupt handler that decodes
+/// them must not), in the order they came. Each is answered: one that
+/// finds the queue full is answered at once as not done (an incomplete
+/// `HeapWalkEnd`, `ProcessListEnd` or `PtDumpEnd`), and a `Snapshot` or
+/// `Check` already waiting is not queued twice.
+#[derive(Debug, Clone, Default)]
 pub struct Requests {
-    /// `Snapshot`: send `MemoryStats`.
-    pub snapshot: bool,
-    /// `Check`: send `FrameCheck` and `HeapCheck`.
-    pub check: bool,
-    /// `HeapWalk`: walk this `(pid, heap id)`.
-    pub heap_walk: Option<(u32, u32)>,
-    /// `Processes`: list this pid, or every program for -1.
-    pub processes: Option<i64>,
-    /// `PtDump`: dump the page tables of this pid (0: the kernel's).
-    pub pt_dump: Option<u32>,
+    queue: [Option<HostMsg>; MAX_PENDING],
+    len: usize,
+}
+
+/// Host requests that can wait at once.
+const MAX_PENDING: usize = 16;
+
+impl Requests {
+    /// Queues `cmd`; false if it does not fit.
+    fn push(&mut self, cmd: HostMsg) -> bool {
+        let repeat = matches!(cmd, HostMsg::Snapshot | HostMsg::Check);
+        if repeat && self.queue[..self.len].contains(&Some(cmd.clone())) {
+            return true;
+        }
+        match self.queue.get_mut(self.len) {
+            Some(slot) => {
+                *slot = Some(cmd);
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Iterator for Requests {
+    type Item = HostMsg;
+
+    /// The oldest request.
+    fn next(&mut self) -> Option<HostMsg> {
+        if self.len == 0 {
+            return None;
+        }
+        let first = self.queue[0].take();
+        self.queue.rotate_left(1);
+        self.len -= 1;
+        first
+    }
 }
 
 struct Link {
@@ -107,11 +139,8 @@ static LINK: IrqMutex<Link> = IrqMutex::new(Link {
     port: None,
     scratch: [0; MAX_FRAME],
     requests: Requests {
-        snapshot: false,
-        check: false,
-        heap_walk: None,
-        processes: None,
-        pt_dump: None,
+        queue: [const { None }; MAX_PENDING],
+        len: 0,
     },
     ring: TxRing::new(),
     dropped_unreported: 0,
@@ -307,7 +336,7 @@ impl Link {
             HostMsg::Resync => {
                 self.send_hello();
                 // A late host also wants the current picture.
-                self.requests.snapshot = true;
+                let _ = self.requests.push(HostMsg::Snapshot);
             }
             HostMsg::Ping { nonce } => {
                 self.send(&KernelMsg::Pong(Pong {
@@ -315,12 +344,42 @@ impl Link {
                     ts_us: time::uptime_us(),
                 }));
             }
-            HostMsg::Snapshot => self.requests.snapshot = true,
-            HostMsg::Check => self.requests.check = true,
-            HostMsg::HeapWalk { pid, heap_id } => self.requests.heap_walk = Some((pid, heap_id)),
-            HostMsg::Processes { pid } => self.requests.processes = Some(pid),
-            HostMsg::PtDump { pid } => self.requests.pt_dump = Some(pid),
+            cmd => {
+                if !self.requests.push(cmd.clone()) {
+                    self.refuse(cmd);
+                }
+            }
         }
+    }
+
+    /// Answers a request the queue had no room for as not done, so the
+    /// host is never left waiting.
+    fn refuse(&mut self, cmd: HostMsg) {
+        let ts_us = time::uptime_us();
+        let answer = match cmd {
+            HostMsg::HeapWalk { pid, heap_id } => KernelMsg::HeapWalkEnd(HeapWalkEnd {
+                ts_us,
+                pid,
+                heap_id,
+                blocks: 0,
+                complete: false,
+            }),
+            HostMsg::Processes { .. } => KernelMsg::ProcessListEnd(ProcessListEnd {
+                ts_us,
+                total_programs: 0,
+                complete: false,
+            }),
+            HostMsg::PtDump { pid } => KernelMsg::PtDumpEnd(PtDumpEnd {
+                ts_us,
+                space: pid,
+                complete: false,
+                ..PtDumpEnd::default()
+            }),
+            // Snapshot and Check come round again with the next heartbeat
+            // or request; the others are answered at once.
+            _ => return,
+        };
+        self.send(&answer);
     }
 
     fn send_hello(&mut self) {

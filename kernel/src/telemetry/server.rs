@@ -4,7 +4,7 @@
 //! [`send_waiting`], so none is dropped for want of room.
 #![deny(unsafe_code)]
 
-use probe_proto::{HeapBlock, HeapWalkEnd, KernelMsg, ProcessListEnd, PtRange};
+use probe_proto::{HeapBlock, HeapWalkEnd, HostMsg, KernelMsg, ProcessListEnd, PtRange};
 
 use super::link::{send_waiting, take_requests};
 use crate::introspect::heap_walk::{self, WALK_BATCH};
@@ -13,27 +13,24 @@ use crate::introspect::{check, memory, processes};
 use crate::memory::heap::with_kernel_heap;
 use crate::time;
 
-/// Answers the host's pending requests.
+/// Answers the host's pending requests, oldest first.
 pub fn serve_requests() {
-    let req = take_requests();
-    if req.snapshot {
-        send_waiting(&KernelMsg::MemoryStats(memory::memory_stats()));
-    }
-    if req.check {
-        send_waiting(&KernelMsg::FrameCheck(memory::frame_check()));
-        if let Some(check) = with_kernel_heap(|h| memory::heap_check(h)) {
-            send_waiting(&KernelMsg::HeapCheck(check));
+    for cmd in take_requests() {
+        match cmd {
+            HostMsg::Snapshot => send_waiting(&KernelMsg::MemoryStats(memory::memory_stats())),
+            HostMsg::Check => {
+                send_waiting(&KernelMsg::FrameCheck(memory::frame_check()));
+                if let Some(check) = with_kernel_heap(|h| memory::heap_check(h)) {
+                    send_waiting(&KernelMsg::HeapCheck(check));
+                }
+                send_mapping_check();
+            }
+            HostMsg::Processes { pid } => send_listing(pid),
+            HostMsg::HeapWalk { pid, heap_id } => send_heap_walk(pid, heap_id),
+            HostMsg::PtDump { pid } => send_pt_dump(pid),
+            // Answered by the link itself.
+            HostMsg::Resync | HostMsg::Ping { .. } => {}
         }
-        send_mapping_check();
-    }
-    if let Some(pid) = req.processes {
-        send_listing(pid);
-    }
-    if let Some((pid, heap_id)) = req.heap_walk {
-        send_heap_walk(pid, heap_id);
-    }
-    if let Some(pid) = req.pt_dump {
-        send_pt_dump(pid);
     }
 }
 
