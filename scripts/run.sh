@@ -1,6 +1,6 @@
 #!/bin/sh
-# make run: boot the kernel in QEMU in the background and attach mmtop to its
-# telemetry port; QEMU is stopped when mmtop exits (Ctrl-C included).
+# make run: boot the kernel in QEMU in the background and open the mmtop TUI on
+# its telemetry port; QEMU is stopped when mmtop exits (Ctrl-C included).
 QEMU="$1"; MMTOP="$2"; SOCK="$3"; shift 3
 rm -f "$SOCK"
 "$QEMU" "$@" &
@@ -15,4 +15,4 @@ while [ ! -S "$SOCK" ]; do
     fi
     sleep 0.1
 done
-"$MMTOP" log --connect "unix:$SOCK"
+"$MMTOP" --connect "unix:$SOCK"

@@ -14,6 +14,7 @@
 //! - [`procs`]: process listings assembled into programs and the
 //!   `checkMemory` object.
 //! - [`cli`]: the `mmtop` command line built from the above.
+//! - [`ui`]: the TUI (`mmtop` alone, or `mmtop top`).
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -22,12 +23,18 @@ pub mod event;
 pub mod format;
 pub mod link;
 pub mod procs;
+pub mod ui;
 
 /// The process-listing fixture the end-to-end tests use too, so unit and
 /// end-to-end tests check the same numbers.
 #[cfg(test)]
 #[path = "../tests/common/procs.rs"]
 mod procs_fixture;
+
+/// Likewise the memory snapshot and check results.
+#[cfg(test)]
+#[path = "../tests/common/memory.rs"]
+mod memory_fixture;
 
 pub use decode::{DecodeError, Decoder};
 pub use event::{LinkEvent, spawn_reader};

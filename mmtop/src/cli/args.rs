@@ -95,6 +95,22 @@ pub enum Command {
     /// differ, 2 on bad input (a missing or malformed file, no --connect
     /// for `live`).
     Diff(DiffArgs),
+    /// The TUI, also what `mmtop` alone (or with only --connect) opens:
+    /// processes, one process, physical memory, page tables and the event
+    /// log, live; it reconnects when the link drops.
+    ///
+    /// Keys: q or Ctrl-C quit, Tab or 1-5 switch views, ? help.
+    Top(TopArgs),
+}
+
+/// `mmtop top` (and `mmtop` alone).
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// The kernel's COM1, as for the other commands; default $MMTOP_SOCK
+    /// (an address, or the path of a unix socket), else
+    /// unix:target/com1.sock.
+    #[arg(short = 'c', long = "connect", value_name = "ADDR")]
+    pub connect: Option<Address>,
 }
 
 /// `mmtop ptdump`.

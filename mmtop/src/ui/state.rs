@@ -1,0 +1,974 @@
+//! The TUI's model and `update`: plain logic, no terminal and no clock.
+//!
+//! Every input (a link event, a key, a one-second tick, a (re)connection)
+//! is one [`AppEvent`]; [`update`] folds it into [`State`] and returns the
+//! [`Action`]s the runner carries out (commands to send, quitting).
+
+use std::collections::VecDeque;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use probe_proto::{
+    CheckEnd, CheckFinding, FrameCheck, HeapCheck, HostMsg, KERNEL_PID, MemoryStats, PtAudit,
+    PtDumpEnd, PtRange, Version,
+};
+
+use crate::Msg;
+use crate::decode::DecodeError;
+use crate::event::LinkEvent;
+use crate::format::human;
+use crate::procs::{ListingBuilder, Program};
+
+/// Lines of the event log kept in memory.
+pub const EVENT_LOG_CAP: usize = 5000;
+/// Samples (one per tick) kept for the sparklines.
+pub const HISTORY: usize = 240;
+/// Ticks without a message after which a live link is called stalled.
+pub const STALL_TICKS: u32 = 5;
+
+/// The views, in the order of their number keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// One row per program (the default).
+    Processes,
+    /// One program: heaps and VMAs.
+    Detail,
+    /// Frames by owner and the last check.
+    Physical,
+    /// The last page-table dump.
+    PageTables,
+    /// The live event log.
+    Events,
+}
+
+impl View {
+    /// Every view, in number-key order.
+    pub const ALL: [View; 5] = [
+        View::Processes,
+        View::Detail,
+        View::Physical,
+        View::PageTables,
+        View::Events,
+    ];
+
+    /// The view's title, as its tab and heading show it.
+    pub const fn title(self) -> &'static str {
+        match self {
+            View::Processes => "Processes",
+            View::Detail => "Process detail",
+            View::Physical => "Physical memory",
+            View::PageTables => "Page tables",
+            View::Events => "Events",
+        }
+    }
+
+    fn index(self) -> usize {
+        View::ALL.iter().position(|v| *v == self).unwrap_or(0)
+    }
+}
+
+/// The columns of the processes table that can be sorted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// Process id.
+    Pid,
+    /// Program name.
+    Name,
+    /// Scheduling state.
+    State,
+    /// Number of heaps.
+    Heaps,
+    /// Total heap size.
+    Size,
+    /// Heap bytes used.
+    Used,
+    /// Heap bytes free.
+    Free,
+    /// Used / size.
+    PctUsed,
+    /// Number of sheds.
+    Sheds,
+    /// Number of VMAs.
+    Vmas,
+    /// Resident frames.
+    Resident,
+}
+
+impl SortKey {
+    /// Every column, left to right.
+    pub const ALL: [SortKey; 11] = [
+        SortKey::Pid,
+        SortKey::Name,
+        SortKey::State,
+        SortKey::Heaps,
+        SortKey::Size,
+        SortKey::Used,
+        SortKey::Free,
+        SortKey::PctUsed,
+        SortKey::Sheds,
+        SortKey::Vmas,
+        SortKey::Resident,
+    ];
+
+    /// The column's header.
+    pub const fn header(self) -> &'static str {
+        match self {
+            SortKey::Pid => "PID",
+            SortKey::Name => "NAME",
+            SortKey::State => "STATE",
+            SortKey::Heaps => "HEAPS",
+            SortKey::Size => "SIZE",
+            SortKey::Used => "USED",
+            SortKey::Free => "FREE",
+            SortKey::PctUsed => "%USE",
+            SortKey::Sheds => "SHEDS",
+            SortKey::Vmas => "VMAS",
+            SortKey::Resident => "RSS",
+        }
+    }
+
+    fn next(self) -> SortKey {
+        let i = SortKey::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        SortKey::ALL[(i + 1) % SortKey::ALL.len()]
+    }
+}
+
+/// Used heap bytes of `p` in per mille of its heap size (0 without heaps).
+pub fn used_permille(p: &Program) -> u64 {
+    let i = &p.info;
+    i.total_heap_used
+        .saturating_mul(1000)
+        .checked_div(i.total_heap_size)
+        .unwrap_or(0)
+}
+
+/// Where the link stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not yet connected.
+    Connecting,
+    /// Connected; the reader thread is running.
+    Up,
+    /// Closed or never opened; the runner reconnects every tick.
+    Lost(String),
+}
+
+/// The last consistency check asked for with `c`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Still waiting for its last message.
+    pub pending: bool,
+    /// The frame bitmap's result.
+    pub frame: Option<FrameCheck>,
+    /// The kernel heap's result.
+    pub heap: Option<HeapCheck>,
+    /// Inconsistencies between frames and mappings.
+    pub findings: Vec<CheckFinding>,
+    /// The mapping check's verdict.
+    pub end: Option<CheckEnd>,
+}
+
+/// The last page-table dump asked for with `p`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PtDump {
+    /// Still waiting for its `PtDumpEnd`.
+    pub pending: bool,
+    /// The space dumped (0: the kernel's).
+    pub pid: u32,
+    /// Its ranges, in address order.
+    pub ranges: Vec<PtRange>,
+    /// Its audit findings.
+    pub audits: Vec<PtAudit>,
+    /// Its summary.
+    pub end: Option<PtDumpEnd>,
+}
+
+/// Everything the TUI knows; rendering is a function of this alone.
+#[derive(Debug)]
+pub struct State {
+    /// The address shown in the status line.
+    pub address: String,
+    /// Whether colours may be used (`NO_COLOR` unset).
+    pub color: bool,
+    /// The link.
+    pub link: LinkState,
+    /// The kernel's protocol version, once it said Hello on this connection.
+    pub version: Option<Version>,
+    /// The view on screen.
+    pub view: View,
+    /// The help overlay is shown.
+    pub help: bool,
+    /// The last process listing, in the kernel's order.
+    pub programs: Vec<Program>,
+    /// Whether that listing had every part the kernel announced.
+    pub listing_complete: bool,
+    listing: ListingBuilder,
+    /// The last memory snapshot.
+    pub stats: Option<MemoryStats>,
+    /// The selected row's pid (processes view) and the detail view's process.
+    pub selected: Option<u32>,
+    /// The processes table's sort column.
+    pub sort: SortKey,
+    /// Sort descending.
+    pub reverse: bool,
+    /// Programs whose name contains this are shown.
+    pub filter: String,
+    /// Keys go to the filter.
+    pub editing_filter: bool,
+    /// The event log, oldest first.
+    pub log: VecDeque<String>,
+    /// Lines ever added to the log.
+    pub log_total: u64,
+    /// When paused: `log_total` at the pause; the view shows no later line.
+    pub paused_at: Option<u64>,
+    /// Lines scrolled back from the newest (event log, dumps, detail).
+    pub scroll: usize,
+    /// Messages received this tick.
+    pub msgs_this_tick: u64,
+    /// Messages per second over the last tick.
+    pub rate: u64,
+    /// Messages ever received.
+    pub msgs_total: u64,
+    /// Events per second, one sample per tick, oldest first.
+    pub rate_history: VecDeque<u64>,
+    /// Used frames, one sample per tick, oldest first.
+    pub used_history: VecDeque<u64>,
+    /// Frames that decoded to nothing.
+    pub bad_frames: u64,
+    /// Messages the kernel reported dropped.
+    pub dropped: u64,
+    /// Ticks since the last message.
+    pub ticks_since_msg: u32,
+    /// The last check.
+    pub check: CheckReport,
+    /// The last page-table dump.
+    pub ptdump: PtDump,
+}
+
+/// One input of the TUI.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once through a channel, like the LinkEvent it wraps"
+)]
+pub enum AppEvent {
+    /// Something from the link's reader thread.
+    Link(LinkEvent),
+    /// A link was (re)opened and its reader started.
+    Connected,
+    /// Opening the link failed; the runner tries again next tick.
+    ConnectFailed(String),
+    /// A key was pressed.
+    Key(KeyEvent),
+    /// One second passed.
+    Tick,
+    /// The terminal changed size (redraw only).
+    Resize,
+}
+
+impl From<LinkEvent> for AppEvent {
+    fn from(e: LinkEvent) -> Self {
+        AppEvent::Link(e)
+    }
+}
+
+/// What [`update`] asks the runner to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send a command to the kernel (dropped when the link is down).
+    Send(HostMsg),
+    /// Leave the TUI.
+    Quit,
+}
+
+impl State {
+    /// A model that knows nothing yet.
+    pub fn new(address: impl Into<String>, color: bool) -> State {
+        State {
+            address: address.into(),
+            color,
+            link: LinkState::Connecting,
+            version: None,
+            view: View::Processes,
+            help: false,
+            programs: Vec::new(),
+            listing_complete: true,
+            listing: ListingBuilder::new(),
+            stats: None,
+            selected: None,
+            sort: SortKey::Pid,
+            reverse: false,
+            filter: String::new(),
+            editing_filter: false,
+            log: VecDeque::new(),
+            log_total: 0,
+            paused_at: None,
+            scroll: 0,
+            msgs_this_tick: 0,
+            rate: 0,
+            msgs_total: 0,
+            rate_history: VecDeque::new(),
+            used_history: VecDeque::new(),
+            bad_frames: 0,
+            dropped: 0,
+            ticks_since_msg: 0,
+            check: CheckReport::default(),
+            ptdump: PtDump::default(),
+        }
+    }
+
+    /// The programs the table shows: filtered by name, sorted.
+    pub fn rows(&self) -> Vec<&Program> {
+        let filter = self.filter.to_lowercase();
+        let mut rows: Vec<&Program> = self
+            .programs
+            .iter()
+            .filter(|p| filter.is_empty() || p.info.name.to_lowercase().contains(&filter))
+            .collect();
+        rows.sort_by(|a, b| {
+            let (i, j) = (&a.info, &b.info);
+            let order = match self.sort {
+                SortKey::Pid => i.pid.cmp(&j.pid),
+                SortKey::Name => i.name.cmp(&j.name),
+                SortKey::State => i.state.name().cmp(j.state.name()),
+                SortKey::Heaps => a.heaps.len().cmp(&b.heaps.len()),
+                SortKey::Size => i.total_heap_size.cmp(&j.total_heap_size),
+                SortKey::Used => i.total_heap_used.cmp(&j.total_heap_used),
+                SortKey::Free => i.total_heap_free.cmp(&j.total_heap_free),
+                SortKey::PctUsed => used_permille(a).cmp(&used_permille(b)),
+                SortKey::Sheds => a.sheds.len().cmp(&b.sheds.len()),
+                SortKey::Vmas => a.vmas.len().cmp(&b.vmas.len()),
+                SortKey::Resident => i.resident_frames.cmp(&j.resident_frames),
+            }
+            .then(i.pid.cmp(&j.pid));
+            if self.reverse { order.reverse() } else { order }
+        });
+        rows
+    }
+
+    /// Index of the selected program among [`State::rows`] (0 when the
+    /// selection is filtered out or gone).
+    pub fn selected_index(&self, rows: &[&Program]) -> usize {
+        self.selected
+            .and_then(|pid| rows.iter().position(|p| p.info.pid == pid))
+            .unwrap_or(0)
+    }
+
+    /// The program the detail view shows, if the listing has it.
+    pub fn selected_program(&self) -> Option<&Program> {
+        let pid = self.selected?;
+        self.programs.iter().find(|p| p.info.pid == pid)
+    }
+
+    /// The log lines the events view shows (all up to the pause).
+    pub fn visible_log(&self) -> impl Iterator<Item = &String> {
+        let first = self.log_total - self.log.len() as u64;
+        let shown = self
+            .paused_at
+            .map_or(self.log.len(), |at| at.saturating_sub(first) as usize);
+        self.log.iter().take(shown)
+    }
+
+    fn push_log(&mut self, line: String) {
+        if self.log.len() == EVENT_LOG_CAP {
+            self.log.pop_front();
+        }
+        self.log.push_back(line);
+        self.log_total += 1;
+    }
+
+    fn move_selection(&mut self, delta: isize) {
+        let rows = self.rows();
+        if rows.is_empty() {
+            return;
+        }
+        let at = self.selected_index(&rows) as isize + delta;
+        let at = at.clamp(0, rows.len() as isize - 1) as usize;
+        self.selected = Some(rows[at].info.pid);
+    }
+
+    /// The pid whose tables `p` dumps: the selected one, else the kernel.
+    fn dump_target(&self) -> u32 {
+        let rows = self.rows();
+        match self.view {
+            View::Processes => rows
+                .get(self.selected_index(&rows))
+                .map_or(KERNEL_PID, |p| p.info.pid),
+            _ => self.selected.unwrap_or(KERNEL_PID),
+        }
+    }
+}
+
+/// The requests sent every tick once the kernel has said Hello.
+fn poll() -> Vec<Action> {
+    vec![
+        Action::Send(HostMsg::Processes { pid: -1 }),
+        Action::Send(HostMsg::Snapshot),
+    ]
+}
+
+fn push_sample(history: &mut VecDeque<u64>, value: u64) {
+    if history.len() == HISTORY {
+        history.pop_front();
+    }
+    history.push_back(value);
+}
+
+/// Folds `event` into `state`; returns what the runner must do.
+pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
+    match event {
+        AppEvent::Link(LinkEvent::Msg(msg)) => on_msg(state, msg),
+        AppEvent::Link(LinkEvent::Error(DecodeError::BadFrame(_))) => {
+            state.bad_frames += 1;
+            Vec::new()
+        }
+        AppEvent::Link(LinkEvent::Error(e)) => {
+            state.push_log(format!("error: {e}"));
+            Vec::new()
+        }
+        AppEvent::Link(LinkEvent::Closed { error, .. }) => {
+            state.link = LinkState::Lost(match error {
+                Some(e) => format!("read failed: {e}"),
+                None => "closed by the other side".into(),
+            });
+            state.version = None;
+            state.check.pending = false;
+            state.ptdump.pending = false;
+            Vec::new()
+        }
+        AppEvent::Connected => {
+            state.link = LinkState::Up;
+            state.version = None;
+            state.ticks_since_msg = 0;
+            state.listing = ListingBuilder::new();
+            vec![Action::Send(HostMsg::Resync)]
+        }
+        AppEvent::ConnectFailed(why) => {
+            state.link = LinkState::Lost(why);
+            Vec::new()
+        }
+        AppEvent::Key(key) => on_key(state, key),
+        AppEvent::Tick => {
+            state.rate = std::mem::take(&mut state.msgs_this_tick);
+            push_sample(&mut state.rate_history, state.rate);
+            if let Some(s) = &state.stats {
+                let used = s.total_frames.saturating_sub(s.free_frames);
+                push_sample(&mut state.used_history, used);
+            }
+            state.ticks_since_msg = state.ticks_since_msg.saturating_add(1);
+            match (&state.link, state.version) {
+                (LinkState::Up, None) => vec![Action::Send(HostMsg::Resync)],
+                (LinkState::Up, Some(_)) => poll(),
+                _ => Vec::new(),
+            }
+        }
+        AppEvent::Resize => Vec::new(),
+    }
+}
+
+fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
+    state.msgs_this_tick += 1;
+    state.msgs_total += 1;
+    state.ticks_since_msg = 0;
+    if let Some(listing) = state.listing.push(&msg) {
+        state.listing_complete = listing.completeness().is_ok();
+        state.programs = listing.programs;
+    }
+    let mut actions = Vec::new();
+    // Answers to the TUI's own polling would flood the log: not logged.
+    let mut log = true;
+    match &msg {
+        Msg::Hello(h) => {
+            let first = state.version.is_none();
+            state.version = Some(h.version);
+            if first {
+                actions = poll();
+            }
+        }
+        Msg::MemoryStats(s) => {
+            state.stats = Some(*s);
+            log = false;
+        }
+        Msg::ProcessInfo(_)
+        | Msg::ProcessHeap(_)
+        | Msg::ProcessShed(_)
+        | Msg::ProcessVma(_)
+        | Msg::ProcessListEnd(_) => log = false,
+        Msg::Dropped { count } => state.dropped += *count,
+        Msg::FrameCheck(c) if state.check.pending => state.check.frame = Some(*c),
+        Msg::HeapCheck(c) if state.check.pending && c.pid == KERNEL_PID => {
+            state.check.heap = Some(*c);
+        }
+        Msg::CheckFinding(f) if state.check.pending => state.check.findings.push(*f),
+        Msg::CheckEnd(e) if state.check.pending => {
+            state.check.end = Some(*e);
+            state.check.pending = false;
+        }
+        Msg::PtRange(r) if state.ptdump.pending && r.space == state.ptdump.pid => {
+            state.ptdump.ranges.push(*r);
+        }
+        Msg::PtAudit(a) if state.ptdump.pending && a.space == state.ptdump.pid => {
+            state.ptdump.audits.push(*a);
+        }
+        Msg::PtDumpEnd(e) if state.ptdump.pending && e.space == state.ptdump.pid => {
+            state.ptdump.end = Some(*e);
+            state.ptdump.pending = false;
+        }
+        _ => {}
+    }
+    if log {
+        state.push_log(human(&msg));
+    }
+    actions
+}
+
+fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
+    if key.kind != KeyEventKind::Press {
+        return Vec::new();
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && matches!(key.code, KeyCode::Char('c')) {
+        return vec![Action::Quit];
+    }
+    if state.editing_filter {
+        match key.code {
+            KeyCode::Char(c) => state.filter.push(c),
+            KeyCode::Backspace => {
+                state.filter.pop();
+            }
+            KeyCode::Esc => {
+                state.filter.clear();
+                state.editing_filter = false;
+            }
+            KeyCode::Enter => state.editing_filter = false,
+            _ => {}
+        }
+        return Vec::new();
+    }
+    if state.help {
+        match key.code {
+            KeyCode::Char('q') => return vec![Action::Quit],
+            KeyCode::Char('?') | KeyCode::Esc => state.help = false,
+            _ => {}
+        }
+        return Vec::new();
+    }
+    let mut actions = Vec::new();
+    match key.code {
+        KeyCode::Char('q') => actions.push(Action::Quit),
+        KeyCode::Char('?') => state.help = true,
+        KeyCode::Tab => switch(state, View::ALL[(state.view.index() + 1) % View::ALL.len()]),
+        KeyCode::BackTab => {
+            let n = View::ALL.len();
+            switch(state, View::ALL[(state.view.index() + n - 1) % n]);
+        }
+        KeyCode::Char(c @ '1'..='5') => switch(state, View::ALL[c as usize - '1' as usize]),
+        KeyCode::Up | KeyCode::Char('k') => scroll(state, -1),
+        KeyCode::Down | KeyCode::Char('j') => scroll(state, 1),
+        KeyCode::PageUp => scroll(state, -10),
+        KeyCode::PageDown => scroll(state, 10),
+        KeyCode::Enter if state.view == View::Processes => {
+            let rows = state.rows();
+            if let Some(p) = rows.get(state.selected_index(&rows)) {
+                state.selected = Some(p.info.pid);
+                switch(state, View::Detail);
+            }
+        }
+        KeyCode::Esc if state.view != View::Processes => switch(state, View::Processes),
+        KeyCode::Char('s') => state.sort = state.sort.next(),
+        KeyCode::Char('r') => state.reverse = !state.reverse,
+        KeyCode::Char('/') => {
+            state.editing_filter = true;
+            switch(state, View::Processes);
+        }
+        KeyCode::Char(' ') if state.view == View::Events => {
+            state.paused_at = match state.paused_at {
+                Some(_) => None,
+                None => Some(state.log_total),
+            };
+        }
+        KeyCode::Char('c') => {
+            state.check = CheckReport {
+                pending: true,
+                ..CheckReport::default()
+            };
+            actions.push(Action::Send(HostMsg::Check));
+        }
+        KeyCode::Char('p') | KeyCode::Char('K') => {
+            let pid = if key.code == KeyCode::Char('K') {
+                KERNEL_PID
+            } else {
+                state.dump_target()
+            };
+            state.ptdump = PtDump {
+                pending: true,
+                pid,
+                ..PtDump::default()
+            };
+            actions.push(Action::Send(HostMsg::PtDump { pid }));
+            switch(state, View::PageTables);
+        }
+        _ => {}
+    }
+    actions
+}
+
+fn switch(state: &mut State, view: View) {
+    if state.view != view {
+        state.view = view;
+        state.scroll = 0;
+    }
+}
+
+/// Up/down: the selection in the processes view, else scrolling (towards
+/// older lines for the log, further down for the other views).
+fn scroll(state: &mut State, delta: isize) {
+    match state.view {
+        View::Processes => state.move_selection(delta),
+        View::Events => {
+            // Up shows older lines: scroll counts back from the newest.
+            state.scroll = state.scroll.saturating_add_signed(-delta);
+            state.scroll = state.scroll.min(state.log.len());
+        }
+        _ => state.scroll = state.scroll.saturating_add_signed(delta),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crossterm::event::KeyEventState;
+    use probe_proto::{
+        EventCounters, FrameUsage, HeapStats, Hello, ProcState, ProcessHeap, ProcessInfo,
+        ProcessListEnd, ProcessVma, VmaKind,
+    };
+    use std::borrow::Cow;
+
+    pub(crate) fn key(code: KeyCode) -> AppEvent {
+        AppEvent::Key(KeyEvent {
+            code,
+            modifiers: KeyModifiers::NONE,
+            kind: KeyEventKind::Press,
+            state: KeyEventState::NONE,
+        })
+    }
+
+    fn msg(m: Msg) -> AppEvent {
+        AppEvent::Link(LinkEvent::Msg(m))
+    }
+
+    fn hello() -> Msg {
+        Msg::Hello(Hello {
+            version: Version { major: 1, minor: 3 },
+            build_id: Cow::Borrowed("test"),
+            mem_total_bytes: 128 << 20,
+            mem_usable_bytes: 127 << 20,
+            nr_regions: 0,
+            features: probe_proto::features::HOST_COMMANDS,
+            cmdline: Cow::Borrowed(""),
+            uptime_us: 0,
+        })
+    }
+
+    /// One program's listing messages: a row, one heap, one VMA.
+    pub(crate) fn program_msgs(pid: u32, name: &str, size: u64, used: u64) -> Vec<Msg> {
+        vec![
+            Msg::ProcessInfo(ProcessInfo {
+                ts_us: 1,
+                pid,
+                parent: 0,
+                name: Cow::Owned(name.to_owned()),
+                state: if pid == 0 {
+                    ProcState::Kernel
+                } else {
+                    ProcState::Runnable
+                },
+                nr_heaps: 1,
+                nr_sheds: 0,
+                nr_vmas: 1,
+                total_heap_size: size,
+                total_heap_used: used,
+                total_heap_free: size - used,
+                total_shed_size: 0,
+                resident_frames: u64::from(pid) + 3,
+                page_table_frames: 4,
+            }),
+            Msg::ProcessHeap(ProcessHeap {
+                pid,
+                heap_id: 0,
+                start: 0x10_0000,
+                heap_size: size,
+                heap_used: used,
+                heap_free: size - used,
+                used_blocks: 2,
+                largest_free: size - used,
+            }),
+            Msg::ProcessVma(ProcessVma {
+                pid,
+                start: 0x40_0000,
+                end: 0x40_2000,
+                flags: 5,
+                kind: VmaKind::Code,
+                resident_pages: 2,
+            }),
+        ]
+    }
+
+    pub(crate) fn stats() -> MemoryStats {
+        MemoryStats {
+            ts_us: 5,
+            total_frames: 32639,
+            free_frames: 30000,
+            usage: FrameUsage {
+                free: 30000,
+                reserved: 100,
+                kernel_image: 600,
+                bitmap: 2,
+                kernel_heap: 1024,
+                kernel_stack: 16,
+                page_table: 400,
+                process: 497,
+                ..FrameUsage::default()
+            },
+            kernel_heap: HeapStats {
+                region_bytes: 4 << 20,
+                used_bytes: 1 << 20,
+                ..HeapStats::default()
+            },
+            counters: EventCounters {
+                page_allocs: 1,
+                page_frees: 0,
+                maps: 0,
+                unmaps: 0,
+                heap_allocs: 0,
+                heap_frees: 0,
+                heap_errors: 0,
+                frame_errors: 0,
+            },
+        }
+    }
+
+    /// A model with a connected kernel, three programs and a snapshot.
+    pub(crate) fn populated() -> State {
+        let mut s = State::new("unix:target/com1.sock", true);
+        update(&mut s, AppEvent::Connected);
+        update(&mut s, msg(hello()));
+        let mut msgs = program_msgs(0, "kernel", 4 << 20, 1 << 20);
+        msgs.extend(program_msgs(1, "worker", 65536, 49152));
+        msgs.extend(program_msgs(2, "leaker", 131072, 16384));
+        msgs.push(Msg::ProcessListEnd(ProcessListEnd {
+            ts_us: 2,
+            total_programs: 3,
+            complete: true,
+        }));
+        for m in msgs {
+            update(&mut s, msg(m));
+        }
+        update(&mut s, msg(Msg::MemoryStats(stats())));
+        update(&mut s, AppEvent::Tick);
+        s
+    }
+
+    #[test]
+    fn connecting_sends_resync_and_hello_starts_polling() {
+        let mut s = State::new("unix:x", false);
+        assert_eq!(
+            update(&mut s, AppEvent::Connected),
+            vec![Action::Send(HostMsg::Resync)]
+        );
+        assert_eq!(
+            update(&mut s, AppEvent::Tick),
+            vec![Action::Send(HostMsg::Resync)],
+            "no Hello yet: Resync again"
+        );
+        assert_eq!(update(&mut s, msg(hello())), poll());
+        assert_eq!(update(&mut s, AppEvent::Tick), poll());
+    }
+
+    #[test]
+    fn a_listing_replaces_the_programs_and_polls_are_not_logged() {
+        let s = populated();
+        assert_eq!(s.programs.len(), 3);
+        assert!(s.listing_complete);
+        assert!(s.stats.is_some());
+        assert_eq!(s.log.len(), 1, "only the Hello: {:?}", s.log);
+        assert_eq!(s.rate, 12, "every message counts towards events/s");
+    }
+
+    #[test]
+    fn closed_link_keeps_the_model_and_reconnect_resyncs() {
+        let mut s = populated();
+        update(
+            &mut s,
+            AppEvent::Link(LinkEvent::Closed {
+                stats: Default::default(),
+                error: None,
+            }),
+        );
+        assert!(matches!(s.link, LinkState::Lost(_)));
+        assert_eq!(s.programs.len(), 3, "the model is kept");
+        assert!(update(&mut s, AppEvent::Tick).is_empty(), "nothing to send");
+        assert_eq!(
+            update(&mut s, AppEvent::Connected),
+            vec![Action::Send(HostMsg::Resync)]
+        );
+        assert_eq!(s.link, LinkState::Up);
+    }
+
+    #[test]
+    fn q_and_ctrl_c_quit() {
+        let mut s = State::new("x", true);
+        assert_eq!(update(&mut s, key(KeyCode::Char('q'))), vec![Action::Quit]);
+        let ctrl_c = AppEvent::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+        assert_eq!(update(&mut s, ctrl_c), vec![Action::Quit]);
+    }
+
+    #[test]
+    fn number_keys_and_tab_switch_views() {
+        let mut s = State::new("x", true);
+        update(&mut s, key(KeyCode::Char('3')));
+        assert_eq!(s.view, View::Physical);
+        update(&mut s, key(KeyCode::Tab));
+        assert_eq!(s.view, View::PageTables);
+        update(&mut s, key(KeyCode::Tab));
+        update(&mut s, key(KeyCode::Tab));
+        assert_eq!(s.view, View::Processes, "Tab wraps around");
+        update(&mut s, key(KeyCode::BackTab));
+        assert_eq!(s.view, View::Events);
+    }
+
+    #[test]
+    fn sort_cycles_columns_and_reverse_flips_the_order() {
+        let mut s = populated();
+        let pids = |s: &State| s.rows().iter().map(|p| p.info.pid).collect::<Vec<_>>();
+        assert_eq!(pids(&s), [0, 1, 2]);
+        update(&mut s, key(KeyCode::Char('s')));
+        assert_eq!(s.sort, SortKey::Name);
+        assert_eq!(pids(&s), [0, 2, 1], "kernel, leaker, worker");
+        for _ in 0..6 {
+            update(&mut s, key(KeyCode::Char('s')));
+        }
+        assert_eq!(s.sort, SortKey::PctUsed);
+        update(&mut s, key(KeyCode::Char('r')));
+        assert_eq!(pids(&s), [1, 0, 2], "75%, 25%, 12.5%");
+    }
+
+    #[test]
+    fn slash_filters_by_name_and_esc_clears() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Char('/')));
+        for c in "WORK".chars() {
+            update(&mut s, key(KeyCode::Char(c)));
+        }
+        assert_eq!(s.rows().len(), 1, "case-insensitive");
+        assert!(
+            update(&mut s, key(KeyCode::Char('q'))).is_empty(),
+            "q is typed"
+        );
+        update(&mut s, key(KeyCode::Esc));
+        assert!(!s.editing_filter && s.filter.is_empty());
+        assert_eq!(s.rows().len(), 3);
+    }
+
+    #[test]
+    fn enter_opens_the_selected_process() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Down));
+        update(&mut s, key(KeyCode::Down));
+        update(&mut s, key(KeyCode::Down));
+        assert_eq!(s.selected, Some(2), "clamped at the last row");
+        update(&mut s, key(KeyCode::Up));
+        update(&mut s, key(KeyCode::Enter));
+        assert_eq!(s.view, View::Detail);
+        assert_eq!(s.selected_program().unwrap().info.name, "worker");
+    }
+
+    #[test]
+    fn c_runs_a_check_and_collects_its_answer() {
+        let mut s = populated();
+        assert_eq!(
+            update(&mut s, key(KeyCode::Char('c'))),
+            vec![Action::Send(HostMsg::Check)]
+        );
+        assert!(s.check.pending);
+        update(
+            &mut s,
+            msg(Msg::CheckEnd(CheckEnd {
+                consistent: true,
+                spaces: 3,
+                ..CheckEnd::default()
+            })),
+        );
+        assert!(!s.check.pending);
+        assert_eq!(s.check.end.unwrap().spaces, 3);
+    }
+
+    #[test]
+    fn p_dumps_the_selected_process_and_shows_the_page_tables() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Down));
+        assert_eq!(
+            update(&mut s, key(KeyCode::Char('p'))),
+            vec![Action::Send(HostMsg::PtDump { pid: 1 })]
+        );
+        assert_eq!(s.view, View::PageTables);
+        let range = PtRange {
+            space: 1,
+            start: 0x40_0000,
+            end: 0x40_1000,
+            page_size: 4096,
+            pages: 1,
+            ..PtRange::default()
+        };
+        update(&mut s, msg(Msg::PtRange(PtRange { space: 2, ..range })));
+        update(&mut s, msg(Msg::PtRange(range)));
+        update(
+            &mut s,
+            msg(Msg::PtDumpEnd(PtDumpEnd {
+                space: 1,
+                ranges: 1,
+                complete: true,
+                ..PtDumpEnd::default()
+            })),
+        );
+        assert_eq!(
+            s.ptdump.ranges,
+            [range],
+            "another space's range is not ours"
+        );
+        assert!(!s.ptdump.pending);
+    }
+
+    #[test]
+    fn space_pauses_the_event_log() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Char('5')));
+        update(&mut s, key(KeyCode::Char(' ')));
+        update(&mut s, msg(Msg::Dropped { count: 2 }));
+        assert_eq!(s.visible_log().count(), 1, "paused: the new line is held");
+        assert_eq!(s.dropped, 2);
+        update(&mut s, key(KeyCode::Char(' ')));
+        assert_eq!(s.visible_log().count(), 2);
+    }
+
+    #[test]
+    fn help_overlay_toggles_and_swallows_keys() {
+        let mut s = State::new("x", true);
+        update(&mut s, key(KeyCode::Char('?')));
+        assert!(s.help);
+        update(&mut s, key(KeyCode::Char('3')));
+        assert_eq!(s.view, View::Processes);
+        update(&mut s, key(KeyCode::Esc));
+        assert!(!s.help);
+    }
+
+    #[test]
+    fn stall_is_counted_in_ticks_without_messages() {
+        let mut s = populated();
+        for _ in 0..STALL_TICKS {
+            update(&mut s, AppEvent::Tick);
+        }
+        assert!(s.ticks_since_msg >= STALL_TICKS);
+        assert_eq!(s.rate, 0);
+        assert_eq!(s.rate_history.len(), 1 + STALL_TICKS as usize);
+    }
+}

@@ -1,0 +1,372 @@
+//! Whole screens rendered with ratatui's `TestBackend` from a synthetic
+//! model, at 80x24 and 160x50, checked as plain text.
+
+use crossterm::event::KeyCode;
+use probe_proto::{
+    AuditKind, CheckEnd, CheckFinding, FindingKind, FrameCheck, FrameOwner, HeapCheck, HeapStats,
+    PtAudit, PtDumpEnd, PtRange, Region, VmaKind,
+};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use super::state::tests::{key, populated};
+use super::state::{AppEvent, LinkState, State};
+use super::{DEFAULT_ADDRESS, default_to_top, resolve_address, update, view};
+use crate::Msg;
+use crate::event::LinkEvent;
+use crate::link::Address;
+
+/// The screen for `s` at `w`x`h`, one string per row.
+fn screen(s: &State, w: u16, h: u16) -> Vec<String> {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| view::render(f, s)).unwrap();
+    let buf = t.backend().buffer();
+    (0..h)
+        .map(|y| (0..w).map(|x| buf[(x, y)].symbol()).collect::<String>())
+        .collect()
+}
+
+fn text(lines: &[String]) -> String {
+    lines.join("\n")
+}
+
+fn assert_has(lines: &[String], needle: &str) {
+    assert!(
+        lines.iter().any(|l| l.contains(needle)),
+        "{needle:?} not on screen:\n{}",
+        text(lines)
+    );
+}
+
+fn feed(s: &mut State, msgs: Vec<Msg>) {
+    for m in msgs {
+        update(s, AppEvent::Link(LinkEvent::Msg(m)));
+    }
+}
+
+#[test]
+fn processes_view_at_80x24_shows_totals_header_and_every_program() {
+    let s = populated();
+    let lines = screen(&s, 80, 24);
+    assert!(
+        lines[0].starts_with("mmtop 1:Processes 2:Detail"),
+        "{}",
+        text(&lines)
+    );
+    assert_has(&lines, "unix:target/com1.sock link up proto 1.3");
+    assert_has(&lines, "frames 2639/32639 used (8%), 30000 free");
+    assert_has(&lines, "kernel heap 1M/4M used");
+    assert_has(&lines, "kernel heap 1024");
+    assert_has(&lines, "page table 400");
+    assert_has(&lines, "events/s 12");
+    assert_has(&lines, "Processes (3 programs)");
+    assert_has(&lines, "PID▼ NAME");
+    assert_has(&lines, "RSS");
+    let worker = lines.iter().find(|l| l.contains("worker")).unwrap();
+    for cell in ["1", "runnable", "64K", "48K", "16K", "75.0", "16K"] {
+        assert!(worker.contains(cell), "{cell} in {worker}");
+    }
+    assert_has(&lines, "leaker");
+    assert_has(&lines, "kernel");
+    assert!(lines[23].starts_with("q quit"), "{}", lines[23]);
+    assert!(lines.iter().all(|l| l.chars().count() == 80));
+}
+
+#[test]
+fn processes_view_large_shows_the_same_rows_with_room_to_spare() {
+    let s = populated();
+    let lines = screen(&s, 160, 50);
+    assert_has(&lines, "worker");
+    assert_has(&lines, "? help");
+    let rows = lines.iter().filter(|l| l.contains("runnable")).count();
+    assert_eq!(rows, 2);
+}
+
+#[test]
+fn sort_and_filter_show_in_the_header_and_title() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('s')));
+    update(&mut s, key(KeyCode::Char('/')));
+    update(&mut s, key(KeyCode::Char('w')));
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "NAME▼");
+    assert_has(&lines, "(1 of 3 match 'w')");
+    assert_has(&lines, "filter: w");
+    assert!(
+        !lines.iter().any(|l| l.contains("leaker")),
+        "{}",
+        text(&lines)
+    );
+}
+
+#[test]
+fn lost_link_says_so_and_keeps_the_programs() {
+    let mut s = populated();
+    update(
+        &mut s,
+        AppEvent::Link(LinkEvent::Closed {
+            stats: Default::default(),
+            error: None,
+        }),
+    );
+    assert!(matches!(s.link, LinkState::Lost(_)));
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "link lost, reconnecting…");
+    assert_has(&lines, "worker");
+}
+
+#[test]
+fn detail_view_shows_heap_bars_and_maps_lines() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Down));
+    update(&mut s, key(KeyCode::Enter));
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(&lines, "Process detail: pid 1 worker (runnable)");
+        assert_has(&lines, "heaps (1)");
+        assert_has(&lines, "███");
+        assert_has(&lines, "░");
+        assert_has(&lines, "48K/64K 75% largest free 16K");
+        assert_has(&lines, "maps (1 VMAs)");
+        assert_has(&lines, "0000000000400000-0000000000402000 r-xp");
+        assert_has(&lines, "code  resident 2");
+    }
+}
+
+#[test]
+fn physical_view_shows_owners_as_bars_and_the_check_verdict() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('3')));
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "Physical memory");
+    assert_has(&lines, "32639 frames, 2639 used, 30000 free");
+    assert_has(&lines, "kernel heap      1024 █");
+    assert_has(&lines, "last check: none (press c to run one)");
+
+    update(&mut s, key(KeyCode::Char('c')));
+    feed(
+        &mut s,
+        vec![
+            Msg::FrameCheck(FrameCheck {
+                ts_us: 1,
+                consistent: true,
+                nr_frames: 32639,
+                free_counted: 30000,
+                free_recorded: 30000,
+                total_counted: 32639,
+                total_recorded: 32639,
+                used_without_owner: 0,
+                free_with_owner: 0,
+                invalid_owners: 0,
+                summary_mismatches: 0,
+                padding_mismatches: 0,
+            }),
+            Msg::HeapCheck(HeapCheck {
+                ts_us: 1,
+                pid: 0,
+                heap_id: 0,
+                ok: true,
+                error: None,
+                addr: 0,
+                stats: HeapStats::default(),
+            }),
+            Msg::CheckFinding(CheckFinding {
+                kind: FindingKind::LeakedFrame,
+                phys: 0x1234000,
+                used: true,
+                owner: Some(FrameOwner::Process(2)),
+                pid: 2,
+                virt: 0,
+                flags: 0,
+                mappings: 0,
+                recorded: 0,
+            }),
+            Msg::CheckEnd(CheckEnd {
+                ts_us: 2,
+                consistent: false,
+                frames: 32639,
+                spaces: 3,
+                mappings: 900,
+                findings: 1,
+                duration_us: 1500,
+            }),
+        ],
+    );
+    let lines = screen(&s, 160, 50);
+    assert_has(
+        &lines,
+        "frame bitmap: consistent (free 30000 counted, 30000 recorded)",
+    );
+    assert_has(&lines, "kernel heap: consistent");
+    assert_has(
+        &lines,
+        "mappings: INCONSISTENT (3 spaces, 900 mappings, 1 findings",
+    );
+    assert_has(
+        &lines,
+        "leaked-frame: frame 0x1234000: bitmap used, owner pid2",
+    );
+}
+
+#[test]
+fn page_tables_view_shows_ranges_audit_and_summary() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('4')));
+    assert_has(&screen(&s, 80, 24), "no dump yet");
+    update(&mut s, key(KeyCode::Char('K')));
+    let range = PtRange {
+        space: 0,
+        start: 0xffff_8000_0000_0000,
+        end: 0xffff_8000_0020_0000,
+        phys: 0,
+        page_size: 2 << 20,
+        flags: probe_proto::names::pt::WRITABLE | probe_proto::names::pt::NO_EXECUTE,
+        pages: 1,
+        dirty_pages: 0,
+        region: Region::DirectMap,
+    };
+    feed(
+        &mut s,
+        vec![
+            Msg::PtRange(range),
+            Msg::PtAudit(PtAudit {
+                space: 0,
+                kind: AuditKind::WritableExecutable,
+                start: 0x1000,
+                end: 0x2000,
+                flags: probe_proto::names::pt::WRITABLE,
+            }),
+            Msg::PtDumpEnd(PtDumpEnd {
+                ts_us: 3,
+                space: 0,
+                root: 0x1000,
+                ranges: 1,
+                pages_4k: 0,
+                pages_2m: 1,
+                pages_1g: 0,
+                findings: 1,
+                complete: true,
+            }),
+        ],
+    );
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(&lines, "Page tables: the kernel");
+        assert_has(&lines, "0xffff800000000000-0xffff800000200000");
+        assert_has(&lines, "audit: 0x0000000000001000-0x0000000000002000");
+        assert_has(&lines, "the kernel: root 0x1000, 1 ranges");
+    }
+    let wide = screen(&s, 160, 50);
+    assert_has(&wide, "RW ker NX");
+    assert_has(&wide, "direct-map");
+    let _ = VmaKind::Code;
+}
+
+#[test]
+fn events_view_shows_the_newest_lines_and_pauses() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('5')));
+    feed(&mut s, (0..40).map(|i| Msg::Dropped { count: i }).collect());
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "Events (live, 41 lines)");
+    assert_has(&lines, "dropped count=39");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("count=5 ") || l.ends_with("count=5"))
+    );
+    update(&mut s, key(KeyCode::Char(' ')));
+    feed(&mut s, vec![Msg::Dropped { count: 1000 }]);
+    let lines = screen(&s, 160, 50);
+    assert_has(&lines, "Events (paused, 42 lines)");
+    assert!(!lines.iter().any(|l| l.contains("count=1000")));
+}
+
+#[test]
+fn help_overlay_lists_the_keys() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('?')));
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "help");
+    assert_has(&lines, "q, Ctrl-C");
+    assert_has(&lines, "filter by name");
+}
+
+#[test]
+fn no_color_renders_without_colours() {
+    let mut s = populated();
+    s.color = false;
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| view::render(f, &s)).unwrap();
+    let buf = t.backend().buffer();
+    assert!(
+        buf.content()
+            .iter()
+            .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset)
+    );
+    let colored = screen(&populated(), 80, 24);
+    assert_eq!(screen(&s, 80, 24), colored, "same text either way");
+}
+
+#[test]
+fn tiny_terminal_does_not_panic() {
+    let mut s = populated();
+    for v in '1'..='5' {
+        update(&mut s, key(KeyCode::Char(v)));
+        update(&mut s, key(KeyCode::Char('?')));
+        screen(&s, 10, 3);
+        update(&mut s, key(KeyCode::Char('?')));
+        screen(&s, 1, 1);
+    }
+}
+
+#[test]
+fn no_subcommand_means_top_and_subcommands_stay() {
+    let os = |v: &[&str]| {
+        v.iter()
+            .map(|s| s.into())
+            .collect::<Vec<std::ffi::OsString>>()
+    };
+    assert_eq!(default_to_top(os(&["mmtop"])), os(&["mmtop", "top"]));
+    assert_eq!(
+        default_to_top(os(&["mmtop", "--connect", "unix:/x"])),
+        os(&["mmtop", "top", "--connect", "unix:/x"])
+    );
+    for kept in [
+        &["mmtop", "log", "-c", "unix:/x"][..],
+        &["mmtop", "--help"],
+        &["mmtop", "top"],
+    ] {
+        assert_eq!(default_to_top(os(kept)), os(kept));
+    }
+}
+
+#[test]
+fn connect_defaults_to_mmtop_sock_then_target_com1_sock() {
+    let given = Address::Tcp {
+        host: "h".into(),
+        port: 1,
+    };
+    assert_eq!(resolve_address(Some(&given), Some("x")), Ok(given));
+    assert_eq!(
+        resolve_address(None, Some("target/k.sock")),
+        Ok(Address::Unix("target/k.sock".into()))
+    );
+    assert_eq!(
+        resolve_address(None, Some("/tmp/k.sock")),
+        Ok(Address::Unix("/tmp/k.sock".into())),
+        "a bare absolute path is a socket, not a tty"
+    );
+    assert_eq!(
+        resolve_address(None, Some("unix:/a")),
+        Ok(Address::Unix("/a".into()))
+    );
+    assert_eq!(
+        resolve_address(None, None),
+        Ok(DEFAULT_ADDRESS.parse().unwrap())
+    );
+    assert_eq!(
+        resolve_address(None, Some("")),
+        Ok(Address::Unix("target/com1.sock".into()))
+    );
+}

@@ -1,0 +1,593 @@
+//! Rendering: a pure function of [`State`] onto a ratatui frame.
+//!
+//! Every word about the kernel (owners, states, VMA flags, page-table lines,
+//! findings) comes from `probe_proto::names` or mmtop's `format`, so the
+//! screen says what `mmtop ps`, `check` and `ptdump` say.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
+
+use probe_proto::names::{AuditLine, DumpSummary, FindingLine, PtRangeLine, SpaceName, VmaFlags};
+
+use super::state::{LinkState, STALL_TICKS, SortKey, State, View, used_permille};
+use crate::format::{escape_controls, human_bytes};
+use crate::procs::Program;
+
+/// Styles, or none of their colours when `NO_COLOR` is set.
+struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(&self, c: Color) -> Style {
+        if self.color {
+            Style::new().fg(c)
+        } else {
+            Style::new()
+        }
+    }
+    fn bold(&self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD)
+    }
+    fn selected(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
+    }
+    fn alert(&self) -> Style {
+        self.fg(Color::Red).add_modifier(Modifier::BOLD)
+    }
+}
+
+/// Draws the whole screen for `s`.
+pub fn render(frame: &mut Frame, s: &State) {
+    let theme = Theme { color: s.color };
+    let [tabs, status, body, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+    ])
+    .areas(frame.area());
+    frame.render_widget(Paragraph::new(tab_line(s, &theme)), tabs);
+    frame.render_widget(Paragraph::new(status_line(s, &theme)), status);
+    match s.view {
+        View::Processes => processes(frame, body, s, &theme),
+        View::Detail => detail(frame, body, s, &theme),
+        View::Physical => physical(frame, body, s, &theme),
+        View::PageTables => page_tables(frame, body, s, &theme),
+        View::Events => events(frame, body, s, &theme),
+    }
+    frame.render_widget(
+        Paragraph::new(Line::styled(footer_text(s), theme.fg(Color::Cyan))),
+        footer,
+    );
+    if s.help {
+        help(frame, body, &theme);
+    }
+}
+
+fn tab_line(s: &State, theme: &Theme) -> Line<'static> {
+    let mut spans = vec![Span::styled("mmtop ", theme.bold())];
+    for (i, v) in View::ALL.iter().enumerate() {
+        let text = format!("{}:{}", i + 1, short_title(*v));
+        let style = if *v == s.view {
+            theme.selected().add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        };
+        spans.push(Span::styled(text, style));
+        spans.push(Span::raw(" "));
+    }
+    Line::from(spans)
+}
+
+fn short_title(v: View) -> &'static str {
+    match v {
+        View::Processes => "Processes",
+        View::Detail => "Detail",
+        View::Physical => "Physical",
+        View::PageTables => "Page tables",
+        View::Events => "Events",
+    }
+}
+
+fn status_line(s: &State, theme: &Theme) -> Line<'static> {
+    let link = match &s.link {
+        LinkState::Connecting => Span::styled("connecting…", theme.fg(Color::Yellow)),
+        LinkState::Lost(why) => {
+            Span::styled(format!("link lost, reconnecting… ({why})"), theme.alert())
+        }
+        LinkState::Up if s.version.is_none() => {
+            Span::styled("connected, waiting for Hello…", theme.fg(Color::Yellow))
+        }
+        LinkState::Up if s.ticks_since_msg >= STALL_TICKS => Span::styled(
+            format!("link stalled: no data for {}s", s.ticks_since_msg),
+            theme.alert(),
+        ),
+        LinkState::Up => Span::styled("link up", theme.fg(Color::Green)),
+    };
+    let version = s
+        .version
+        .map(|v| format!(" proto {}.{}", v.major, v.minor))
+        .unwrap_or_default();
+    Line::from(vec![
+        Span::raw(format!("{} ", s.address)),
+        link,
+        Span::raw(format!(
+            "{version}  {} ev/s  bad {}  dropped {}",
+            s.rate, s.bad_frames, s.dropped
+        )),
+    ])
+}
+
+fn footer_text(s: &State) -> String {
+    if s.editing_filter {
+        return format!("filter: {}▏ Enter keep  Esc clear", s.filter);
+    }
+    let keys = match s.view {
+        View::Processes => "↑↓/Enter detail  s/r sort  / filter  p ptdump",
+        View::Detail => "↑↓ scroll  Esc back  p ptdump",
+        View::Physical => "c run check",
+        View::PageTables => "↑↓ scroll  p dump selected  K dump kernel",
+        View::Events => "↑↓ scroll  space pause",
+    };
+    format!("q quit  Tab/1-5 view  {keys}  ? help")
+}
+
+/// A byte count in at most five characters: `512B`, `64K`, `1.5M`.
+pub fn compact(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v < 10.0 && v.fract() != 0.0 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{v:.0}{}", UNITS[u])
+    }
+}
+
+fn percent(part: u64, whole: u64) -> u64 {
+    part.saturating_mul(100).checked_div(whole).unwrap_or(0)
+}
+
+/// A bar of `width` cells, the first `part/whole` of them full.
+fn bar(part: u64, whole: u64, width: usize) -> (String, String) {
+    let full = (part.saturating_mul(width as u64))
+        .checked_div(whole)
+        .unwrap_or(0)
+        .min(width as u64) as usize;
+    ("█".repeat(full), "░".repeat(width - full))
+}
+
+fn heading(text: String, theme: &Theme) -> Line<'static> {
+    Line::styled(text, theme.bold())
+}
+
+fn totals(s: &State, theme: &Theme) -> Vec<Line<'static>> {
+    let Some(m) = &s.stats else {
+        return vec![Line::raw("no memory snapshot yet")];
+    };
+    let used = m.total_frames.saturating_sub(m.free_frames);
+    let kh = &m.kernel_heap;
+    let owners: Vec<String> = m
+        .usage
+        .by_owner()
+        .iter()
+        .filter(|(name, n)| *n > 0 && *name != "free")
+        .map(|(name, n)| format!("{name} {n}"))
+        .collect();
+    vec![
+        Line::from(vec![
+            Span::styled("frames ", theme.bold()),
+            Span::raw(format!(
+                "{used}/{} used ({}%), {} free   ",
+                m.total_frames,
+                percent(used, m.total_frames),
+                m.free_frames
+            )),
+            Span::styled("kernel heap ", theme.bold()),
+            Span::raw(format!(
+                "{}/{} used",
+                compact(kh.used_bytes),
+                compact(kh.region_bytes)
+            )),
+        ]),
+        Line::raw(format!("by owner: {}", owners.join(", "))),
+    ]
+}
+
+fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let [top, sparks, table_area] = Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Length(2),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    frame.render_widget(
+        Paragraph::new(totals(s, theme)).wrap(ratatui::widgets::Wrap { trim: true }),
+        top,
+    );
+
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(sparks);
+    let rates: Vec<u64> = s.rate_history.iter().copied().collect();
+    let used: Vec<u64> = s.used_history.iter().copied().collect();
+    sparkline(
+        frame,
+        left,
+        format!("events/s {} (total {})", s.rate, s.msgs_total),
+        &rates,
+        theme.fg(Color::Green),
+    );
+    sparkline(
+        frame,
+        right,
+        format!("frames used {}", used.last().copied().unwrap_or(0)),
+        &used,
+        theme.fg(Color::Magenta),
+    );
+
+    let rows = s.rows();
+    let title = if s.filter.is_empty() {
+        format!(
+            "{} ({} programs)",
+            View::Processes.title(),
+            s.programs.len()
+        )
+    } else {
+        format!(
+            "{} ({} of {} match '{}')",
+            View::Processes.title(),
+            rows.len(),
+            s.programs.len(),
+            s.filter
+        )
+    };
+    let title = if s.listing_complete {
+        title
+    } else {
+        title + " [incomplete listing]"
+    };
+    let [title_area, table_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(table_area);
+    frame.render_widget(Paragraph::new(heading(title, theme)), title_area);
+
+    let header = Row::new(SortKey::ALL.iter().map(|k| {
+        let mark = if *k != s.sort {
+            ""
+        } else if s.reverse {
+            "▲"
+        } else {
+            "▼"
+        };
+        Cell::from(format!("{}{mark}", k.header()))
+    }))
+    .style(theme.bold().add_modifier(Modifier::UNDERLINED));
+    let body: Vec<Row> = rows.iter().map(|p| process_row(p)).collect();
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Min(8),
+        Constraint::Length(8),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+        Constraint::Length(5),
+    ];
+    let table = Table::new(body, widths)
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(theme.selected());
+    let mut ts = TableState::default().with_selected(Some(s.selected_index(&rows)));
+    frame.render_stateful_widget(table, table_area, &mut ts);
+}
+
+fn process_row(p: &Program) -> Row<'static> {
+    let i = &p.info;
+    let pm = used_permille(p);
+    Row::new(vec![
+        Cell::from(i.pid.to_string()),
+        Cell::from(escape_controls(&i.name)),
+        Cell::from(i.state.name()),
+        Cell::from(p.heaps.len().to_string()),
+        Cell::from(compact(i.total_heap_size)),
+        Cell::from(compact(i.total_heap_used)),
+        Cell::from(compact(i.total_heap_free)),
+        Cell::from(format!("{}.{}", pm / 10, pm % 10)),
+        Cell::from(p.sheds.len().to_string()),
+        Cell::from(p.vmas.len().to_string()),
+        Cell::from(compact(p.resident_bytes())),
+    ])
+}
+
+fn sparkline(frame: &mut Frame, area: Rect, label: String, data: &[u64], style: Style) {
+    let [label_area, spark_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    frame.render_widget(Paragraph::new(label), label_area);
+    // The newest samples, right-aligned to the area's width.
+    let from = data.len().saturating_sub(spark_area.width as usize);
+    frame.render_widget(
+        Sparkline::default().data(&data[from..]).style(style),
+        spark_area,
+    );
+}
+
+fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let Some(p) = s.selected_program() else {
+        let text = match s.selected {
+            Some(pid) => format!("pid {pid} is not in the latest listing"),
+            None => "no process selected: pick one in view 1 and press Enter".into(),
+        };
+        frame.render_widget(
+            Paragraph::new(vec![
+                heading(View::Detail.title().into(), theme),
+                Line::raw(text),
+            ]),
+            area,
+        );
+        return;
+    };
+    let i = &p.info;
+    let mut lines = vec![
+        heading(
+            format!(
+                "{}: pid {} {} ({})",
+                View::Detail.title(),
+                i.pid,
+                escape_controls(&i.name),
+                i.state.name()
+            ),
+            theme,
+        ),
+        Line::raw(format!(
+            "parent {}  resident {} ({} frames)  page-table frames {}  sheds {} ({})",
+            i.parent,
+            human_bytes(p.resident_bytes()),
+            i.resident_frames,
+            i.page_table_frames,
+            p.sheds.len(),
+            human_bytes(i.total_shed_size),
+        )),
+        Line::raw(""),
+        heading(format!("heaps ({})", p.heaps.len()), theme),
+    ];
+    let bar_width = (area.width as usize).saturating_sub(48).clamp(10, 60);
+    for h in &p.heaps {
+        let (used, free) = bar(h.heap_used, h.heap_size, bar_width);
+        lines.push(Line::from(vec![
+            Span::raw(format!("{:>3} {:#012x} ", h.heap_id, h.start)),
+            Span::styled(used, theme.fg(Color::Red)),
+            Span::styled(free, theme.fg(Color::Green)),
+            Span::raw(format!(
+                " {}/{} {}% largest free {}",
+                compact(h.heap_used),
+                compact(h.heap_size),
+                percent(h.heap_used, h.heap_size),
+                compact(h.largest_free)
+            )),
+        ]));
+    }
+    lines.push(Line::raw(""));
+    lines.push(heading(format!("maps ({} VMAs)", p.vmas.len()), theme));
+    for v in &p.vmas {
+        lines.push(Line::raw(format!(
+            "{:016x}-{:016x} {:<16} {:<5} resident {}",
+            v.start,
+            v.end,
+            VmaFlags(v.flags).to_string(),
+            v.kind.name(),
+            v.resident_pages
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+}
+
+fn physical(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let mut lines = vec![heading(View::Physical.title().into(), theme)];
+    match &s.stats {
+        None => lines.push(Line::raw("no memory snapshot yet")),
+        Some(m) => {
+            lines.push(Line::raw(format!(
+                "{} frames, {} used, {} free",
+                m.total_frames,
+                m.total_frames.saturating_sub(m.free_frames),
+                m.free_frames
+            )));
+            let owners = m.usage.by_owner();
+            let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
+            let width = (area.width as usize).saturating_sub(23).max(4);
+            for (name, n) in owners {
+                let (full, _) = bar(n, max, width);
+                let color = if name == "free" {
+                    Color::Green
+                } else {
+                    Color::Blue
+                };
+                lines.push(Line::from(vec![
+                    Span::raw(format!("{name:<13}{n:>8} ")),
+                    Span::styled(full, theme.fg(color)),
+                ]));
+            }
+        }
+    }
+    lines.push(Line::raw(""));
+    lines.extend(check_lines(s, theme));
+    frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+}
+
+fn check_lines(s: &State, theme: &Theme) -> Vec<Line<'static>> {
+    let c = &s.check;
+    let mut lines = Vec::new();
+    if !c.pending && c.frame.is_none() && c.end.is_none() {
+        lines.push(Line::raw("last check: none (press c to run one)"));
+        return lines;
+    }
+    let verdict = |ok: bool| {
+        if ok {
+            Span::styled("consistent", theme.fg(Color::Green))
+        } else {
+            Span::styled("INCONSISTENT", theme.alert())
+        }
+    };
+    lines.push(heading(
+        if c.pending {
+            "last check: running…".into()
+        } else {
+            "last check:".into()
+        },
+        theme,
+    ));
+    if let Some(f) = &c.frame {
+        lines.push(Line::from(vec![
+            Span::raw("  frame bitmap: "),
+            verdict(f.consistent),
+            Span::raw(format!(
+                " (free {} counted, {} recorded)",
+                f.free_counted, f.free_recorded
+            )),
+        ]));
+    }
+    if let Some(h) = &c.heap {
+        let mut spans = vec![Span::raw("  kernel heap: "), verdict(h.ok)];
+        if let Some(e) = h.error {
+            spans.push(Span::raw(format!(" ({e} at {:#x})", h.addr)));
+        }
+        lines.push(Line::from(spans));
+    }
+    if let Some(e) = &c.end {
+        lines.push(Line::from(vec![
+            Span::raw("  mappings: "),
+            verdict(e.consistent),
+            Span::raw(format!(
+                " ({} spaces, {} mappings, {} findings, {} µs)",
+                e.spaces, e.mappings, e.findings, e.duration_us
+            )),
+        ]));
+    }
+    for f in &c.findings {
+        lines.push(Line::raw(format!("  {}", FindingLine(f))));
+    }
+    lines
+}
+
+fn page_tables(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let d = &s.ptdump;
+    let mut lines = Vec::new();
+    if !d.pending && d.end.is_none() {
+        lines.push(heading(View::PageTables.title().into(), theme));
+        lines.push(Line::raw(
+            "no dump yet: p dumps the selected process's tables, K the kernel's",
+        ));
+    } else {
+        lines.push(heading(
+            format!(
+                "{}: {}{}",
+                View::PageTables.title(),
+                SpaceName(d.pid),
+                if d.pending { " (dumping…)" } else { "" }
+            ),
+            theme,
+        ));
+        lines.extend(
+            d.ranges
+                .iter()
+                .map(|r| Line::raw(PtRangeLine(r).to_string())),
+        );
+        lines.extend(
+            d.audits
+                .iter()
+                .map(|a| Line::styled(AuditLine(a).to_string(), theme.alert())),
+        );
+        if let Some(e) = &d.end {
+            if e.complete {
+                lines.extend(
+                    DumpSummary(e)
+                        .to_string()
+                        .lines()
+                        .map(|l| Line::raw(l.to_owned())),
+                );
+            } else {
+                lines.push(Line::styled(
+                    format!("no address space for {}", SpaceName(d.pid)),
+                    theme.alert(),
+                ));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+}
+
+fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let title = format!(
+        "{} ({}, {} lines)",
+        View::Events.title(),
+        if s.paused_at.is_some() {
+            "paused"
+        } else {
+            "live"
+        },
+        s.log_total
+    );
+    let [title_area, log_area] =
+        Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
+    frame.render_widget(Paragraph::new(heading(title, theme)), title_area);
+    let visible: Vec<&String> = s.visible_log().collect();
+    let end = visible.len().saturating_sub(s.scroll);
+    let start = end.saturating_sub(log_area.height as usize);
+    let lines: Vec<Line> = visible[start..end]
+        .iter()
+        .map(|l| Line::raw(l.as_str()))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), log_area);
+}
+
+const HELP: &[(&str, &str)] = &[
+    ("q, Ctrl-C", "quit"),
+    ("Tab, 1-5", "switch view"),
+    ("↑↓ j k PgUp PgDn", "select / scroll"),
+    ("Enter", "process detail"),
+    ("Esc", "back to processes"),
+    ("s / r", "sort column / reverse"),
+    ("/", "filter by name"),
+    ("c", "run a consistency check"),
+    ("p / K", "dump page tables: selected / kernel"),
+    ("space", "pause the event log"),
+    ("?", "close this help"),
+];
+
+fn help(frame: &mut Frame, body: Rect, theme: &Theme) {
+    let height = (HELP.len() as u16 + 2).min(body.height);
+    let width = 56.min(body.width);
+    let area = Rect {
+        x: body.x + (body.width - width) / 2,
+        y: body.y + (body.height - height) / 2,
+        width,
+        height,
+    };
+    let lines: Vec<Line> = HELP
+        .iter()
+        .map(|(k, what)| Line::raw(format!("{k:<18} {what}")))
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(" help ")
+                .border_style(theme.bold()),
+        ),
+        area,
+    );
+}

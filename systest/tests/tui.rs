@@ -1,0 +1,74 @@
+//! The mmtop TUI in a real terminal: tmux runs it against the booted kernel
+//! with the demo programs, and `capture-pane` shows what a person would see.
+
+use std::time::{Duration, Instant};
+
+use systest::tmux::{Tmux, WAIT};
+use systest::{Com1, Qemu, QemuConfig, mmtop_bin};
+
+/// A line of the processes table naming `name` with a size (`48K`) in it.
+fn row_with_numbers<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    let is_size = |w: &str| {
+        w.strip_suffix('K')
+            .is_some_and(|n| n.parse::<f64>().is_ok())
+    };
+    screen
+        .lines()
+        .find(|l| l.contains(name) && l.split_whitespace().any(is_size))
+}
+
+#[test]
+fn tui_shows_the_demo_programs_switches_views_and_quits() {
+    let cfg = QemuConfig {
+        com1: Com1::NoWait,
+        append: "init=demo".into(),
+        ..Default::default()
+    };
+    // Qemu kills QEMU by PID when dropped; the Tmux guard is declared after
+    // it so the session goes first.
+    let mut qemu = Qemu::start("tui", &cfg);
+    qemu.wait_debug_log("kernel up");
+    let command = format!(
+        "env NO_COLOR= {} --connect unix:{}",
+        mmtop_bin().display(),
+        qemu.com1_path.display()
+    );
+    let tmux = Tmux::start("mmtop-tui", &command);
+
+    let screen = tmux.wait_for("worker row with numbers", |s| {
+        row_with_numbers(s, "worker").is_some() && s.contains("frames")
+    });
+    assert!(screen.contains("1:Processes"), "{screen}");
+    assert!(screen.contains("link up"), "{screen}");
+
+    for (key, title) in [
+        ("2", "Process detail"),
+        ("3", "Physical memory"),
+        ("4", "Page tables"),
+        ("5", "Events ("),
+        ("1", "Processes ("),
+    ] {
+        tmux.keys(key);
+        tmux.wait_for(title, |s| s.contains(title));
+    }
+
+    // A check and a kernel page-table dump answer on screen.
+    tmux.keys("c");
+    tmux.keys("3");
+    tmux.wait_for("a check verdict", |s| s.contains("mappings: consistent"));
+    tmux.keys("K");
+    tmux.wait_for("the kernel's page tables", |s| {
+        s.contains("Page tables: the kernel") && s.contains("direct-map")
+    });
+
+    tmux.keys("q");
+    let start = Instant::now();
+    while tmux.alive() {
+        assert!(start.elapsed() < WAIT, "mmtop did not exit on q");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        qemu.is_running(),
+        "quitting the TUI leaves the kernel alone"
+    );
+}
