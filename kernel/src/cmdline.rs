@@ -136,7 +136,10 @@ mod tests {
         assert_eq!(Options::parse("").check_every_s, 0);
         assert_eq!(Options::parse("checkevery=5").check_every_s, 5);
         let o = Options::parse("checkevery=soon");
-        assert_eq!((o.check_every_s, o.first_unknown), (0, Some("checkevery=soon")));
+        assert_eq!(
+            (o.check_every_s, o.first_unknown),
+            (0, Some("checkevery=soon"))
+        );
     }
 
     #[test]

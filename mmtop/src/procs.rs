@@ -277,27 +277,31 @@ pub struct ShedMemory {
     pub shed_size: u64,
 }
 
+impl From<&ProcessHeap> for HeapMemory {
+    fn from(h: &ProcessHeap) -> Self {
+        HeapMemory {
+            heap_id: h.heap_id,
+            heap_size: h.heap_size,
+            heap_used: h.heap_used,
+            heap_free: h.heap_free,
+        }
+    }
+}
+
+impl From<&ProcessShed> for ShedMemory {
+    fn from(s: &ProcessShed) -> Self {
+        ShedMemory {
+            shed_id: s.shed_id,
+            shed_size: s.shed_size,
+        }
+    }
+}
+
 impl ProgramMemory {
     /// `p` in the `checkMemory` shape, its totals summed and checked.
     fn of(p: &Program) -> Result<Self, TotalsMismatch> {
-        let heaps: Vec<HeapMemory> = p
-            .heaps
-            .iter()
-            .map(|h| HeapMemory {
-                heap_id: h.heap_id,
-                heap_size: h.heap_size,
-                heap_used: h.heap_used,
-                heap_free: h.heap_free,
-            })
-            .collect();
-        let sheds: Vec<ShedMemory> = p
-            .sheds
-            .iter()
-            .map(|s| ShedMemory {
-                shed_id: s.shed_id,
-                shed_size: s.shed_size,
-            })
-            .collect();
+        let heaps: Vec<HeapMemory> = p.heaps.iter().map(HeapMemory::from).collect();
+        let sheds: Vec<ShedMemory> = p.sheds.iter().map(ShedMemory::from).collect();
         let sum = |values: &mut dyn Iterator<Item = u64>| {
             values.fold(0u64, |sum, v| sum.saturating_add(v))
         };
@@ -349,7 +353,7 @@ mod tests {
     use super::*;
     use crate::procs_fixture::*;
     use probe_proto::KernelMsg;
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
     /// Feeds wire messages through the owned form, as the link does.
     fn assemble(msgs: &[KernelMsg<'_>]) -> Vec<Listing> {
@@ -467,42 +471,9 @@ mod tests {
     fn check_memory_has_exactly_the_documented_keys_and_sums() {
         let cm = one(&full_listing()).check_memory().unwrap();
         let got: Value = serde_json::from_str(&cm.to_json()).unwrap();
-        let expected = json!({
-            "totalPrograms": 2,
-            "programs": [
-                {
-                    "pid": 0,
-                    "programName": "kernel",
-                    "heaps": [
-                        {"heapId": 0, "heapSize": 65_536, "heapUsed": 1_536, "heapFree": 64_000}
-                    ],
-                    "sheds": [],
-                    "totalHeapSize": 65_536,
-                    "totalHeapUsed": 1_536,
-                    "totalHeapFree": 64_000,
-                    "totalShedSize": 0
-                },
-                {
-                    "pid": 1,
-                    "programName": "memtest",
-                    "heaps": [
-                        {"heapId": 1, "heapSize": 65_536, "heapUsed": 600, "heapFree": 64_936},
-                        {"heapId": 7, "heapSize": 65_536, "heapUsed": 0, "heapFree": 65_536}
-                    ],
-                    "sheds": [
-                        {"shedId": 1, "shedSize": 8_192},
-                        {"shedId": 9, "shedSize": 8_192}
-                    ],
-                    "totalHeapSize": 131_072,
-                    "totalHeapUsed": 600,
-                    "totalHeapFree": 130_472,
-                    "totalShedSize": 16_384
-                }
-            ]
-        });
         // Value equality compares key sets exactly: nothing extra, nothing
         // missing, at every level.
-        assert_eq!(got, expected);
+        assert_eq!(got, full_listing_check_memory());
         // The documented order, so the object reads like checkMemory's.
         assert!(
             cm.to_json().starts_with(
@@ -523,32 +494,18 @@ mod tests {
         let cm = one(&full_listing()).check_memory().unwrap();
         assert_eq!(cm.total_programs, cm.programs.len() as u64);
         for p in &cm.programs {
-            assert_eq!(
-                p.total_heap_size,
-                p.heaps.iter().map(|h| h.heap_size).sum::<u64>()
-            );
-            assert_eq!(
-                p.total_heap_used,
-                p.heaps.iter().map(|h| h.heap_used).sum::<u64>()
-            );
-            assert_eq!(
-                p.total_heap_free,
-                p.heaps.iter().map(|h| h.heap_free).sum::<u64>()
-            );
-            assert_eq!(
-                p.total_shed_size,
-                p.sheds.iter().map(|s| s.shed_size).sum::<u64>()
-            );
+            let heaps = |field: fn(&HeapMemory) -> u64| p.heaps.iter().map(field).sum::<u64>();
+            assert_eq!(p.total_heap_size, heaps(|h| h.heap_size));
+            assert_eq!(p.total_heap_used, heaps(|h| h.heap_used));
+            assert_eq!(p.total_heap_free, heaps(|h| h.heap_free));
+            let sheds: u64 = p.sheds.iter().map(|s| s.shed_size).sum();
+            assert_eq!(p.total_shed_size, sheds);
         }
     }
 
     #[test]
     fn a_kernel_total_that_is_not_the_sum_of_its_parts_is_refused() {
-        let mut info = memtest_info();
-        info.total_heap_used = 700;
-        let mut msgs = program_msgs(info, memtest_heaps(), memtest_sheds(), memtest_vmas());
-        msgs.push(list_end(1, true));
-        let l = one(&msgs);
+        let l = one(&memtest_listing_with(|info| info.total_heap_used = 700));
         assert_eq!(l.completeness(), Ok(()), "complete, just wrong");
         let err = l.check_memory().unwrap_err();
         assert_eq!(
@@ -556,10 +513,7 @@ mod tests {
             "pid 1 (memtest) reports totalHeapUsed = 700, but its heaps add up to 600"
         );
 
-        let mut info = memtest_info();
-        info.total_shed_size = 8_192;
-        let mut msgs = program_msgs(info, memtest_heaps(), memtest_sheds(), memtest_vmas());
-        msgs.push(list_end(1, true));
+        let msgs = memtest_listing_with(|info| info.total_shed_size = 8_192);
         let err = one(&msgs).check_memory().unwrap_err();
         assert_eq!(
             (err.field, err.parts, err.summed),

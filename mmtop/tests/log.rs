@@ -5,7 +5,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::UnixListener;
 
 use common::*;
 use probe_proto::{HostMsg, KernelMsg, PROTOCOL_VERSION, Version};
@@ -13,13 +12,7 @@ use serde_json::Value;
 
 #[test]
 fn log_json_over_unix_socket_sends_resync_first_and_prints_one_object_per_message() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["log", "--connect", &addr, "--json", "--count", "5"]);
-
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, _) = connect("log", &["--json", "--count", "5"]);
     // The very first bytes from a late client must be a Resync.
     assert_eq!(read_host_frame(&mut kernel).unwrap(), HostMsg::Resync);
     let mut bytes = b"noise from before the client joined".to_vec();
@@ -69,13 +62,7 @@ fn log_json_over_unix_socket_sends_resync_first_and_prints_one_object_per_messag
 
 #[test]
 fn log_reports_link_closed_with_frame_counts_when_the_kernel_hangs_up() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["log", "--connect", &addr]);
-
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, _) = connect("log", &[]);
     assert_eq!(read_host_frame(&mut kernel).unwrap(), HostMsg::Resync);
     let msgs = &boot_messages()[..2];
     kernel
@@ -110,13 +97,7 @@ fn log_reports_link_closed_with_frame_counts_when_the_kernel_hangs_up() {
 
 #[test]
 fn log_with_no_resync_sends_nothing_to_the_kernel() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["log", "-c", &addr, "--no-resync", "-n", "1"]);
-
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, _) = connect("log", &["--no-resync", "-n", "1"]);
     kernel.write_all(&frame(&boot_messages()[3])).unwrap();
     let out = mmtop.finish();
     assert_eq!(out.code(), 0, "{out:?}");
@@ -149,13 +130,9 @@ fn log_over_tcp_sends_resync_and_decodes() {
 
 #[test]
 fn log_replays_a_recording_and_reports_link_closed_at_its_end() {
-    let dir = TempDir::new();
-    let rec = dir.path("boot.bin");
     let mut bytes = stream_with_one_corrupt_frame(&boot_messages());
     bytes.extend(b"a partial frame cut by the end of the recording");
-    std::fs::write(&rec, &bytes).unwrap();
-
-    let out = Mmtop::spawn(&["log", "--connect", &format!("file:{}", path_str(&rec))]).finish();
+    let out = run_on_recording("log", &bytes, &[]);
     assert_eq!(out.code(), 0, "{out:?}");
     let lines = out.lines();
     assert_eq!(lines.len(), 5, "{out:?}");
@@ -168,28 +145,14 @@ fn log_replays_a_recording_and_reports_link_closed_at_its_end() {
     assert!(lines[2].starts_with("region #1 "), "{}", lines[2]);
     assert_eq!(lines[3], "log t=0.002000s INFO heap ready ✓");
     assert_eq!(lines[4], "heartbeat t=1.000000s rx=1 bad=0 dropped=0");
-    assert!(
-        out.stderr
-            .contains("mmtop: skipped corrupt frame (crc mismatch)"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .ends_with("mmtop: link closed (5 frames, 1 bad)\n"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("mmtop: skipped corrupt frame (crc mismatch)");
+    out.assert_stderr_ends_with("mmtop: link closed (5 frames, 1 bad)\n");
 }
 
 #[test]
 fn log_prints_a_process_listing_one_line_per_message_in_both_formats() {
-    let dir = TempDir::new();
-    let rec = dir.path("ps.bin");
-    std::fs::write(&rec, frames(&common::procs::memtest_listing())).unwrap();
-    let addr = format!("file:{}", path_str(&rec));
-
-    let out = Mmtop::spawn(&["log", "--connect", &addr]).finish();
+    let listing = frames(&common::procs::memtest_listing());
+    let out = run_on_recording("log", &listing, &[]);
     assert_eq!(out.code(), 0, "{out:?}");
     let lines = out.lines();
     assert_eq!(lines.len(), 13, "{out:?}");
@@ -217,7 +180,7 @@ fn log_prints_a_process_listing_one_line_per_message_in_both_formats() {
         "process_list_end t=2.500100s programs=1 complete"
     );
 
-    let out = Mmtop::spawn(&["log", "--connect", &addr, "--json"]).finish();
+    let out = run_on_recording("log", &listing, &["--json"]);
     assert_eq!(out.code(), 0, "{out:?}");
     let objects: Vec<Value> = out
         .lines()
@@ -243,27 +206,19 @@ fn log_prints_a_process_listing_one_line_per_message_in_both_formats() {
 
 #[test]
 fn log_refuses_a_kernel_speaking_another_major_version_with_exit_3() {
-    let dir = TempDir::new();
-    let rec = dir.path("future.bin");
     let future = Version {
         major: PROTOCOL_VERSION.major + 1,
         minor: 0,
     };
     let mut bytes = frame(&hello(future));
     bytes.extend(frame(&boot_messages()[3]));
-    std::fs::write(&rec, &bytes).unwrap();
-
-    let out = Mmtop::spawn(&["log", "--connect", &format!("file:{}", path_str(&rec))]).finish();
+    let out = run_on_recording("log", &bytes, &[]);
     assert_eq!(out.code(), 3, "{out:?}");
     assert!(out.stdout.is_empty(), "nothing decoded is trusted: {out:?}");
-    assert!(
-        out.stderr.contains(&format!(
-            "kernel speaks protocol {}.0, this mmtop speaks {}.{}; use a matching mmtop",
-            future.major, PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
-        )),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains(&format!(
+        "kernel speaks protocol {}.0, this mmtop speaks {}.{}; use a matching mmtop",
+        future.major, PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+    ));
 }
 
 #[test]
@@ -273,12 +228,7 @@ fn log_exits_2_with_the_address_and_reason_when_the_socket_is_missing() {
     let addr = format!("unix:{}", path_str(&sock));
     let out = Mmtop::spawn(&["log", "--connect", &addr]).finish();
     assert_eq!(out.code(), 2, "{out:?}");
-    assert!(
-        out.stderr
-            .starts_with(&format!("mmtop: cannot connect to {addr}: ")),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_starts_with(&format!("mmtop: cannot connect to {addr}: "));
     assert!(out.stdout.is_empty());
 }
 
@@ -286,32 +236,15 @@ fn log_exits_2_with_the_address_and_reason_when_the_socket_is_missing() {
 fn log_exits_2_and_lists_the_accepted_forms_on_an_unknown_scheme() {
     let out = Mmtop::spawn(&["log", "--connect", "foo:bar"]).finish();
     assert_eq!(out.code(), 2, "{out:?}");
-    assert!(
-        out.stderr.contains(
-            "unknown address scheme 'foo:' — expected unix:PATH, tcp:HOST:PORT, \
-             /dev/ttyX[@BAUD] or file:PATH"
-        ),
-        "{}",
-        out.stderr
+    out.assert_stderr_contains(
+        "unknown address scheme 'foo:' — expected unix:PATH, tcp:HOST:PORT, \
+             /dev/ttyX[@BAUD] or file:PATH",
     );
 }
 
 #[test]
 fn log_exits_1_when_the_timeout_passes_before_count_messages() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&[
-        "log",
-        "--connect",
-        &addr,
-        "--count",
-        "2",
-        "--timeout",
-        "0.5",
-    ]);
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, _) = connect("log", &["--count", "2", "--timeout", "0.5"]);
     assert_eq!(read_host_frame(&mut kernel).unwrap(), HostMsg::Resync);
     kernel
         .write_all(&frame(&KernelMsg::Dropped { count: 1 }))
@@ -321,29 +254,17 @@ fn log_exits_1_when_the_timeout_passes_before_count_messages() {
     drop(kernel); // Only now: a hang-up would have ended mmtop with exit 0.
     assert_eq!(out.code(), 1, "{out:?}");
     assert_eq!(out.lines(), ["dropped count=1"]);
-    assert!(
-        out.stderr.contains("timed out") && out.stderr.contains("1 of 2 messages"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("timed out");
+    out.assert_stderr_contains("1 of 2 messages");
 }
 
 #[test]
 fn log_without_count_treats_the_timeout_as_a_listening_period_and_exits_0() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["log", "--connect", &addr, "--timeout", "0.3"]);
-    let kernel = accept_unix(&listener, &mut mmtop);
-
+    let (_dir, mmtop, kernel, _) = connect("log", &["--timeout", "0.3"]);
     let out = mmtop.finish();
     drop(kernel);
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.contains("stopped after") && out.stderr.contains("(0 messages)"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("stopped after");
+    out.assert_stderr_contains("(0 messages)");
 }

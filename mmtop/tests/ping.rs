@@ -3,20 +3,13 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::net::UnixListener;
 
 use common::*;
 use probe_proto::{HostMsg, KernelMsg, Pong};
 
 #[test]
 fn ping_waits_for_the_pong_with_its_own_nonce_and_prints_the_round_trip() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["ping", "--connect", &addr]);
-
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, addr) = connect("ping", &[]);
     let HostMsg::Ping { nonce } = read_host_frame(&mut kernel).unwrap() else {
         panic!("expected a Ping first");
     };
@@ -43,59 +36,30 @@ fn ping_waits_for_the_pong_with_its_own_nonce_and_prints_the_round_trip() {
 
 #[test]
 fn ping_exits_1_when_no_pong_arrives_in_time() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["ping", "--connect", &addr, "--timeout", "0.3"]);
-
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, addr) = connect("ping", &["--timeout", "0.3"]);
     assert!(matches!(
         read_host_frame(&mut kernel).unwrap(),
         HostMsg::Ping { .. }
     ));
     let out = mmtop.finish();
     drop(kernel); // Kept open so the timeout, not a hang-up, ends the ping.
-    assert_eq!(out.code(), 1, "{out:?}");
     assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr
-            .starts_with(&format!("mmtop: no pong from {addr} within")),
-        "{}",
-        out.stderr
-    );
+    out.assert_no_answer("pong", &addr);
 }
 
 #[test]
 fn ping_exits_1_when_the_kernel_hangs_up_first() {
-    let dir = TempDir::new();
-    let sock = dir.path("com1.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
-    let addr = format!("unix:{}", path_str(&sock));
-    let mut mmtop = Mmtop::spawn(&["ping", "--connect", &addr]);
-
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let (_dir, mmtop, mut kernel, _) = connect("ping", &[]);
     read_host_frame(&mut kernel).unwrap();
     drop(kernel);
     let out = mmtop.finish();
     assert_eq!(out.code(), 1, "{out:?}");
-    assert!(
-        out.stderr.contains("link closed before the pong"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("link closed before the pong");
 }
 
 #[test]
 fn ping_on_a_recording_is_refused_with_exit_2() {
-    let dir = TempDir::new();
-    let rec = dir.path("rec.bin");
-    std::fs::write(&rec, frame(&boot_messages()[0])).unwrap();
-    let out = Mmtop::spawn(&["ping", "--connect", &format!("file:{}", path_str(&rec))]).finish();
+    let out = run_on_recording("ping", &frame(&boot_messages()[0]), &[]);
     assert_eq!(out.code(), 2, "{out:?}");
-    assert!(
-        out.stderr.contains("ping needs a live link"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("ping needs a live link");
 }

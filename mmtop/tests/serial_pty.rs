@@ -111,12 +111,7 @@ fn log_reads_frames_from_a_pty_opened_as_a_serial_device() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].to_string())
         .collect();
     assert_eq!(types, [r#""hello""#, r#""mem_region""#, r#""mem_region""#]);
-    assert!(
-        out.stderr
-            .contains("mmtop: skipped corrupt frame (crc mismatch)"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_contains("mmtop: skipped corrupt frame (crc mismatch)");
     drop(pty);
 }
 
@@ -131,9 +126,6 @@ fn log_on_a_pty_ends_with_link_closed_when_the_other_side_hangs_up() {
     let out = mmtop.finish();
     assert_eq!(out.code(), 0, "{out:?}");
     assert!(out.stdout.is_empty());
-    assert!(
-        out.stderr.starts_with("mmtop: link closed") && out.stderr.ends_with("(0 frames, 0 bad)\n"),
-        "{}",
-        out.stderr
-    );
+    out.assert_stderr_starts_with("mmtop: link closed");
+    out.assert_stderr_ends_with("(0 frames, 0 bad)\n");
 }

@@ -5,6 +5,11 @@ use probe_proto::{
     ProcessListEnd, PtRange, Region, Version, VmaKind, encode_frame, frame::MAX_FRAME,
 };
 
+/// The payload bytes of `msg`: its variant index, then its fields.
+fn enc(msg: &impl serde::Serialize) -> Vec<u8> {
+    postcard::to_allocvec(msg).unwrap()
+}
+
 #[test]
 fn golden_ping_frame() {
     let mut out = [0u8; MAX_FRAME];
@@ -29,7 +34,6 @@ fn protocol_version_is_1_3() {
 /// part of the wire format.
 #[test]
 fn golden_1_1_host_msg_bytes() {
-    let enc = |m: &HostMsg| postcard::to_allocvec(m).unwrap();
     assert_eq!(enc(&HostMsg::Snapshot), [0x02]);
     assert_eq!(enc(&HostMsg::Check), [0x03]);
     assert_eq!(
@@ -53,7 +57,7 @@ fn golden_heap_block_bytes() {
         key: 300,
     });
     assert_eq!(
-        postcard::to_allocvec(&msg).unwrap(),
+        enc(&msg),
         [0x13, 0x00, 0x01, 0x80, 0x20, 0x30, 0x01, 0xac, 0x02]
     );
 }
@@ -62,7 +66,6 @@ fn golden_heap_block_bytes() {
 /// (`-1`) is the single byte `01`.
 #[test]
 fn golden_1_2_host_msg_bytes() {
-    let enc = |m: &HostMsg| postcard::to_allocvec(m).unwrap();
     assert_eq!(enc(&HostMsg::Processes { pid: -1 }), [0x05, 0x01]);
     assert_eq!(enc(&HostMsg::Processes { pid: 0 }), [0x05, 0x00]);
     assert_eq!(enc(&HostMsg::Processes { pid: 300 }), [0x05, 0xd8, 0x04]);
@@ -82,7 +85,7 @@ fn golden_1_2_kernel_msg_bytes() {
         largest_free: 300,
     });
     assert_eq!(
-        postcard::to_allocvec(&heap).unwrap(),
+        enc(&heap),
         [
             0x19, 0x03, 0x07, 0x80, 0x20, 0x80, 0x80, 0x04, 0xd8, 0x04, 0xa8, 0xfb, 0x03, 0x03,
             0xac, 0x02
@@ -93,16 +96,12 @@ fn golden_1_2_kernel_msg_bytes() {
         total_programs: 2,
         complete: true,
     });
-    assert_eq!(
-        postcard::to_allocvec(&end).unwrap(),
-        [0x1c, 0x01, 0x02, 0x01]
-    );
+    assert_eq!(enc(&end), [0x1c, 0x01, 0x02, 0x01]);
 }
 
 /// The 1.3 command: variant 6, then the pid.
 #[test]
 fn golden_1_3_host_msg_bytes() {
-    let enc = |m: &HostMsg| postcard::to_allocvec(m).unwrap();
     assert_eq!(enc(&HostMsg::PtDump { pid: 0 }), [0x06, 0x00]);
     assert_eq!(enc(&HostMsg::PtDump { pid: 300 }), [0x06, 0xac, 0x02]);
 }
@@ -124,7 +123,7 @@ fn golden_1_3_kernel_msg_bytes() {
         region: Region::Vma(VmaKind::Heap),
     });
     assert_eq!(
-        postcard::to_allocvec(&range).unwrap(),
+        enc(&range),
         [
             0x1f, 0x03, 0x80, 0x80, 0x80, 0x02, 0x80, 0xc0, 0x80, 0x02, 0x80, 0x20, 0x80, 0x20,
             0x06, 0x02, 0x01, 0x08, 0x02
@@ -139,8 +138,5 @@ fn golden_1_3_kernel_msg_bytes() {
         findings: 0,
         duration_us: 5,
     });
-    assert_eq!(
-        postcard::to_allocvec(&end).unwrap(),
-        [0x23, 0x01, 0x01, 0x02, 0x03, 0x04, 0x00, 0x05]
-    );
+    assert_eq!(enc(&end), [0x23, 0x01, 0x01, 0x02, 0x03, 0x04, 0x00, 0x05]);
 }

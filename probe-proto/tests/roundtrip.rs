@@ -24,6 +24,42 @@ fn assert_single_terminator(frame: &[u8]) {
     assert!(frame.len() <= MAX_FRAME, "frame exceeds MAX_FRAME");
 }
 
+/// The kernel messages a fresh decoder makes of `frame`, owned.
+fn decode_kernel_msgs(frame: &[u8]) -> Vec<Result<KernelMsg<'static>, FrameError>> {
+    let mut dec = FrameDecoder::<MAX_FRAME>::new();
+    frame
+        .iter()
+        .filter_map(|&b| {
+            dec.push::<KernelMsg>(b)
+                .map(|r| r.map(KernelMsg::into_owned))
+        })
+        .collect()
+}
+
+/// The variant index (the first payload byte) of each of `msgs`.
+fn variant_indices(msgs: &[KernelMsg<'_>]) -> Vec<u8> {
+    msgs.iter()
+        .map(|m| postcard::to_allocvec(m).unwrap()[0])
+        .collect()
+}
+
+/// Asserts that each of `msgs` has a payload within `MAX_PAYLOAD` and a
+/// frame within `MAX_FRAME` that decodes back to it.
+fn assert_each_fits_and_round_trips(msgs: Vec<KernelMsg<'static>>) {
+    let mut out = [0u8; MAX_FRAME];
+    for msg in msgs {
+        let payload = postcard::to_allocvec(&msg).unwrap();
+        assert!(
+            payload.len() <= MAX_PAYLOAD,
+            "{msg:?}: payload of {} bytes",
+            payload.len()
+        );
+        let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));
+        assert_single_terminator(frame);
+        assert_eq!(decode_kernel_msgs(frame), vec![Ok(msg)]);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -78,14 +114,7 @@ proptest! {
 
         let frame = frame_of(wire);
         assert_single_terminator(&frame);
-        let mut dec = FrameDecoder::<MAX_FRAME>::new();
-        let mut got = Vec::new();
-        for &b in &frame {
-            if let Some(r) = dec.push::<KernelMsg>(b) {
-                got.push(r.map(KernelMsg::into_owned));
-            }
-        }
-        prop_assert_eq!(got, vec![Ok(msg)]);
+        prop_assert_eq!(decode_kernel_msgs(&frame), vec![Ok(msg)]);
     }
 
     #[test]
@@ -109,14 +138,7 @@ proptest! {
 
         let frame = frame_of(wire);
         assert_single_terminator(&frame);
-        let mut dec = FrameDecoder::<MAX_FRAME>::new();
-        let mut got = Vec::new();
-        for &b in &frame {
-            if let Some(r) = dec.push::<KernelMsg>(b) {
-                got.push(r.map(KernelMsg::into_owned));
-            }
-        }
-        prop_assert_eq!(got, vec![Ok(msg)]);
+        prop_assert_eq!(decode_kernel_msgs(&frame), vec![Ok(msg)]);
     }
 
     #[test]
@@ -334,35 +356,13 @@ fn largest_1_1_kernel_msgs() -> Vec<KernelMsg<'static>> {
 
 #[test]
 fn largest_1_1_kernel_msgs_cover_variants_8_to_20_in_order() {
-    let indices: Vec<u8> = largest_1_1_kernel_msgs()
-        .iter()
-        .map(|m| postcard::to_allocvec(m).unwrap()[0])
-        .collect();
+    let indices = variant_indices(&largest_1_1_kernel_msgs());
     assert_eq!(indices, (8..=20).collect::<Vec<u8>>());
 }
 
 #[test]
 fn largest_1_1_kernel_msgs_fit_max_payload_and_max_frame() {
-    let mut out = [0u8; MAX_FRAME];
-    for msg in largest_1_1_kernel_msgs() {
-        let payload = postcard::to_allocvec(&msg).unwrap();
-        assert!(
-            payload.len() <= MAX_PAYLOAD,
-            "{msg:?}: payload of {} bytes",
-            payload.len()
-        );
-        let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));
-        assert_single_terminator(frame);
-        let mut dec = FrameDecoder::<MAX_FRAME>::new();
-        let got: Vec<_> = frame
-            .iter()
-            .filter_map(|&b| {
-                dec.push::<KernelMsg>(b)
-                    .map(|r| r.map(KernelMsg::into_owned))
-            })
-            .collect();
-        assert_eq!(got, vec![Ok(msg)]);
-    }
+    assert_each_fits_and_round_trips(largest_1_1_kernel_msgs());
 }
 
 #[test]
@@ -498,35 +498,13 @@ fn longest_name_is_the_kernels_limit() {
 
 #[test]
 fn largest_1_2_kernel_msgs_cover_variants_21_to_30_in_order() {
-    let indices: Vec<u8> = largest_1_2_kernel_msgs()
-        .iter()
-        .map(|m| postcard::to_allocvec(m).unwrap()[0])
-        .collect();
+    let indices = variant_indices(&largest_1_2_kernel_msgs());
     assert_eq!(indices, (21..=30).collect::<Vec<u8>>());
 }
 
 #[test]
 fn largest_1_2_kernel_msgs_fit_max_payload_and_max_frame() {
-    let mut out = [0u8; MAX_FRAME];
-    for msg in largest_1_2_kernel_msgs() {
-        let payload = postcard::to_allocvec(&msg).unwrap();
-        assert!(
-            payload.len() <= MAX_PAYLOAD,
-            "{msg:?}: payload of {} bytes",
-            payload.len()
-        );
-        let frame = encode_frame(&msg, &mut out).unwrap_or_else(|e| panic!("{msg:?}: {e:?}"));
-        assert_single_terminator(frame);
-        let mut dec = FrameDecoder::<MAX_FRAME>::new();
-        let got: Vec<_> = frame
-            .iter()
-            .filter_map(|&b| {
-                dec.push::<KernelMsg>(b)
-                    .map(|r| r.map(KernelMsg::into_owned))
-            })
-            .collect();
-        assert_eq!(got, vec![Ok(msg)]);
-    }
+    assert_each_fits_and_round_trips(largest_1_2_kernel_msgs());
 }
 
 /// The name is the only unbounded field of a 1.2 message: even at its

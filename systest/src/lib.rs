@@ -20,6 +20,7 @@ use probe_proto::frame::MAX_FRAME;
 use probe_proto::{FrameDecoder, HostMsg, KernelMsg, encode_frame};
 
 pub mod rsp;
+pub mod tmux;
 
 /// How long any single condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
@@ -101,6 +102,25 @@ impl Default for QemuConfig {
     }
 }
 
+impl QemuConfig {
+    /// The defaults with the kernel command line `append`.
+    pub fn with_append(append: impl Into<String>) -> Self {
+        Self {
+            append: append.into(),
+            ..Self::default()
+        }
+    }
+
+    /// These options with the guest running at once, before any client
+    /// connects ([`Com1::NoWait`]).
+    pub fn no_wait(self) -> Self {
+        Self {
+            com1: Com1::NoWait,
+            ..self
+        }
+    }
+}
+
 /// A running QEMU, killed by PID when dropped.
 pub struct Qemu {
     child: Child,
@@ -172,6 +192,27 @@ impl Qemu {
             debugcon,
             status: None,
         }
+    }
+
+    /// Boots the kernel with `cfg` and connects to its COM1.
+    pub fn boot(name: &str, cfg: &QemuConfig) -> (Qemu, Telemetry) {
+        let mut qemu = Qemu::start(name, cfg);
+        let link = qemu.connect_telemetry();
+        (qemu, link)
+    }
+
+    /// Boots the kernel with `cfg`, but the guest running at once, and waits
+    /// until it is up: a client that connects now has missed its boot
+    /// messages.
+    pub fn start_up(name: &str, cfg: QemuConfig) -> Qemu {
+        let mut qemu = Qemu::start(name, &cfg.no_wait());
+        qemu.wait_debug_log("kernel up");
+        qemu
+    }
+
+    /// COM1 as mmtop's address, `unix:PATH`.
+    pub fn com1_address(&self) -> String {
+        format!("unix:{}", self.com1_path.display())
     }
 
     /// QEMU's PID.
@@ -391,12 +432,10 @@ impl Drop for ChildGuard {
     }
 }
 
-/// Runs real gdb in batch mode on the kernel ELF with `commands`, kills it
-/// after [`DEADLINE`], and returns its stdout and stderr together.
-pub fn run_gdb(commands: &[String]) -> String {
-    let dir = scratch_dir("gdb");
-    let out_path = dir.join("gdb.out");
-    let out = std::fs::File::create(&out_path).expect("create gdb output file");
+/// Starts real gdb in batch mode on the kernel ELF with `commands`, its
+/// stdout and stderr together into the file `out_path`.
+pub fn spawn_gdb(commands: &[String], out_path: &Path) -> ChildGuard {
+    let out = std::fs::File::create(out_path).expect("create gdb output file");
     let mut cmd = Command::new("gdb");
     cmd.args(["-q", "-batch", "-nx"]).arg(kernel_elf());
     for c in commands {
@@ -408,7 +447,15 @@ pub fn run_gdb(commands: &[String]) -> String {
         .stderr(out)
         .spawn()
         .expect("start gdb (make test installs it)");
-    let mut guard = ChildGuard(child);
+    ChildGuard(child)
+}
+
+/// Runs real gdb in batch mode on the kernel ELF with `commands`, kills it
+/// after [`DEADLINE`], and returns its stdout and stderr together.
+pub fn run_gdb(commands: &[String]) -> String {
+    let dir = scratch_dir("gdb");
+    let out_path = dir.join("gdb.out");
+    let mut guard = spawn_gdb(commands, &out_path);
     let start = Instant::now();
     while guard.0.try_wait().expect("poll gdb").is_none() {
         assert!(

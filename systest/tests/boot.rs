@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use probe_proto::{HostMsg, KernelMsg, MemKind, PROTOCOL_VERSION};
-use systest::{Com1, DEADLINE, EXIT_FAILURE, EXIT_SUCCESS, Qemu, QemuConfig};
+use systest::{DEADLINE, EXIT_FAILURE, EXIT_SUCCESS, Qemu, QemuConfig};
 
 /// Boots with `-m mem_mib`, reads the boot `Hello` and its memory map.
 fn hello_matches_dash_m(mem_mib: u32) {
@@ -76,12 +76,7 @@ fn boot_hello_reports_version_and_ram_equal_to_dash_m_512m() {
 
 #[test]
 fn late_client_gets_hello_after_resync_and_ping_gets_pong() {
-    let cfg = QemuConfig {
-        com1: Com1::NoWait,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("late", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (_qemu, mut link) = Qemu::boot("late", &QemuConfig::default().no_wait());
     link.resync();
     for nonce in [7, 0xdead_beef] {
         link.send(&HostMsg::Ping { nonce });
@@ -95,8 +90,7 @@ fn late_client_gets_hello_after_resync_and_ping_gets_pong() {
 
 #[test]
 fn heartbeats_arrive_and_time_advances() {
-    let mut qemu = Qemu::start("heartbeat", &QemuConfig::default());
-    let mut link = qemu.connect_telemetry();
+    let (_qemu, mut link) = Qemu::boot("heartbeat", &QemuConfig::default());
     let heartbeat = |m: &KernelMsg<'_>| match m {
         KernelMsg::Heartbeat(h) => Some(h.ts_us),
         _ => None,
@@ -111,12 +105,8 @@ fn heartbeats_arrive_and_time_advances() {
 
 #[test]
 fn null_read_in_kernel_is_reported_as_page_fault_and_exits_with_failure() {
-    let cfg = QemuConfig {
-        append: "selftest=null-read".into(),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("null-read", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (mut qemu, mut link) =
+        Qemu::boot("null-read", &QemuConfig::with_append("selftest=null-read"));
     let exc = link.wait_for("Exception", DEADLINE, |m| match m {
         KernelMsg::Exception(e) => Some(*e),
         _ => None,
@@ -144,12 +134,7 @@ fn null_read_in_kernel_is_reported_as_page_fault_and_exits_with_failure() {
 
 #[test]
 fn panic_is_reported_with_its_location_and_exits_with_failure() {
-    let cfg = QemuConfig {
-        append: "selftest=panic".into(),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("panic", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (mut qemu, mut link) = Qemu::boot("panic", &QemuConfig::with_append("selftest=panic"));
     let (message, file, line) = link.wait_for("Panic", DEADLINE, |m| match m {
         KernelMsg::Panic(p) => Some((p.message.to_string(), p.file.to_string(), p.line)),
         _ => None,
@@ -166,12 +151,7 @@ fn panic_is_reported_with_its_location_and_exits_with_failure() {
 
 #[test]
 fn breakpoint_trap_resumes_and_exit_reports_success() {
-    let cfg = QemuConfig {
-        append: "selftest=breakpoint".into(),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("int3", &cfg);
-    let _link = qemu.connect_telemetry();
+    let (mut qemu, _link) = Qemu::boot("int3", &QemuConfig::with_append("selftest=breakpoint"));
     assert_eq!(qemu.wait_exit(), EXIT_SUCCESS);
     let log = qemu.debug_log();
     assert!(log.contains("breakpoint at 0xffffffff8"), "{log}");
@@ -180,8 +160,7 @@ fn breakpoint_trap_resumes_and_exit_reports_success() {
 
 #[test]
 fn com2_answers_gdb_packets() {
-    let mut qemu = Qemu::start("com2", &QemuConfig::default());
-    let mut link = qemu.connect_telemetry();
+    let (mut qemu, mut link) = Qemu::boot("com2", &QemuConfig::default());
     link.wait_for("Hello", DEADLINE, |m| {
         matches!(m, KernelMsg::Hello(_)).then_some(())
     });
@@ -223,8 +202,7 @@ fn com2_answers_gdb_packets() {
 
 #[test]
 fn garbage_and_truncated_frames_are_counted_and_ignored() {
-    let mut qemu = Qemu::start("garbage", &QemuConfig::default());
-    let mut link = qemu.connect_telemetry();
+    let (mut qemu, mut link) = Qemu::boot("garbage", &QemuConfig::default());
     link.wait_for("Hello", DEADLINE, |m| {
         matches!(m, KernelMsg::Hello(_)).then_some(())
     });
@@ -270,11 +248,7 @@ fn garbage_and_truncated_frames_are_counted_and_ignored() {
 
 #[test]
 fn host_that_disconnects_and_reconnects_gets_a_fresh_hello() {
-    let cfg = QemuConfig {
-        com1: Com1::NoWait,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("reconnect", &cfg);
+    let mut qemu = Qemu::start("reconnect", &QemuConfig::default().no_wait());
     let first = {
         let mut link = qemu.connect_telemetry();
         link.resync()
@@ -294,4 +268,31 @@ fn host_that_disconnects_and_reconnects_gets_a_fresh_hello() {
     link.wait_for("Pong", DEADLINE, |m| {
         matches!(m, KernelMsg::Pong(p) if p.nonce == 9).then_some(())
     });
+}
+
+#[test]
+fn a_programs_escape_sequences_reach_the_log_escaped() {
+    let mut qemu = Qemu::start(
+        "escaper",
+        &QemuConfig::with_append("init=escaper").no_wait(),
+    );
+    qemu.wait_debug_log("escaper: ");
+    qemu.wait_debug_log("pid 1 ended");
+    let log = qemu.debug_log();
+    assert!(
+        log.contains(r"escaper: \u{1b}[31mred\u{7}"),
+        "escaped in the log:\n{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "no raw control byte"
+    );
+}
+
+#[test]
+fn a_command_line_over_512_bytes_is_cut_with_a_warning() {
+    let long = format!("loglevel=2 {}", "x".repeat(600));
+    let mut qemu = Qemu::start("long-cmdline", &QemuConfig::with_append(long).no_wait());
+    qemu.wait_debug_log("kernel up");
+    qemu.wait_debug_log("longer than 512 bytes");
 }

@@ -5,13 +5,11 @@
 //! the kernel is stopped; the memory map gdb gets, and (below gdb 13, which
 //! cannot send them) the stub's binary reads.
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use probe_proto::KernelMsg;
 use systest::rsp::Rsp;
-use systest::{ChildGuard, DEADLINE, Qemu, QemuConfig, Telemetry, free_port, kernel_elf, run_gdb};
+use systest::{DEADLINE, Qemu, QemuConfig, Telemetry, free_port, run_gdb, spawn_gdb};
 
 /// A kernel symbol whose bytes do not change after boot: the IDT.
 const STABLE_SYMBOL: &str = "&kernel::arch::x86_64::idt::IDT";
@@ -23,12 +21,10 @@ const TEXT: &str = "(long)&__kernel_text_start";
 /// be up (its first heartbeat).
 fn boot(name: &str, append: &str, extra: Vec<String>) -> (Qemu, Telemetry) {
     let cfg = QemuConfig {
-        append: append.into(),
         extra,
-        ..Default::default()
+        ..QemuConfig::with_append(append)
     };
-    let mut qemu = Qemu::start(name, &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (qemu, mut link) = Qemu::boot(name, &cfg);
     heartbeat_after(&mut link, 0);
     (qemu, link)
 }
@@ -173,31 +169,14 @@ fn detach_then_reattach_works() {
     );
 }
 
-/// gdb started in the background on the kernel ELF, output to a file.
-fn spawn_gdb(dir: &std::path::Path, commands: &[String]) -> (ChildGuard, PathBuf) {
-    let out_path = dir.join("gdb-bg.out");
-    let out = std::fs::File::create(&out_path).expect("create gdb output");
-    let mut cmd = Command::new("gdb");
-    cmd.args(["-q", "-batch", "-nx"]).arg(kernel_elf());
-    for c in commands {
-        cmd.arg("-ex").arg(c);
-    }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(out)
-        .spawn()
-        .expect("start gdb");
-    (ChildGuard(child), out_path)
-}
-
 #[test]
 fn killing_gdb_while_stopped_leaves_the_kernel_running() {
     // A stopped kernel gives up on a debugger silent for 2 s.
     let (qemu, mut link) = boot("gdb-kill", "gdbidle=2", vec![]);
     let mut cmds = attach(&qemu, &["x/1gx &kernel::time::TICKS", "echo ATTACHED\\n"]);
     cmds.push("shell sleep 600".into());
-    let (gdb, out_path) = spawn_gdb(&qemu.dir, &cmds);
+    let out_path = qemu.dir.join("gdb-bg.out");
+    let gdb = spawn_gdb(&cmds, &out_path);
     let start = Instant::now();
     let out = loop {
         let out = std::fs::read_to_string(&out_path).unwrap_or_default();

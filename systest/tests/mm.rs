@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use probe_proto::{
     FrameErrorKind, FrameOwner, HeapErrorKind, HostMsg, KernelMsg, MemoryStats, PROTOCOL_VERSION,
 };
-use systest::{Com1, DEADLINE, EXIT_FAILURE, Qemu, QemuConfig, Telemetry};
+use systest::{DEADLINE, EXIT_FAILURE, Qemu, QemuConfig, Telemetry};
 
 /// Start of the kernel image's virtual range (-2 GiB).
 const KERNEL_IMAGE_START: u64 = 0xFFFF_FFFF_8000_0000;
@@ -103,13 +103,7 @@ impl Seen {
 }
 
 fn boot_selftest_mm(append: &str) -> (Qemu, Telemetry, Seen) {
-    let cfg = QemuConfig {
-        append: append.to_string(),
-        com1: Com1::WaitForClient,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("mm", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (qemu, mut link) = Qemu::boot("mm", &QemuConfig::with_append(append));
     let mut seen = Seen::default();
     link.wait_for("the self-test's last line", DEADLINE, |m| {
         seen.take(m).then_some(())
@@ -304,12 +298,7 @@ fn with_memevents_off_only_the_counters_count() {
 
 #[test]
 fn late_host_gets_memory_stats_with_hello() {
-    let cfg = QemuConfig {
-        com1: Com1::NoWait,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("mm-late", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (_qemu, mut link) = Qemu::boot("mm-late", &QemuConfig::default().no_wait());
     link.resync();
     let stats = link.wait_for("MemoryStats after Resync", DEADLINE, |m| match m {
         KernelMsg::MemoryStats(s) => Some(*s),
@@ -336,17 +325,13 @@ fn late_host_gets_memory_stats_with_hello() {
     );
     assert!(u.kernel_heap >= 16, "the kernel heap's first 64 KiB: {u:?}");
     assert!(u.page_table >= 256, "the kernel half's tables: {u:?}");
-    assert_eq!(PROTOCOL_VERSION.minor, 2);
+    assert_eq!(PROTOCOL_VERSION.minor, 3);
 }
 
 /// Boots into `selftest` and returns the exception it reports.
 fn fault_of(selftest: &str) -> probe_proto::Exception {
-    let cfg = QemuConfig {
-        append: format!("selftest={selftest}"),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start(selftest, &cfg);
-    let mut link = qemu.connect_telemetry();
+    let cfg = QemuConfig::with_append(format!("selftest={selftest}"));
+    let (mut qemu, mut link) = Qemu::boot(selftest, &cfg);
     let paging = link.wait_for("the paging log line", DEADLINE, |m| match m {
         KernelMsg::Log(l) if l.text.starts_with("paging:") => Some(l.text.to_string()),
         _ => None,
@@ -365,42 +350,51 @@ const PF_PRESENT: u64 = 1;
 const PF_WRITE: u64 = 1 << 1;
 const PF_FETCH: u64 = 1 << 4;
 
+/// Boots into `selftest` and returns the page fault it reports, checked to
+/// have the error code bits `bits` set.
+fn page_fault_of(selftest: &str, bits: u64) -> probe_proto::Exception {
+    let e = fault_of(selftest);
+    assert_eq!(e.vector, 14);
+    assert_eq!(e.error_code & bits, bits);
+    e
+}
+
 #[test]
 fn writing_kernel_text_faults() {
-    let e = fault_of("write-text");
-    assert_eq!(e.vector, 14);
-    assert_eq!(
-        e.error_code & (PF_PRESENT | PF_WRITE),
-        PF_PRESENT | PF_WRITE
-    );
+    let e = page_fault_of("write-text", PF_PRESENT | PF_WRITE);
     assert!(e.cr2 >= KERNEL_IMAGE_START, "cr2 {:#x}", e.cr2);
 }
 
 #[test]
 fn executing_kernel_data_faults() {
-    let e = fault_of("exec-data");
-    assert_eq!(e.vector, 14);
-    assert_eq!(
-        e.error_code & (PF_PRESENT | PF_FETCH),
-        PF_PRESENT | PF_FETCH
-    );
+    let e = page_fault_of("exec-data", PF_PRESENT | PF_FETCH);
     assert_eq!(e.cr2, e.rip, "the fetch itself faulted");
 }
 
 #[test]
-fn stack_overflow_hits_the_guard_page() {
-    let e = fault_of("stack-overflow");
+fn stack_overflow_hits_the_guard_page_and_is_named_so() {
+    let cfg = QemuConfig::with_append("selftest=stack-overflow");
+    let (mut qemu, mut link) = Qemu::boot("stack-overflow", &cfg);
+    let e = link.wait_for("Exception", DEADLINE, |m| match m {
+        KernelMsg::Exception(e) => Some(*e),
+        _ => None,
+    });
     assert_eq!(e.vector, 8, "double fault on its own stack: {e:?}");
+    let message = link.wait_for("Panic", DEADLINE, |m| match m {
+        KernelMsg::Panic(p) => Some(p.message.to_string()),
+        _ => None,
+    });
+    assert!(
+        message.starts_with("kernel stack overflow: the boot task ran off its stack "),
+        "{message}"
+    );
+    assert!(message.contains("into the guard page at 0x"), "{message}");
+    assert_eq!(qemu.wait_exit(), EXIT_FAILURE);
 }
 
 #[test]
 fn exhausted_memory_is_refused_cleanly_and_dropped_events_are_counted() {
-    let cfg = QemuConfig {
-        append: "selftest=oom".to_string(),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("oom", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let (mut qemu, mut link) = Qemu::boot("oom", &QemuConfig::with_append("selftest=oom"));
     let (mut page_allocs, mut dropped) = (0u64, 0u64);
     let done = link.wait_for("oom: done", DEADLINE, |m| match m {
         KernelMsg::PageAlloc(_) => {

@@ -1,20 +1,18 @@
 //! `mmtop` against the real kernel, the way `make run` uses it: QEMU's
 //! guest runs before mmtop attaches, and mmtop must still show the `Hello`.
 
-use systest::{Com1, Qemu, QemuConfig, run_mmtop};
+use systest::{Qemu, QemuConfig, run_mmtop};
 
 #[test]
 fn mmtop_log_attached_late_shows_hello_memory_map_and_heartbeat() {
     let cfg = QemuConfig {
-        com1: Com1::NoWait,
         mem_mib: 256,
         ..Default::default()
     };
-    let mut qemu = Qemu::start("mmtop-log", &cfg);
-    // Let the guest get past its boot Hello (sent to nobody), so only
-    // mmtop's Resync can bring one.
-    qemu.wait_debug_log("kernel up");
-    let addr = format!("unix:{}", qemu.com1_path.display());
+    // The guest gets past its boot Hello (sent to nobody), so only mmtop's
+    // Resync can bring one.
+    let qemu = Qemu::start_up("mmtop-log", cfg);
+    let addr = qemu.com1_address();
     let (code, out, err) = run_mmtop(&[
         "log",
         "--connect",
@@ -50,13 +48,7 @@ fn mmtop_log_attached_late_shows_hello_memory_map_and_heartbeat() {
 
 #[test]
 fn mmtop_ping_gets_pong_from_the_kernel() {
-    let cfg = QemuConfig {
-        com1: Com1::NoWait,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("mmtop-ping", &cfg);
-    qemu.wait_debug_log("kernel up");
-    let addr = format!("unix:{}", qemu.com1_path.display());
+    let (_qemu, addr) = booted("mmtop-ping", "");
     let (code, out, err) = run_mmtop(&["ping", "--connect", &addr, "--timeout", "30"]);
     assert_eq!(code, 0, "stderr: {err}");
     assert!(out.contains("pong from"), "{out}");
@@ -64,23 +56,23 @@ fn mmtop_ping_gets_pong_from_the_kernel() {
 
 /// Boots with `append`, waits until the kernel is up, returns its COM1.
 fn booted(name: &str, append: &str) -> (Qemu, String) {
-    let cfg = QemuConfig {
-        com1: Com1::NoWait,
-        append: append.to_string(),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start(name, &cfg);
-    qemu.wait_debug_log("kernel up");
-    let addr = format!("unix:{}", qemu.com1_path.display());
+    let qemu = Qemu::start_up(name, QemuConfig::with_append(append));
+    let addr = qemu.com1_address();
     (qemu, addr)
+}
+
+/// Runs `mmtop COMMAND -c ADDR --json -t 60`, which must succeed, and gives
+/// the one JSON object it prints.
+fn mmtop_json(command: &str, addr: &str) -> serde_json::Value {
+    let (code, out, err) = run_mmtop(&[command, "-c", addr, "--json", "-t", "60"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    serde_json::from_str(out.trim()).expect("one JSON object")
 }
 
 #[test]
 fn mmtop_check_passes_on_a_healthy_kernel() {
     let (_qemu, addr) = booted("mmtop-check", "");
-    let (code, out, err) = run_mmtop(&["check", "-c", &addr, "--json", "-t", "60"]);
-    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let v = mmtop_json("check", &addr);
     assert_eq!(v["frame_check"]["consistent"], true, "{v}");
     assert_eq!(v["heap_check"]["ok"], true, "{v}");
     assert_eq!(
@@ -101,9 +93,7 @@ fn mmtop_check_exits_4_when_the_bitmap_is_damaged() {
 #[test]
 fn mmtop_stats_reports_frames_by_owner() {
     let (_qemu, addr) = booted("mmtop-stats", "");
-    let (code, out, err) = run_mmtop(&["stats", "-c", &addr, "--json", "-t", "60"]);
-    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    let v = mmtop_json("stats", &addr);
     assert_eq!(v["type"], "memory_stats", "{v}");
     assert_eq!(
         v["total_frames"], 32639,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use probe_proto::KernelMsg;
 use serde_json::Value;
-use systest::{Com1, Qemu, QemuConfig, run_mmtop};
+use systest::{Qemu, QemuConfig, run_mmtop};
 
 /// How long `memtest` may take to get ready once the kernel runs.
 const READY_WITHIN: Duration = Duration::from_secs(20);
@@ -51,14 +51,10 @@ impl Memtest {
 /// telemetry link (the debug console counts too). Returns the running QEMU
 /// (its COM1 free again for mmtop) and what memtest said.
 fn boot_memtest() -> (Qemu, Memtest) {
-    let cfg = QemuConfig {
-        // The guest waits for us, so no log line is lost before we listen.
-        com1: Com1::WaitForClient,
-        append: "init=memtest".into(),
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("mmtop-ps", &cfg);
-    let mut link = qemu.connect_telemetry();
+    // The guest waits for us (COM1's default), so no log line is lost
+    // before we listen.
+    let cfg = QemuConfig::with_append("init=memtest");
+    let (mut qemu, mut link) = Qemu::boot("mmtop-ps", &cfg);
     let mut memtest = Memtest::default();
     let start = Instant::now();
     while !memtest.ready() {
@@ -161,7 +157,7 @@ fn programs(object: &Value) -> &Vec<Value> {
 #[test]
 fn mmtop_ps_shows_memtest_heaps_and_sheds_as_the_program_made_them() {
     let (qemu, memtest) = boot_memtest();
-    let addr = format!("unix:{}", qemu.com1_path.display());
+    let addr = qemu.com1_address();
 
     let (code, out, err) = run_mmtop(&["ps", "-c", &addr, "--json", "-t", "60"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");

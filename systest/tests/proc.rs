@@ -12,7 +12,7 @@ use probe_proto::{
     ExitReason, FaultResolution, FrameOwner, HostMsg, KernelMsg, MemoryStats, PageFault,
     ProcessExit, ProcessHeap, ProcessInfo, ProcessShed, ProcessVma, VmaKind,
 };
-use systest::{Com1, DEADLINE, Qemu, QemuConfig, Telemetry};
+use systest::{DEADLINE, Qemu, QemuConfig, Telemetry};
 
 /// One program of a listing, with what followed its `ProcessInfo`.
 #[derive(Debug, Clone)]
@@ -45,14 +45,10 @@ impl Seen {
 }
 
 fn boot(name: &str, append: &str) -> (Qemu, Telemetry) {
-    let cfg = QemuConfig {
-        append: format!("memevents=0 {append}"),
-        com1: Com1::WaitForClient,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start(name, &cfg);
-    let link = qemu.connect_telemetry();
-    (qemu, link)
+    Qemu::boot(
+        name,
+        &QemuConfig::with_append(format!("memevents=0 {append}")),
+    )
 }
 
 /// Asks for the listing of `pid` (-1: all) and collects it.
@@ -88,22 +84,12 @@ fn listing(link: &mut Telemetry, seen: &mut Seen, pid: i64) -> (u32, Vec<Program
         assert_eq!(p.heaps.len() as u32, p.info.nr_heaps, "{p:?}");
         assert_eq!(p.sheds.len() as u32, p.info.nr_sheds, "{p:?}");
         assert_eq!(p.vmas.len() as u32, p.info.nr_vmas, "{p:?}");
-        assert_eq!(
-            p.info.total_heap_size,
-            p.heaps.iter().map(|h| h.heap_size).sum::<u64>()
-        );
-        assert_eq!(
-            p.info.total_heap_used,
-            p.heaps.iter().map(|h| h.heap_used).sum::<u64>()
-        );
-        assert_eq!(
-            p.info.total_heap_free,
-            p.heaps.iter().map(|h| h.heap_free).sum::<u64>()
-        );
-        assert_eq!(
-            p.info.total_shed_size,
-            p.sheds.iter().map(|s| s.shed_size).sum::<u64>()
-        );
+        let heaps = |field: fn(&ProcessHeap) -> u64| p.heaps.iter().map(field).sum::<u64>();
+        assert_eq!(p.info.total_heap_size, heaps(|h| h.heap_size));
+        assert_eq!(p.info.total_heap_used, heaps(|h| h.heap_used));
+        assert_eq!(p.info.total_heap_free, heaps(|h| h.heap_free));
+        let sheds: u64 = p.sheds.iter().map(|s| s.shed_size).sum();
+        assert_eq!(p.info.total_shed_size, sheds);
         for h in &p.heaps {
             assert_eq!(h.heap_free, h.heap_size - h.heap_used, "{h:?}");
         }
@@ -380,13 +366,8 @@ fn a_page_left_to_the_child_after_fork_is_recorded_as_the_childs() {
     // Events on: the host rebuilds who holds each frame (PageAlloc and
     // PageFree) and what each space maps (Map and Unmap), as a physical map
     // view would.
-    let cfg = QemuConfig {
-        append: "init=cowtest".to_string(),
-        com1: Com1::WaitForClient,
-        ..Default::default()
-    };
-    let mut qemu = Qemu::start("proc-cow-owner", &cfg);
-    let mut link = qemu.connect_telemetry();
+    let cfg = QemuConfig::with_append("init=cowtest");
+    let (_qemu, mut link) = Qemu::boot("proc-cow-owner", &cfg);
     let mut owners: HashMap<u64, FrameOwner> = HashMap::new();
     let mut maps: HashMap<(u64, u64), u64> = HashMap::new();
     let mut reuses: Vec<Reuse> = Vec::new();

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 /// The programs the kernel spawns by name.
-const REQUIRED: [&str; 15] = [
+const REQUIRED: [&str; 16] = [
     "worker",
     "leaker",
     "fragmenter",
@@ -27,6 +27,7 @@ const REQUIRED: [&str; 15] = [
     "stacktest",
     "twins",
     "ptsteps",
+    "escaper",
 ];
 
 /// Where the images are linked.

@@ -8,150 +8,60 @@
 
 use core::arch::asm;
 
-/// Calls `nr` with no arguments.
-///
-/// # Safety
-///
-/// The call must not write memory the program still uses for something
-/// else, nor unmap it (see the module docs).
-#[inline(always)]
-pub unsafe fn syscall0(nr: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: the caller vouches for the call's effect on memory. `int 0x80`
-    // switches to the kernel stack, so the user stack is not touched, and
-    // the kernel preserves every register but `rax`.
-    unsafe {
-        asm!("int 0x80", inlateout("rax") nr as i64 => ret, options(nostack));
-    }
-    ret
+/// Defines `$name(nr, args...)`: `int 0x80` with `nr` in `rax` and each
+/// argument in its register.
+macro_rules! syscall {
+    ($(#[$doc:meta])* $name:ident($($arg:ident in $reg:tt),*)) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        ///
+        /// The call must not write memory the program still uses for
+        /// something else, nor unmap it (see the module docs).
+        #[inline(always)]
+        pub unsafe fn $name(nr: u64 $(, $arg: u64)*) -> i64 {
+            let ret: i64;
+            // SAFETY: the caller vouches for the call's effect on memory.
+            // `int 0x80` switches to the kernel stack, so the user stack is
+            // not touched, and the kernel preserves every register but `rax`.
+            unsafe {
+                asm!(
+                    "int 0x80",
+                    inlateout("rax") nr as i64 => ret,
+                    $(in($reg) $arg,)*
+                    options(nostack),
+                );
+            }
+            ret
+        }
+    };
 }
 
-/// Calls `nr` with one argument.
-///
-/// # Safety
-///
-/// As [`syscall0`].
-#[inline(always)]
-pub unsafe fn syscall1(nr: u64, a1: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!("int 0x80", inlateout("rax") nr as i64 => ret, in("rdi") a1, options(nostack));
-    }
-    ret
-}
-
-/// Calls `nr` with two arguments.
-///
-/// # Safety
-///
-/// As [`syscall0`].
-#[inline(always)]
-pub unsafe fn syscall2(nr: u64, a1: u64, a2: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!(
-            "int 0x80",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// Calls `nr` with three arguments.
-///
-/// # Safety
-///
-/// As [`syscall0`].
-#[inline(always)]
-pub unsafe fn syscall3(nr: u64, a1: u64, a2: u64, a3: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!(
-            "int 0x80",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// Calls `nr` with four arguments.
-///
-/// # Safety
-///
-/// As [`syscall0`].
-#[inline(always)]
-pub unsafe fn syscall4(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!(
-            "int 0x80",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            in("r10") a4,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// Calls `nr` with five arguments.
-///
-/// # Safety
-///
-/// As [`syscall0`].
-#[inline(always)]
-pub unsafe fn syscall5(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!(
-            "int 0x80",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            in("r10") a4,
-            in("r8") a5,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// Calls `nr` with six arguments.
-///
-/// # Safety
-///
-/// As [`syscall0`].
-#[inline(always)]
-pub unsafe fn syscall6(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, a6: u64) -> i64 {
-    let ret: i64;
-    // SAFETY: as in `syscall0`.
-    unsafe {
-        asm!(
-            "int 0x80",
-            inlateout("rax") nr as i64 => ret,
-            in("rdi") a1,
-            in("rsi") a2,
-            in("rdx") a3,
-            in("r10") a4,
-            in("r8") a5,
-            in("r9") a6,
-            options(nostack),
-        );
-    }
-    ret
-}
+syscall!(
+    /// Calls `nr` with no arguments.
+    syscall0()
+);
+syscall!(
+    /// Calls `nr` with one argument.
+    syscall1(a1 in "rdi")
+);
+syscall!(
+    /// Calls `nr` with two arguments.
+    syscall2(a1 in "rdi", a2 in "rsi")
+);
+syscall!(
+    /// Calls `nr` with three arguments.
+    syscall3(a1 in "rdi", a2 in "rsi", a3 in "rdx")
+);
+syscall!(
+    /// Calls `nr` with four arguments.
+    syscall4(a1 in "rdi", a2 in "rsi", a3 in "rdx", a4 in "r10")
+);
+syscall!(
+    /// Calls `nr` with five arguments.
+    syscall5(a1 in "rdi", a2 in "rsi", a3 in "rdx", a4 in "r10", a5 in "r8")
+);
+syscall!(
+    /// Calls `nr` with six arguments.
+    syscall6(a1 in "rdi", a2 in "rsi", a3 in "rdx", a4 in "r10", a5 in "r8", a6 in "r9")
+);

@@ -18,6 +18,21 @@ pub enum Fork {
     Parent(u64),
 }
 
+/// `s` as the (address, length) pair the kernel reads it from.
+fn buf<T>(s: &[T]) -> (u64, u64) {
+    (s.as_ptr() as u64, s.len() as u64)
+}
+
+/// `s` as the (address, length) pair the kernel writes it through.
+fn buf_mut<T>(s: &mut [T]) -> (u64, u64) {
+    (s.as_mut_ptr() as u64, s.len() as u64)
+}
+
+/// A count answered in `rax`.
+fn count(ret: i64) -> Result<usize, Errno> {
+    decode_return(ret).map(|n| n as usize)
+}
+
 /// Ends the process with `code`; never returns.
 pub fn exit(code: i64) -> ! {
     // SAFETY: `exit` takes no pointer.
@@ -57,9 +72,9 @@ pub fn sleep_forever() -> ! {
 /// Writes `bytes` (at most [`sysabi::MAX_WRITE_LEN`]) to the kernel log;
 /// answers how many were taken.
 pub fn write(bytes: &[u8]) -> Result<usize, Errno> {
+    let (ptr, len) = buf(bytes);
     // SAFETY: the kernel reads `bytes`, which is borrowed for the call.
-    let ret = unsafe { syscall2(nr::WRITE, bytes.as_ptr() as u64, bytes.len() as u64) };
-    decode_return(ret).map(|n| n as usize)
+    count(unsafe { syscall2(nr::WRITE, ptr, len) })
 }
 
 /// Writes `text` to the kernel log.
@@ -69,8 +84,9 @@ pub fn print(text: &str) -> Result<usize, Errno> {
 
 /// Starts the built-in program `name`; answers its pid.
 pub fn spawn(name: &str) -> Result<u64, Errno> {
+    let (ptr, len) = buf(name.as_bytes());
     // SAFETY: the kernel reads `name`, which is borrowed for the call.
-    decode_return(unsafe { syscall2(nr::SPAWN, name.as_ptr() as u64, name.len() as u64) })
+    decode_return(unsafe { syscall2(nr::SPAWN, ptr, len) })
 }
 
 /// Duplicates this process, copy-on-write.
@@ -181,49 +197,25 @@ pub fn heap_free(heap_id: i64, addr: u64) -> Result<(), Errno> {
 /// Copies `src` into the block at `addr` of heap `heap_id`; answers the
 /// bytes written.
 pub fn heap_write(heap_id: i64, addr: u64, src: &[u8]) -> Result<usize, Errno> {
+    let (ptr, len) = buf(src);
     // SAFETY: the kernel reads `src`, borrowed for the call.
-    let ret = unsafe {
-        syscall4(
-            nr::HEAP_WRITE,
-            heap_id as u64,
-            addr,
-            src.as_ptr() as u64,
-            src.len() as u64,
-        )
-    };
-    decode_return(ret).map(|n| n as usize)
+    count(unsafe { syscall4(nr::HEAP_WRITE, heap_id as u64, addr, ptr, len) })
 }
 
 /// Copies from the block at `addr` of heap `heap_id` into `dst`; answers the
 /// bytes read.
 pub fn heap_read(heap_id: i64, addr: u64, dst: &mut [u8]) -> Result<usize, Errno> {
+    let (ptr, len) = buf_mut(dst);
     // SAFETY: the kernel writes at most `dst.len()` bytes to `dst`, borrowed
     // mutably for the call.
-    let ret = unsafe {
-        syscall4(
-            nr::HEAP_READ,
-            heap_id as u64,
-            addr,
-            dst.as_mut_ptr() as u64,
-            dst.len() as u64,
-        )
-    };
-    decode_return(ret).map(|n| n as usize)
+    count(unsafe { syscall4(nr::HEAP_READ, heap_id as u64, addr, ptr, len) })
 }
 
 /// Copies `src` into shed `shed_id` at `offset`; answers the bytes written.
 pub fn shed_write(shed_id: i64, offset: u64, src: &[u8]) -> Result<usize, Errno> {
+    let (ptr, len) = buf(src);
     // SAFETY: the kernel reads `src`, borrowed for the call.
-    let ret = unsafe {
-        syscall4(
-            nr::SHED_WRITE,
-            shed_id as u64,
-            offset,
-            src.as_ptr() as u64,
-            src.len() as u64,
-        )
-    };
-    decode_return(ret).map(|n| n as usize)
+    count(unsafe { syscall4(nr::SHED_WRITE, shed_id as u64, offset, ptr, len) })
 }
 
 /// Drops every heap and shed of `pid` ([`sysabi::ALL_OR_SELF`]: this
@@ -238,45 +230,25 @@ pub fn free_memory(pid: i64) -> Result<(), Errno> {
 /// Fills `out` with the memory totals of `pid` (or of every program and the
 /// kernel for [`sysabi::ALL_OR_SELF`]); answers how many rows there are.
 pub fn check_memory(pid: i64, out: &mut [ProgramMemory]) -> Result<usize, Errno> {
+    let (ptr, len) = buf_mut(out);
     // SAFETY: the kernel writes at most `out.len()` rows to `out`, borrowed
     // mutably for the call.
-    let ret = unsafe {
-        syscall3(
-            nr::CHECK_MEMORY,
-            pid as u64,
-            out.as_mut_ptr() as u64,
-            out.len() as u64,
-        )
-    };
-    decode_return(ret).map(|n| n as usize)
+    count(unsafe { syscall3(nr::CHECK_MEMORY, pid as u64, ptr, len) })
 }
 
 /// Names this process `name` (at most [`sysabi::MAX_NAME_LEN`] bytes).
 pub fn register_program_name(name: &str) -> Result<(), Errno> {
+    let (ptr, len) = buf(name.as_bytes());
     // SAFETY: the kernel reads `name`, borrowed for the call.
-    let ret = unsafe {
-        syscall2(
-            nr::REGISTER_PROGRAM_NAME,
-            name.as_ptr() as u64,
-            name.len() as u64,
-        )
-    };
-    decode_return(ret).map(drop)
+    decode_return(unsafe { syscall2(nr::REGISTER_PROGRAM_NAME, ptr, len) }).map(drop)
 }
 
 /// Copies the name of `pid` into `buf`; answers its length.
 pub fn get_program_name(pid: i64, buf: &mut [u8]) -> Result<usize, Errno> {
+    let (ptr, len) = buf_mut(buf);
     // SAFETY: the kernel writes at most `buf.len()` bytes to `buf`, borrowed
     // mutably for the call.
-    let ret = unsafe {
-        syscall3(
-            nr::GET_PROGRAM_NAME,
-            pid as u64,
-            buf.as_mut_ptr() as u64,
-            buf.len() as u64,
-        )
-    };
-    decode_return(ret).map(|n| n as usize)
+    count(unsafe { syscall3(nr::GET_PROGRAM_NAME, pid as u64, ptr, len) })
 }
 
 /// Sets the kernel's log level ([`sysabi::log_level`]).

@@ -74,7 +74,8 @@ pub fn check_mappings(out: &mut [CheckFinding]) -> Option<CheckEnd> {
                 for p in table.iter() {
                     let Some(mm) = p.mm.as_ref() else { continue };
                     spaces += 1;
-                    leaves += check_user_space(p.pid, mm.space().tables(), pmm, marks, &mut findings);
+                    leaves +=
+                        check_user_space(p.pid, mm.space().tables(), pmm, marks, &mut findings);
                 }
                 frames::census_mismatches(|frame, users, seen| {
                     let frame = Frame::from_number(frame);
@@ -133,7 +134,13 @@ fn is_marked(marks: &[u64], frame: Frame) -> bool {
 }
 
 /// Checks a page-table frame of space `pid`.
-fn check_table(pid: u32, pmm: &FrameBitmap<'_>, marks: &mut [u64], table: Frame, out: &mut Findings<'_>) {
+fn check_table(
+    pid: u32,
+    pmm: &FrameBitmap<'_>,
+    marks: &mut [u64],
+    table: Frame,
+    out: &mut Findings<'_>,
+) {
     mark(marks, table);
     let f = finding(pmm, table);
     let kind = if !f.used {
@@ -200,7 +207,9 @@ fn check_user_space(
     marks: &mut [u64],
     out: &mut Findings<'_>,
 ) -> u64 {
-    tables.for_each_table(0..KERNEL_PML4_START, |t| check_table(pid, pmm, marks, t, out));
+    tables.for_each_table(0..KERNEL_PML4_START, |t| {
+        check_table(pid, pmm, marks, t, out)
+    });
     let mut leaves = 0;
     for leaf in tables.leaves(..VirtAddr::new(USER_HALF_END)) {
         leaves += 1;

@@ -48,7 +48,8 @@ pub fn init(boot: &BootInfo) -> Result<(), &'static str> {
     let nr_frames = FrameBitmap::span(regions(boot));
     // 16-bit owner slots: half the table of 32-bit ones, and fewer cache misses.
     let nr_marks = nr_frames.div_ceil(64) as usize;
-    let marks_offset = FrameBitmap::storage_bytes_with(nr_frames, SlotWidth::U16).next_multiple_of(8);
+    let marks_offset =
+        FrameBitmap::storage_bytes_with(nr_frames, SlotWidth::U16).next_multiple_of(8);
     let storage_bytes = (marks_offset + nr_marks as u64 * 8).next_multiple_of(FRAME_SIZE);
     let image = kernel_image();
     let image_end = image.end().start_address().as_u64();

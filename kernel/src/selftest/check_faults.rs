@@ -53,8 +53,14 @@ pub fn inject() -> bool {
         Err(e) => kerror!("could not charge a frame to pid {pid}: {e:?}"),
     }
     match phys::inject_corruption(Corruption::FlipUsedBit(private.number())) {
-        Ok(()) => kwarn!("injected: mapped-but-free phys={:#x} pid={pid}", addr(private)),
-        Err(e) => kerror!("could not clear the used bit of {:#x}: {e:?}", addr(private)),
+        Ok(()) => kwarn!(
+            "injected: mapped-but-free phys={:#x} pid={pid}",
+            addr(private)
+        ),
+        Err(e) => kerror!(
+            "could not clear the used bit of {:#x}: {e:?}",
+            addr(private)
+        ),
     }
     frames::share(shared);
     kwarn!("injected: share-count phys={:#x}", addr(shared));

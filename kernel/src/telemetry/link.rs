@@ -9,9 +9,8 @@
 
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{
-    FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel, ProcessListEnd,
-    PtDumpEnd, PROTOCOL_VERSION, Pong,
-    encode_frame, features,
+    FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel,
+    PROTOCOL_VERSION, Pong, ProcessListEnd, PtDumpEnd, encode_frame, features,
 };
 
 use crate::drivers::serial::{COM1_BASE, SerialPort};

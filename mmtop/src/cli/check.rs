@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::args::RequestArgs;
 use super::request::{COMMANDS_SINCE, Session};
-use super::{EXIT_INCONSISTENT, EXIT_OK};
+use super::{EXIT_INCONSISTENT, EXIT_OK, Status};
 use crate::Msg;
 use crate::format::human;
 
@@ -39,14 +39,8 @@ struct MappingReport {
     findings: Vec<CheckFinding>,
 }
 
-/// Runs `mmtop check`; returns the exit status.
-pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match check(args, out, err) {
-        Ok(code) | Err(code) => code,
-    }
-}
-
-fn check(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, u8> {
+/// Runs `mmtop check`.
+pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let mut session = Session::open(
         &args.connect.address,
         "check",

@@ -1,24 +1,22 @@
 //! `mmtop log`: print every decoded message, one per line.
 
 use std::io::{self, Write};
-use std::sync::mpsc;
 use std::time::Instant;
 
 use probe_proto::HostMsg;
 
 use super::args::LogArgs;
 use super::{
-    EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, recv_until,
+    EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, Status,
+    open_link, recv_until, start_reader,
 };
 use crate::Msg;
 use crate::decode::DecodeError;
-use crate::event::{LinkEvent, spawn_reader};
+use crate::event::LinkEvent;
 use crate::format::Format;
-use crate::link::Link;
 
-/// Runs `mmtop log`: messages go to `out`, diagnostics to `err`. Returns the
-/// exit status.
-pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// Runs `mmtop log`: messages go to `out`, diagnostics to `err`.
+pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let started = Instant::now();
     let deadline = args.timeout.map(|t| started + t);
     let address = &args.connect.address;
@@ -28,14 +26,7 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         Format::Human
     };
 
-    let link = match Link::open(address) {
-        Ok(link) => link,
-        Err(e) => {
-            let _ = writeln!(err, "mmtop: {e}");
-            return EXIT_CONNECT;
-        }
-    };
-    let (reader, writer) = link.split();
+    let (reader, writer) = open_link(address, err)?.split();
     // Held until we return: some links end when their last handle closes.
     let mut writer = match writer {
         // Bytes sent before we connected are gone; a resync makes the kernel
@@ -44,21 +35,16 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Ok(()) => Some(w),
             Err(e) => {
                 let _ = writeln!(err, "mmtop: cannot send resync to {address}: {e}");
-                return EXIT_CONNECT;
+                return Err(EXIT_CONNECT);
             }
         },
         w => w,
     };
-
-    let (tx, rx) = mpsc::channel();
-    if let Err(e) = spawn_reader(reader, tx) {
-        let _ = writeln!(err, "mmtop: cannot start the link reader: {e}");
-        return EXIT_CONNECT;
-    }
+    let rx = start_reader(reader, err)?;
 
     let mut printed = 0u64;
     if args.count == Some(0) {
-        return EXIT_OK;
+        return Ok(EXIT_OK);
     }
     // A Resync that reaches the UART before the kernel has set it up is
     // lost, so repeat it until the Hello it asks for arrives.
@@ -75,7 +61,7 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             Received::TimedOut if deadline.is_none_or(|d| Instant::now() < d) => {
                 if let Some(Err(e)) = writer.as_mut().map(|w| w.send(&HostMsg::Resync)) {
                     let _ = writeln!(err, "mmtop: cannot send resync to {address}: {e}");
-                    return EXIT_CONNECT;
+                    return Err(EXIT_CONNECT);
                 }
                 next_resync = Instant::now() + RESYNC_INTERVAL;
                 continue;
@@ -88,20 +74,20 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                             err,
                             "mmtop: timed out after {waited:.1?}: {printed} of {count} messages"
                         );
-                        EXIT_TIMEOUT
+                        Err(EXIT_TIMEOUT)
                     }
                     None => {
                         let _ = writeln!(
                             err,
                             "mmtop: stopped after {waited:.1?} ({printed} messages)"
                         );
-                        EXIT_OK
+                        Ok(EXIT_OK)
                     }
                 };
             }
             Received::ReaderGone => {
                 let _ = writeln!(err, "mmtop: the link reader stopped unexpectedly");
-                return EXIT_CONNECT;
+                return Err(EXIT_CONNECT);
             }
         };
         match event {
@@ -114,11 +100,11 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     if e.kind() != io::ErrorKind::BrokenPipe {
                         let _ = writeln!(err, "mmtop: cannot write output: {e}");
                     }
-                    return EXIT_OK;
+                    return Ok(EXIT_OK);
                 }
                 printed += 1;
                 if args.count == Some(printed) {
-                    return EXIT_OK;
+                    return Ok(EXIT_OK);
                 }
             }
             LinkEvent::Error(e @ DecodeError::BadFrame(_)) => {
@@ -126,7 +112,7 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             }
             LinkEvent::Error(e @ DecodeError::Incompatible { .. }) => {
                 let _ = writeln!(err, "mmtop: {e}");
-                return EXIT_PROTOCOL;
+                return Err(EXIT_PROTOCOL);
             }
             LinkEvent::Closed { stats, error } => {
                 let reason = error.map(|e| format!(": {e}")).unwrap_or_default();
@@ -136,7 +122,7 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     stats.frames,
                     stats.bad()
                 );
-                return EXIT_OK;
+                return Ok(EXIT_OK);
             }
         }
     }

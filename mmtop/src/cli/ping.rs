@@ -1,42 +1,23 @@
 //! `mmtop ping`: one round trip to the kernel.
 
 use std::io::Write;
-use std::sync::mpsc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use probe_proto::HostMsg;
 
 use super::args::PingArgs;
-use super::{EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, Received, recv_until};
+use super::{
+    EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, Received, Status, open_live, recv_until,
+};
 use crate::Msg;
 use crate::decode::DecodeError;
-use crate::event::{LinkEvent, spawn_reader};
+use crate::event::LinkEvent;
 use crate::format::human_time;
-use crate::link::Link;
 
-/// Runs `mmtop ping`; returns the exit status.
-pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// Runs `mmtop ping`.
+pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let address = &args.connect.address;
-    let link = match Link::open(address) {
-        Ok(link) => link,
-        Err(e) => {
-            let _ = writeln!(err, "mmtop: {e}");
-            return EXIT_CONNECT;
-        }
-    };
-    let (reader, writer) = link.split();
-    let Some(mut writer) = writer else {
-        let _ = writeln!(
-            err,
-            "mmtop: ping needs a live link; {address} is a recording"
-        );
-        return EXIT_CONNECT;
-    };
-    let (tx, rx) = mpsc::channel();
-    if let Err(e) = spawn_reader(reader, tx) {
-        let _ = writeln!(err, "mmtop: cannot start the link reader: {e}");
-        return EXIT_CONNECT;
-    }
+    let (mut writer, rx) = open_live(address, "ping", err)?;
 
     // A fresh nonce per run, so a pong left over from an earlier ping on
     // the same link is not mistaken for ours.
@@ -47,7 +28,7 @@ pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     let sent = Instant::now();
     if let Err(e) = writer.send(&HostMsg::Ping { nonce }) {
         let _ = writeln!(err, "mmtop: cannot send ping to {address}: {e}");
-        return EXIT_CONNECT;
+        return Err(EXIT_CONNECT);
     }
     let deadline = sent + args.timeout;
     loop {
@@ -60,17 +41,17 @@ pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     rtt.as_secs_f64() * 1e3,
                     human_time(pong.ts_us)
                 );
-                return EXIT_OK;
+                return Ok(EXIT_OK);
             }
             // Telemetry keeps flowing while we wait; it is not ours to print.
             Received::Event(LinkEvent::Msg(_) | LinkEvent::Error(DecodeError::BadFrame(_))) => {}
             Received::Event(LinkEvent::Error(e @ DecodeError::Incompatible { .. })) => {
                 let _ = writeln!(err, "mmtop: {e}");
-                return EXIT_PROTOCOL;
+                return Err(EXIT_PROTOCOL);
             }
             Received::Event(LinkEvent::Closed { .. }) | Received::ReaderGone => {
                 let _ = writeln!(err, "mmtop: link closed before the pong arrived");
-                return EXIT_TIMEOUT;
+                return Err(EXIT_TIMEOUT);
             }
             Received::TimedOut => {
                 let _ = writeln!(
@@ -78,7 +59,7 @@ pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                     "mmtop: no pong from {address} within {:.1?}",
                     args.timeout
                 );
-                return EXIT_TIMEOUT;
+                return Err(EXIT_TIMEOUT);
             }
         }
     }

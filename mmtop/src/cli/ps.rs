@@ -9,18 +9,12 @@ use probe_proto::names::VmaFlags;
 
 use super::args::PsArgs;
 use super::request::{PROCESSES_SINCE, Session};
-use super::{EXIT_NO_PROCESS, EXIT_OK, EXIT_PROTOCOL};
+use super::{EXIT_NO_PROCESS, EXIT_OK, EXIT_PROTOCOL, Status};
 use crate::format::{escape_controls, frames_to_bytes, human_bytes};
 use crate::procs::{Listing, ListingBuilder, Program};
 
-/// Runs `mmtop ps`; returns the exit status.
-pub fn run(args: &PsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match ps(args, out, err) {
-        Ok(code) | Err(code) => code,
-    }
-}
-
-fn ps(args: &PsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, u8> {
+/// Runs `mmtop ps`.
+pub fn run(args: &PsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let mut session = Session::open(
         &args.connect.address,
         "ps",
@@ -152,6 +146,22 @@ fn render(indent: &str, headers: &[(&str, Align)], rows: &[Vec<String>]) -> Stri
     s
 }
 
+/// A titled part of [`details`]: its rows under `headers`, indented, or
+/// `none`.
+fn section(
+    title: &str,
+    headers: &[(&str, Align)],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> String {
+    let rows: Vec<Vec<String>> = rows.collect();
+    let body = if rows.is_empty() {
+        "  none\n".to_owned()
+    } else {
+        render("  ", headers, &rows)
+    };
+    format!("\n{title}\n{body}")
+}
+
 /// One row per program, like `ps`. Sizes are human-readable; RSS is in KiB
 /// as `ps` gives it.
 pub fn table(programs: &[Program]) -> String {
@@ -206,89 +216,57 @@ pub fn details(p: &Program) -> String {
         i.page_table_frames,
     );
 
-    s.push_str("\nheaps\n");
-    if p.heaps.is_empty() {
-        s.push_str("  none\n");
-    } else {
-        let rows: Vec<Vec<String>> = p
-            .heaps
-            .iter()
-            .map(|h| {
-                vec![
-                    h.heap_id.to_string(),
-                    format!("{:#x}", h.start),
-                    human_bytes(h.heap_size),
-                    human_bytes(h.heap_used),
-                    human_bytes(h.heap_free),
-                    h.used_blocks.to_string(),
-                    human_bytes(h.largest_free),
-                ]
-            })
-            .collect();
-        s.push_str(&render(
-            "  ",
-            &[
-                ("ID", Right),
-                ("START", Left),
-                ("SIZE", Right),
-                ("USED", Right),
-                ("FREE", Right),
-                ("USED BLOCKS", Right),
-                ("LARGEST FREE", Right),
-            ],
-            &rows,
-        ));
-    }
-
-    s.push_str("\nsheds\n");
-    if p.sheds.is_empty() {
-        s.push_str("  none\n");
-    } else {
-        let rows: Vec<Vec<String>> = p
-            .sheds
-            .iter()
-            .map(|sh| {
-                vec![
-                    sh.shed_id.to_string(),
-                    format!("{:#x}", sh.start),
-                    human_bytes(sh.shed_size),
-                ]
-            })
-            .collect();
-        s.push_str(&render(
-            "  ",
-            &[("ID", Right), ("START", Left), ("SIZE", Right)],
-            &rows,
-        ));
-    }
-
-    s.push_str("\nmaps\n");
-    if p.vmas.is_empty() {
-        s.push_str("  none\n");
-    } else {
-        let rows: Vec<Vec<String>> = p
-            .vmas
-            .iter()
-            .map(|v| {
-                vec![
-                    format!("{:08x}-{:08x}", v.start, v.end),
-                    VmaFlags(v.flags).to_string(),
-                    v.kind.name().to_owned(),
-                    human_bytes(frames_to_bytes(v.resident_pages)),
-                ]
-            })
-            .collect();
-        s.push_str(&render(
-            "  ",
-            &[
-                ("ADDRESS", Left),
-                ("PERMS", Left),
-                ("KIND", Left),
-                ("RESIDENT", Right),
-            ],
-            &rows,
-        ));
-    }
+    s.push_str(&section(
+        "heaps",
+        &[
+            ("ID", Right),
+            ("START", Left),
+            ("SIZE", Right),
+            ("USED", Right),
+            ("FREE", Right),
+            ("USED BLOCKS", Right),
+            ("LARGEST FREE", Right),
+        ],
+        p.heaps.iter().map(|h| {
+            vec![
+                h.heap_id.to_string(),
+                format!("{:#x}", h.start),
+                human_bytes(h.heap_size),
+                human_bytes(h.heap_used),
+                human_bytes(h.heap_free),
+                h.used_blocks.to_string(),
+                human_bytes(h.largest_free),
+            ]
+        }),
+    ));
+    s.push_str(&section(
+        "sheds",
+        &[("ID", Right), ("START", Left), ("SIZE", Right)],
+        p.sheds.iter().map(|sh| {
+            vec![
+                sh.shed_id.to_string(),
+                format!("{:#x}", sh.start),
+                human_bytes(sh.shed_size),
+            ]
+        }),
+    ));
+    s.push_str(&section(
+        "maps",
+        &[
+            ("ADDRESS", Left),
+            ("PERMS", Left),
+            ("KIND", Left),
+            ("RESIDENT", Right),
+        ],
+        p.vmas.iter().map(|v| {
+            vec![
+                format!("{:08x}-{:08x}", v.start, v.end),
+                VmaFlags(v.flags).to_string(),
+                v.kind.name().to_owned(),
+                human_bytes(frames_to_bytes(v.resident_pages)),
+            ]
+        }),
+    ));
     s
 }
 
@@ -309,41 +287,13 @@ mod tests {
 
     #[test]
     fn table_has_one_row_per_program_with_human_sizes_and_rss_in_kib() {
-        let expected = "\
-PID  NAME     STATE     HEAPS  HEAP SIZE    USED      FREE  SHEDS  SHED SIZE  RSS  VMAS
-  0  kernel   kernel        1    64.0KiB  1.5KiB   62.5KiB      0         0B   64     0
-  1  memtest  sleeping      2   128.0KiB    600B  127.4KiB      2    16.0KiB   40     7
-";
-        assert_eq!(table(&listing(&full_listing()).programs), expected);
+        assert_eq!(table(&listing(&full_listing()).programs), PS_TABLE);
     }
 
     #[test]
     fn details_list_heaps_sheds_and_maps() {
-        let expected = "\
-pid 1 memtest (parent 0): 40.0KiB resident (10 frames), 4 page-table frames
-
-heaps
-  ID  START          SIZE  USED     FREE  USED BLOCKS  LARGEST FREE
-   1  0x10000000  64.0KiB  600B  63.4KiB            3       63.4KiB
-   7  0x10010000  64.0KiB    0B  64.0KiB            0       64.0KiB
-
-sheds
-  ID  START         SIZE
-   1  0x20000000  8.0KiB
-   9  0x20002000  8.0KiB
-
-maps
-  ADDRESS                    PERMS           KIND   RESIDENT
-  00400000-00402000          r-xp            code     8.0KiB
-  00402000-00403000          rw-p            data     4.0KiB
-  10000000-10010000          rw-p            heap     4.0KiB
-  10010000-10020000          rw-p            heap     4.0KiB
-  20000000-20002000          r--p            shed     8.0KiB
-  20002000-20004000          r--p            shed     8.0KiB
-  7ffffffef000-7ffffffff000  rw-p+growsdown  stack    4.0KiB
-";
         let l = listing(&memtest_listing());
-        assert_eq!(details(&l.programs[0]), expected);
+        assert_eq!(details(&l.programs[0]), MEMTEST_DETAILS);
     }
 
     #[test]
@@ -361,10 +311,7 @@ maps
 
     #[test]
     fn names_with_control_characters_stay_on_one_line() {
-        let mut info = memtest_info();
-        info.name = "evil\n\x1b[2Jname".into();
-        let mut msgs = program_msgs(info, memtest_heaps(), memtest_sheds(), memtest_vmas());
-        msgs.push(list_end(1, true));
+        let msgs = memtest_listing_with(|info| info.name = "evil\n\x1b[2Jname".into());
         let t = table(&listing(&msgs).programs);
         assert_eq!(t.lines().count(), 2, "{t}");
         assert!(t.contains("evil\\n\\u{1b}[2Jname"), "{t}");

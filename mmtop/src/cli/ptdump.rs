@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::args::{DiffArgs, PtdumpArgs};
 use super::request::Session;
-use super::{EXIT_CONNECT, EXIT_NO_PROCESS, EXIT_OK, EXIT_TIMEOUT};
+use super::{EXIT_CONNECT, EXIT_NO_PROCESS, EXIT_OK, EXIT_TIMEOUT, Status};
 use crate::Msg;
 use crate::link::Address;
 
@@ -263,19 +263,16 @@ fn fetch(
     }
 }
 
-/// Runs `mmtop ptdump`; returns the exit status.
-pub fn run(args: &PtdumpArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// Runs `mmtop ptdump`.
+pub fn run(args: &PtdumpArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let pid = args.pid.unwrap_or(KERNEL_PID);
-    let snapshot = match fetch(&args.connect.address, pid, args.timeout, err) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let snapshot = fetch(&args.connect.address, pid, args.timeout, err)?;
     let json = serde_json::to_string(&snapshot).expect("a snapshot serializes to JSON");
-    if let Some(path) = &args.output {
-        if let Err(e) = std::fs::write(path, format!("{json}\n")) {
-            let _ = writeln!(err, "mmtop: cannot write {}: {e}", path.display());
-            return EXIT_CONNECT;
-        }
+    if let Some(path) = &args.output
+        && let Err(e) = std::fs::write(path, format!("{json}\n"))
+    {
+        let _ = writeln!(err, "mmtop: cannot write {}: {e}", path.display());
+        return Err(EXIT_CONNECT);
     }
     let text = if args.json {
         format!("{json}\n")
@@ -283,7 +280,7 @@ pub fn run(args: &PtdumpArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         snapshot.text()
     };
     let _ = out.write_all(text.as_bytes());
-    EXIT_OK
+    Ok(EXIT_OK)
 }
 
 /// A snapshot file, or why it cannot be used.
@@ -367,9 +364,9 @@ impl Diff {
     }
 }
 
-/// Runs `mmtop diff`; returns the exit status: 0 the same, 1 different,
-/// 2 bad input.
-pub fn diff(args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// Runs `mmtop diff`; the exit status is 0 the same, 1 different, 2 bad
+/// input.
+pub fn diff(args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let files: Vec<Option<Result<Snapshot, String>>> = [&args.first, &args.second]
         .iter()
         .map(|p| (p.as_os_str() != "live").then(|| load(p)))
@@ -379,7 +376,7 @@ pub fn diff(args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         match f {
             Some(Err(why)) => {
                 let _ = writeln!(err, "mmtop: {why}");
-                return EXIT_CONNECT;
+                return Err(EXIT_CONNECT);
             }
             Some(Ok(s)) => loaded.push(Some(s.clone())),
             None => loaded.push(None),
@@ -400,9 +397,7 @@ pub fn diff(args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     };
     let [mut a, mut b]: [Option<Snapshot>; 2] = [loaded[0].take(), loaded[1].take()];
     for slot in [&mut a, &mut b] {
-        if let Err(code) = take_live(slot, err) {
-            return code;
-        }
+        take_live(slot, err)?;
     }
     let (a, b) = (a.expect("loaded or fetched"), b.expect("loaded or fetched"));
     if a.space != b.space {
@@ -419,7 +414,7 @@ pub fn diff(args: &DiffArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
         d.text()
     };
     let _ = out.write_all(text.as_bytes());
-    if d.is_empty() { EXIT_OK } else { EXIT_TIMEOUT }
+    Ok(if d.is_empty() { EXIT_OK } else { EXIT_TIMEOUT })
 }
 
 #[cfg(test)]

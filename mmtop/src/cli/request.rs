@@ -3,16 +3,18 @@
 //! the messages that answer it.
 
 use std::io::Write;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use probe_proto::{HostMsg, Version, features};
 
-use super::{EXIT_CONNECT, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, recv_until};
+use super::{
+    EXIT_CONNECT, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, open_live, recv_until,
+};
 use crate::Msg;
 use crate::decode::DecodeError;
-use crate::event::{LinkEvent, spawn_reader};
-use crate::link::{Address, Link, LinkWriter};
+use crate::event::LinkEvent;
+use crate::link::{Address, LinkWriter};
 
 /// The first protocol version with `Snapshot`, `Check` and `HeapWalk`.
 pub const COMMANDS_SINCE: Version = Version { major: 1, minor: 1 };
@@ -45,23 +47,7 @@ impl<'a> Session<'a> {
         err: &mut dyn Write,
     ) -> Result<Self, u8> {
         let started = Instant::now();
-        let link = Link::open(address).map_err(|e| {
-            let _ = writeln!(err, "mmtop: {e}");
-            EXIT_CONNECT
-        })?;
-        let (reader, writer) = link.split();
-        let Some(writer) = writer else {
-            let _ = writeln!(
-                err,
-                "mmtop: {command} needs a live link; {address} is a recording"
-            );
-            return Err(EXIT_CONNECT);
-        };
-        let (tx, rx) = mpsc::channel();
-        if let Err(e) = spawn_reader(reader, tx) {
-            let _ = writeln!(err, "mmtop: cannot start the link reader: {e}");
-            return Err(EXIT_CONNECT);
-        }
+        let (writer, rx) = open_live(address, command, err)?;
         let mut session = Session {
             address,
             writer,

@@ -5,20 +5,14 @@ use std::io::Write;
 
 use probe_proto::{HostMsg, MemoryStats};
 
-use super::EXIT_OK;
 use super::args::RequestArgs;
 use super::request::{COMMANDS_SINCE, Session};
+use super::{EXIT_OK, Status};
 use crate::Msg;
 use crate::format::{frames_to_bytes, heap_name, human_bytes, human_time, json};
 
-/// Runs `mmtop stats`; returns the exit status.
-pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match stats(args, out, err) {
-        Ok(code) | Err(code) => code,
-    }
-}
-
-fn stats(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, u8> {
+/// Runs `mmtop stats`.
+pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     let mut session = Session::open(
         &args.connect.address,
         "stats",
@@ -129,89 +123,16 @@ pub fn table(m: &MemoryStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe_proto::{EventCounters, FrameUsage, HeapStats};
-
-    fn sample() -> MemoryStats {
-        MemoryStats {
-            ts_us: 1_500_000,
-            total_frames: 32_768,
-            free_frames: 30_000,
-            usage: FrameUsage {
-                free: 30_000,
-                unusable: 0,
-                reserved: 256,
-                kernel_image: 512,
-                boot_info: 4,
-                bitmap: 2,
-                kernel_heap: 16,
-                kernel_stack: 8,
-                page_table: 6,
-                process: 1960,
-                other: 4,
-            },
-            kernel_heap: HeapStats {
-                pid: 0,
-                heap_id: 0,
-                region_bytes: 64 << 10,
-                max_bytes: 1 << 30,
-                used_bytes: 1536,
-                free_bytes: 60 << 10,
-                overhead_bytes: 256,
-                total_blocks: 12,
-                used_blocks: 9,
-                free_blocks: 3,
-                largest_free: 40 << 10,
-            },
-            counters: EventCounters {
-                page_allocs: 10,
-                page_frees: 2,
-                maps: 5,
-                unmaps: 0,
-                heap_allocs: 100,
-                heap_frees: 90,
-                heap_errors: 1,
-                frame_errors: 0,
-            },
-        }
-    }
+    use crate::memory_fixture::{STATS_TABLE, memory_stats};
 
     #[test]
     fn table_lists_frames_by_owner_in_counts_and_mib_then_heap_and_counters() {
-        let expected = "\
-memory at t=1.500000s: 32768 frames (128.0MiB), 30000 free (117.2MiB)
-
-frames by owner       frames       MiB
-  free                 30000     117.2
-  unusable                 0       0.0
-  reserved               256       1.0
-  kernel image           512       2.0
-  boot info                4       0.0
-  bitmap                   2       0.0
-  kernel heap             16       0.1
-  kernel stack             8       0.0
-  page table               6       0.0
-  process               1960       7.7
-  other                    4       0.0
-  total                32768     128.0
-
-kernel heap kernel#0
-  region       64.0KiB (max 1.0GiB)
-  used          1.5KiB in 9 blocks
-  free         60.0KiB in 3 blocks, largest 40.0KiB
-  overhead        256B
-
-events since boot
-  page allocs           10    page frees             2
-  maps                   5    unmaps                 0
-  heap allocs          100    heap frees            90
-  heap errors            1    frame errors           0
-";
-        assert_eq!(table(&sample()), expected);
+        assert_eq!(table(&memory_stats()), STATS_TABLE);
     }
 
     #[test]
     fn table_notes_a_total_that_disagrees_with_the_owner_classes() {
-        let mut m = sample();
+        let mut m = memory_stats();
         m.total_frames += 1;
         let t = table(&m);
         assert!(

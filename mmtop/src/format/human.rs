@@ -569,9 +569,12 @@ pub fn escape_controls(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory_fixture::{frame_check, heap_block, heap_check, memory_stats};
+    use crate::procs_fixture::{
+        memtest_heaps, memtest_info, memtest_leak, memtest_sheds, memtest_vmas,
+    };
     use probe_proto::{
-        EventCounters, FaultResolution, FrameErrorKind, FrameOwner, FrameUsage, HeapErrorKind,
-        HeapStats, LogLevel, MemKind, ProcState, Version, VmaKind,
+        FaultResolution, FrameErrorKind, FrameOwner, HeapErrorKind, LogLevel, MemKind, Version,
     };
 
     /// The entry flags as map lines print them.
@@ -725,52 +728,11 @@ mod tests {
         );
     }
 
-    fn heap_stats() -> HeapStats {
-        HeapStats {
-            pid: 0,
-            heap_id: 0,
-            region_bytes: 64 << 10,
-            max_bytes: 1 << 30,
-            used_bytes: 1536,
-            free_bytes: 60 << 10,
-            overhead_bytes: 256,
-            total_blocks: 12,
-            used_blocks: 9,
-            free_blocks: 3,
-            largest_free: 40 << 10,
-        }
-    }
-
     #[test]
     fn memory_stats_line_gives_frames_heap_and_counters() {
         let line = human(&Msg::MemoryStats(MemoryStats {
             ts_us: 1_000_000,
-            total_frames: 32_768,
-            free_frames: 30_000,
-            usage: FrameUsage {
-                free: 30_000,
-                unusable: 0,
-                reserved: 256,
-                kernel_image: 512,
-                boot_info: 4,
-                bitmap: 2,
-                kernel_heap: 16,
-                kernel_stack: 8,
-                page_table: 6,
-                process: 1960,
-                other: 4,
-            },
-            kernel_heap: heap_stats(),
-            counters: EventCounters {
-                page_allocs: 10,
-                page_frees: 2,
-                maps: 5,
-                unmaps: 0,
-                heap_allocs: 100,
-                heap_frees: 90,
-                heap_errors: 1,
-                frame_errors: 0,
-            },
+            ..memory_stats()
         }));
         assert_eq!(
             line,
@@ -901,30 +863,13 @@ mod tests {
 
     #[test]
     fn frame_check_line_is_short_when_consistent_and_names_what_differs_otherwise() {
-        let ok = FrameCheck {
-            ts_us: 3_000_000,
-            consistent: true,
-            nr_frames: 32_768,
-            free_counted: 30_000,
-            free_recorded: 30_000,
-            total_counted: 32_512,
-            total_recorded: 32_512,
-            used_without_owner: 0,
-            free_with_owner: 0,
-            invalid_owners: 0,
-            summary_mismatches: 0,
-            padding_mismatches: 0,
-        };
         assert_eq!(
-            human(&Msg::FrameCheck(ok)),
+            human(&Msg::FrameCheck(frame_check(true))),
             "frame_check t=3.000000s ok frames=32768 free=30000 ram=32512"
         );
         let bad = FrameCheck {
-            consistent: false,
-            free_recorded: 30_001,
-            used_without_owner: 1,
             summary_mismatches: 2,
-            ..ok
+            ..frame_check(false)
         };
         assert_eq!(
             human(&Msg::FrameCheck(bad)),
@@ -937,12 +882,7 @@ mod tests {
     fn heap_check_line_gives_the_verdict_the_error_and_the_occupancy() {
         let ok = HeapCheck {
             ts_us: 3_000_000,
-            pid: 0,
-            heap_id: 0,
-            ok: true,
-            error: None,
-            addr: 0,
-            stats: heap_stats(),
+            ..heap_check(0, true)
         };
         assert_eq!(
             human(&Msg::HeapCheck(ok)),
@@ -966,14 +906,7 @@ mod tests {
 
     #[test]
     fn heap_walk_lines() {
-        let block = HeapBlock {
-            pid: 0,
-            heap_id: 0,
-            addr: 0x1040,
-            size: 64,
-            used: true,
-            key: 0xabc,
-        };
+        let block = heap_block();
         assert_eq!(
             human(&Msg::HeapBlock(block)),
             "heap_block heap=kernel#0 addr=0x1040 size=64B used key=0xabc"
@@ -1051,60 +984,23 @@ mod tests {
 
     #[test]
     fn process_listing_lines() {
-        let info = ProcessInfo {
-            ts_us: 2_500_000,
-            pid: 1,
-            parent: 0,
-            name: "memtest".into(),
-            state: ProcState::Sleeping,
-            nr_heaps: 2,
-            nr_sheds: 2,
-            nr_vmas: 7,
-            total_heap_size: 131_072,
-            total_heap_used: 600,
-            total_heap_free: 130_472,
-            total_shed_size: 16_384,
-            resident_frames: 10,
-            page_table_frames: 4,
-        };
         assert_eq!(
-            human(&Msg::ProcessInfo(info)),
+            human(&Msg::ProcessInfo(memtest_info())),
             "process_info t=2.500000s pid=1 parent=0 name=memtest state=sleeping heaps=2 sheds=2 \
              vmas=7 heap_size=128.0KiB heap_used=600B heap_free=127.4KiB shed_size=16.0KiB \
              resident=10 (40.0KiB) page_tables=4"
         );
         assert_eq!(
-            human(&Msg::ProcessHeap(ProcessHeap {
-                pid: 1,
-                heap_id: 7,
-                start: 0x1001_0000,
-                heap_size: 65_536,
-                heap_used: 0,
-                heap_free: 65_536,
-                used_blocks: 0,
-                largest_free: 65_520,
-            })),
+            human(&Msg::ProcessHeap(memtest_heaps()[1])),
             "process_heap heap=pid1#7 start=0x10010000 size=64.0KiB used=0B free=64.0KiB \
              used_blocks=0 largest_free=64.0KiB"
         );
         assert_eq!(
-            human(&Msg::ProcessShed(ProcessShed {
-                pid: 1,
-                shed_id: 9,
-                start: 0x2000_2000,
-                shed_size: 8192,
-            })),
+            human(&Msg::ProcessShed(memtest_sheds()[1])),
             "process_shed shed=pid1#9 start=0x20002000 size=8.0KiB"
         );
         assert_eq!(
-            human(&Msg::ProcessVma(ProcessVma {
-                pid: 1,
-                start: 0x7fff_fffe_f000,
-                end: 0x7fff_ffff_f000,
-                flags: 0b10_0011,
-                kind: VmaKind::Stack,
-                resident_pages: 1,
-            })),
+            human(&Msg::ProcessVma(memtest_vmas()[6])),
             "process_vma pid=1 0x7ffffffef000-0x7ffffffff000 rw-p+growsdown stack size=64.0KiB \
              resident=1 (4.0KiB)"
         );
@@ -1159,15 +1055,7 @@ mod tests {
             "{killed}"
         );
         assert_eq!(
-            human(&Msg::Leak(Leak {
-                ts_us: 5,
-                pid: 1,
-                heap_id: 1,
-                key: 0xabc,
-                blocks: 2,
-                bytes: 300,
-                first_addr: 0x1000_0010,
-            })),
+            human(&Msg::Leak(memtest_leak(5))),
             "leak t=0.000005s heap=pid1#1 key=0xabc blocks=2 bytes=300B first=0x10000010"
         );
     }

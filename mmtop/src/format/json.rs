@@ -84,6 +84,8 @@ fn upper_camel_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory_fixture::{heap_block, heap_check, memory_stats};
+    use crate::procs_fixture::{memtest_info, memtest_leak, memtest_vmas};
     use probe_proto::{
         EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
         FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent,
@@ -234,22 +236,6 @@ mod tests {
         );
     }
 
-    fn heap_stats() -> HeapStats {
-        HeapStats {
-            pid: 0,
-            heap_id: 0,
-            region_bytes: 65_536,
-            max_bytes: 1 << 30,
-            used_bytes: 1536,
-            free_bytes: 61_440,
-            overhead_bytes: 256,
-            total_blocks: 12,
-            used_blocks: 9,
-            free_blocks: 3,
-            largest_free: 40_960,
-        }
-    }
-
     fn heap_stats_json() -> Value {
         json!({"pid": 0, "heap_id": 0, "region_bytes": 65_536, "max_bytes": 1u64 << 30,
                "used_bytes": 1536, "free_bytes": 61_440, "overhead_bytes": 256,
@@ -261,32 +247,12 @@ mod tests {
         check(
             Msg::MemoryStats(MemoryStats {
                 ts_us: 7,
-                total_frames: 32_768,
-                free_frames: 30_000,
                 usage: FrameUsage {
-                    free: 30_000,
                     unusable: 1,
-                    reserved: 256,
-                    kernel_image: 512,
-                    boot_info: 4,
-                    bitmap: 2,
-                    kernel_heap: 16,
-                    kernel_stack: 8,
-                    page_table: 6,
                     process: 1959,
-                    other: 4,
+                    ..memory_stats().usage
                 },
-                kernel_heap: heap_stats(),
-                counters: EventCounters {
-                    page_allocs: 10,
-                    page_frees: 2,
-                    maps: 5,
-                    unmaps: 0,
-                    heap_allocs: 100,
-                    heap_frees: 90,
-                    heap_errors: 1,
-                    frame_errors: 0,
-                },
+                ..memory_stats()
             }),
             json!({"type": "memory_stats", "ts_us": 7, "total_frames": 32_768,
                    "free_frames": 30_000,
@@ -413,12 +379,7 @@ mod tests {
         );
         let ok = HeapCheck {
             ts_us: 7,
-            pid: 0,
-            heap_id: 0,
-            ok: true,
-            error: None,
-            addr: 0,
-            stats: heap_stats(),
+            ..heap_check(0, true)
         };
         check(
             Msg::HeapCheck(ok),
@@ -440,14 +401,7 @@ mod tests {
     #[test]
     fn heap_walk_json() {
         check(
-            Msg::HeapBlock(HeapBlock {
-                pid: 0,
-                heap_id: 0,
-                addr: 0x1040,
-                size: 64,
-                used: true,
-                key: 0xabc,
-            }),
+            Msg::HeapBlock(heap_block()),
             json!({"type": "heap_block", "pid": 0, "heap_id": 0, "addr": 0x1040, "size": 64,
                    "used": true, "key": 0xabc}),
         );
@@ -511,19 +465,7 @@ mod tests {
         check(
             Msg::ProcessInfo(ProcessInfo {
                 ts_us: 3,
-                pid: 1,
-                parent: 0,
-                name: "memtest".into(),
-                state: ProcState::Sleeping,
-                nr_heaps: 2,
-                nr_sheds: 2,
-                nr_vmas: 7,
-                total_heap_size: 131_072,
-                total_heap_used: 600,
-                total_heap_free: 130_472,
-                total_shed_size: 16_384,
-                resident_frames: 10,
-                page_table_frames: 4,
+                ..memtest_info()
             }),
             json!({"type": "process_info", "ts_us": 3, "pid": 1, "parent": 0,
                    "name": "memtest", "state": "sleeping", "nr_heaps": 2, "nr_sheds": 2,
@@ -557,14 +499,7 @@ mod tests {
                    "shed_size": 8192}),
         );
         check(
-            Msg::ProcessVma(ProcessVma {
-                pid: 1,
-                start: 0x40_0000,
-                end: 0x40_2000,
-                flags: 5,
-                kind: VmaKind::Code,
-                resident_pages: 2,
-            }),
+            Msg::ProcessVma(memtest_vmas()[0]),
             json!({"type": "process_vma", "pid": 1, "start": 0x40_0000, "end": 0x40_2000,
                    "flags": 5, "kind": "code", "resident_pages": 2}),
         );
@@ -598,15 +533,7 @@ mod tests {
                    "vma_start": 0x1000_0000, "vma_end": 0x1001_0000, "vma_flags": 35}),
         );
         check(
-            Msg::Leak(Leak {
-                ts_us: 6,
-                pid: 1,
-                heap_id: 1,
-                key: 0xabc,
-                blocks: 2,
-                bytes: 300,
-                first_addr: 0x1000_0010,
-            }),
+            Msg::Leak(memtest_leak(6)),
             json!({"type": "leak", "ts_us": 6, "pid": 1, "heap_id": 1, "key": 0xabc,
                    "blocks": 2, "bytes": 300, "first_addr": 0x1000_0010}),
         );

@@ -6,9 +6,11 @@
 //! mmtop fails a test instead of hanging it.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod memory;
 pub mod procs;
 
 use std::io::{self, Read};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,6 +74,28 @@ impl Output {
 
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
+    }
+
+    /// Asserts that stderr contains `needle`.
+    pub fn assert_stderr_contains(&self, needle: &str) {
+        assert!(self.stderr.contains(needle), "{}", self.stderr);
+    }
+
+    /// Asserts that stderr starts with `prefix`.
+    pub fn assert_stderr_starts_with(&self, prefix: &str) {
+        assert!(self.stderr.starts_with(prefix), "{}", self.stderr);
+    }
+
+    /// Asserts that stderr ends with `suffix`.
+    pub fn assert_stderr_ends_with(&self, suffix: &str) {
+        assert!(self.stderr.ends_with(suffix), "{}", self.stderr);
+    }
+
+    /// Asserts that mmtop gave up with exit status 1, saying that no `what`
+    /// came from `addr` in time.
+    pub fn assert_no_answer(&self, what: &str, addr: &str) {
+        assert_eq!(self.code(), 1, "{self:?}");
+        self.assert_stderr_starts_with(&format!("mmtop: no {what} from {addr} within"));
     }
 }
 
@@ -226,10 +250,7 @@ pub fn stream_with_one_corrupt_frame(msgs: &[KernelMsg<'_>]) -> Vec<u8> {
 }
 
 /// Waits for mmtop to connect to `listener`, bounded by [`PATIENCE`].
-pub fn accept_unix(
-    listener: &std::os::unix::net::UnixListener,
-    mmtop: &mut Mmtop,
-) -> std::os::unix::net::UnixStream {
+pub fn accept_unix(listener: &UnixListener, mmtop: &mut Mmtop) -> UnixStream {
     listener.set_nonblocking(true).unwrap();
     let deadline = Instant::now() + PATIENCE;
     loop {
@@ -260,33 +281,54 @@ pub fn answer_resync(kernel: &mut (impl Read + std::io::Write), version: Version
     kernel.write_all(&frame(&hello(version))).unwrap();
 }
 
-/// Starts `mmtop COMMAND --connect unix:SOCK ARGS...` against a fresh
-/// socket and plays the kernel's side of connecting (Resync, Hello).
-/// Returns the scratch directory (keep it alive), mmtop, the kernel's end
-/// and the address.
-pub fn start_request(
-    command: &str,
-    args: &[&str],
-) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
-    start_request_at(command, args, PROTOCOL_VERSION)
-}
+/// What starting mmtop against a fake kernel gives: the scratch directory
+/// (keep it alive), mmtop, the kernel's end of the socket and the address
+/// mmtop was given.
+pub type Connected = (TempDir, Mmtop, UnixStream, String);
 
-/// [`start_request`] against a kernel that says Hello with `version`.
-pub fn start_request_at(
-    command: &str,
-    args: &[&str],
-    version: Version,
-) -> (TempDir, Mmtop, std::os::unix::net::UnixStream, String) {
+/// Starts `mmtop COMMAND --connect unix:SOCK ARGS...` against a fresh
+/// socket and waits for it to connect.
+pub fn connect(command: &str, args: &[&str]) -> Connected {
     let dir = TempDir::new();
     let sock = dir.path("com1.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let listener = UnixListener::bind(&sock).unwrap();
     let addr = format!("unix:{}", path_str(&sock));
     let mut all = vec![command, "--connect", &addr];
     all.extend(args);
     let mut mmtop = Mmtop::spawn(&all);
-    let mut kernel = accept_unix(&listener, &mut mmtop);
+    let kernel = accept_unix(&listener, &mut mmtop);
+    (dir, mmtop, kernel, addr)
+}
+
+/// [`connect`], then plays the kernel's side of connecting (Resync, Hello).
+pub fn start_request(command: &str, args: &[&str]) -> Connected {
+    start_request_at(command, args, PROTOCOL_VERSION)
+}
+
+/// [`start_request`] against a kernel that says Hello with `version`.
+pub fn start_request_at(command: &str, args: &[&str], version: Version) -> Connected {
+    let (dir, mmtop, mut kernel, addr) = connect(command, args);
     answer_resync(&mut kernel, version);
     (dir, mmtop, kernel, addr)
+}
+
+/// Runs `mmtop COMMAND` to its end against a kernel that says Hello with
+/// `version` and nothing more.
+pub fn run_after_hello(command: &str, version: Version) -> Output {
+    let (_dir, mmtop, _kernel, _) = start_request_at(command, &[], version);
+    mmtop.finish()
+}
+
+/// Runs `mmtop COMMAND --connect file:REC ARGS...` to its end on a
+/// recording REC of `bytes`.
+pub fn run_on_recording(command: &str, bytes: &[u8], args: &[&str]) -> Output {
+    let dir = TempDir::new();
+    let rec = dir.path("rec.bin");
+    std::fs::write(&rec, bytes).unwrap();
+    let addr = format!("file:{}", path_str(&rec));
+    let mut all = vec![command, "--connect", &addr];
+    all.extend(args);
+    Mmtop::spawn(&all).finish()
 }
 
 /// The frames of `msgs`, back to back.

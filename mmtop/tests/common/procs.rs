@@ -5,7 +5,7 @@
 #![allow(dead_code)] // Each user takes a different subset.
 
 use probe_proto::{
-    KernelMsg, ProcState, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
+    KernelMsg, Leak, ProcState, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
     VmaKind,
 };
 
@@ -139,6 +139,20 @@ pub fn memtest_vmas() -> Vec<ProcessVma> {
     ]
 }
 
+/// What the kernel reports when `memtest` exits with two blocks (300
+/// bytes) of heap 1 still allocated under key 0xabc.
+pub fn memtest_leak(ts_us: u64) -> Leak {
+    Leak {
+        ts_us,
+        pid: MEMTEST_PID,
+        heap_id: 1,
+        key: 0xabc,
+        blocks: 2,
+        bytes: 300,
+        first_addr: 0x1000_0010,
+    }
+}
+
 /// One program's messages in wire order: its row, heaps, sheds, VMAs.
 pub fn program_msgs(
     info: ProcessInfo<'static>,
@@ -157,13 +171,16 @@ pub fn kernel_msgs() -> Vec<KernelMsg<'static>> {
     program_msgs(kernel_info(), kernel_heaps(), vec![], vec![])
 }
 
+/// `memtest`'s messages, its row first changed by `edit` (to make it
+/// disagree with its parts, say).
+pub fn memtest_msgs_with(edit: impl FnOnce(&mut ProcessInfo<'static>)) -> Vec<KernelMsg<'static>> {
+    let mut info = memtest_info();
+    edit(&mut info);
+    program_msgs(info, memtest_heaps(), memtest_sheds(), memtest_vmas())
+}
+
 pub fn memtest_msgs() -> Vec<KernelMsg<'static>> {
-    program_msgs(
-        memtest_info(),
-        memtest_heaps(),
-        memtest_sheds(),
-        memtest_vmas(),
-    )
+    memtest_msgs_with(|_| {})
 }
 
 pub fn list_end(total_programs: u32, complete: bool) -> KernelMsg<'static> {
@@ -174,22 +191,104 @@ pub fn list_end(total_programs: u32, complete: bool) -> KernelMsg<'static> {
     })
 }
 
+/// The answer to `Processes { pid: -1 }`, `memtest`'s row changed by `edit`.
+pub fn full_listing_with(edit: impl FnOnce(&mut ProcessInfo<'static>)) -> Vec<KernelMsg<'static>> {
+    let mut msgs = kernel_msgs();
+    msgs.extend(memtest_msgs_with(edit));
+    msgs.push(list_end(2, true));
+    msgs
+}
+
 /// The answer to `Processes { pid: -1 }`.
 pub fn full_listing() -> Vec<KernelMsg<'static>> {
-    let mut msgs = kernel_msgs();
-    msgs.extend(memtest_msgs());
-    msgs.push(list_end(2, true));
+    full_listing_with(|_| {})
+}
+
+/// The answer to `Processes { pid: MEMTEST_PID }`, its row changed by `edit`.
+pub fn memtest_listing_with(
+    edit: impl FnOnce(&mut ProcessInfo<'static>),
+) -> Vec<KernelMsg<'static>> {
+    let mut msgs = memtest_msgs_with(edit);
+    msgs.push(list_end(1, true));
     msgs
 }
 
 /// The answer to `Processes { pid: MEMTEST_PID }`.
 pub fn memtest_listing() -> Vec<KernelMsg<'static>> {
-    let mut msgs = memtest_msgs();
-    msgs.push(list_end(1, true));
-    msgs
+    memtest_listing_with(|_| {})
 }
 
 /// The answer to `Processes { pid }` for a pid that does not exist.
 pub fn no_such_process_listing() -> Vec<KernelMsg<'static>> {
     vec![list_end(0, true)]
+}
+
+/// `mmtop ps` for [`full_listing`].
+pub const PS_TABLE: &str = "\
+PID  NAME     STATE     HEAPS  HEAP SIZE    USED      FREE  SHEDS  SHED SIZE  RSS  VMAS
+  0  kernel   kernel        1    64.0KiB  1.5KiB   62.5KiB      0         0B   64     0
+  1  memtest  sleeping      2   128.0KiB    600B  127.4KiB      2    16.0KiB   40     7
+";
+
+/// What `mmtop ps --pid 1` prints for `memtest` after its row.
+pub const MEMTEST_DETAILS: &str = "\
+pid 1 memtest (parent 0): 40.0KiB resident (10 frames), 4 page-table frames
+
+heaps
+  ID  START          SIZE  USED     FREE  USED BLOCKS  LARGEST FREE
+   1  0x10000000  64.0KiB  600B  63.4KiB            3       63.4KiB
+   7  0x10010000  64.0KiB    0B  64.0KiB            0       64.0KiB
+
+sheds
+  ID  START         SIZE
+   1  0x20000000  8.0KiB
+   9  0x20002000  8.0KiB
+
+maps
+  ADDRESS                    PERMS           KIND   RESIDENT
+  00400000-00402000          r-xp            code     8.0KiB
+  00402000-00403000          rw-p            data     4.0KiB
+  10000000-10010000          rw-p            heap     4.0KiB
+  10010000-10020000          rw-p            heap     4.0KiB
+  20000000-20002000          r--p            shed     8.0KiB
+  20002000-20004000          r--p            shed     8.0KiB
+  7ffffffef000-7ffffffff000  rw-p+growsdown  stack    4.0KiB
+";
+
+/// The `checkMemory` object of [`full_listing`]: exactly these keys at
+/// every level.
+pub fn full_listing_check_memory() -> serde_json::Value {
+    serde_json::json!({
+        "totalPrograms": 2,
+        "programs": [
+            {
+                "pid": 0,
+                "programName": "kernel",
+                "heaps": [
+                    {"heapId": 0, "heapSize": 65_536, "heapUsed": 1_536, "heapFree": 64_000}
+                ],
+                "sheds": [],
+                "totalHeapSize": 65_536,
+                "totalHeapUsed": 1_536,
+                "totalHeapFree": 64_000,
+                "totalShedSize": 0
+            },
+            {
+                "pid": 1,
+                "programName": "memtest",
+                "heaps": [
+                    {"heapId": 1, "heapSize": 65_536, "heapUsed": 600, "heapFree": 64_936},
+                    {"heapId": 7, "heapSize": 65_536, "heapUsed": 0, "heapFree": 65_536}
+                ],
+                "sheds": [
+                    {"shedId": 1, "shedSize": 8_192},
+                    {"shedId": 9, "shedSize": 8_192}
+                ],
+                "totalHeapSize": 131_072,
+                "totalHeapUsed": 600,
+                "totalHeapFree": 130_472,
+                "totalShedSize": 16_384
+            }
+        ]
+    })
 }

@@ -17,6 +17,20 @@ use probe_proto::{
 };
 use proptest::prelude::*;
 
+/// A strategy for the struct `$ty` that draws each field from its own
+/// strategy: `fields!(Pong { nonce: any::<u32>(), ts_us: any::<u64>() })`.
+///
+/// The field strategies are nested in pairs, `(a, (b, (c, d)))`, and the
+/// values taken apart with the same pattern, so a struct may have more
+/// fields than proptest's largest tuple strategy (12).
+macro_rules! fields {
+    ($ty:ident { $($field:ident: $strategy:expr),+ $(,)? }) => {
+        fields!(@nest $($strategy),+).prop_map(|fields!(@nest $($field),+)| $ty { $($field),+ })
+    };
+    (@nest $last:tt) => { $last };
+    (@nest $first:tt, $($rest:tt),+) => { ($first, fields!(@nest $($rest),+)) };
+}
+
 /// Any string of up to 64 chars: all of Unicode, newlines and NULs included.
 ///
 /// 64 chars of at most 4 UTF-8 bytes each keep the largest message (two
@@ -27,7 +41,10 @@ pub fn text() -> impl Strategy<Value = Text<'static>> {
 }
 
 pub fn version() -> impl Strategy<Value = Version> {
-    (any::<u16>(), any::<u16>()).prop_map(|(major, minor)| Version { major, minor })
+    fields!(Version {
+        major: any::<u16>(),
+        minor: any::<u16>(),
+    })
 }
 
 pub fn mem_kind() -> impl Strategy<Value = MemKind> {
@@ -64,87 +81,59 @@ pub fn kernel_msg() -> impl Strategy<Value = KernelMsg<'static>> {
 /// The [`KernelMsg`] variants of protocol 1.0.
 pub fn kernel_msg_1_0() -> impl Strategy<Value = KernelMsg<'static>> {
     prop_oneof![
-        (
-            version(),
-            text(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u16>(),
-            any::<u32>(),
-            text(),
-            any::<u64>(),
-        )
-            .prop_map(
-                |(
-                    version,
-                    build_id,
-                    mem_total_bytes,
-                    mem_usable_bytes,
-                    nr_regions,
-                    features,
-                    cmdline,
-                    uptime_us,
-                )| KernelMsg::Hello(Hello {
-                    version,
-                    build_id,
-                    mem_total_bytes,
-                    mem_usable_bytes,
-                    nr_regions,
-                    features,
-                    cmdline,
-                    uptime_us,
-                })
-            ),
-        (any::<u16>(), any::<u64>(), any::<u64>(), mem_kind()).prop_map(
-            |(index, start, len, kind)| KernelMsg::MemRegion(MemRegion {
-                index,
-                start,
-                len,
-                kind
-            })
-        ),
-        (any::<u64>(), log_level(), text()).prop_map(|(ts_us, level, text)| KernelMsg::Log(Log {
-            ts_us,
-            level,
-            text
-        })),
-        (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
-            |(ts_us, rx_frames, rx_bad, tx_dropped)| KernelMsg::Heartbeat(Heartbeat {
-                ts_us,
-                rx_frames,
-                rx_bad,
-                tx_dropped
-            })
-        ),
-        (
-            any::<u64>(),
-            any::<u8>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>()
-        )
-            .prop_map(|(ts_us, vector, error_code, cr2, rip, rsp)| {
-                KernelMsg::Exception(Exception {
-                    ts_us,
-                    vector,
-                    error_code,
-                    cr2,
-                    rip,
-                    rsp,
-                })
-            }),
-        (any::<u64>(), text(), text(), any::<u32>(), any::<u32>()).prop_map(
-            |(ts_us, message, file, line, column)| KernelMsg::Panic(Panic {
-                ts_us,
-                message,
-                file,
-                line,
-                column
-            })
-        ),
-        (any::<u32>(), any::<u64>())
-            .prop_map(|(nonce, ts_us)| KernelMsg::Pong(Pong { nonce, ts_us })),
+        fields!(Hello {
+            version: version(),
+            build_id: text(),
+            mem_total_bytes: any::<u64>(),
+            mem_usable_bytes: any::<u64>(),
+            nr_regions: any::<u16>(),
+            features: any::<u32>(),
+            cmdline: text(),
+            uptime_us: any::<u64>(),
+        })
+        .prop_map(KernelMsg::Hello),
+        fields!(MemRegion {
+            index: any::<u16>(),
+            start: any::<u64>(),
+            len: any::<u64>(),
+            kind: mem_kind(),
+        })
+        .prop_map(KernelMsg::MemRegion),
+        fields!(Log {
+            ts_us: any::<u64>(),
+            level: log_level(),
+            text: text(),
+        })
+        .prop_map(KernelMsg::Log),
+        fields!(Heartbeat {
+            ts_us: any::<u64>(),
+            rx_frames: any::<u64>(),
+            rx_bad: any::<u64>(),
+            tx_dropped: any::<u64>(),
+        })
+        .prop_map(KernelMsg::Heartbeat),
+        fields!(Exception {
+            ts_us: any::<u64>(),
+            vector: any::<u8>(),
+            error_code: any::<u64>(),
+            cr2: any::<u64>(),
+            rip: any::<u64>(),
+            rsp: any::<u64>(),
+        })
+        .prop_map(KernelMsg::Exception),
+        fields!(Panic {
+            ts_us: any::<u64>(),
+            message: text(),
+            file: text(),
+            line: any::<u32>(),
+            column: any::<u32>(),
+        })
+        .prop_map(KernelMsg::Panic),
+        fields!(Pong {
+            nonce: any::<u32>(),
+            ts_us: any::<u64>(),
+        })
+        .prop_map(KernelMsg::Pong),
         any::<u64>().prop_map(|count| KernelMsg::Dropped { count }),
     ]
 }
@@ -184,66 +173,38 @@ pub fn frame_owner() -> impl Strategy<Value = FrameOwner> {
 }
 
 pub fn page_event() -> impl Strategy<Value = PageEvent> {
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u32>(),
-        frame_owner(),
-        any::<u64>(),
-    )
-        .prop_map(|(ts_us, addr, count, owner, caller)| PageEvent {
-            ts_us,
-            addr,
-            count,
-            owner,
-            caller,
-        })
+    fields!(PageEvent {
+        ts_us: any::<u64>(),
+        addr: any::<u64>(),
+        count: any::<u32>(),
+        owner: frame_owner(),
+        caller: any::<u64>(),
+    })
 }
 
 pub fn map_event() -> impl Strategy<Value = MapEvent> {
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        prop_oneof![Just(4096u64), Just(2 << 20), Just(1 << 30), any::<u64>()],
-        any::<u64>(),
-        any::<u64>(),
-    )
-        .prop_map(|(ts_us, space, virt, phys, size, flags, caller)| MapEvent {
-            ts_us,
-            space,
-            virt,
-            phys,
-            size,
-            flags,
-            caller,
-        })
+    fields!(MapEvent {
+        ts_us: any::<u64>(),
+        space: any::<u64>(),
+        virt: any::<u64>(),
+        phys: any::<u64>(),
+        size: prop_oneof![Just(4096u64), Just(2 << 20), Just(1 << 30), any::<u64>()],
+        flags: any::<u64>(),
+        caller: any::<u64>(),
+    })
 }
 
 pub fn heap_event() -> impl Strategy<Value = HeapEvent> {
-    (
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u64>(),
-    )
-        .prop_map(
-            |(ts_us, pid, heap_id, addr, size, align, key, caller)| HeapEvent {
-                ts_us,
-                pid,
-                heap_id,
-                addr,
-                size,
-                align,
-                key,
-                caller,
-            },
-        )
+    fields!(HeapEvent {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        addr: any::<u64>(),
+        size: any::<u64>(),
+        align: any::<u32>(),
+        key: any::<u64>(),
+        caller: any::<u64>(),
+    })
 }
 
 pub fn heap_error_kind() -> impl Strategy<Value = HeapErrorKind> {
@@ -259,26 +220,15 @@ pub fn heap_error_kind() -> impl Strategy<Value = HeapErrorKind> {
 }
 
 pub fn heap_error_event() -> impl Strategy<Value = HeapErrorEvent> {
-    (
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        heap_error_kind(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-    )
-        .prop_map(
-            |(ts_us, pid, heap_id, kind, addr, size, caller)| HeapErrorEvent {
-                ts_us,
-                pid,
-                heap_id,
-                kind,
-                addr,
-                size,
-                caller,
-            },
-        )
+    fields!(HeapErrorEvent {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        kind: heap_error_kind(),
+        addr: any::<u64>(),
+        size: any::<u64>(),
+        caller: any::<u64>(),
+    })
 }
 
 pub fn frame_error_kind() -> impl Strategy<Value = FrameErrorKind> {
@@ -294,218 +244,119 @@ pub fn frame_error_kind() -> impl Strategy<Value = FrameErrorKind> {
 }
 
 pub fn frame_error_event() -> impl Strategy<Value = FrameErrorEvent> {
-    (
-        any::<u64>(),
-        frame_error_kind(),
-        any::<u64>(),
-        any::<u32>(),
-        any::<u64>(),
-    )
-        .prop_map(|(ts_us, kind, addr, count, caller)| FrameErrorEvent {
-            ts_us,
-            kind,
-            addr,
-            count,
-            caller,
-        })
+    fields!(FrameErrorEvent {
+        ts_us: any::<u64>(),
+        kind: frame_error_kind(),
+        addr: any::<u64>(),
+        count: any::<u32>(),
+        caller: any::<u64>(),
+    })
 }
 
 pub fn frame_usage() -> impl Strategy<Value = FrameUsage> {
-    any::<[u64; 11]>().prop_map(
-        |[
-            free,
-            unusable,
-            reserved,
-            kernel_image,
-            boot_info,
-            bitmap,
-            kernel_heap,
-            kernel_stack,
-            page_table,
-            process,
-            other,
-        ]| FrameUsage {
-            free,
-            unusable,
-            reserved,
-            kernel_image,
-            boot_info,
-            bitmap,
-            kernel_heap,
-            kernel_stack,
-            page_table,
-            process,
-            other,
-        },
-    )
+    fields!(FrameUsage {
+        free: any::<u64>(),
+        unusable: any::<u64>(),
+        reserved: any::<u64>(),
+        kernel_image: any::<u64>(),
+        boot_info: any::<u64>(),
+        bitmap: any::<u64>(),
+        kernel_heap: any::<u64>(),
+        kernel_stack: any::<u64>(),
+        page_table: any::<u64>(),
+        process: any::<u64>(),
+        other: any::<u64>(),
+    })
 }
 
 pub fn heap_stats() -> impl Strategy<Value = HeapStats> {
-    (any::<u32>(), any::<u32>(), any::<[u64; 9]>()).prop_map(
-        |(
-            pid,
-            heap_id,
-            [
-                region_bytes,
-                max_bytes,
-                used_bytes,
-                free_bytes,
-                overhead_bytes,
-                total_blocks,
-                used_blocks,
-                free_blocks,
-                largest_free,
-            ],
-        )| HeapStats {
-            pid,
-            heap_id,
-            region_bytes,
-            max_bytes,
-            used_bytes,
-            free_bytes,
-            overhead_bytes,
-            total_blocks,
-            used_blocks,
-            free_blocks,
-            largest_free,
-        },
-    )
+    fields!(HeapStats {
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        region_bytes: any::<u64>(),
+        max_bytes: any::<u64>(),
+        used_bytes: any::<u64>(),
+        free_bytes: any::<u64>(),
+        overhead_bytes: any::<u64>(),
+        total_blocks: any::<u64>(),
+        used_blocks: any::<u64>(),
+        free_blocks: any::<u64>(),
+        largest_free: any::<u64>(),
+    })
 }
 
 pub fn event_counters() -> impl Strategy<Value = EventCounters> {
-    any::<[u64; 8]>().prop_map(
-        |[
-            page_allocs,
-            page_frees,
-            maps,
-            unmaps,
-            heap_allocs,
-            heap_frees,
-            heap_errors,
-            frame_errors,
-        ]| EventCounters {
-            page_allocs,
-            page_frees,
-            maps,
-            unmaps,
-            heap_allocs,
-            heap_frees,
-            heap_errors,
-            frame_errors,
-        },
-    )
+    fields!(EventCounters {
+        page_allocs: any::<u64>(),
+        page_frees: any::<u64>(),
+        maps: any::<u64>(),
+        unmaps: any::<u64>(),
+        heap_allocs: any::<u64>(),
+        heap_frees: any::<u64>(),
+        heap_errors: any::<u64>(),
+        frame_errors: any::<u64>(),
+    })
 }
 
 pub fn memory_stats() -> impl Strategy<Value = MemoryStats> {
-    (
-        any::<u64>(),
-        any::<u64>(),
-        any::<u64>(),
-        frame_usage(),
-        heap_stats(),
-        event_counters(),
-    )
-        .prop_map(
-            |(ts_us, total_frames, free_frames, usage, kernel_heap, counters)| MemoryStats {
-                ts_us,
-                total_frames,
-                free_frames,
-                usage,
-                kernel_heap,
-                counters,
-            },
-        )
+    fields!(MemoryStats {
+        ts_us: any::<u64>(),
+        total_frames: any::<u64>(),
+        free_frames: any::<u64>(),
+        usage: frame_usage(),
+        kernel_heap: heap_stats(),
+        counters: event_counters(),
+    })
 }
 
 pub fn frame_check() -> impl Strategy<Value = FrameCheck> {
-    (any::<u64>(), any::<bool>(), any::<[u64; 10]>()).prop_map(
-        |(
-            ts_us,
-            consistent,
-            [
-                nr_frames,
-                free_counted,
-                free_recorded,
-                total_counted,
-                total_recorded,
-                used_without_owner,
-                free_with_owner,
-                invalid_owners,
-                summary_mismatches,
-                padding_mismatches,
-            ],
-        )| FrameCheck {
-            ts_us,
-            consistent,
-            nr_frames,
-            free_counted,
-            free_recorded,
-            total_counted,
-            total_recorded,
-            used_without_owner,
-            free_with_owner,
-            invalid_owners,
-            summary_mismatches,
-            padding_mismatches,
-        },
-    )
+    fields!(FrameCheck {
+        ts_us: any::<u64>(),
+        consistent: any::<bool>(),
+        nr_frames: any::<u64>(),
+        free_counted: any::<u64>(),
+        free_recorded: any::<u64>(),
+        total_counted: any::<u64>(),
+        total_recorded: any::<u64>(),
+        used_without_owner: any::<u64>(),
+        free_with_owner: any::<u64>(),
+        invalid_owners: any::<u64>(),
+        summary_mismatches: any::<u64>(),
+        padding_mismatches: any::<u64>(),
+    })
 }
 
 pub fn heap_check() -> impl Strategy<Value = HeapCheck> {
-    (
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<bool>(),
-        proptest::option::of(heap_error_kind()),
-        any::<u64>(),
-        heap_stats(),
-    )
-        .prop_map(|(ts_us, pid, heap_id, ok, error, addr, stats)| HeapCheck {
-            ts_us,
-            pid,
-            heap_id,
-            ok,
-            error,
-            addr,
-            stats,
-        })
+    fields!(HeapCheck {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        ok: any::<bool>(),
+        error: proptest::option::of(heap_error_kind()),
+        addr: any::<u64>(),
+        stats: heap_stats(),
+    })
 }
 
 pub fn heap_block() -> impl Strategy<Value = HeapBlock> {
-    (
-        any::<u32>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<u64>(),
-        any::<bool>(),
-        any::<u64>(),
-    )
-        .prop_map(|(pid, heap_id, addr, size, used, key)| HeapBlock {
-            pid,
-            heap_id,
-            addr,
-            size,
-            used,
-            key,
-        })
+    fields!(HeapBlock {
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        addr: any::<u64>(),
+        size: any::<u64>(),
+        used: any::<bool>(),
+        key: any::<u64>(),
+    })
 }
 
 pub fn heap_walk_end() -> impl Strategy<Value = HeapWalkEnd> {
-    (
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u64>(),
-        any::<bool>(),
-    )
-        .prop_map(|(ts_us, pid, heap_id, blocks, complete)| HeapWalkEnd {
-            ts_us,
-            pid,
-            heap_id,
-            blocks,
-            complete,
-        })
+    fields!(HeapWalkEnd {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        blocks: any::<u64>(),
+        complete: any::<bool>(),
+    })
 }
 
 /// Every [`HostMsg`] variant with arbitrary field values.
@@ -537,13 +388,11 @@ pub fn kernel_msg_1_2() -> impl Strategy<Value = KernelMsg<'static>> {
 }
 
 pub fn process_event() -> impl Strategy<Value = ProcessEvent<'static>> {
-    (any::<u64>(), any::<u32>(), any::<u32>(), text()).prop_map(|(ts_us, pid, parent, name)| {
-        ProcessEvent {
-            ts_us,
-            pid,
-            parent,
-            name,
-        }
+    fields!(ProcessEvent {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        parent: any::<u32>(),
+        name: text(),
     })
 }
 
@@ -555,16 +404,14 @@ pub fn exit_reason() -> impl Strategy<Value = ExitReason> {
 }
 
 pub fn process_exit() -> impl Strategy<Value = ProcessExit> {
-    (any::<u64>(), any::<u32>(), exit_reason(), any::<[u64; 3]>()).prop_map(
-        |(ts_us, pid, reason, [leaked_blocks, leaked_bytes, frames_freed])| ProcessExit {
-            ts_us,
-            pid,
-            reason,
-            leaked_blocks,
-            leaked_bytes,
-            frames_freed,
-        },
-    )
+    fields!(ProcessExit {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        reason: exit_reason(),
+        leaked_blocks: any::<u64>(),
+        leaked_bytes: any::<u64>(),
+        frames_freed: any::<u64>(),
+    })
 }
 
 pub fn proc_state() -> impl Strategy<Value = ProcState> {
@@ -577,81 +424,43 @@ pub fn proc_state() -> impl Strategy<Value = ProcState> {
 }
 
 pub fn process_info() -> impl Strategy<Value = ProcessInfo<'static>> {
-    (
-        any::<u64>(),
-        any::<[u32; 2]>(),
-        text(),
-        proc_state(),
-        any::<[u32; 3]>(),
-        any::<[u64; 6]>(),
-    )
-        .prop_map(
-            |(
-                ts_us,
-                [pid, parent],
-                name,
-                state,
-                [nr_heaps, nr_sheds, nr_vmas],
-                [
-                    total_heap_size,
-                    total_heap_used,
-                    total_heap_free,
-                    total_shed_size,
-                    resident_frames,
-                    page_table_frames,
-                ],
-            )| ProcessInfo {
-                ts_us,
-                pid,
-                parent,
-                name,
-                state,
-                nr_heaps,
-                nr_sheds,
-                nr_vmas,
-                total_heap_size,
-                total_heap_used,
-                total_heap_free,
-                total_shed_size,
-                resident_frames,
-                page_table_frames,
-            },
-        )
+    fields!(ProcessInfo {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        parent: any::<u32>(),
+        name: text(),
+        state: proc_state(),
+        nr_heaps: any::<u32>(),
+        nr_sheds: any::<u32>(),
+        nr_vmas: any::<u32>(),
+        total_heap_size: any::<u64>(),
+        total_heap_used: any::<u64>(),
+        total_heap_free: any::<u64>(),
+        total_shed_size: any::<u64>(),
+        resident_frames: any::<u64>(),
+        page_table_frames: any::<u64>(),
+    })
 }
 
 pub fn process_heap() -> impl Strategy<Value = ProcessHeap> {
-    (any::<[u32; 2]>(), any::<[u64; 6]>()).prop_map(
-        |(
-            [pid, heap_id],
-            [
-                start,
-                heap_size,
-                heap_used,
-                heap_free,
-                used_blocks,
-                largest_free,
-            ],
-        )| ProcessHeap {
-            pid,
-            heap_id,
-            start,
-            heap_size,
-            heap_used,
-            heap_free,
-            used_blocks,
-            largest_free,
-        },
-    )
+    fields!(ProcessHeap {
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        start: any::<u64>(),
+        heap_size: any::<u64>(),
+        heap_used: any::<u64>(),
+        heap_free: any::<u64>(),
+        used_blocks: any::<u64>(),
+        largest_free: any::<u64>(),
+    })
 }
 
 pub fn process_shed() -> impl Strategy<Value = ProcessShed> {
-    (any::<[u32; 2]>(), any::<[u64; 2]>()).prop_map(|([pid, shed_id], [start, shed_size])| {
-        ProcessShed {
-            pid,
-            shed_id,
-            start,
-            shed_size,
-        }
+    fields!(ProcessShed {
+        pid: any::<u32>(),
+        shed_id: any::<u32>(),
+        start: any::<u64>(),
+        shed_size: any::<u64>(),
     })
 }
 
@@ -667,32 +476,21 @@ pub fn vma_kind() -> impl Strategy<Value = VmaKind> {
 }
 
 pub fn process_vma() -> impl Strategy<Value = ProcessVma> {
-    (
-        any::<u32>(),
-        any::<[u64; 2]>(),
-        any::<u32>(),
-        vma_kind(),
-        any::<u64>(),
-    )
-        .prop_map(
-            |(pid, [start, end], flags, kind, resident_pages)| ProcessVma {
-                pid,
-                start,
-                end,
-                flags,
-                kind,
-                resident_pages,
-            },
-        )
+    fields!(ProcessVma {
+        pid: any::<u32>(),
+        start: any::<u64>(),
+        end: any::<u64>(),
+        flags: any::<u32>(),
+        kind: vma_kind(),
+        resident_pages: any::<u64>(),
+    })
 }
 
 pub fn process_list_end() -> impl Strategy<Value = ProcessListEnd> {
-    (any::<u64>(), any::<u32>(), any::<bool>()).prop_map(|(ts_us, total_programs, complete)| {
-        ProcessListEnd {
-            ts_us,
-            total_programs,
-            complete,
-        }
+    fields!(ProcessListEnd {
+        ts_us: any::<u64>(),
+        total_programs: any::<u32>(),
+        complete: any::<bool>(),
     })
 }
 
@@ -707,43 +505,29 @@ pub fn fault_resolution() -> impl Strategy<Value = FaultResolution> {
 }
 
 pub fn page_fault() -> impl Strategy<Value = PageFault> {
-    (
-        any::<u64>(),
-        any::<u32>(),
-        any::<[u64; 3]>(),
-        fault_resolution(),
-        any::<[u64; 2]>(),
-        any::<u32>(),
-    )
-        .prop_map(
-            |(ts_us, pid, [addr, error_code, rip], resolution, [vma_start, vma_end], vma_flags)| {
-                PageFault {
-                    ts_us,
-                    pid,
-                    addr,
-                    error_code,
-                    rip,
-                    resolution,
-                    vma_start,
-                    vma_end,
-                    vma_flags,
-                }
-            },
-        )
+    fields!(PageFault {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        addr: any::<u64>(),
+        error_code: any::<u64>(),
+        rip: any::<u64>(),
+        resolution: fault_resolution(),
+        vma_start: any::<u64>(),
+        vma_end: any::<u64>(),
+        vma_flags: any::<u32>(),
+    })
 }
 
 pub fn leak() -> impl Strategy<Value = Leak> {
-    (any::<u64>(), any::<[u32; 2]>(), any::<[u64; 4]>()).prop_map(
-        |(ts_us, [pid, heap_id], [key, blocks, bytes, first_addr])| Leak {
-            ts_us,
-            pid,
-            heap_id,
-            key,
-            blocks,
-            bytes,
-            first_addr,
-        },
-    )
+    fields!(Leak {
+        ts_us: any::<u64>(),
+        pid: any::<u32>(),
+        heap_id: any::<u32>(),
+        key: any::<u64>(),
+        blocks: any::<u64>(),
+        bytes: any::<u64>(),
+        first_addr: any::<u64>(),
+    })
 }
 
 /// Encodes one message as a frame, terminator included.

@@ -114,6 +114,16 @@ enum Arg {
     Count,
 }
 
+/// A pointer argument: a third of the time one of `bad`, else one of
+/// `good`.
+fn pointer(rng: &mut Rng, bad: &[u64], good: &[u64]) -> u64 {
+    if rng.one_in(3) {
+        rng.pick(bad)
+    } else {
+        rng.pick(good)
+    }
+}
+
 /// A hostile value of `kind`.
 fn arg(rng: &mut Rng, world: &World, kind: Arg) -> u64 {
     let s = world.scratch.start;
@@ -157,40 +167,36 @@ fn arg(rng: &mut Rng, world: &World, kind: Arg) -> u64 {
         ]),
         Arg::HeapId => rng.pick(&[heap_id, u64::MAX, 0, 1, 7, i64::MAX as u64, 1 << 32, random]),
         Arg::ShedId => rng.pick(&[shed_id, u64::MAX, 0, 9, i64::MAX as u64, random]),
-        Arg::In => {
-            if rng.one_in(3) {
-                rng.pick(&bad_ptrs)
-            } else {
-                rng.pick(&[
-                    noise,
-                    noise + 1,
-                    text,
-                    s,
-                    s + 1,
-                    s + PAGE_SIZE - 3,
-                    world.scratch.end - 1,
-                    world.scratch.end,
-                ])
-            }
-        }
-        Arg::Out => {
-            if rng.one_in(3) {
-                rng.pick(&bad_ptrs)
-            } else {
-                // The image is read-only or in use: the kernel must refuse
-                // to write there.
-                rng.pick(&[
-                    noise,
-                    text,
-                    s,
-                    s + 1,
-                    s + 7,
-                    s + PAGE_SIZE - 3,
-                    world.scratch.end - 1,
-                    world.scratch.end,
-                ])
-            }
-        }
+        Arg::In => pointer(
+            rng,
+            &bad_ptrs,
+            &[
+                noise,
+                noise + 1,
+                text,
+                s,
+                s + 1,
+                s + PAGE_SIZE - 3,
+                world.scratch.end - 1,
+                world.scratch.end,
+            ],
+        ),
+        // The image is read-only or in use: the kernel must refuse to write
+        // there.
+        Arg::Out => pointer(
+            rng,
+            &bad_ptrs,
+            &[
+                noise,
+                text,
+                s,
+                s + 1,
+                s + 7,
+                s + PAGE_SIZE - 3,
+                world.scratch.end - 1,
+                world.scratch.end,
+            ],
+        ),
         Arg::Len => rng.pick(&[
             0,
             1,

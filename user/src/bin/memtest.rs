@@ -38,6 +38,19 @@ fn fail(step: &str, e: Errno) -> i64 {
     1
 }
 
+/// Checks that `step` moved all `want` bytes (it says how many it `did`,
+/// "wrote" or "read"); otherwise reports it and answers the exit code.
+fn moved_all(step: &str, did: &str, moved: Result<usize, Errno>, want: usize) -> Result<(), i64> {
+    match moved {
+        Ok(n) if n == want => Ok(()),
+        Ok(n) => {
+            println!("memtest: FAIL {step} {did} {n} of {want}");
+            Err(1)
+        }
+        Err(e) => Err(fail(step, e)),
+    }
+}
+
 fn main() -> i64 {
     if let Err(e) = sys::register_program_name("memtest") {
         return fail("register_program_name", e);
@@ -69,23 +82,15 @@ fn main() -> i64 {
         for (i, byte) in data.iter_mut().enumerate() {
             *byte = (key as u8).wrapping_mul(31).wrapping_add(i as u8);
         }
-        match sys::heap_write(a.heap_id, addr, data) {
-            Ok(n) if n == data.len() => {}
-            Ok(n) => {
-                println!("memtest: FAIL heap_write wrote {n} of {size}");
-                return 1;
-            }
-            Err(e) => return fail("heap_write", e),
+        let wrote = sys::heap_write(a.heap_id, addr, data);
+        if let Err(exit) = moved_all("heap_write", "wrote", wrote, data.len()) {
+            return exit;
         }
         let mut back = [0u8; 300];
         let back = &mut back[..size as usize];
-        match sys::heap_read(a.heap_id, addr, back) {
-            Ok(n) if n == back.len() => {}
-            Ok(n) => {
-                println!("memtest: FAIL heap_read read {n} of {size}");
-                return 1;
-            }
-            Err(e) => return fail("heap_read", e),
+        let read = sys::heap_read(a.heap_id, addr, back);
+        if let Err(exit) = moved_all("heap_read", "read", read, back.len()) {
+            return exit;
         }
         if back != data {
             println!("memtest: FAIL block of key {key} read back differently");
@@ -94,13 +99,9 @@ fn main() -> i64 {
     }
 
     let code = *b"memtest shed 16b";
-    match sys::shed_write(a.shed_id, 0, &code) {
-        Ok(16) => {}
-        Ok(n) => {
-            println!("memtest: FAIL shed_write wrote {n} of 16");
-            return 1;
-        }
-        Err(e) => return fail("shed_write", e),
+    let wrote = sys::shed_write(a.shed_id, 0, &code);
+    if let Err(exit) = moved_all("shed_write", "wrote", wrote, code.len()) {
+        return exit;
     }
 
     let pid = match sys::getpid() {
