@@ -208,16 +208,17 @@ fn check_exits_2_on_a_recording_or_a_missing_socket() {
 
 #[test]
 fn check_of_a_1_3_kernel_lists_mapping_findings_and_exits_4() {
+    // A shared frame mapped twice whose count says three.
     let finding = CheckFinding {
-        kind: FindingKind::MappedButFree,
-        phys: 0x123_4000,
-        used: false,
-        owner: None,
-        pid: 3,
-        virt: 0x40_0000,
-        flags: 0b111,
-        mappings: 1,
-        recorded: 0,
+        kind: FindingKind::ShareCount,
+        phys: 0x4bf_000,
+        used: true,
+        owner: Some(FrameOwner::Process(1)),
+        pid: 0,
+        virt: 0,
+        flags: 0,
+        mappings: 2,
+        recorded: 3,
     };
     let leaked = CheckFinding {
         kind: FindingKind::LeakedFrame,
@@ -244,8 +245,15 @@ fn check_of_a_1_3_kernel_lists_mapping_findings_and_exits_4() {
     );
     let findings = got["findings"].as_array().unwrap();
     assert_eq!(findings.len(), 2);
-    assert_eq!(findings[0]["kind"], "mapped_but_free");
-    assert_eq!(findings[0]["phys"], 0x123_4000);
+    assert_eq!(findings[0]["kind"], "share_count");
+    assert_eq!(findings[0]["phys"], 0x4bf_000);
+    assert_eq!(
+        (
+            findings[0]["mappings"].as_u64(),
+            findings[0]["recorded"].as_u64()
+        ),
+        (Some(2), Some(3))
+    );
     assert_eq!(findings[1]["owner"], json!({"process": 3}));
     assert!(got["frame_check"]["consistent"].as_bool().unwrap());
     assert_eq!(out.stderr, "mmtop: frames and mappings disagree\n");
