@@ -23,6 +23,11 @@ pub fn set_sink(sink: fn(LogLevel, &str)) {
     SINK.call_once(|| sink);
 }
 
+/// The most verbose level sent over telemetry.
+pub fn level() -> u8 {
+    LOGLEVEL.load(Ordering::Relaxed)
+}
+
 /// Sets the most verbose level sent over telemetry (0 error .. 3 debug).
 pub fn set_level(level: u8) {
     LOGLEVEL.store(level.min(3), Ordering::Relaxed);

@@ -86,6 +86,9 @@
 //! | 33 | `PtDumpEnd` | [`PtDumpEnd`]: end of a dump, root and totals | 1.3 |
 //! | 34 | `CheckFinding` | [`CheckFinding`]: a frame the allocator and the mappings disagree on | 1.3 |
 //! | 35 | `CheckEnd` | [`CheckEnd`]: verdict of the mapping check | 1.3 |
+//! | 36 | `Settings` | [`Settings`]: log level and event classes | 1.3 |
+//! | 37 | `BlocksInUse` | [`Leak`]: blocks in use under one key of a live process | 1.3 |
+//! | 38 | `LeaksEnd` | [`LeaksEnd`]: end of a `Leaks` answer | 1.3 |
 //!
 //! Host to kernel ([`HostMsg`]):
 //!
@@ -98,6 +101,9 @@
 //! | 4 | `HeapWalk { pid, heap_id }` | one `HeapBlock` per block, then `HeapWalkEnd` | 1.1 |
 //! | 5 | `Processes { pid }` | per program (`pid` or all for -1): `ProcessInfo`, its `ProcessHeap`s, `ProcessShed`s and `ProcessVma`s; then `ProcessListEnd` | 1.2 |
 //! | 6 | `PtDump { pid }` | the `PtRange`s of that space (0: the kernel's), its `PtAudit`s, then `PtDumpEnd` | 1.3 |
+//! | 7 | `SetLogLevel { level }` | `Settings` | 1.3 |
+//! | 8 | `SetEvents { classes }` | `Settings` | 1.3 |
+//! | 9 | `Leaks { pid }` | per heap and key of that process (or every program for -1): `BlocksInUse`; then `LeaksEnd` | 1.3 |
 //!
 //! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.

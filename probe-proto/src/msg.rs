@@ -135,6 +135,14 @@ pub enum KernelMsg<'a> {
     /// End of that check: its verdict and cost; follows the `HeapCheck`.
     /// Since 1.3.
     CheckEnd(CheckEnd),
+    /// The kernel's log level and event classes now: the answer to
+    /// [`HostMsg::SetLogLevel`] and [`HostMsg::SetEvents`]. Since 1.3.
+    Settings(Settings),
+    /// Blocks in use under one key of a live process's heap (the fields of
+    /// a leak report): an answer to [`HostMsg::Leaks`]. Since 1.3.
+    BlocksInUse(Leak),
+    /// End of the answer to [`HostMsg::Leaks`]. Since 1.3.
+    LeaksEnd(LeaksEnd),
 }
 
 impl KernelMsg<'_> {
@@ -235,6 +243,9 @@ impl KernelMsg<'_> {
             KernelMsg::PtDumpEnd(m) => KernelMsg::PtDumpEnd(m),
             KernelMsg::CheckFinding(m) => KernelMsg::CheckFinding(m),
             KernelMsg::CheckEnd(m) => KernelMsg::CheckEnd(m),
+            KernelMsg::Settings(m) => KernelMsg::Settings(m),
+            KernelMsg::BlocksInUse(m) => KernelMsg::BlocksInUse(m),
+            KernelMsg::LeaksEnd(m) => KernelMsg::LeaksEnd(m),
         }
     }
 }
@@ -278,6 +289,27 @@ pub enum HostMsg {
     PtDump {
         /// The process whose space to dump; 0 for the kernel's.
         pid: u32,
+    },
+    /// Set the most verbose level of `Log` messages (0 error .. 3 debug);
+    /// answered by [`KernelMsg::Settings`]. Since 1.3.
+    SetLogLevel {
+        /// The level; above 3 counts as 3.
+        level: u8,
+    },
+    /// Choose the classes of events the kernel streams
+    /// ([`names::event_class`](crate::names::event_class) bits; the
+    /// counters count every class either way); answered by
+    /// [`KernelMsg::Settings`]. Since 1.3.
+    SetEvents {
+        /// The classes to send.
+        classes: u32,
+    },
+    /// Ask for the blocks in use by key of a live process's heaps: one
+    /// [`KernelMsg::BlocksInUse`] per heap and key, then
+    /// [`KernelMsg::LeaksEnd`]. Since 1.3.
+    Leaks {
+        /// The process, or `-1` for every program.
+        pid: i64,
     },
 }
 
@@ -1183,4 +1215,29 @@ pub struct CheckEnd {
     pub findings: u64,
     /// How long the check took.
     pub duration_us: u64,
+}
+
+/// The kernel's settings the host can change.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Most verbose `Log` level sent (0 error .. 3 debug).
+    pub log_level: u8,
+    /// Event classes sent ([`names::event_class`](crate::names::event_class)).
+    pub events: u32,
+}
+
+/// End of the answer to [`HostMsg::Leaks`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LeaksEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The pid asked for (`-1`: every program).
+    pub pid: i64,
+    /// Processes reported.
+    pub processes: u32,
+    /// False if there was no such process, or a damaged heap header cut a
+    /// walk short.
+    pub complete: bool,
 }

@@ -810,6 +810,68 @@ impl Display for EscapeControls<'_> {
     }
 }
 
+/// The classes of events the kernel streams (see
+/// [`HostMsg::SetEvents`](crate::HostMsg::SetEvents)).
+pub mod event_class {
+    /// `PageAlloc`, `PageFree`, `FrameError`.
+    pub const PAGE: u32 = 1 << 0;
+    /// `Map`, `Unmap`.
+    pub const MAP: u32 = 1 << 1;
+    /// `HeapAlloc`, `HeapFree`, `HeapError`.
+    pub const HEAP: u32 = 1 << 2;
+    /// `PageFault`.
+    pub const FAULT: u32 = 1 << 3;
+    /// `ProcessSpawn`, `ProcessExit`, `ProcessRename`.
+    pub const PROCESS: u32 = 1 << 4;
+    /// Every class.
+    pub const ALL: u32 = PAGE | MAP | HEAP | FAULT | PROCESS;
+    /// The classes with their names, in order.
+    pub const NAMED: [(u32, &str); 5] = [
+        (PAGE, "page"),
+        (MAP, "map"),
+        (HEAP, "heap"),
+        (FAULT, "fault"),
+        (PROCESS, "process"),
+    ];
+
+    /// Classes from a comma-separated list of names, `all` or `none`.
+    pub fn parse(text: &str) -> Option<u32> {
+        match text {
+            "all" => return Some(ALL),
+            "none" => return Some(0),
+            _ => {}
+        }
+        text.split(',').try_fold(0, |classes, word| {
+            NAMED
+                .iter()
+                .find(|(_, name)| *name == word.trim())
+                .map(|(bit, _)| classes | bit)
+        })
+    }
+}
+
+/// Event classes as a comma-separated list (`page,map,heap`), or `none`.
+pub struct EventClasses(pub u32);
+
+impl Display for EventClasses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (bit, name) in event_class::NAMED {
+            if self.0 & bit != 0 {
+                if !first {
+                    f.write_char(',')?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -956,5 +1018,21 @@ mod tests {
             text(EscapeControls("a\u{1b}[31mred\u{7f}\té")),
             "a\\u{1b}[31mred\\u{7f}\\té"
         );
+    }
+
+    #[test]
+    fn event_classes_read_and_print_as_names() {
+        assert_eq!(
+            event_class::parse("page,heap"),
+            Some(event_class::PAGE | event_class::HEAP)
+        );
+        assert_eq!(event_class::parse("all"), Some(event_class::ALL));
+        assert_eq!(event_class::parse("none"), Some(0));
+        assert_eq!(event_class::parse("page,disk"), None);
+        assert_eq!(
+            text(EventClasses(event_class::ALL)),
+            "page,map,heap,fault,process"
+        );
+        assert_eq!(text(EventClasses(0)), "none");
     }
 }

@@ -104,6 +104,9 @@ fn golden_1_2_kernel_msg_bytes() {
 fn golden_1_3_host_msg_bytes() {
     assert_eq!(enc(&HostMsg::PtDump { pid: 0 }), [0x06, 0x00]);
     assert_eq!(enc(&HostMsg::PtDump { pid: 300 }), [0x06, 0xac, 0x02]);
+    assert_eq!(enc(&HostMsg::SetLogLevel { level: 3 }), [0x07, 0x03]);
+    assert_eq!(enc(&HostMsg::SetEvents { classes: 31 }), [0x08, 0x1f]);
+    assert_eq!(enc(&HostMsg::Leaks { pid: -1 }), [0x09, 0x01]);
 }
 
 /// 1.3 kernel messages, byte by byte: a page-table range (variant 31) with

@@ -6,7 +6,7 @@ use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use probe_proto::{
-    KERNEL_PID, KernelMsg, ProcState, ProcessHeap, ProcessInfo, ProcessShed, ProcessVma,
+    KERNEL_PID, KernelMsg, Leak, ProcState, ProcessHeap, ProcessInfo, ProcessShed, ProcessVma,
 };
 
 use crate::proc::heaps::KeyUsage;
@@ -139,4 +139,37 @@ pub fn used_by_key(p: &Process) -> (Vec<KeyUsage>, bool) {
         }
     }
     (out, intact)
+}
+
+/// The answer to the host's `Leaks`: blocks in use per heap and key of
+/// `pid` (or of every live program for -1), as `Leak` values, the number
+/// of processes reported, and whether every walk was whole and the pid
+/// found.
+pub fn blocks_in_use(pid: i64) -> (Vec<Leak>, u32, bool) {
+    crate::proc::with_table(|t| {
+        let ts_us = time::uptime_us();
+        let mut out = Vec::new();
+        let mut processes = 0;
+        let mut whole = true;
+        for p in t.iter() {
+            let wanted = pid < 0 || i64::from(p.pid) == pid;
+            if !wanted || p.pid == KERNEL_PID || p.mm.is_none() {
+                continue;
+            }
+            let (usage, intact) = used_by_key(p);
+            whole &= intact;
+            processes += 1;
+            out.extend(usage.into_iter().map(|u| Leak {
+                ts_us,
+                pid: p.pid,
+                heap_id: u.heap_id,
+                key: u.key,
+                blocks: u.blocks,
+                bytes: u.bytes,
+                first_addr: u.first_addr,
+            }));
+        }
+        let found = pid < 0 || processes > 0;
+        (out, processes, whole && found)
+    })
 }

@@ -9,8 +9,9 @@
 #![forbid(unsafe_code)]
 
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
+use probe_proto::names::event_class;
 use probe_proto::{
     EventCounters, FrameErrorEvent, FrameErrorKind, HeapErrorEvent, HeapErrorKind, HeapEvent,
     KernelMsg, MapEvent, PageEvent,
@@ -21,7 +22,8 @@ use crate::mm::heap::HeapError;
 use crate::mm::paging::{Mapping, PageFlags, PageSize, VirtAddr};
 use crate::{telemetry, time};
 
-static ENABLED: AtomicBool = AtomicBool::new(true);
+/// The classes of events sent (`names::event_class` bits).
+static CLASSES: AtomicU32 = AtomicU32::new(event_class::ALL);
 
 struct Counters {
     page_allocs: AtomicU64,
@@ -45,9 +47,37 @@ static COUNTERS: Counters = Counters {
     frame_errors: AtomicU64::new(0),
 };
 
-/// Switches event frames on or off (the counters always count).
+/// Switches the memory events (page, map and heap) on or off, as
+/// `memevents=` does; the counters always count.
 pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Relaxed);
+    let memory = event_class::PAGE | event_class::MAP | event_class::HEAP;
+    if on {
+        CLASSES.fetch_or(memory, Relaxed);
+    } else {
+        CLASSES.fetch_and(!memory, Relaxed);
+    }
+}
+
+/// Chooses the classes of events sent (the host's `SetEvents`).
+pub fn set_classes(classes: u32) {
+    CLASSES.store(classes & event_class::ALL, Relaxed);
+}
+
+/// The classes of events sent.
+pub fn classes() -> u32 {
+    CLASSES.load(Relaxed)
+}
+
+/// Sends `msg`, an event of `class`, if that class is on.
+pub fn send_if(class: u32, msg: &KernelMsg<'_>) {
+    if sends(class) {
+        telemetry::send(msg);
+    }
+}
+
+/// Whether events of `class` are sent.
+pub fn sends(class: u32) -> bool {
+    classes() & class != 0
 }
 
 /// Counters since boot.
@@ -65,9 +95,9 @@ pub fn counters() -> EventCounters {
     }
 }
 
-fn emit(counter: &AtomicU64, msg: impl FnOnce(u64) -> KernelMsg<'static>) {
+fn emit(counter: &AtomicU64, class: u32, msg: impl FnOnce(u64) -> KernelMsg<'static>) {
     counter.fetch_add(1, Relaxed);
-    if ENABLED.load(Relaxed) {
+    if sends(class) {
         telemetry::send(&msg(time::uptime_us()));
     }
 }
@@ -117,21 +147,21 @@ fn page_event(first: Frame, count: u64, owner: Owner, caller: u64, ts_us: u64) -
 
 /// `count` frames from `first` handed to `owner`.
 pub fn page_alloc(first: Frame, count: u64, owner: Owner, caller: u64) {
-    emit(&COUNTERS.page_allocs, |ts| {
+    emit(&COUNTERS.page_allocs, event_class::PAGE, |ts| {
         KernelMsg::PageAlloc(page_event(first, count, owner, caller, ts))
     });
 }
 
 /// `count` frames from `first`, held by `owner`, returned.
 pub fn page_free(first: Frame, count: u64, owner: Owner, caller: u64) {
-    emit(&COUNTERS.page_frees, |ts| {
+    emit(&COUNTERS.page_frees, event_class::PAGE, |ts| {
         KernelMsg::PageFree(page_event(first, count, owner, caller, ts))
     });
 }
 
 /// A frame-allocator call refused.
 pub fn frame_error(e: FrameError, addr: PhysAddr, count: u64, caller: u64) {
-    emit(&COUNTERS.frame_errors, |ts_us| {
+    emit(&COUNTERS.frame_errors, event_class::PAGE, |ts_us| {
         KernelMsg::FrameError(FrameErrorEvent {
             ts_us,
             kind: frame_error_kind(e),
@@ -144,7 +174,7 @@ pub fn frame_error(e: FrameError, addr: PhysAddr, count: u64, caller: u64) {
 
 /// A 4 KiB page mapped in the space rooted at `root`.
 pub fn map(root: Frame, virt: VirtAddr, phys: PhysAddr, flags: PageFlags, caller: u64) {
-    emit(&COUNTERS.maps, |ts_us| {
+    emit(&COUNTERS.maps, event_class::MAP, |ts_us| {
         KernelMsg::Map(MapEvent {
             ts_us,
             space: root.start_address().as_u64(),
@@ -159,7 +189,7 @@ pub fn map(root: Frame, virt: VirtAddr, phys: PhysAddr, flags: PageFlags, caller
 
 /// A page unmapped from the space rooted at `root`.
 pub fn unmap(root: Frame, mapping: &Mapping, caller: u64) {
-    emit(&COUNTERS.unmaps, |ts_us| {
+    emit(&COUNTERS.unmaps, event_class::MAP, |ts_us| {
         KernelMsg::Unmap(MapEvent {
             ts_us,
             space: root.start_address().as_u64(),
@@ -182,7 +212,7 @@ pub fn heap_alloc(
     key: u64,
     caller: u64,
 ) {
-    emit(&COUNTERS.heap_allocs, |ts_us| {
+    emit(&COUNTERS.heap_allocs, event_class::HEAP, |ts_us| {
         KernelMsg::HeapAlloc(HeapEvent {
             ts_us,
             pid,
@@ -198,7 +228,7 @@ pub fn heap_alloc(
 
 /// A heap block taken back.
 pub fn heap_free(pid: u32, heap_id: u32, ptr: NonNull<u8>, size: usize, caller: u64) {
-    emit(&COUNTERS.heap_frees, |ts_us| {
+    emit(&COUNTERS.heap_frees, event_class::HEAP, |ts_us| {
         KernelMsg::HeapFree(HeapEvent {
             ts_us,
             pid,
@@ -215,7 +245,7 @@ pub fn heap_free(pid: u32, heap_id: u32, ptr: NonNull<u8>, size: usize, caller: 
 /// A heap call refused, or damage found.
 pub fn heap_error(pid: u32, heap_id: u32, e: &HeapError, size: usize, caller: u64) {
     let (kind, addr) = heap_error_kind(e);
-    emit(&COUNTERS.heap_errors, |ts_us| {
+    emit(&COUNTERS.heap_errors, event_class::HEAP, |ts_us| {
         KernelMsg::HeapError(HeapErrorEvent {
             ts_us,
             pid,

@@ -22,7 +22,7 @@ use alloc::vec::Vec;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use probe_proto::names::PageFaultSentence;
+use probe_proto::names::{PageFaultSentence, event_class};
 use probe_proto::{ExitReason, FaultResolution, KernelMsg, PageFault, ProcessEvent, ProcessExit};
 use sysabi::{Errno, MAX_NAME_LEN, ProgramMemory};
 
@@ -31,9 +31,10 @@ use crate::arch::x86_64::gdt;
 use crate::arch::x86_64::trap::{RFLAGS_IF, TrapFrame};
 use crate::elf::ElfFile;
 use crate::log::LineBuf;
+use crate::memory::events;
 use crate::memory::kstack::{self, KernelStack};
 use crate::sync::IrqMutex;
-use crate::{telemetry, time};
+use crate::time;
 
 use heaps::{Leaks, ProcMemory};
 use mm_struct::{Access, MmStruct};
@@ -305,12 +306,15 @@ fn initialized() -> bool {
 }
 
 fn spawn_event(pid: u32, parent: u32, name: &str) {
-    telemetry::send(&KernelMsg::ProcessSpawn(ProcessEvent {
-        ts_us: time::uptime_us(),
-        pid,
-        parent,
-        name: name.into(),
-    }));
+    events::send_if(
+        event_class::PROCESS,
+        &KernelMsg::ProcessSpawn(ProcessEvent {
+            ts_us: time::uptime_us(),
+            pid,
+            parent,
+            name: name.into(),
+        }),
+    );
 }
 
 /// The first frame of a ring-3 program entering at `entry`.
@@ -432,14 +436,17 @@ pub fn exit_current(reason: ExitReason) -> ! {
             p.state = State::Runnable;
         }
     });
-    telemetry::send(&KernelMsg::ProcessExit(ProcessExit {
-        ts_us: time::uptime_us(),
-        pid,
-        reason,
-        leaked_blocks: leaks.blocks,
-        leaked_bytes: leaks.bytes,
-        frames_freed,
-    }));
+    events::send_if(
+        event_class::PROCESS,
+        &KernelMsg::ProcessExit(ProcessExit {
+            ts_us: time::uptime_us(),
+            pid,
+            reason,
+            leaked_blocks: leaks.blocks,
+            leaked_bytes: leaks.bytes,
+            frames_freed,
+        }),
+    );
     kinfo!(
         "pid {pid} ended ({reason:?}): {frames_freed} frames freed, {} blocks ({} bytes) leaked",
         leaks.blocks,
@@ -527,17 +534,20 @@ pub fn on_user_page_fault(frame: &TrapFrame, cr2: u64) {
         (p.pid, outcome, mm.vma_near(cr2))
     });
     let resolution = outcome.unwrap_or(FaultResolution::Killed);
-    telemetry::send(&KernelMsg::PageFault(PageFault {
-        ts_us: time::uptime_us(),
-        pid,
-        addr: cr2,
-        error_code: frame.error_code,
-        rip: frame.rip,
-        resolution,
-        vma_start: vma.map_or(0, |v| v.start().as_u64()),
-        vma_end: vma.map_or(0, |v| v.end().as_u64()),
-        vma_flags: vma.map_or(0, |v| v.flags().wire_bits()),
-    }));
+    events::send_if(
+        event_class::FAULT,
+        &KernelMsg::PageFault(PageFault {
+            ts_us: time::uptime_us(),
+            pid,
+            addr: cr2,
+            error_code: frame.error_code,
+            rip: frame.rip,
+            resolution,
+            vma_start: vma.map_or(0, |v| v.start().as_u64()),
+            vma_end: vma.map_or(0, |v| v.end().as_u64()),
+            vma_flags: vma.map_or(0, |v| v.flags().wire_bits()),
+        }),
+    );
     if let Err(why) = outcome {
         let mut line = LineBuf::new();
         let error_code = frame.error_code;
@@ -653,12 +663,15 @@ pub fn register_program_name(pid: u32, name: &str) -> Result<(), Errno> {
         p.name = name;
         Ok(p.parent)
     })?;
-    telemetry::send(&KernelMsg::ProcessRename(ProcessEvent {
-        ts_us: time::uptime_us(),
-        pid,
-        parent,
-        name: name.as_str().into(),
-    }));
+    events::send_if(
+        event_class::PROCESS,
+        &KernelMsg::ProcessRename(ProcessEvent {
+            ts_us: time::uptime_us(),
+            pid,
+            parent,
+            name: name.as_str().into(),
+        }),
+    );
     Ok(())
 }
 

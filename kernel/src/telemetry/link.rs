@@ -9,7 +9,7 @@
 
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{
-    FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Log, LogLevel,
+    FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, LeaksEnd, Log, LogLevel,
     PROTOCOL_VERSION, Pong, ProcessListEnd, PtDumpEnd, encode_frame, features,
 };
 
@@ -373,6 +373,12 @@ impl Link {
                 space: pid,
                 complete: false,
                 ..PtDumpEnd::default()
+            }),
+            HostMsg::Leaks { pid } => KernelMsg::LeaksEnd(LeaksEnd {
+                ts_us,
+                pid,
+                processes: 0,
+                complete: false,
             }),
             // Snapshot and Check come round again with the next heartbeat
             // or request; the others are answered at once.

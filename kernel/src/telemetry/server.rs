@@ -4,7 +4,9 @@
 //! [`send_waiting`], so none is dropped for want of room.
 #![deny(unsafe_code)]
 
-use probe_proto::{HeapBlock, HeapWalkEnd, HostMsg, KernelMsg, ProcessListEnd, PtRange};
+use probe_proto::{
+    HeapBlock, HeapWalkEnd, HostMsg, KernelMsg, LeaksEnd, ProcessListEnd, PtRange, Settings,
+};
 
 use super::link::{send_waiting, take_requests};
 use crate::introspect::heap_walk::{self, WALK_BATCH};
@@ -28,10 +30,43 @@ pub fn serve_requests() {
             HostMsg::Processes { pid } => send_listing(pid),
             HostMsg::HeapWalk { pid, heap_id } => send_heap_walk(pid, heap_id),
             HostMsg::PtDump { pid } => send_pt_dump(pid),
+            HostMsg::SetLogLevel { level } => {
+                crate::log::set_level(level);
+                send_settings();
+            }
+            HostMsg::SetEvents { classes } => {
+                crate::memory::events::set_classes(classes);
+                send_settings();
+            }
+            HostMsg::Leaks { pid } => send_blocks_in_use(pid),
             // Answered by the link itself.
             HostMsg::Resync | HostMsg::Ping { .. } => {}
         }
     }
+}
+
+/// Sends the log level and event classes now in force.
+fn send_settings() {
+    send_waiting(&KernelMsg::Settings(Settings {
+        ts_us: time::uptime_us(),
+        log_level: crate::log::level(),
+        events: crate::memory::events::classes(),
+    }));
+}
+
+/// Sends the blocks in use by key of `pid` (or every program), then
+/// `LeaksEnd`.
+fn send_blocks_in_use(pid: i64) {
+    let (usage, processes, complete) = processes::blocks_in_use(pid);
+    for u in usage {
+        send_waiting(&KernelMsg::BlocksInUse(u));
+    }
+    send_waiting(&KernelMsg::LeaksEnd(LeaksEnd {
+        ts_us: time::uptime_us(),
+        pid,
+        processes,
+        complete,
+    }));
 }
 
 /// Sends the dump of the page tables of `pid` (0: the kernel's): its

@@ -95,6 +95,30 @@ pub enum Command {
     /// differ, 2 on bad input (a missing or malformed file, no --connect
     /// for `live`).
     Diff(DiffArgs),
+    /// Set the kernel's log level (0 error, 1 warn, 2 info, 3 debug): what
+    /// `Log` messages it sends. Prints the settings now in force.
+    ///
+    /// Exit status: 0 when the kernel confirmed, 1 on timeout, 2 when the
+    /// link cannot be opened, 3 when the kernel speaks an incompatible
+    /// protocol (or one older than 1.3).
+    Loglevel(LoglevelArgs),
+    /// Choose the classes of events the kernel streams, for links too slow
+    /// for all of them: a comma-separated list of page, map, heap, fault,
+    /// process; or all, none. Its counters count every class either way.
+    ///
+    /// Exit status as for `loglevel`; 2 also for an unknown class.
+    Events(EventsArgs),
+    /// List the heap blocks each live program holds, by heap and key, with
+    /// counts, bytes and the lowest address: what would be reported as
+    /// leaked if it ended now, so a key that keeps growing shows. --json
+    /// prints {"kernel": null, "processes": [{"pid", "name", "keys":
+    /// [{"heap_id", "key", "blocks", "bytes", "first_addr"}]}]} ("kernel"
+    /// is the kernel leak scan's place; the kernel has none yet).
+    ///
+    /// Exit status: 0 when the list arrived, 5 when --pid names no live
+    /// program, 1 on timeout or when a damaged header cut a walk short, 2
+    /// when the link cannot be opened, 3 for a protocol older than 1.3.
+    Leaks(LeaksArgs),
     /// The TUI, also what `mmtop` alone (or with only --connect) opens:
     /// processes, one process, physical memory, page tables and the event
     /// log, live; it reconnects when the link drops.
@@ -129,6 +153,56 @@ pub struct PtdumpArgs {
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<std::path::PathBuf>,
     /// How long to wait for the kernel's Hello and dump, in seconds, in all.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "10")]
+    pub timeout: Duration,
+}
+
+/// `mmtop loglevel`.
+#[derive(Debug, Args)]
+pub struct LoglevelArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// 0 error, 1 warn, 2 info, 3 debug.
+    #[arg(value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub level: u8,
+    /// Print the settings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the kernel's answer, in seconds.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
+    pub timeout: Duration,
+}
+
+/// `mmtop events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// page,map,heap,fault,process (any of them), all or none.
+    pub classes: String,
+    /// Print the settings as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the kernel's answer, in seconds.
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
+    pub timeout: Duration,
+}
+
+/// `mmtop leaks`.
+#[derive(Debug, Args)]
+pub struct LeaksArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Only this program.
+    #[arg(short = 'p', long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for the answers, in seconds, in all.
     #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "10")]
     pub timeout: Duration,
 }

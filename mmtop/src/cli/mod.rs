@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod check;
+pub mod control;
 pub mod log;
 pub mod ping;
 pub mod ps;
@@ -55,6 +56,9 @@ pub fn main() -> ExitCode {
         Command::Ps(args) => ps::run(args, &mut out, &mut err),
         Command::Ptdump(args) => ptdump::run(args, &mut out, &mut err),
         Command::Diff(args) => ptdump::diff(args, &mut out, &mut err),
+        Command::Loglevel(args) => control::loglevel(args, &mut out, &mut err),
+        Command::Events(args) => control::events(args, &mut out, &mut err),
+        Command::Leaks(args) => control::leaks(args, &mut out, &mut err),
         Command::Top(args) => crate::ui::run(args, &mut err),
     };
     ExitCode::from(code)

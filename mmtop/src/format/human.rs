@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use probe_proto::names::{
-    ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags, PtRangeLine,
+    EventClasses, ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags, PtRangeLine,
     VmaFlags, vector,
 };
 use probe_proto::{
@@ -91,6 +91,20 @@ pub fn human(msg: &Msg) -> String {
             e.mappings,
             e.findings,
             e.duration_us
+        ),
+        Msg::Settings(x) => format!(
+            "settings t={} loglevel={} events={}",
+            human_time(x.ts_us),
+            x.log_level,
+            EventClasses(x.events)
+        ),
+        Msg::BlocksInUse(l) => leak(l).replacen("leak ", "in_use ", 1),
+        Msg::LeaksEnd(e) => format!(
+            "leaks_end t={} pid={} processes={} complete={}",
+            human_time(e.ts_us),
+            e.pid,
+            e.processes,
+            e.complete
         ),
     }
 }
