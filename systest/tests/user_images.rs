@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 /// The programs the kernel spawns by name.
-const REQUIRED: [&str; 16] = [
+const REQUIRED: [&str; 17] = [
     "worker",
     "leaker",
     "fragmenter",
@@ -28,6 +28,7 @@ const REQUIRED: [&str; 16] = [
     "twins",
     "ptsteps",
     "escaper",
+    "umip",
 ];
 
 /// Where the images are linked.

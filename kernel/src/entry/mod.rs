@@ -45,6 +45,11 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         panic!("kernel heap: {why:?}");
     }
     gdb::init(opts.gdb_idle_s);
+    if cpu::enable_umip() {
+        kinfo!("UMIP on: ring 3 cannot read the descriptor tables' addresses");
+    } else {
+        kinfo!("UMIP not offered by this CPU (QEMU: -cpu max has it)");
+    }
     cpu::enable_interrupts();
     kinfo!(
         "kernel up: {} regions, cmdline {:?}",

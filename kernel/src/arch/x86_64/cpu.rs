@@ -89,6 +89,23 @@ pub fn invalidate_page(virt: u64) {
     x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(virt));
 }
 
+/// Turns on UMIP (user-mode instruction prevention) where the CPU has it,
+/// so ring 3 cannot read the GDT's, IDT's or TSS's whereabouts with
+/// `sgdt`/`sidt`/`sldt`/`str`/`smsw` (they fault instead); whether it is on.
+/// QEMU's TCG offers it with `-cpu max`, not with its default `qemu64`.
+pub fn enable_umip() -> bool {
+    use x86_64::registers::control::{Cr4, Cr4Flags};
+    // CPUID leaf 7, subleaf 0: structured extended features; ECX bit 2.
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    if max_leaf < 7 || core::arch::x86_64::__cpuid_count(7, 0).ecx & (1 << 2) == 0 {
+        return false;
+    }
+    // SAFETY: UMIP only makes five instructions fault in ring 3; the kernel
+    // (ring 0) does not depend on ring 3 running them.
+    unsafe { Cr4::update(|f| f.insert(Cr4Flags::USER_MODE_INSTRUCTION_PREVENTION)) };
+    true
+}
+
 /// Lets page-table entries marked GLOBAL survive CR3 reloads (CR4.PGE).
 pub fn enable_global_pages() {
     use x86_64::registers::control::{Cr4, Cr4Flags};
