@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -41,6 +42,30 @@ pub enum LinkError {
         /// The serial layer's reason.
         source: serialport::Error,
     },
+    /// A path given as a serial device is a socket.
+    #[error("{path} is a socket, not a serial device: connect with unix:{path}")]
+    SocketNotSerial {
+        /// The path.
+        path: String,
+    },
+    /// Nobody listens on a socket (or there is none): the kernel is not
+    /// running there.
+    #[error(
+        "cannot connect to {address}: {reason}; the kernel may not be running \
+         (start it with `make start` or `make run`)"
+    )]
+    NotRunning {
+        /// What was being opened.
+        address: Address,
+        /// Refused, or no such socket.
+        reason: &'static str,
+    },
+    /// A recording path is a directory.
+    #[error("cannot read the recording {path}: it is a directory")]
+    Directory {
+        /// The path.
+        path: String,
+    },
 }
 
 /// An open link: bytes from the kernel, and for a live link a way back.
@@ -60,9 +85,20 @@ impl Link {
     /// Opens `address`: connects a socket, opens a serial device (raw mode,
     /// 8N1, no flow control) or opens a recording for reading.
     pub fn open(address: &Address) -> Result<Link, LinkError> {
-        let io_err = |source| LinkError::Io {
-            address: address.clone(),
-            source,
+        let live = !matches!(address, Address::File(_));
+        let io_err = |source: io::Error| match source.kind() {
+            io::ErrorKind::ConnectionRefused => LinkError::NotRunning {
+                address: address.clone(),
+                reason: "connection refused",
+            },
+            io::ErrorKind::NotFound if live => LinkError::NotRunning {
+                address: address.clone(),
+                reason: "no such socket",
+            },
+            _ => LinkError::Io {
+                address: address.clone(),
+                source,
+            },
         };
         let (reader, writer): (Box<dyn Read + Send>, Option<Box<dyn Write + Send>>) = match address
         {
@@ -77,6 +113,11 @@ impl Link {
                 (Box::new(stream), Some(Box::new(writer)))
             }
             Address::Serial { path, baud } => {
+                if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+                    return Err(LinkError::SocketNotSerial {
+                        path: path.display().to_string(),
+                    });
+                }
                 let serial_err = |source| LinkError::Serial {
                     address: address.clone(),
                     source,
@@ -93,7 +134,14 @@ impl Link {
                 let writer = port.try_clone().map_err(serial_err)?;
                 (Box::new(port), Some(Box::new(writer)))
             }
-            Address::File(path) => (Box::new(File::open(path).map_err(io_err)?), None),
+            Address::File(path) => {
+                if path.is_dir() {
+                    return Err(LinkError::Directory {
+                        path: path.display().to_string(),
+                    });
+                }
+                (Box::new(File::open(path).map_err(io_err)?), None)
+            }
         };
         Ok(Link {
             address: address.clone(),
