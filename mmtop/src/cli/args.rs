@@ -288,15 +288,30 @@ pub struct PsArgs {
     /// Where the kernel is.
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Only this process, with its heaps, sheds and VMAs.
-    #[arg(short = 'p', long, value_name = "PID")]
-    pub pid: Option<u32>,
+    /// Only this process, with its heaps, sheds and VMAs; -1 means every
+    /// program, as `checkMemory(-1)` does.
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PID",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..=i64::from(u32::MAX))
+    )]
+    pub pid: Option<i64>,
     /// Print exactly the checkMemory object, as one line of JSON.
     #[arg(long)]
     pub json: bool,
     /// How long to wait for the kernel's Hello and listing, in seconds, in all.
     #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs, default_value = "5")]
     pub timeout: Duration,
+}
+
+impl PsArgs {
+    /// The one process asked for; `None` for every program (no `--pid`, or
+    /// `--pid -1`).
+    pub fn process(&self) -> Option<u32> {
+        self.pid.and_then(|p| u32::try_from(p).ok())
+    }
 }
 
 /// Parses a non-negative number of seconds, fractions allowed.
@@ -373,7 +388,7 @@ mod tests {
         let Command::Ps(args) = cli.command else {
             panic!("expected ps");
         };
-        assert_eq!((args.pid, args.json), (None, false));
+        assert_eq!((args.process(), args.json), (None, false));
         assert_eq!(args.timeout, Duration::from_secs(5));
 
         let cli = Cli::try_parse_from([
@@ -391,10 +406,15 @@ mod tests {
         let Command::Ps(args) = cli.command else {
             panic!("expected ps");
         };
-        assert_eq!((args.pid, args.json), (Some(7), true));
+        assert_eq!((args.process(), args.json), (Some(7), true));
         assert_eq!(args.timeout, Duration::from_secs(2));
 
-        assert!(Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/k", "--pid", "-1"]).is_err());
+        let cli = Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/k", "--pid", "-1"]).unwrap();
+        let Command::Ps(args) = cli.command else {
+            panic!("expected ps");
+        };
+        assert_eq!(args.process(), None, "-1 is every program");
+        assert!(Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/k", "--pid", "-2"]).is_err());
         assert!(Cli::try_parse_from(["mmtop", "ps", "-c", "unix:/k", "--pid", "x"]).is_err());
     }
 

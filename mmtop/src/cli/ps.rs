@@ -22,12 +22,12 @@ pub fn run(args: &PsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
         args.timeout,
         err,
     )?;
-    let listing = fetch(&mut session, args.pid, err)?;
+    let listing = fetch(&mut session, args.process(), err)?;
     let check_memory = listing.check_memory().map_err(|e| {
         let _ = writeln!(err, "mmtop: protocol error: {e}");
         EXIT_PROTOCOL
     })?;
-    if let Some(pid) = args.pid
+    if let Some(pid) = args.process()
         && listing.programs.is_empty()
     {
         let _ = writeln!(err, "mmtop: no process {pid}");
@@ -38,7 +38,7 @@ pub fn run(args: &PsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
         check_memory.to_json() + "\n"
     } else {
         let mut text = table(&listing.programs);
-        if args.pid.is_some() {
+        if args.process().is_some() {
             for program in &listing.programs {
                 text.push('\n');
                 text.push_str(&details(program));
