@@ -39,20 +39,47 @@ pub fn frame_error_text(e: FrameError) -> &'static str {
 }
 
 /// Turns the kernel's byte stream into messages.
+///
+/// A client that joins a busy live link usually lands inside a frame: the
+/// bytes before the first frame boundary are the tail of a frame sent
+/// before it listened, expected rather than corrupt. A decoder made with
+/// [`joining`](Self::joining) counts such a first frame in
+/// [`joined_mid_frame`](Self::joined_mid_frame) instead of reporting it.
 #[derive(Default)]
 pub struct Decoder {
     frames: FrameDecoder,
+    /// A frame boundary has passed since the start of the stream (always
+    /// true for a stream known to start at a boundary).
+    synced: bool,
+    joined_mid_frame: u64,
 }
 
 impl Decoder {
-    /// A decoder at the start of a stream.
+    /// A decoder at the start of a stream that starts at a frame boundary
+    /// (a recording): anything wrong in it is reported.
     pub fn new() -> Self {
+        Self {
+            synced: true,
+            ..Self::default()
+        }
+    }
+
+    /// A decoder for a live link joined at any point of its stream.
+    pub fn joining() -> Self {
         Self::default()
     }
 
     /// Takes one byte; returns a result when the byte ends a frame.
     pub fn push(&mut self, byte: u8) -> Option<Result<Msg, DecodeError>> {
-        let result = self.frames.push::<KernelMsg>(byte)?;
+        let synced = self.synced || byte == 0;
+        let result = self.frames.push::<KernelMsg>(byte);
+        let first = !self.synced;
+        self.synced = synced;
+        let result = result?;
+        if first && result.is_err() {
+            self.joined_mid_frame += 1;
+            return None;
+        }
         Some(match result {
             Ok(KernelMsg::Hello(h)) if !h.version.is_compatible_with(PROTOCOL_VERSION) => {
                 Err(DecodeError::Incompatible {
@@ -78,9 +105,17 @@ impl Decoder {
         self.frames.stats()
     }
 
-    /// Drops a partial frame, e.g. after reconnecting; counters are kept.
+    /// Drops a partial frame, e.g. after reconnecting; counters are kept,
+    /// and the next stream may again start inside a frame.
     pub fn reset(&mut self) {
         self.frames.reset();
+        self.synced = false;
+    }
+
+    /// Partial frames skipped at the start of a stream (or after a reset):
+    /// the ends of frames sent before this client listened.
+    pub fn joined_mid_frame(&self) -> u64 {
+        self.joined_mid_frame
     }
 }
 
@@ -205,5 +240,34 @@ mod tests {
         let got: Vec<_> = dec.feed(&bytes).collect();
         assert!(matches!(got.as_slice(), [Ok(Msg::Hello(_))]));
         assert_eq!(dec.stats().bad(), 0);
+    }
+
+    #[test]
+    fn the_tail_of_a_frame_before_the_first_boundary_is_not_reported() {
+        let beat = KernelMsg::Heartbeat(Heartbeat {
+            ts_us: 20,
+            rx_frames: 1,
+            rx_bad: 0,
+            tx_dropped: 0,
+        });
+        let whole = frame(&beat);
+        // Joined in the middle of a frame, then two whole ones.
+        let mut bytes = whole[whole.len() / 2..].to_vec();
+        bytes.extend(&whole);
+        bytes.extend(&whole);
+        let mut dec = Decoder::joining();
+        let got: Vec<_> = dec.feed(&bytes).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got.iter().all(Result::is_ok));
+        assert_eq!(dec.joined_mid_frame(), 1);
+
+        // Corruption after the first boundary is reported.
+        let mut bad = whole.clone();
+        bad[1] ^= 0x40;
+        let got: Vec<_> = dec.feed(&bad).collect();
+        assert!(
+            matches!(got[..], [Err(DecodeError::BadFrame(_))]),
+            "{got:?}"
+        );
     }
 }

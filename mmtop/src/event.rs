@@ -13,6 +13,7 @@ use probe_proto::DecodeStats;
 
 use crate::Msg;
 use crate::decode::{DecodeError, Decoder};
+use crate::link::LinkReader;
 
 /// Something that happened on the link.
 #[derive(Debug)]
@@ -41,7 +42,33 @@ pub enum LinkEvent {
 ///
 /// `T` lets a caller with a larger event enum (keys, ticks, ...) receive link
 /// events on its one channel. The thread also ends when the receiver is gone.
-pub fn spawn_reader<R, T>(mut reader: R, tx: Sender<T>) -> io::Result<JoinHandle<()>>
+pub fn spawn_reader<R, T>(reader: R, tx: Sender<T>) -> io::Result<JoinHandle<()>>
+where
+    R: Read + Send + 'static,
+    T: From<LinkEvent> + Send + 'static,
+{
+    spawn_decoding(reader, tx, Decoder::new())
+}
+
+/// [`spawn_reader`] for an opened link: a live one may be joined in the
+/// middle of a frame, which is then not reported as corrupt.
+pub fn spawn_link_reader<T>(reader: LinkReader, tx: Sender<T>) -> io::Result<JoinHandle<()>>
+where
+    T: From<LinkEvent> + Send + 'static,
+{
+    let decoder = if reader.is_live() {
+        Decoder::joining()
+    } else {
+        Decoder::new()
+    };
+    spawn_decoding(reader, tx, decoder)
+}
+
+fn spawn_decoding<R, T>(
+    mut reader: R,
+    tx: Sender<T>,
+    decoder: Decoder,
+) -> io::Result<JoinHandle<()>>
 where
     R: Read + Send + 'static,
     T: From<LinkEvent> + Send + 'static,
@@ -49,7 +76,7 @@ where
     thread::Builder::new()
         .name("mmtop-link-reader".into())
         .spawn(move || {
-            let mut decoder = Decoder::new();
+            let mut decoder = decoder;
             let mut buf = [0u8; 4096];
             let error = loop {
                 match reader.read(&mut buf) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
-use crate::event::{LinkEvent, spawn_reader};
+use crate::event::{LinkEvent, spawn_link_reader};
 use crate::link::{Address, Link, LinkReader, LinkWriter};
 use args::{Cli, Command};
 
@@ -76,7 +76,7 @@ fn open_link(address: &Address, err: &mut dyn Write) -> Result<Link, u8> {
 /// on `err`.
 fn start_reader(reader: LinkReader, err: &mut dyn Write) -> Result<Receiver<LinkEvent>, u8> {
     let (tx, rx) = mpsc::channel();
-    spawn_reader(reader, tx).map_err(|e| {
+    spawn_link_reader(reader, tx).map_err(|e| {
         let _ = writeln!(err, "mmtop: cannot start the link reader: {e}");
         EXIT_CONNECT
     })?;

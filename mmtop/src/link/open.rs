@@ -75,8 +75,16 @@ pub struct Link {
     writer: Option<LinkWriter>,
 }
 
-/// The receiving half of a link.
-pub struct LinkReader(Box<dyn Read + Send>);
+/// The receiving half of a link, and whether it is live (joined at any
+/// point of the kernel's stream) rather than a recording.
+pub struct LinkReader(Box<dyn Read + Send>, bool);
+
+impl LinkReader {
+    /// Whether the link is live.
+    pub fn is_live(&self) -> bool {
+        self.1
+    }
+}
 
 /// The sending half of a live link.
 pub struct LinkWriter(Box<dyn Write + Send>);
@@ -145,7 +153,7 @@ impl Link {
         };
         Ok(Link {
             address: address.clone(),
-            reader: LinkReader(reader),
+            reader: LinkReader(reader, writer.is_some()),
             writer: writer.map(LinkWriter),
         })
     }

@@ -22,7 +22,7 @@ use crossterm::event::Event;
 
 use crate::cli::args::{Cli, TopArgs};
 use crate::cli::{EXIT_CONNECT, EXIT_OK, Status};
-use crate::event::spawn_reader;
+use crate::event::spawn_link_reader;
 use crate::link::{Address, Link, LinkWriter};
 pub use state::{Action, AppEvent, State, update};
 
@@ -122,7 +122,7 @@ fn spawn_input(tx: Sender<AppEvent>) {
 /// Opens `address` and starts its reader; the writer, if the link is live.
 fn connect(address: &Address, tx: &Sender<AppEvent>) -> Result<Option<LinkWriter>, String> {
     let (reader, writer) = Link::open(address).map_err(|e| e.to_string())?.split();
-    spawn_reader(reader, tx.clone()).map_err(|e| format!("cannot start the reader: {e}"))?;
+    spawn_link_reader(reader, tx.clone()).map_err(|e| format!("cannot start the reader: {e}"))?;
     Ok(writer)
 }
 
