@@ -112,6 +112,26 @@ fn a_noisy_line_gets_resends_and_error_replies_and_the_session_goes_on() {
         "the byte restored"
     );
 
+    // A client that goes away in the middle of a long reply: the next one
+    // gets its own answers, not the rest of the old reply.
+    rsp.send(b"qkernel.blast:100000");
+    for _ in 0..4096 {
+        rsp.recv_byte();
+    }
+    drop(rsp);
+    let mut rsp = Rsp::connect(port);
+    rsp.send(b"qSupported:multiprocess+");
+    let mut stale = 0;
+    while !matches!(rsp.recv_byte(), b'+' | b'$') {
+        stale += 1;
+    }
+    assert!(
+        stale < 2048,
+        "{stale} bytes of the old reply reached the new client"
+    );
+    let supported = rsp.recv();
+    assert!(supported.starts_with(b"PacketSize="), "{supported:?}");
+
     // Detached, the kernel runs on.
     assert_eq!(rsp.command(b"D"), b"OK");
     let first = link.wait_for("a Heartbeat", DEADLINE, |m| match m {

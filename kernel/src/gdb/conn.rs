@@ -18,6 +18,9 @@ use core::convert::Infallible;
 use gdbstub::common::Tid;
 use gdbstub::conn::Connection;
 
+use core::sync::atomic::{AtomicU16, Ordering};
+
+use super::note;
 use crate::drivers::serial::{COM2_BASE, SerialPort};
 use crate::sync::IrqMutex;
 
@@ -35,9 +38,32 @@ pub fn open() {
     });
 }
 
+/// A byte taken from the UART to see whether anything came in, to be read
+/// again; `NONE` if there is none.
+static PUSHED_BACK: AtomicU16 = AtomicU16::new(NONE);
+const NONE: u16 = 0x100;
+
 /// Takes one received byte, if any, without waiting.
 pub fn read_byte() -> Option<u8> {
+    let pushed = PUSHED_BACK.swap(NONE, Ordering::Relaxed);
+    if pushed != NONE {
+        return Some(pushed as u8);
+    }
     PORT.with(|port| port.as_mut()?.read_byte())
+}
+
+/// Whether a byte has come in, which stays to be read.
+fn input_waiting() -> bool {
+    if PUSHED_BACK.load(Ordering::Relaxed) != NONE {
+        return true;
+    }
+    match PORT.with(|port| port.as_mut()?.read_byte()) {
+        Some(byte) => {
+            PUSHED_BACK.store(u16::from(byte), Ordering::Relaxed);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Writes all of `bytes`, waiting for the transmitter once per burst.
@@ -59,6 +85,10 @@ pub struct Com2 {
     splice: Splice,
     /// Output is dropped: a replayed packet's reply nobody asked for.
     muted: bool,
+    /// A long reply is going out: stop it if the client sends anything.
+    watching: bool,
+    /// The reply being written was given up: the rest of it is dropped.
+    dropping: bool,
 }
 
 /// Text spliced into the next reply gdbstub writes, before its `#`, and
@@ -82,6 +112,8 @@ impl Com2 {
             len: 0,
             splice: Splice::Off,
             muted: false,
+            watching: false,
+            dropping: false,
         }
     }
 
@@ -117,9 +149,21 @@ impl Com2 {
     }
 
     fn send_pending(&mut self) {
-        if self.len > 0 {
-            write_all(&self.pending[..self.len]);
-            self.len = 0;
+        if self.len > 0 && !self.dropping {
+            self.give_up_if_spoken_to();
+            if !self.dropping {
+                write_all(&self.pending[..self.len]);
+            }
+        }
+        self.len = 0;
+    }
+
+    /// During a long reply: a byte from the client means it is not waiting
+    /// for this reply any more (a new client connected, or gdb gave up), so
+    /// the rest is dropped rather than sent to whoever listens next.
+    fn give_up_if_spoken_to(&mut self) {
+        if self.watching && input_waiting() {
+            self.dropping = true;
         }
     }
 
@@ -148,7 +192,10 @@ impl Com2 {
             self.len = later.len();
         } else {
             self.send_pending();
-            write_all(bytes);
+            self.give_up_if_spoken_to();
+            if !self.dropping {
+                write_all(bytes);
+            }
         }
     }
 
@@ -203,6 +250,13 @@ impl<'a> Reply<'a> {
     pub fn start(com: &'a mut Com2) -> Self {
         com.put(b'$');
         Self { com, sum: 0 }
+    }
+
+    /// Starts a long reply packet (memory, filler), which is given up if
+    /// the client sends anything while it goes out.
+    pub fn start_long(com: &'a mut Com2) -> Self {
+        com.watching = true;
+        Self::start(com)
     }
 
     /// Payload bytes that need no escaping.
@@ -278,6 +332,13 @@ impl<'a> Reply<'a> {
         self.com.put(b'#');
         self.com.put_all(&hex_byte(self.sum));
         self.com.send();
+        if self.com.dropping {
+            note(format_args!(
+                "a reply was given up: the client spoke meanwhile"
+            ));
+        }
+        self.com.watching = false;
+        self.com.dropping = false;
     }
 }
 

@@ -281,7 +281,7 @@ fn read_hex(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
     if n == 0 {
         return conn::reply(com, b"E0e");
     }
-    let mut reply = Reply::start(com);
+    let mut reply = Reply::start_long(com);
     let mut done = 0;
     loop {
         reply.hex(&chunk.bytes_mut()[..n]);
@@ -322,7 +322,7 @@ fn read_binary(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
     if n == 0 {
         return conn::reply(com, b"E0e");
     }
-    let mut reply = Reply::start(com);
+    let mut reply = Reply::start_long(com);
     reply.raw(b"b");
     let mut done = 0;
     loop {
@@ -372,7 +372,7 @@ fn blast(com: &mut Com2, args: &[u8]) {
         return conn::reply(com, b"E01");
     };
     let mut left = len.min(BLAST_MAX) as usize;
-    let mut reply = Reply::start(com);
+    let mut reply = Reply::start_long(com);
     while left >= FILLER.len() {
         reply.raw_summed(&FILLER, FILLER_SUM);
         left -= FILLER.len();
