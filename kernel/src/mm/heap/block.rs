@@ -1,15 +1,17 @@
 //! Block encoding and its seal: the header words, pad marker and wide tag
-//! the module docs lay out, the seal over them, and the [`Heap`] methods
-//! that read a header back (checking its seal and sizes and, for a free
-//! block, its list links) or write one.
+//! the module docs lay out, the seals over them, and the [`Heap`] methods
+//! that read a header back off the fast paths (padded and wide blocks, the
+//! reasons for an error, the walks).
 //!
 //! How the tag, pad, slack and seal fields are packed is known only here.
 //! The allocator and the walks use the word offsets, the `USED` and
 //! `PREV_FREE` flags, the size mask, free-list links and footers directly,
-//! and these helpers for the rest.
+//! and these helpers for the rest. Everything here is pure or reads through
+//! the region's checked accessors; the allocator's fast paths read the
+//! words themselves and check them with the pure functions.
 #![forbid(unsafe_code)]
 
-use core::num::NonZeroUsize;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::tlsf::class_of;
 use super::{BlockInfo, BlockState, Heap, HeapError};
@@ -47,17 +49,23 @@ const WIDE_KEY: usize = 16;
 pub(super) const USED: u64 = 1;
 pub(super) const PREV_FREE: u64 = 2;
 const WIDE: u64 = 4;
+/// In a block that is not used: it is in a bin (see [`Heap`]), free but
+/// not merged, and to its neighbours still a used block.
+pub(super) const BINNED: u64 = 4;
 pub(super) const SIZE_MASK: u64 = ((1 << 39) - 1) & !7;
 const PAD_SHIFT: u32 = 39;
 const PAD_FIELD: u64 = 7 << PAD_SHIFT;
 const SLACK_SHIFT: u32 = 42;
-const SLACK_BITS: u64 = 0x7f;
+const SLACK_BITS: u64 = 0x3f;
 const MAX_SLACK: usize = SLACK_BITS as usize;
-/// The seal bits of a used block's size word.
-const USED_SEAL: u64 = !0 << 49;
-/// The seal bits of a free block's size word.
-const FREE_SEAL: u64 = !0 << 39;
-/// The seal bits of a used block's tag word.
+/// The seal bits of a used block's size word: its top two bytes.
+const USED_SEAL: u64 = !0 << 48;
+/// What a used block's seal covers of its size word: everything else but
+/// `PREV_FREE`, which neighbours flip.
+const USED_DATA: u64 = !USED_SEAL & !PREV_FREE;
+/// The seal bits of a free block's size word: its top three bytes.
+const FREE_SEAL: u64 = !0 << 40;
+/// The seal bits of a used block's tag word: its top two bytes.
 const TAG_SEAL: u64 = !0 << 48;
 
 /// The pad marker: this value with the pad length in bits 3..6, and in the
@@ -65,8 +73,6 @@ const TAG_SEAL: u64 = !0 << 48;
 const PAD_MAGIC: u32 = 0x9AD0_9A80;
 const PAD_BITS: u64 = 0x38;
 const MARKER_HIGH: u64 = 0x9AD0_9AD0;
-
-const SEAL_SEED: u64 = 0x6b65_726e_656c_6870;
 
 /// Who owns an allocation: a tag (process, subsystem) and a key (the
 /// caller's return address for the kernel heap, the allocation key for a
@@ -101,32 +107,35 @@ pub(super) struct Stored {
 }
 
 impl Stored {
-    /// What a free block's seal covers in place of a tag.
-    const NONE: Self = Self {
-        word: 0,
-        wide: false,
-        key: 0,
-        owner: 0,
-    };
-
     #[inline(always)]
     pub(super) fn of(tag: BlockTag) -> Self {
+        match Self::compact_word(tag) {
+            Some(word) => Self::compact(word),
+            None => Self::wide(tag),
+        }
+    }
+
+    /// The tag word's data for `tag`, if it has a compact form.
+    #[inline(always)]
+    pub(super) fn compact_word(tag: BlockTag) -> Option<u64> {
         let owner_fits = i32::from(tag.owner as i16) == tag.owner as i32;
         let key_fits = i64::from(tag.key as i32) == tag.key as i64;
-        if owner_fits && key_fits {
-            Self::compact(u64::from(tag.owner & 0xffff) | (tag.key & 0xffff_ffff) << 16)
-        } else {
-            Self {
-                word: 0,
-                wide: true,
-                key: tag.key,
-                owner: u64::from(tag.owner),
-            }
+        (owner_fits && key_fits)
+            .then(|| u64::from(tag.owner & 0xffff) | (tag.key & 0xffff_ffff) << 16)
+    }
+
+    /// `tag` kept outside the header.
+    pub(super) fn wide(tag: BlockTag) -> Self {
+        Self {
+            word: 0,
+            wide: true,
+            key: tag.key,
+            owner: u64::from(tag.owner),
         }
     }
 
     #[inline(always)]
-    const fn compact(word: u64) -> Self {
+    pub(super) const fn compact(word: u64) -> Self {
         Self {
             word,
             wide: false,
@@ -156,6 +165,12 @@ impl Stored {
         }
     }
 
+    /// The key a wide block keeps after its header; `None` if compact.
+    #[inline(always)]
+    pub(super) fn wide_key(&self) -> Option<u64> {
+        self.wide.then_some(self.key)
+    }
+
     /// The high half of a pad marker.
     #[inline(always)]
     fn marker_high(&self) -> u64 {
@@ -167,14 +182,14 @@ impl Stored {
 /// rest. Two words, so it travels in registers.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct UsedBlock {
-    pub(super) at: NonZeroUsize,
+    pub(super) at: usize,
     pub(super) word: u64,
 }
 
 impl UsedBlock {
     #[inline(always)]
     pub(super) fn addr(&self) -> usize {
-        self.at.get()
+        self.at
     }
 
     #[inline(always)]
@@ -224,55 +239,142 @@ pub(super) fn block_size(pad: usize, body: usize) -> usize {
     HEADER + pad + body.next_multiple_of(GRAIN).max(MIN_BLOCK - HEADER)
 }
 
-/// The seal of a block at `addr` with size word `size_word` (its seal bits
-/// and `PREV_FREE` clear) and tag `stored`: the fields rotated apart so
-/// that equal changes to two of them do not cancel, and multiplied by an
-/// odd constant. The seals are the product's high bits, which depend on
-/// every input bit; a change to input bit `j` always changes product bit
-/// `j`, so a change anywhere in bits 49..64 is always caught.
+/// The odd multiplier of the seals. Every change confined to one byte of
+/// a multiplier's input moves the product by `d * SEAL_MUL << 8b` for some
+/// `d` in `±1..=±255` and byte `b`; for this constant those moves all have
+/// a top 32 bits neither all zeros nor all ones (checked by a test), so
+/// they always change the product's top 24 and top 32 bits, which the seals
+/// are cut from.
+pub(super) const SEAL_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// Separates free blocks' seals from used blocks'.
+const FREE_TWEAK: u64 = 0x6672_6565_626c_6f6b;
+
+/// The per-heap keys of the seals: a used block's and a free block's.
+pub(super) fn seal_keys(secret: u64) -> (u64, u64) {
+    (secret, secret ^ FREE_TWEAK)
+}
+
+/// A heap's secret: a mix of where its region lies and a counter, so that
+/// two heaps (or one made again at the same place) seal differently.
+pub(super) fn new_secret(start: usize, max: usize) -> u64 {
+    static NONCE: AtomicU64 = AtomicU64::new(0x243f_6a88_85a3_08d3);
+    let nonce = NONCE.fetch_add(SEAL_MUL, Ordering::Relaxed);
+    let mut x = nonce ^ (start as u64).rotate_left(17) ^ (max as u64).rotate_left(41);
+    // SplitMix64's finalizer
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// The product a used block's seal is cut from: its address, its size
+/// word's data (`PREV_FREE` and the seal clear) and its tag, each field
+/// shifted by whole bytes so that a change to one byte of the header is a
+/// change to one byte of the input, and the heap's key.
 #[inline(always)]
-fn mix(addr: usize, size_word: u64, stored: &Stored) -> u64 {
-    let x = (addr as u64).rotate_left(29)
-        ^ size_word
-        ^ stored.word.rotate_left(11)
-        ^ stored.key.rotate_left(43)
-        ^ (stored.owner << 19)
-        ^ SEAL_SEED;
-    x.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+pub(super) fn used_hash(key: u64, addr: usize, size_data: u64, stored: &Stored) -> u64 {
+    let x = size_data
+        ^ (stored.word << 16)
+        ^ stored.key.rotate_left(24)
+        ^ (stored.owner << 8)
+        ^ addr as u64
+        ^ key;
+    x.wrapping_mul(SEAL_MUL)
+}
+
+/// Whether a used block's words carry the seal they should: the top 16
+/// bits of each word against the top 32 bits of [`used_hash`].
+#[inline(always)]
+pub(super) fn used_seal_ok(
+    key: u64,
+    addr: usize,
+    size_word: u64,
+    tag_word: u64,
+    stored: &Stored,
+) -> bool {
+    let h = used_hash(key, addr, size_word & USED_DATA, stored);
+    ((h ^ size_word) | ((h << 16) ^ tag_word)) >> 48 == 0
+}
+
+/// [`used_seal_ok`] for a compact block, whose tag is its tag word's data:
+/// one multiply, one compare.
+#[inline(always)]
+pub(super) fn compact_seal_ok(key: u64, addr: usize, size_word: u64, tag_word: u64) -> bool {
+    let x = (size_word & USED_DATA) ^ (tag_word << 16) ^ addr as u64 ^ key;
+    let h = x.wrapping_mul(SEAL_MUL);
+    ((h ^ size_word) | ((h << 16) ^ tag_word)) >> 48 == 0
+}
+
+/// A size word of a block that is not used (without `PREV_FREE`): its
+/// data (the size, and `BINNED` or not), and a seal over the data, the
+/// address and the heap's free key.
+#[inline(always)]
+fn unused_word(free_key: u64, addr: usize, data: u64) -> u64 {
+    let h = (data ^ addr as u64 ^ free_key).wrapping_mul(SEAL_MUL);
+    data | (h & FREE_SEAL)
 }
 
 /// A free block's size word (without `PREV_FREE`).
 #[inline(always)]
-pub(super) fn free_word(addr: usize, size: usize) -> u64 {
-    size as u64 | (mix(addr, size as u64, &Stored::NONE) & FREE_SEAL)
+pub(super) fn free_word(free_key: u64, addr: usize, size: usize) -> u64 {
+    unused_word(free_key, addr, size as u64)
+}
+
+/// The size of the free block at `addr` whose size word is `size_word`,
+/// if the word is a valid free header there (any `PREV_FREE`).
+#[inline(always)]
+pub(super) fn free_size(free_key: u64, addr: usize, size_word: u64) -> Option<usize> {
+    let size = (size_word & SIZE_MASK) as usize;
+    (size_word & !PREV_FREE == free_word(free_key, addr, size)).then_some(size)
+}
+
+/// A binned block's size word (without `PREV_FREE`).
+#[inline(always)]
+pub(super) fn binned_word(free_key: u64, addr: usize, size: usize) -> u64 {
+    unused_word(free_key, addr, size as u64 | BINNED)
+}
+
+/// The size of the binned block at `addr` whose size word is `size_word`,
+/// if the word is a valid binned header there (any `PREV_FREE`).
+#[inline(always)]
+pub(super) fn binned_size(free_key: u64, addr: usize, size_word: u64) -> Option<usize> {
+    let size = (size_word & SIZE_MASK) as usize;
+    (size_word & !PREV_FREE == binned_word(free_key, addr, size)).then_some(size)
 }
 
 /// A used block's tag word and size word (without `PREV_FREE`).
 #[inline(always)]
-fn used_words(addr: usize, size: usize, pad: usize, slack: usize, stored: &Stored) -> (u64, u64) {
+pub(super) fn used_words(
+    key: u64,
+    addr: usize,
+    size: usize,
+    pad: usize,
+    slack: usize,
+    stored: &Stored,
+) -> [u64; 2] {
     debug_assert!(slack <= MAX_SLACK && pad / GRAIN <= 7);
     let size_word = size as u64
         | USED
         | if stored.wide { WIDE } else { 0 }
         | ((pad / GRAIN) as u64) << PAD_SHIFT
         | (slack as u64) << SLACK_SHIFT;
-    let h = mix(addr, size_word, stored);
-    (
-        stored.word | ((h << 15) & TAG_SEAL),
+    let h = used_hash(key, addr, size_word, stored);
+    [
+        stored.word | ((h << 16) & TAG_SEAL),
         size_word | (h & USED_SEAL),
-    )
+    ]
 }
 
-/// Whether a used block's words carry the seal they should.
+/// The pad marker of a used block with pad `pad` (see the module docs).
 #[inline(always)]
-fn used_seal_ok(addr: usize, size_word: u64, tag_word: u64, stored: &Stored) -> bool {
-    let h = mix(addr, size_word & !(USED_SEAL | PREV_FREE), stored);
-    ((size_word ^ h) & USED_SEAL) | ((tag_word ^ (h << 15)) & TAG_SEAL) == 0
+pub(super) fn pad_marker(pad: usize, stored: &Stored) -> u64 {
+    stored.marker_high() << 32 | u64::from(PAD_MAGIC) | pad as u64
 }
 
 /// The sentinel's tag word and size word (without `PREV_FREE`).
-fn sentinel_words(addr: usize) -> (u64, u64) {
+fn sentinel_words(key: u64, addr: usize) -> [u64; 2] {
     used_words(
+        key,
         addr,
         HEADER,
         0,
@@ -281,95 +383,84 @@ fn sentinel_words(addr: usize) -> (u64, u64) {
     )
 }
 
-// Reading headers: validation only, no writes.
+/// Whether a used size word has neither pad nor wide tag: its payload
+/// follows the header.
+#[inline(always)]
+pub(super) fn plain_used(size_word: u64) -> bool {
+    size_word & (USED | WIDE | PAD_FIELD) == USED
+}
+
+/// The pad of a compact block whose pad marker is `word`, if it is one.
+#[inline(always)]
+pub(super) fn compact_marker_pad(word: u64) -> Option<usize> {
+    let pad = (word & PAD_BITS) as usize;
+    let marker = word & !PAD_BITS == MARKER_HIGH << 32 | u64::from(PAD_MAGIC);
+    (marker && pad != 0 && pad <= MAX_PAD).then_some(pad)
+}
+
+/// Whether a used size word has a compact tag and a pad of `pad` bytes.
+#[inline(always)]
+pub(super) fn padded_used(size_word: u64, pad: usize) -> bool {
+    size_word & (USED | WIDE | PAD_FIELD) == USED | ((pad / GRAIN) as u64) << PAD_SHIFT
+}
+
+/// Whether a used block of `size` bytes with this size word's pad and
+/// slack is well-formed: large enough for its header, pad and slack.
+#[inline(always)]
+pub(super) fn used_fits(size_word: u64, size: usize) -> bool {
+    let pad = ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN;
+    let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
+    size >= MIN_BLOCK && HEADER + pad + slack <= size
+}
+
+// Reading headers: validation only, no writes. These read through the
+// region's checked accessors: they are off the allocator's fast paths.
 impl Heap {
-    /// Whether `addr` could be a block header other than the sentinel.
+    /// Whether `addr` could be a block header other than the sentinel: an
+    /// 8-aligned address in `[first, sentinel)`.
     #[inline(always)]
     pub(super) fn is_block_addr(&self, addr: usize) -> bool {
-        addr.wrapping_sub(self.first) < self.sentinel - self.first && addr.is_multiple_of(GRAIN)
+        // the rotation moves a misalignment into the top bits
+        addr.wrapping_sub(self.first)
+            .rotate_right(GRAIN.trailing_zeros())
+            < self.nr_grains
     }
 
-    /// The free block at `addr` with words `next` and `size_word`, after
-    /// checking its header and links.
-    #[inline(always)]
-    pub(super) fn free_block(&self, addr: usize, next: u64, size_word: u64) -> Option<FreeBlock> {
-        let size = (size_word & SIZE_MASK) as usize;
-        if size_word & !PREV_FREE != free_word(addr, size)
-            || size < MIN_BLOCK
-            || size > self.sentinel - addr
-        {
+    /// The free block at `addr`, if its header says it is one and it and
+    /// its links validate (checked reads; the walks and slow paths).
+    pub(super) fn free_block_at(&self, addr: usize) -> Option<FreeBlock> {
+        let size = free_size(self.free_key, addr, self.mem.read(addr + SIZE))?;
+        if size < MIN_BLOCK || size > self.sentinel - addr {
             return None;
         }
-        let next = next as usize;
-        let prev = self.mem.read(addr + PREV_LINK) as usize;
-        // without branches (0 is no block address)
+        let [next, _, prev] = self.mem.read_words(addr);
+        let (next, prev) = (next as usize, prev as usize);
         let heads = self.lists.head(class_of(size)) == addr;
-        let linked = ((next == 0) | self.is_block_addr(next))
-            & ((prev == 0 && heads) | self.is_block_addr(prev));
+        let linked = (next == 0 || self.is_block_addr(next))
+            && ((prev == 0 && heads) || self.is_block_addr(prev));
         linked.then_some(FreeBlock { addr, size })
     }
 
-    /// The free block at `addr`, if its header says it is one and it
-    /// validates.
-    #[inline(always)]
-    pub(super) fn free_block_at(&self, addr: usize) -> Option<FreeBlock> {
-        let [next, size_word] = self.mem.read_words(addr);
-        self.free_block(addr, next, size_word)
-    }
-
-    /// The head of a free list, after checking its header and next link
-    /// (it has no previous one).
-    #[inline(always)]
-    pub(super) fn list_head(&self, addr: usize) -> Option<FreeBlock> {
-        let [next, size_word] = self.mem.read_words(addr);
-        let size = (size_word & SIZE_MASK) as usize;
-        let next = next as usize;
-        let valid = size_word & !PREV_FREE == free_word(addr, size)
-            && size >= MIN_BLOCK
-            && size <= self.sentinel - addr
-            && ((next == 0) | self.is_block_addr(next));
-        valid.then_some(FreeBlock { addr, size })
-    }
-
-    /// The free block just below `addr`, found through its footer.
-    #[inline(always)]
-    pub(super) fn free_below(&self, addr: usize) -> Option<FreeBlock> {
-        let size = self.mem.read(addr - 8) as usize;
-        if size < MIN_BLOCK || size > addr - self.first {
-            return None;
-        }
-        self.free_block_at(addr - size).filter(|b| b.size == size)
-    }
-
-    /// The used block whose payload is at `p`, after checking its header.
-    #[inline(always)]
-    pub(super) fn used_block(&self, p: usize) -> Result<UsedBlock, HeapError> {
-        match self.try_used_block(p) {
-            Some(block) => Ok(block),
-            None => Err(self.used_block_error(p)),
-        }
-    }
-
-    /// The fast path of [`Heap::used_block`]: `None` for anything amiss.
-    #[inline(always)]
-    fn try_used_block(&self, p: usize) -> Option<UsedBlock> {
-        if !p.is_multiple_of(GRAIN) || p < self.first + HEADER || p >= self.sentinel {
-            return None;
-        }
-        let addr = p - HEADER;
-        let [tag_word, word] = self.mem.read_words(addr);
-        if word & (USED | WIDE | PAD_FIELD) != USED {
-            return self.try_padded_block(p, word);
-        }
-        // the size word of a block without pad
-        let stored = Stored::compact(tag_word & !TAG_SEAL);
-        self.validate_used(addr, word, tag_word, 0, &stored)
-    }
-
-    /// [`Heap::try_used_block`] for a payload behind a pad: `marker` is the
-    /// word below it.
+    /// The used block whose payload is at `p` when its header is not right
+    /// in front of it (a pad or a wide tag between them), or the error for
+    /// `p`.
+    #[cold]
     #[inline(never)]
-    fn try_padded_block(&self, p: usize, marker: u64) -> Option<UsedBlock> {
+    pub(super) fn used_block_slow(&self, p: usize) -> Result<UsedBlock, HeapError> {
+        self.try_padded_block(p)
+            .ok_or_else(|| self.used_block_error(p))
+    }
+
+    /// The used block whose payload, behind a pad, is at `p`.
+    fn try_padded_block(&self, p: usize) -> Option<UsedBlock> {
+        if self.sentinel == 0
+            || !p.is_multiple_of(GRAIN)
+            || p < self.first + HEADER
+            || p >= self.sentinel
+        {
+            return None;
+        }
+        let marker = self.mem.read(p - 8);
         let pad = (marker & PAD_BITS) as usize;
         if (marker as u32) & !(PAD_BITS as u32) != PAD_MAGIC
             || pad == 0
@@ -398,30 +489,12 @@ impl Heap {
             }
             Stored::compact(tag_word & !TAG_SEAL)
         };
-        self.validate_used(addr, size_word, tag_word, pad, &stored)
-    }
-
-    /// Checks a used block's seal and sizes.
-    #[inline(always)]
-    fn validate_used(
-        &self,
-        addr: usize,
-        size_word: u64,
-        tag_word: u64,
-        pad: usize,
-        stored: &Stored,
-    ) -> Option<UsedBlock> {
         let size = (size_word & SIZE_MASK) as usize;
-        let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
-        let valid = used_seal_ok(addr, size_word, tag_word, stored)
-            && size >= MIN_BLOCK
-            && size <= self.sentinel - addr
-            && HEADER + pad + slack <= size;
-        if !valid {
-            return None;
-        }
-        Some(UsedBlock {
-            at: NonZeroUsize::new(addr)?,
+        let valid = used_seal_ok(self.seal_key, addr, size_word, tag_word, &stored)
+            && used_fits(size_word, size)
+            && size <= self.sentinel - addr;
+        valid.then_some(UsedBlock {
+            at: addr,
             word: size_word,
         })
     }
@@ -429,6 +502,21 @@ impl Heap {
     /// The tag of a validated used block.
     #[inline(always)]
     pub(super) fn stored_of(&self, block: &UsedBlock) -> Stored {
+        match self.compact_tag_of(block) {
+            Some(stored) => stored,
+            None => self.wide_tag_of(block),
+        }
+    }
+
+    /// The compact tag of a validated used block, `None` if it is wide.
+    #[inline(always)]
+    pub(super) fn compact_tag_of(&self, block: &UsedBlock) -> Option<Stored> {
+        (!block.wide()).then(|| Stored::compact(self.mem.read(block.addr() + TAG) & !TAG_SEAL))
+    }
+
+    /// The tag of a validated used block (compact or wide, read in full).
+    #[inline(never)]
+    pub(super) fn wide_tag_of(&self, block: &UsedBlock) -> Stored {
         if block.wide() {
             Stored {
                 word: 0,
@@ -444,6 +532,9 @@ impl Heap {
     /// The error for a free block below `addr` that fails validation.
     #[cold]
     pub(super) fn corrupt_below(&self, addr: usize) -> HeapError {
+        if addr - self.first < MIN_BLOCK {
+            return HeapError::CorruptHeader { addr };
+        }
         let size = self.mem.read(addr - 8) as usize;
         if size < MIN_BLOCK || size > addr - self.first {
             HeapError::CorruptHeader { addr }
@@ -452,7 +543,7 @@ impl Heap {
         }
     }
 
-    /// Why [`Heap::try_used_block`] rejected `p`.
+    /// Why `p` is not the payload of a valid used block.
     #[cold]
     #[inline(never)]
     fn used_block_error(&self, p: usize) -> HeapError {
@@ -481,12 +572,10 @@ impl Heap {
         if size_word & USED == 0 {
             return self.classify_unused(p);
         }
-        let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
         let size = (size_word & SIZE_MASK) as usize;
-        let plausible = size >= MIN_BLOCK
-            && size <= self.sentinel - addr
+        let plausible = size <= self.sentinel - addr
             && ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN == pad
-            && HEADER + pad + slack <= size;
+            && used_fits(size_word, size);
         if plausible {
             HeapError::CorruptHeader { addr }
         } else {
@@ -496,7 +585,8 @@ impl Heap {
 
     /// Why `p` has no used header in front of it: a free header there (or
     /// where a pad marker, since overwritten by a free-list link, would have
-    /// led) means `p` was freed already.
+    /// led), or the retired header a block leaves when it merges into the
+    /// free block below it, means `p` was freed already.
     #[cold]
     fn classify_unused(&self, p: usize) -> HeapError {
         for pad in (0..=MAX_WIDE_PAD).step_by(GRAIN) {
@@ -506,16 +596,42 @@ impl Heap {
             if addr < self.first {
                 break;
             }
-            let size_word = self.mem.read(addr + SIZE);
+            let [tag_word, size_word] = self.mem.read_words(addr);
             let size = (size_word & SIZE_MASK) as usize;
-            if size_word & !PREV_FREE == free_word(addr, size)
-                && size > HEADER + pad
-                && size <= self.sentinel - addr
-            {
+            let freed = free_size(self.free_key, addr, size_word).is_some()
+                || binned_size(self.free_key, addr, size_word).is_some()
+                || self.retired(addr, size_word, tag_word);
+            if freed && size > HEADER + pad && size <= self.sentinel - addr {
                 return HeapError::DoubleFree { addr: p };
             }
         }
         HeapError::InvalidPointer { addr: p }
+    }
+
+    /// Whether the header at `addr` is one a block left behind when it was
+    /// freed into the free block below it: its used header with `USED`
+    /// cleared (see `Heap::release`).
+    fn retired(&self, addr: usize, size_word: u64, tag_word: u64) -> bool {
+        if size_word & USED != 0 || addr + HEADER > self.sentinel {
+            return false;
+        }
+        let size_word = size_word | USED;
+        let stored = if size_word & WIDE != 0 {
+            let pad = ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN;
+            let marker_at = addr + HEADER + pad - 8;
+            if pad < WIDE_TAG_BYTES || marker_at + 8 > self.sentinel {
+                return false;
+            }
+            Stored {
+                word: 0,
+                wide: true,
+                key: self.mem.read(addr + WIDE_KEY),
+                owner: self.mem.read(marker_at) >> 32,
+            }
+        } else {
+            Stored::compact(tag_word & !TAG_SEAL)
+        };
+        used_seal_ok(self.seal_key, addr, size_word, tag_word, &stored)
     }
 
     /// Decodes and validates the header at `addr` for a walk.
@@ -527,7 +643,9 @@ impl Heap {
             return Err(corrupt);
         }
         if size_word & USED == 0 {
-            if size_word & !PREV_FREE != free_word(addr, size) {
+            let free = free_size(self.free_key, addr, size_word).is_some()
+                || binned_size(self.free_key, addr, size_word).is_some();
+            if !free {
                 return Err(corrupt);
             }
             return Ok(BlockInfo {
@@ -541,7 +659,7 @@ impl Heap {
         }
         let pad = ((size_word >> PAD_SHIFT) & 7) as usize * GRAIN;
         let slack = ((size_word >> SLACK_SHIFT) & SLACK_BITS) as usize;
-        if HEADER + pad + slack > size {
+        if !used_fits(size_word, size) {
             return Err(corrupt);
         }
         let tag_word = self.mem.read(addr + TAG);
@@ -563,7 +681,7 @@ impl Heap {
             Stored::compact(tag_word & !TAG_SEAL)
         };
         if (stored.wide && tag_word & !TAG_SEAL != 0)
-            || !used_seal_ok(addr, size_word, tag_word, &stored)
+            || !used_seal_ok(self.seal_key, addr, size_word, tag_word, &stored)
         {
             return Err(corrupt);
         }
@@ -600,7 +718,7 @@ impl Heap {
 
     pub(super) fn check_sentinel(&self) -> Result<(), HeapError> {
         let addr = self.sentinel;
-        let (tag_word, size_word) = sentinel_words(addr);
+        let [tag_word, size_word] = sentinel_words(self.seal_key, addr);
         if self.mem.read(addr + SIZE) & !PREV_FREE != size_word
             || self.mem.read(addr + TAG) != tag_word
         {
@@ -610,54 +728,65 @@ impl Heap {
     }
 }
 
-// Writing headers. Callers have validated everything these rely on.
+// Writing headers off the fast paths. Callers have validated everything
+// these rely on.
 impl Heap {
     pub(super) fn write_sentinel(&mut self, addr: usize, prev_free: bool) {
-        let (tag_word, size_word) = sentinel_words(addr);
+        let [tag_word, size_word] = sentinel_words(self.seal_key, addr);
         self.mem.write(addr + TAG, tag_word);
         self.mem.write(
             addr + SIZE,
             size_word | if prev_free { PREV_FREE } else { 0 },
         );
     }
+}
 
-    /// Writes a used block's header, pad marker, wide tag and red zone.
-    #[inline(always)]
-    pub(super) fn write_used(
-        &mut self,
-        addr: usize,
-        size: usize,
-        prev_free: bool,
-        pad: usize,
-        requested: usize,
-        stored: &Stored,
-    ) {
-        let slack = size - HEADER - pad - requested;
-        let (tag_word, size_word) = used_words(addr, size, pad, slack, stored);
-        let size_word = size_word | if prev_free { PREV_FREE } else { 0 };
-        let payload = addr + HEADER + pad;
-        // the pad marker, without a branch: with no pad it lands on the size
-        // word, written next
-        let marker = stored.marker_high() << 32 | u64::from(PAD_MAGIC) | pad as u64;
-        self.mem
-            .write(if pad != 0 { payload - 8 } else { addr + SIZE }, marker);
-        if stored.wide {
-            self.mem.write(addr + WIDE_KEY, stored.key);
-        }
-        self.mem.write_words(addr, [tag_word, size_word]);
-        if self.red_zone != 0 {
-            self.mem.fill(payload + requested, slack, RED_ZONE_BYTE);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the seals' claim to catch every one-byte change rests on.
+    #[test]
+    fn seal_multiplier_spreads_every_byte_change() {
+        let bound = 1u64 << 32;
+        for d in (1..=255i64).flat_map(|d| [d, -d]) {
+            for byte in 0..8 {
+                let moved = (d as u64).wrapping_mul(SEAL_MUL) << (8 * byte);
+                assert!(
+                    (bound..=bound.wrapping_neg()).contains(&moved),
+                    "d {d} byte {byte}: {moved:#x}"
+                );
+            }
         }
     }
 
-    #[inline(always)]
-    pub(super) fn set_prev_free(&mut self, addr: usize, prev_free: bool) {
-        let size_word = self.mem.read(addr + SIZE);
-        let size_word = if prev_free {
-            size_word | PREV_FREE
-        } else {
-            size_word & !PREV_FREE
-        };
-        self.mem.write(addr + SIZE, size_word);
+    #[test]
+    fn every_one_byte_change_of_a_header_breaks_its_seal() {
+        let key = new_secret(0x1000, 0x2000);
+        let (key, free_key) = seal_keys(key);
+        let addr = 0xffff_c000_0000_1230;
+        let stored = Stored::of(BlockTag::new(3, 0xffff_ffff_8010_2345));
+        let used = used_words(key, addr, 4096, 8, 21, &stored);
+        let free = free_word(free_key, addr, 4096);
+        for byte in 0..16 {
+            for xor in 1..=255u8 {
+                let mut words = used;
+                words[byte / 8] ^= u64::from(xor) << (8 * (byte % 8));
+                let prev_free_only = byte == 8 && u64::from(xor) == PREV_FREE;
+                let ok = compact_seal_ok(key, addr, words[1], words[0]);
+                assert_eq!(ok, prev_free_only, "used byte {byte} ^ {xor:#x}");
+                let stored = Stored::compact(words[0] & !TAG_SEAL);
+                let general = used_seal_ok(key, addr, words[1], words[0], &stored);
+                assert_eq!(general, ok, "used byte {byte} ^ {xor:#x}");
+                if byte >= 8 {
+                    let word = free ^ u64::from(xor) << (8 * (byte % 8));
+                    assert_eq!(
+                        free_size(free_key, addr, word).is_some(),
+                        prev_free_only,
+                        "free byte {byte} ^ {xor:#x}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -318,8 +318,9 @@ impl Model {
         let edges = (heap.end() - start) - ((heap.end() & !7) - start.next_multiple_of(8));
         prop_assert_eq!(tiled + HEADER_BYTES + edges, heap.end() - start);
         for pair in blocks.windows(2) {
+            let merged = |b: &BlockInfo| b.state == BlockState::Free && !heap.is_binned(b.addr);
             prop_assert!(
-                pair[0].state == BlockState::Used || pair[1].state == BlockState::Used,
+                !merged(&pair[0]) || !merged(&pair[1]),
                 "adjacent free blocks at {:#x}",
                 pair[0].addr
             );
@@ -415,6 +416,131 @@ proptest! {
         red_zones in any::<bool>(),
     ) {
         Model::new(HeapConfig { red_zones }).run(&ops)?;
+    }
+}
+
+/// What [`corrupt_one_header_byte`] damages.
+#[derive(Clone, Copy, Debug)]
+struct Corruption {
+    /// Which block of the walk.
+    pick: usize,
+    /// Which of the bytes the seal covers.
+    byte: usize,
+    xor: u8,
+}
+
+impl Model {
+    /// Flips bits in one byte that a seal covers: of a used block's
+    /// header, pad marker or wide key, or of a free block's size word
+    /// (never a flip of `PREV_FREE` alone, which no seal covers), and
+    /// checks that everything the design claims catches it, then repairs
+    /// it.
+    fn corrupt_one_header_byte(&mut self, c: Corruption) -> Result<(), TestCaseError> {
+        let blocks = self.blocks();
+        let i = c.pick % blocks.len();
+        let b = blocks[i];
+        let mut sealed: Vec<usize> = match b.state {
+            BlockState::Used => (b.addr..b.addr + HEADER_BYTES).collect(),
+            BlockState::Free => (b.addr + SIZE..b.addr + HEADER_BYTES).collect(),
+        };
+        if b.state == BlockState::Used && b.payload > b.addr + HEADER_BYTES {
+            // the pad marker, and a wide block's key after the header
+            sealed.extend(b.payload - 8..b.payload);
+            let wide = i32::from(b.tag.owner as i16) != b.tag.owner as i32
+                || i64::from(b.tag.key as i32) != b.tag.key as i64;
+            if wide {
+                sealed.extend(b.addr + HEADER_BYTES..b.addr + HEADER_BYTES + 8);
+            }
+        }
+        let at = sealed[c.byte % sealed.len()];
+        if at == b.addr + SIZE && u64::from(c.xor) == PREV_FREE {
+            return Ok(());
+        }
+        let binned = self.a.heap.is_binned(b.addr);
+        let (start, len) = (self.a.start(), self.a.heap.end() - self.a.start());
+        let saved = self.a.peek(at, 1)[0];
+        self.a.poke(at, &[saved ^ c.xor]);
+        let damaged = self.a.peek(start, len);
+        prop_assert!(self.a.heap.check().is_err(), "check missed {at:#x}");
+        match b.state {
+            BlockState::Used => {
+                let p = NonNull::new(b.payload as *mut u8).unwrap();
+                prop_assert!(self.a.heap.free(p).is_err(), "free missed {at:#x}");
+                prop_assert!(self.a.heap.realloc(p, 1, 8).is_err());
+                prop_assert!(self.a.heap.block_of(p).is_err());
+                // refused without a write
+                prop_assert!(self.a.peek(start, len) == damaged);
+            }
+            BlockState::Free => {
+                // the block above merges down only through a valid header
+                // (a binned block is no merge candidate: it is not merged)
+                // (or not at all: a block freed into a bin is not merged)
+                if let Some(above) = blocks.get(i + 1).filter(|_| !binned) {
+                    let p = NonNull::new(above.payload as *mut u8).unwrap();
+                    let before = self.a.peek(b.addr, b.size);
+                    match self.a.heap.free(p) {
+                        Err(_) => prop_assert!(self.a.peek(start, len) == damaged),
+                        Ok(()) => {
+                            prop_assert!(self.a.heap.is_binned(above.addr), "merged into {at:#x}");
+                            prop_assert!(self.a.peek(b.addr, b.size) == before);
+                            self.live.retain(|l| l.ptr != p);
+                        }
+                    }
+                }
+                // and no allocation is carved from it
+                let size = b.size - HEADER_BYTES;
+                if let Ok(q) = self.a.heap.alloc(size, 8, BlockTag::new(7, 7)) {
+                    let q_addr = addr(q);
+                    prop_assert!(
+                        !(b.addr..b.addr + b.size).contains(&q_addr),
+                        "handed out {q_addr:#x} from the damaged block at {:#x}",
+                        b.addr
+                    );
+                    let seed = self.seed();
+                    self.a.fill(q, size, seed);
+                    self.live.push(Live {
+                        ptr: q,
+                        size,
+                        align: 8,
+                        seed,
+                        tag: BlockTag::new(7, 7),
+                    });
+                }
+            }
+        }
+        self.a.poke(at, &[saved]);
+        self.a
+            .heap
+            .check()
+            .map_err(|e| TestCaseError::fail(format!("after repair: {e}")))?;
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Every one-byte corruption of what a seal covers is caught: by
+    /// `free`, `realloc`, `block_of` and `check` for a used block, by
+    /// `check`, the merge from above and the allocator for a free one.
+    #[test]
+    fn every_one_byte_header_corruption_is_caught(
+        ops in prop::collection::vec(op(false), 1..80),
+        corruptions in prop::collection::vec(
+            (any::<usize>(), any::<usize>(), 1..=255u8)
+                .prop_map(|(pick, byte, xor)| Corruption { pick, byte, xor }),
+            1..8,
+        ),
+        red_zones in any::<bool>(),
+    ) {
+        let mut m = Model::new(HeapConfig { red_zones });
+        for op in &ops {
+            m.apply(op)?;
+        }
+        for c in corruptions {
+            m.corrupt_one_header_byte(c)?;
+            m.verify(false)?;
+        }
     }
 }
 

@@ -49,6 +49,9 @@ impl Region {
     ///    payloads the heap hands out, through the pointers it hands out;
     /// 3. `base + len` does not wrap around the address space.
     pub unsafe fn new(base: *mut u8, len: usize) -> Self {
+        // the unchecked accessors turn addresses back into pointers with
+        // this provenance (see `Region::get`)
+        base.expose_provenance();
         Self {
             base,
             start: base.addr(),
@@ -132,18 +135,6 @@ impl Region {
         unsafe { p.cast::<[u64; N]>().read_unaligned() }
     }
 
-    /// Writes `N` words at `addr`, with one range check.
-    #[inline(always)]
-    pub fn write_words<const N: usize>(&mut self, addr: usize, words: [u64; N]) {
-        let p = self.words_at(addr, N);
-        // SAFETY:
-        // 1. `words_at` checked that `p..p + 8 * N` lies in the region,
-        //    which is valid for writes;
-        // 2. `write_unaligned` has no alignment requirement;
-        // 3. `&mut self` makes this the only access made through the heap.
-        unsafe { p.cast::<[u64; N]>().write_unaligned(words) }
-    }
-
     /// Pointer to the `n` words at `addr` (`n <= MAX_WORDS`), after
     /// checking they lie in the region.
     #[inline(always)]
@@ -153,6 +144,66 @@ impl Region {
             out_of_region(addr, 8 * n);
         }
         self.base.wrapping_add(offset)
+    }
+
+    /// Reads the `N` words at `addr` without a range check.
+    ///
+    /// # Safety
+    ///
+    /// `addr..addr + 8 * N` lies in the region.
+    #[inline(always)]
+    pub unsafe fn get<const N: usize>(&self, addr: usize) -> [u64; N] {
+        debug_assert!(self.in_region(addr, 8 * N), "heap: read at {addr:#x}");
+        let p = ptr::with_exposed_provenance::<u8>(addr);
+        // SAFETY:
+        // 1. the caller vouches that `p..p + 8 * N` lies in the region,
+        //    which is valid for reads and initialized;
+        // 2. `read_unaligned` has no alignment requirement;
+        // 3. `p` takes the provenance `new` exposed, that of `base`, which
+        //    covers the region (an address computed from `base` turned
+        //    back into a pointer for free, where `with_addr` costs two
+        //    instructions per access).
+        unsafe { p.cast::<[u64; N]>().read_unaligned() }
+    }
+
+    /// Writes `N` words at `addr` without a range check.
+    ///
+    /// # Safety
+    ///
+    /// `addr..addr + 8 * N` lies in the region.
+    #[inline(always)]
+    pub unsafe fn set<const N: usize>(&mut self, addr: usize, words: [u64; N]) {
+        debug_assert!(self.in_region(addr, 8 * N), "heap: write at {addr:#x}");
+        let p = ptr::with_exposed_provenance_mut::<u8>(addr);
+        // SAFETY:
+        // 1. the caller vouches that `p..p + 8 * N` lies in the region,
+        //    which is valid for writes;
+        // 2. `write_unaligned` has no alignment requirement;
+        // 3. `p` has `base`'s provenance, as in `get`;
+        // 4. `&mut self` makes this the only access made through the heap.
+        unsafe { p.cast::<[u64; N]>().write_unaligned(words) }
+    }
+
+    /// Whether `addr..addr + len` lies in the region.
+    #[inline(always)]
+    pub fn in_region(&self, addr: usize, len: usize) -> bool {
+        let offset = addr.wrapping_sub(self.start);
+        offset <= self.len && self.len - offset >= len
+    }
+
+    /// The pointer handed to an owner for the payload at `addr`, without a
+    /// range check.
+    ///
+    /// # Safety
+    ///
+    /// `addr` lies in the region and is not 0.
+    #[inline(always)]
+    pub unsafe fn payload_ptr_unchecked(&self, addr: usize) -> ptr::NonNull<u8> {
+        debug_assert!(self.in_region(addr, 0) && addr != 0);
+        // `base`'s provenance, as in `get`
+        let p = ptr::with_exposed_provenance_mut::<u8>(addr);
+        // SAFETY: `p`'s address is `addr`, which is not 0.
+        unsafe { ptr::NonNull::new_unchecked(p) }
     }
 
     /// Sets `len` bytes at `addr` to `byte`.
@@ -190,13 +241,6 @@ impl Region {
         // 2. `ptr::copy` allows overlap and has no alignment requirement
         //    for `u8`.
         unsafe { ptr::copy(from, to, len) }
-    }
-
-    /// The pointer handed to an owner for the payload at `addr`.
-    #[inline(always)]
-    pub fn payload_ptr(&self, addr: usize) -> ptr::NonNull<u8> {
-        let p = self.at(addr, 0);
-        ptr::NonNull::new(p).unwrap_or_else(|| out_of_region(addr, 0))
     }
 }
 

@@ -460,29 +460,113 @@ fn realloc_or_grow_grows_once_and_keeps_the_block_on_refusal() {
 
 #[test]
 fn double_free_is_reported_whatever_the_block_merged_with() {
-    let mut a = arena(64 * KIB);
-    let p: Vec<_> = (0..6)
-        .map(|i| {
-            a.heap
-                .alloc(100 + i * 8, if i % 2 == 0 { 8 } else { 32 }, TAG)
-                .unwrap()
-        })
-        .collect();
-    // alone, then merged upwards, then merged downwards
-    for &i in &[4, 3, 1, 2, 0, 5] {
-        a.heap.free(p[i]).unwrap();
-        let before = blocks(&a.heap);
-        assert_eq!(
-            a.heap.free(p[i]),
-            Err(HeapError::DoubleFree { addr: addr(p[i]) })
-        );
-        assert_eq!(
-            a.heap.realloc(p[i], 8, 8),
-            Err(HeapError::DoubleFree { addr: addr(p[i]) })
-        );
-        assert_eq!(blocks(&a.heap), before);
-        a.heap.check().unwrap();
+    // blocks too large for a bin merge; small ones (the even ones of 100
+    // bytes, plain) go to bins, the odd ones (with a pad) merge too
+    for base in [300, 100] {
+        let mut a = arena(64 * KIB);
+        let p: Vec<_> = (0..7)
+            .map(|i| {
+                a.heap
+                    .alloc(base + i * 8, if i % 2 == 0 { 8 } else { 32 }, TAG)
+                    .unwrap()
+            })
+            .collect();
+        // alone, then merged upwards, then merged downwards
+        for &i in &[4, 3, 1, 2, 0, 5] {
+            a.heap.free(p[i]).unwrap();
+            let before = blocks(&a.heap);
+            assert_eq!(
+                a.heap.free(p[i]),
+                Err(HeapError::DoubleFree { addr: addr(p[i]) })
+            );
+            assert_eq!(
+                a.heap.realloc(p[i], 8, 8),
+                Err(HeapError::DoubleFree { addr: addr(p[i]) })
+            );
+            assert_eq!(blocks(&a.heap), before);
+            a.heap.check().unwrap();
+        }
     }
+}
+
+#[test]
+fn a_small_freed_block_is_binned_and_handed_out_again() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(40, 8, TAG).unwrap();
+    let _guard = a.heap.alloc(40, 8, TAG).unwrap();
+    let block = a.heap.block_of(p).unwrap();
+    a.heap.free(p).unwrap();
+    // free but not merged: the walk shows it as a free block of its own
+    let freed = a.heap.find(addr(p)).unwrap();
+    assert_eq!(
+        (freed.state, freed.addr, freed.size),
+        (BlockState::Free, block.addr, block.size)
+    );
+    assert!(a.heap.is_binned(block.addr));
+    a.heap.check().unwrap();
+    // the next allocation of that size takes it back, whatever its tag
+    let tag = BlockTag::new(5, 0xfeed);
+    let q = a.heap.alloc(36, 8, tag).unwrap();
+    assert_eq!(q, p);
+    let info = a.heap.block_of(q).unwrap();
+    assert_eq!((info.requested, info.tag), (36, tag));
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn bins_merge_back_when_nothing_else_fits_and_when_the_heap_empties() {
+    let mut a = arena(16 * KIB);
+    // fill the heap with small blocks, then free every other one: each
+    // freed block lands in a bin, unmerged
+    let mut live = Vec::new();
+    while let Ok(p) = a.heap.alloc(100, 8, TAG) {
+        live.push(p);
+    }
+    let freed: Vec<_> = live.iter().copied().step_by(2).collect();
+    for &p in &freed {
+        a.heap.free(p).unwrap();
+    }
+    a.heap.check().unwrap();
+    // an allocation that needs two neighbours merged: the bins are merged
+    // back first, so it fits once a pair of neighbours is free
+    let kept: Vec<_> = live.iter().copied().skip(1).step_by(2).collect();
+    a.heap.free(kept[1]).unwrap();
+    let big = a.heap.alloc(300, 8, TAG).unwrap();
+    a.heap.check().unwrap();
+    a.heap.free(big).unwrap();
+    for (i, &p) in kept.iter().enumerate() {
+        if i != 1 {
+            a.heap.free(p).unwrap();
+        }
+    }
+    // nothing used: one free block again
+    assert_eq!(blocks(&a.heap).len(), 1);
+    a.heap.check().unwrap();
+}
+
+#[test]
+fn a_damaged_binned_block_is_not_handed_out() {
+    let mut a = arena(64 * KIB);
+    let p = a.heap.alloc(40, 8, TAG).unwrap();
+    let _guard = a.heap.alloc(40, 8, TAG).unwrap();
+    let header = a.heap.block_of(p).unwrap().addr;
+    a.heap.free(p).unwrap();
+    // a write after free hits its size word
+    let saved = a.peek(header + SIZE, 8);
+    a.poke(header + SIZE, &[0xEE; 8]);
+    let q = a.heap.alloc(40, 8, TAG).unwrap();
+    assert_ne!(q, p);
+    let corrupt = HeapError::CorruptHeader { addr: header };
+    assert_eq!(a.heap.corruption(), Some(corrupt));
+    assert_eq!(a.heap.check(), Err(corrupt));
+    assert_eq!(
+        a.heap.free(p),
+        Err(HeapError::InvalidPointer { addr: addr(p) })
+    );
+    // repaired, it is used again
+    a.poke(header + SIZE, &saved);
+    a.heap.check().unwrap();
+    assert_eq!(a.heap.alloc(40, 8, TAG), Ok(p));
 }
 
 #[test]
@@ -721,7 +805,8 @@ fn a_wide_block_shrunk_to_nothing_still_reports_a_double_free() {
     let wide = BlockTag::new(0x8000_0000, 0x1234_5678_9abc);
     let _guard = a.heap.alloc(64, 8, TAG).unwrap();
     let p = a.heap.alloc(100, 8, wide).unwrap();
-    let below = a.heap.alloc(64, 8, TAG).unwrap();
+    // too large for a bin: it merges
+    let below = a.heap.alloc(300, 8, TAG).unwrap();
     let p = a.heap.realloc(p, 0, 8).unwrap();
     let info = a.heap.block_of(p).unwrap();
     assert!(

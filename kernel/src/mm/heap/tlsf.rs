@@ -29,93 +29,84 @@ pub(super) const FL_COUNT: usize = 32;
 /// Every block size is below this (the top of the last first-level class).
 pub(super) const MAX_BLOCK: usize = 1 << (FL_COUNT as u32 + SL_SHIFT + GRAIN_SHIFT - 1);
 
-/// A free-list index: (first level, second level).
-/// Classes order by size: first level, then second level.
+/// A free-list index: first level times [`SL_COUNT`] plus second level,
+/// so classes order by size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct Class {
-    pub fl: usize,
-    pub sl: usize,
-}
+pub(super) struct Class(usize);
+
+/// Number of classes.
+const NR_CLASSES: usize = FL_COUNT * SL_COUNT;
 
 impl Class {
+    /// The class `(fl, sl)`.
+    #[cfg(test)]
+    pub const fn new(fl: usize, sl: usize) -> Self {
+        Self(fl * SL_COUNT + sl)
+    }
+
+    /// First level: the power of two (class 0: the linear range).
+    #[inline(always)]
+    pub fn fl(self) -> usize {
+        (self.0 >> SL_SHIFT) & (FL_COUNT - 1)
+    }
+
+    /// Second level: the slice of the power of two.
+    #[inline(always)]
+    pub fn sl(self) -> usize {
+        self.0 & (SL_COUNT - 1)
+    }
+
     /// The class after this one, if any.
     pub fn next(self) -> Option<Class> {
-        if self.sl + 1 < SL_COUNT {
-            Some(Class {
-                fl: self.fl,
-                sl: self.sl + 1,
-            })
-        } else if self.fl + 1 < FL_COUNT {
-            Some(Class {
-                fl: self.fl + 1,
-                sl: 0,
-            })
-        } else {
-            None
-        }
+        (self.0 + 1 < NR_CLASSES).then_some(Class(self.0 + 1))
+    }
+
+    /// The class before this one, if any.
+    pub fn prev(self) -> Option<Class> {
+        self.0.checked_sub(1).map(Class)
     }
 }
 
-impl Class {
-    /// The class before this one, if any.
-    pub fn prev(self) -> Option<Class> {
-        if self.sl > 0 {
-            Some(Class {
-                fl: self.fl,
-                sl: self.sl - 1,
-            })
-        } else if self.fl > 0 {
-            Some(Class {
-                fl: self.fl - 1,
-                sl: SL_COUNT - 1,
-            })
-        } else {
-            None
-        }
-    }
+/// The class index of `size` rounded down (`round_up` 0) or up
+/// (`round_up` the slice width less one) to its slice. With `T` the
+/// power of two of `size`, at least `SMALL_LIMIT`'s, the slice is
+/// `2^(T - SL_SHIFT)` wide and the index `(T - 8) * SL_COUNT + size /
+/// slice`: the linear range (`T == 8`) falls out of the same formula.
+#[inline(always)]
+fn index(size: usize, round_up: bool) -> usize {
+    let log2 = (size | SMALL_LIMIT).ilog2();
+    let shift = log2 - SL_SHIFT;
+    let up = if round_up { (1 << shift) - 1 } else { 0 };
+    ((log2 as usize - (SL_SHIFT + GRAIN_SHIFT) as usize) << SL_SHIFT) + ((size + up) >> shift)
 }
 
 /// The class a free block of `size` bytes is filed under.
 ///
 /// `size` must be a multiple of 8 below [`MAX_BLOCK`].
-///
-/// Branch-free: the linear range is the first level whose power of two
-/// is `SMALL_LIMIT / 2`, and it shares the shift of the level above.
 #[inline(always)]
 pub(super) fn class_of(size: usize) -> Class {
     debug_assert!(size < MAX_BLOCK && size.is_multiple_of(1 << GRAIN_SHIFT));
-    let fl = (size | (SMALL_LIMIT / 2)).ilog2() - (SL_SHIFT + GRAIN_SHIFT - 1);
-    Class {
-        fl: fl as usize & (FL_COUNT - 1),
-        sl: (size >> shift_of(size)) & (SL_COUNT - 1),
-    }
-}
-
-/// log2 of the width of the slice `size` falls in.
-#[inline(always)]
-fn shift_of(size: usize) -> u32 {
-    (size | SMALL_LIMIT).ilog2() - SL_SHIFT
+    Class(index(size, false) & (NR_CLASSES - 1))
 }
 
 /// The lowest class whose every block holds at least `size` bytes, or
 /// `None` when no class does.
 ///
-/// `size` must be a multiple of 8.
+/// `size` must be a multiple of 8 below `2^62`.
 #[inline(always)]
 pub(super) fn search_class(size: usize) -> Option<Class> {
-    debug_assert!(size.is_multiple_of(1 << GRAIN_SHIFT));
-    let slice = 1usize << shift_of(size);
-    let rounded = size.checked_add(slice - 1)? & !(slice - 1);
-    (rounded < MAX_BLOCK).then(|| class_of(rounded))
+    debug_assert!(size < 1 << 62 && size.is_multiple_of(1 << GRAIN_SHIFT));
+    let index = index(size, true);
+    (index < NR_CLASSES).then_some(Class(index))
 }
 
 /// The smallest block size filed under `class`.
 pub(super) fn class_min(class: Class) -> usize {
-    if class.fl == 0 {
-        class.sl << GRAIN_SHIFT
+    if class.fl() == 0 {
+        class.sl() << GRAIN_SHIFT
     } else {
-        let log2 = class.fl as u32 + SL_SHIFT + GRAIN_SHIFT - 1;
-        (1 << log2) + (class.sl << (log2 - SL_SHIFT))
+        let log2 = class.fl() as u32 + SL_SHIFT + GRAIN_SHIFT - 1;
+        (1 << log2) + (class.sl() << (log2 - SL_SHIFT))
     }
 }
 
@@ -127,7 +118,7 @@ pub(super) fn class_min(class: Class) -> usize {
 pub(super) struct FreeLists {
     fl_bitmap: u64,
     sl_bitmap: [u32; FL_COUNT],
-    heads: [[usize; SL_COUNT]; FL_COUNT],
+    heads: [usize; NR_CLASSES],
 }
 
 impl FreeLists {
@@ -135,84 +126,77 @@ impl FreeLists {
         Self {
             fl_bitmap: 0,
             sl_bitmap: [0; FL_COUNT],
-            heads: [[0; SL_COUNT]; FL_COUNT],
+            heads: [0; NR_CLASSES],
         }
     }
 
     #[inline(always)]
     pub fn head(&self, class: Class) -> usize {
-        self.heads[class.fl & (FL_COUNT - 1)][class.sl & (SL_COUNT - 1)]
+        self.heads[class.0 & (NR_CLASSES - 1)]
     }
 
-    /// Sets the head of a list and keeps both bitmap levels in step.
+    /// Sets the head of a list that is not empty (0 empties it) and keeps
+    /// both bitmap levels in step.
     #[inline(always)]
     pub fn set_head(&mut self, class: Class, head: usize) {
-        let (fl, sl) = (class.fl & (FL_COUNT - 1), class.sl & (SL_COUNT - 1));
-        self.heads[fl][sl] = head;
-        let bit = 1 << sl;
-        let sl_bits = (self.sl_bitmap[fl] & !bit) | if head != 0 { bit } else { 0 };
-        self.sl_bitmap[fl] = sl_bits;
-        let fl_bit = 1 << fl;
-        self.fl_bitmap = (self.fl_bitmap & !fl_bit) | if sl_bits != 0 { fl_bit } else { 0 };
+        self.heads[class.0 & (NR_CLASSES - 1)] = head;
+        if head == 0 {
+            let fl = class.fl();
+            let sl_bits = self.sl_bitmap[fl] & !(1 << class.sl());
+            self.sl_bitmap[fl] = sl_bits;
+            if sl_bits == 0 {
+                self.fl_bitmap &= !(1 << fl);
+            }
+        }
     }
 
     /// Makes `head`, a block, the head of `class`'s list.
     #[inline(always)]
     pub fn push_head(&mut self, class: Class, head: usize) {
         debug_assert!(head != 0);
-        let (fl, sl) = (class.fl & (FL_COUNT - 1), class.sl & (SL_COUNT - 1));
-        self.heads[fl][sl] = head;
-        self.sl_bitmap[fl] |= 1 << sl;
-        self.fl_bitmap |= 1 << fl;
+        self.heads[class.0 & (NR_CLASSES - 1)] = head;
+        self.sl_bitmap[class.fl()] |= 1 << class.sl();
+        self.fl_bitmap |= 1 << class.fl();
     }
 
     /// The first non-empty class at or above `from`: two bit scans.
     #[inline(always)]
     pub fn first_non_empty(&self, from: Class) -> Option<Class> {
-        let here = self.sl_bitmap[from.fl & (FL_COUNT - 1)] & (u32::MAX << (from.sl & 31));
+        let fl = from.fl();
+        let here = self.sl_bitmap[fl] & (u32::MAX << from.sl());
         if here != 0 {
-            return Some(Class {
-                fl: from.fl,
-                sl: here.trailing_zeros() as usize,
-            });
+            return Some(Class((fl << SL_SHIFT) + here.trailing_zeros() as usize));
         }
-        let above = self.fl_bitmap & (u64::MAX << (from.fl + 1));
+        let above = self.fl_bitmap & (u64::MAX << (fl + 1));
         if above == 0 {
             return None;
         }
         let fl = above.trailing_zeros() as usize & (FL_COUNT - 1);
-        Some(Class {
-            fl,
-            sl: self.sl_bitmap[fl].trailing_zeros() as usize,
-        })
+        Some(Class(
+            (fl << SL_SHIFT) + self.sl_bitmap[fl].trailing_zeros() as usize,
+        ))
     }
 
     /// The highest non-empty class, where the largest free block lives.
     pub fn last_non_empty(&self) -> Option<Class> {
-        self.last_non_empty_up_to(Class {
-            fl: FL_COUNT - 1,
-            sl: SL_COUNT - 1,
-        })
+        self.last_non_empty_up_to(Class(NR_CLASSES - 1))
     }
 
     /// The last non-empty class at or below `to`: two bit scans.
     pub fn last_non_empty_up_to(&self, to: Class) -> Option<Class> {
-        let here = self.sl_bitmap[to.fl] & (u32::MAX >> (SL_COUNT - 1 - to.sl));
+        let fl = to.fl();
+        let here = self.sl_bitmap[fl] & (u32::MAX >> (SL_COUNT - 1 - to.sl()));
         if here != 0 {
-            return Some(Class {
-                fl: to.fl,
-                sl: 31 - here.leading_zeros() as usize,
-            });
+            return Some(Class((fl << SL_SHIFT) + 31 - here.leading_zeros() as usize));
         }
-        let below = self.fl_bitmap & ((1u64 << to.fl) - 1);
+        let below = self.fl_bitmap & ((1u64 << fl) - 1);
         if below == 0 {
             return None;
         }
         let fl = 63 - below.leading_zeros() as usize;
-        Some(Class {
-            fl,
-            sl: 31 - self.sl_bitmap[fl].leading_zeros() as usize,
-        })
+        Some(Class(
+            (fl << SL_SHIFT) + 31 - self.sl_bitmap[fl].leading_zeros() as usize,
+        ))
     }
 
     /// Whether the bitmaps agree with the heads; the first class where they
@@ -221,12 +205,13 @@ impl FreeLists {
         for fl in 0..FL_COUNT {
             let fl_bit = self.fl_bitmap & (1 << fl) != 0;
             if fl_bit != (self.sl_bitmap[fl] != 0) {
-                return Some(Class { fl, sl: 0 });
+                return Some(Class(fl << SL_SHIFT));
             }
             for sl in 0..SL_COUNT {
                 let sl_bit = self.sl_bitmap[fl] & (1 << sl) != 0;
-                if sl_bit != (self.heads[fl][sl] != 0) {
-                    return Some(Class { fl, sl });
+                let class = Class((fl << SL_SHIFT) + sl);
+                if sl_bit != (self.head(class) != 0) {
+                    return Some(class);
                 }
             }
         }
@@ -235,7 +220,89 @@ impl FreeLists {
 
     /// All classes in increasing size order.
     pub fn classes() -> impl Iterator<Item = Class> {
-        (0..FL_COUNT).flat_map(|fl| (0..SL_COUNT).map(move |sl| Class { fl, sl }))
+        (0..NR_CLASSES).map(Class)
+    }
+}
+
+/// Largest block a bin keeps: blocks of up to 256 bytes, header included
+/// (payloads up to 240 bytes), one bin per 8-byte size.
+pub(super) const BIN_MAX: usize = 256;
+/// Most blocks one bin keeps; a block freed into a full bin is merged.
+pub(super) const BIN_CAP: u16 = 64;
+const NR_BINS: usize = BIN_MAX / (1 << GRAIN_SHIFT) + 1;
+
+/// Bins: for each small block size, a LIFO list of blocks freed without
+/// merging, for the next allocation of exactly that size to take back in
+/// a few instructions. Heads are block addresses, 0 for an empty bin; each
+/// binned block's first word links to the next.
+#[derive(Clone)]
+pub(super) struct Bins {
+    heads: [usize; NR_BINS],
+    counts: [u16; NR_BINS],
+    /// Blocks in all bins.
+    nr: usize,
+}
+
+impl Bins {
+    pub const fn new() -> Self {
+        Self {
+            heads: [0; NR_BINS],
+            counts: [0; NR_BINS],
+            nr: 0,
+        }
+    }
+
+    /// The bin of blocks of `size` bytes (at most [`BIN_MAX`]).
+    #[inline(always)]
+    fn bin(size: usize) -> usize {
+        debug_assert!(size <= BIN_MAX);
+        (size >> GRAIN_SHIFT) % NR_BINS
+    }
+
+    /// The first block of the bin for `size`, 0 if empty.
+    #[inline(always)]
+    pub fn head(&self, size: usize) -> usize {
+        self.heads[Self::bin(size)]
+    }
+
+    /// Whether the bin for `size` has room for one more block.
+    #[inline(always)]
+    pub fn has_room(&self, size: usize) -> bool {
+        self.counts[Self::bin(size)] < BIN_CAP
+    }
+
+    /// Makes `addr`, a block of `size` bytes, the bin's first.
+    #[inline(always)]
+    pub fn push(&mut self, size: usize, addr: usize) {
+        let bin = Self::bin(size);
+        self.heads[bin] = addr;
+        self.counts[bin] += 1;
+        self.nr += 1;
+    }
+
+    /// Takes the bin's first block out, `next` becoming the first.
+    #[inline(always)]
+    pub fn pop(&mut self, size: usize, next: usize) {
+        let bin = Self::bin(size);
+        self.heads[bin] = next;
+        self.counts[bin] -= 1;
+        self.nr -= 1;
+    }
+
+    /// Blocks in all bins.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.nr
+    }
+
+    /// Blocks in the bin for `size`.
+    pub fn count(&self, size: usize) -> usize {
+        usize::from(self.counts[Self::bin(size)])
+    }
+
+    /// The block sizes with a bin, smallest first.
+    pub fn sizes() -> impl DoubleEndedIterator<Item = usize> {
+        (4..NR_BINS).map(|bin| bin << GRAIN_SHIFT)
     }
 }
 
@@ -245,24 +312,24 @@ mod tests {
 
     #[test]
     fn small_sizes_map_one_list_per_grain() {
-        assert_eq!(class_of(40), Class { fl: 0, sl: 5 });
-        assert_eq!(class_of(248), Class { fl: 0, sl: 31 });
-        assert_eq!(search_class(48), Some(Class { fl: 0, sl: 6 }));
+        assert_eq!(class_of(40), Class::new(0, 5));
+        assert_eq!(class_of(248), Class::new(0, 31));
+        assert_eq!(search_class(48), Some(Class::new(0, 6)));
     }
 
     #[test]
     fn large_sizes_split_each_power_of_two_in_32() {
-        assert_eq!(class_of(256), Class { fl: 1, sl: 0 });
-        assert_eq!(class_of(256 + 8), Class { fl: 1, sl: 1 });
-        assert_eq!(class_of(4096), Class { fl: 5, sl: 0 });
-        assert_eq!(class_of(4096 + 120), Class { fl: 5, sl: 0 });
-        assert_eq!(class_of(4096 + 128), Class { fl: 5, sl: 1 });
-        assert_eq!(class_of(MAX_BLOCK - 8).fl, FL_COUNT - 1);
+        assert_eq!(class_of(256), Class::new(1, 0));
+        assert_eq!(class_of(256 + 8), Class::new(1, 1));
+        assert_eq!(class_of(4096), Class::new(5, 0));
+        assert_eq!(class_of(4096 + 120), Class::new(5, 0));
+        assert_eq!(class_of(4096 + 128), Class::new(5, 1));
+        assert_eq!(class_of(MAX_BLOCK - 8).fl(), FL_COUNT - 1);
     }
 
     #[test]
     fn class_min_is_the_inverse_of_class_of_at_boundaries() {
-        for class in FreeLists::classes().filter(|c| c.fl > 0 || c.sl > 0) {
+        for class in FreeLists::classes().filter(|c| c.fl() > 0 || c.sl() > 0) {
             let min = class_min(class);
             assert_eq!(class_of(min), class, "{min}");
         }
@@ -285,8 +352,8 @@ mod tests {
     fn bitmaps_find_the_first_non_empty_class_at_or_above() {
         let mut lists = FreeLists::new();
         assert_eq!(lists.first_non_empty(class_of(64)), None);
-        lists.set_head(class_of(4096), 0x1000);
-        lists.set_head(class_of(1 << 30), 0x2000);
+        lists.push_head(class_of(4096), 0x1000);
+        lists.push_head(class_of(1 << 30), 0x2000);
         assert_eq!(lists.first_non_empty(class_of(64)), Some(class_of(4096)));
         assert_eq!(lists.first_non_empty(class_of(4096)), Some(class_of(4096)));
         assert_eq!(

@@ -8,8 +8,8 @@
 
 use core::ptr::NonNull;
 
-use super::block::{PREV_FREE, PREV_LINK, SIZE, SIZE_MASK, TAG};
-use super::tlsf::{FreeLists, class_of};
+use super::block::{BINNED, PREV_FREE, PREV_LINK, SIZE, SIZE_MASK, TAG, binned_size};
+use super::tlsf::{Bins, FreeLists, class_of};
 use super::{BlockTag, Heap, HeapError};
 
 /// A summary of a heap. `used_bytes + free_bytes + overhead_bytes ==
@@ -126,15 +126,16 @@ impl Heap {
     }
 
     /// Verifies every invariant: each header's seal and size, footers,
-    /// `PREV_FREE` flags, pad markers, red zones, that no two free blocks
-    /// are adjacent, that the free lists hold exactly the free blocks in
-    /// their classes with consistent links and bitmaps, and that the
-    /// counters match.
+    /// `PREV_FREE` flags, pad markers, red zones, that no two merged free
+    /// blocks are adjacent, that the free lists hold exactly the merged free
+    /// blocks in their classes with consistent links and bitmaps, that the
+    /// bins hold exactly the binned blocks, and that the counters match.
     pub fn check(&self) -> Result<(), HeapError> {
         if self.sentinel == 0 {
             return Ok(());
         }
         let (mut nr_used, mut nr_free, mut used_bytes, mut free_bytes) = (0, 0, 0, 0);
+        let mut nr_binned = 0;
         let mut prev_free = false;
         let mut at = self.first;
         while at < self.sentinel {
@@ -143,7 +144,13 @@ impl Heap {
             if (size_word & PREV_FREE != 0) != prev_free {
                 return inconsistent(at, "PREV_FREE flag disagrees with the block below");
             }
+            let binned = info.state == BlockState::Free && size_word & BINNED != 0;
             match info.state {
+                BlockState::Free if binned => {
+                    nr_binned += 1;
+                    nr_free += 1;
+                    free_bytes += info.size;
+                }
                 BlockState::Free => {
                     if prev_free {
                         return inconsistent(at, "two adjacent free blocks");
@@ -164,7 +171,7 @@ impl Heap {
                     used_bytes += info.requested;
                 }
             }
-            prev_free = info.state == BlockState::Free;
+            prev_free = info.state == BlockState::Free && !binned;
             at += info.size;
         }
         if at != self.sentinel {
@@ -180,7 +187,11 @@ impl Heap {
         if (nr_free, free_bytes) != (self.nr_free, self.free_bytes) {
             return inconsistent(self.first, "free block counters differ from the blocks");
         }
-        self.check_free_lists()
+        if nr_binned != self.bins.len() {
+            return inconsistent(self.first, "binned blocks differ from the bins' count");
+        }
+        self.check_free_lists()?;
+        self.check_bins()
     }
 }
 
@@ -218,8 +229,12 @@ fn inconsistent<T>(addr: usize, what: &'static str) -> Result<T, HeapError> {
 // Internals: reads only.
 impl Heap {
     fn largest_free(&self) -> usize {
+        let binned = Bins::sizes()
+            .rev()
+            .find(|&size| self.bins.count(size) > 0)
+            .unwrap_or(0);
         let Some(class) = self.lists.last_non_empty() else {
-            return 0;
+            return binned;
         };
         let mut largest = 0;
         let mut at = self.lists.head(class);
@@ -230,7 +245,7 @@ impl Heap {
             largest = largest.max((self.mem.read(at + SIZE) & SIZE_MASK) as usize);
             at = self.mem.read(at + TAG) as usize;
         }
-        largest
+        largest.max(binned)
     }
 
     fn check_free_lists(&self) -> Result<(), HeapError> {
@@ -266,9 +281,34 @@ impl Heap {
                 at = self.mem.read(at + TAG) as usize;
             }
         }
-        if listed != self.nr_free {
+        if listed != self.nr_free - self.bins.len() {
             return inconsistent(self.first, "free blocks missing from the free lists");
         }
         Ok(())
+    }
+
+    fn check_bins(&self) -> Result<(), HeapError> {
+        for size in Bins::sizes() {
+            let mut at = self.bins.head(size);
+            for _ in 0..self.bins.count(size) {
+                if !self.is_block_addr(at)
+                    || binned_size(self.free_key, at, self.mem.read(at + SIZE)) != Some(size)
+                {
+                    return inconsistent(at, "bin holds a block that is not binned there");
+                }
+                at = self.mem.read(at + TAG) as usize;
+            }
+            if at != 0 {
+                return inconsistent(at, "bin holds more blocks than it counts");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the block at `addr` is in a bin (free, not merged).
+    #[cfg(test)]
+    pub(super) fn is_binned(&self, addr: usize) -> bool {
+        let size_word = self.mem.read(addr + SIZE);
+        binned_size(self.free_key, addr, size_word).is_some()
     }
 }
