@@ -21,7 +21,30 @@ pub fn json(msg: &Msg) -> String {
     // Serialization into a String only fails for maps with non-string keys
     // or failing custom impls, and a message has neither.
     let external = serde_json::to_string(msg).expect("a kernel message serializes to JSON");
-    tag_inside(&external)
+    escape_invisible(&tag_inside(&external))
+}
+
+/// serde_json leaves DEL and the C1 controls (U+0080..U+009F) raw, which a
+/// terminal may act on; they are written `\u007f`, `\u009b` instead. Inside
+/// a JSON text they can only occur in strings, where the escape means the
+/// same character.
+fn escape_invisible(text: &str) -> String {
+    if !text.chars().any(is_invisible) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_invisible(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn is_invisible(c: char) -> bool {
+    c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c)
 }
 
 /// A line of [`json`] read back into the message.
@@ -84,6 +107,19 @@ fn upper_camel_case(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn del_and_c1_controls_are_escaped_and_read_back() {
+        let msg = Msg::Log(probe_proto::Log {
+            ts_us: 1,
+            level: probe_proto::LogLevel::Info,
+            text: "a\u{7f}b\u{9b}31mc\u{1b}é".into(),
+        });
+        let line = json(&msg);
+        assert!(line.contains(r"a\u007fb\u009b31mc\u001bé"), "{line}");
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert_eq!(from_json(&line).unwrap(), msg);
+    }
     use crate::memory_fixture::{heap_block, heap_check, memory_stats};
     use crate::procs_fixture::{memtest_info, memtest_leak, memtest_vmas};
     use probe_proto::{
