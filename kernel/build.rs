@@ -30,6 +30,13 @@ const USER_TARGET: &str = "x86_64-unknown-none";
 fn main() {
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     println!("cargo:rerun-if-changed=linker.ld");
+    let repo_root = Path::new(&dir)
+        .parent()
+        .expect("the kernel crate lives in the repository");
+    println!(
+        "cargo:rustc-env=KERNEL_BUILD_ID={:016x}",
+        build_id(repo_root)
+    );
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
         println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
         println!("cargo:rustc-link-arg-bins=--no-pie");
@@ -224,4 +231,81 @@ fn copy_atomically(bytes: &[u8], path: &Path) {
     let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
     fs::write(&tmp, bytes).expect("write a copy of a user program");
     fs::rename(&tmp, path).expect("rename a copy of a user program");
+}
+
+/// What the build id covers: the sources of the kernel, of the crates it
+/// uses from this repository and of the embedded user programs.
+const BUILD_ID_INPUTS: &[&str] = &[
+    "kernel/src",
+    "kernel/Cargo.toml",
+    "kernel/linker.ld",
+    "probe-proto/src",
+    "probe-proto/Cargo.toml",
+    "sysabi/src",
+    "sysabi/Cargo.toml",
+    "user/src",
+    "user/Cargo.toml",
+    "user/user.ld",
+    "Cargo.lock",
+];
+
+/// A 64-bit FNV-1a hash of every file under [`BUILD_ID_INPUTS`] (paths and
+/// contents, in sorted order) and of the profile, target and flags: the
+/// `id=` of `BUILD_ID`, which mmtop compares with the one it finds in the
+/// ELF it reads symbols from. Any edit to those sources changes it, so a
+/// stale ELF is never taken for the running kernel.
+fn build_id(repo: &Path) -> u64 {
+    let mut files = Vec::new();
+    for input in BUILD_ID_INPUTS {
+        let path = repo.join(input);
+        println!("cargo:rerun-if-changed={}", path.display());
+        collect_files(&path, &mut files);
+    }
+    files.sort();
+    let mut hash = Fnv1a::new();
+    for file in &files {
+        let relative = file.strip_prefix(repo).unwrap_or(file);
+        hash.write(relative.to_string_lossy().as_bytes());
+        hash.write(&[0]);
+        hash.write(&fs::read(file).unwrap_or_default());
+        hash.write(&[0]);
+    }
+    for key in ["PROFILE", "TARGET", "OPT_LEVEL", "CARGO_ENCODED_RUSTFLAGS"] {
+        hash.write(env::var(key).unwrap_or_default().as_bytes());
+        hash.write(&[0]);
+    }
+    hash.0
+}
+
+/// Every regular file under `path` (or `path` itself), into `files`.
+fn collect_files(path: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(meta) = fs::metadata(path) else {
+        return;
+    };
+    if meta.is_file() {
+        files.push(path.to_path_buf());
+    } else if meta.is_dir() {
+        let Ok(entries) = fs::read_dir(path) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            collect_files(&entry.path(), files);
+        }
+    }
+}
+
+/// The 64-bit FNV-1a hash: small, stable across Rust versions (unlike
+/// `DefaultHasher`).
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! - [`format`]: one line per message, human or JSON.
 //! - [`procs`]: process listings assembled into programs and the
 //!   `checkMemory` object.
+//! - [`symbols`]: raw return addresses named from the kernel ELF.
 //! - [`cli`]: the `mmtop` command line built from the above.
 //! - [`ui`]: the TUI (`mmtop` alone, or `mmtop top`).
 #![forbid(unsafe_code)]
@@ -23,6 +24,7 @@ pub mod event;
 pub mod format;
 pub mod link;
 pub mod procs;
+pub mod symbols;
 pub mod ui;
 
 /// The process-listing fixture the end-to-end tests use too, so unit and

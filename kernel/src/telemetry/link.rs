@@ -22,12 +22,24 @@ const TX_RING_BYTES: usize = 64 * 1024;
 /// Longest host frame accepted; host commands are a few bytes.
 const RX_FRAME_BYTES: usize = 128;
 
-/// Identifies this build in `Hello`.
+/// Identifies this build in `Hello`: version, profile and `id=` a hash of
+/// the sources (`build.rs`), which mmtop compares with the same string in
+/// the ELF it reads symbols from.
 #[cfg(debug_assertions)]
-pub const BUILD_ID: &str = concat!("kernel ", env!("CARGO_PKG_VERSION"), " debug");
-/// Identifies this build in `Hello`.
+pub const BUILD_ID: &str = concat!(
+    "kernel ",
+    env!("CARGO_PKG_VERSION"),
+    " debug id=",
+    env!("KERNEL_BUILD_ID")
+);
+/// Identifies this build in `Hello` (see the debug build's).
 #[cfg(not(debug_assertions))]
-pub const BUILD_ID: &str = concat!("kernel ", env!("CARGO_PKG_VERSION"), " release");
+pub const BUILD_ID: &str = concat!(
+    "kernel ",
+    env!("CARGO_PKG_VERSION"),
+    " release id=",
+    env!("KERNEL_BUILD_ID")
+);
 
 /// A byte ring that accepts whole frames only.
 struct TxRing {

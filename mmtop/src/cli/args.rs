@@ -255,6 +255,11 @@ pub struct LogArgs {
     /// Stop after SECS seconds in all (fractions allowed).
     #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
     pub timeout: Option<Duration>,
+    /// The kernel ELF whose symbols name callers and instruction pointers
+    /// (default target/kernel.elf when it exists); used only once the
+    /// kernel's Hello confirms it is the running build.
+    #[arg(long, value_name = "PATH")]
+    pub elf: Option<std::path::PathBuf>,
 }
 
 /// `mmtop ping`.

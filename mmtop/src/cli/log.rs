@@ -14,6 +14,7 @@ use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::LinkEvent;
 use crate::format::Format;
+use crate::symbols::Symbolizer;
 
 /// Runs `mmtop log`: messages go to `out`, diagnostics to `err`.
 pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
@@ -25,6 +26,8 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     } else {
         Format::Human
     };
+
+    let mut symbols = Symbolizer::new(args.elf.as_deref());
 
     let (reader, writer) = open_link(address, err)?.split();
     // Held until we return: some links end when their last handle closes.
@@ -95,7 +98,9 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
                 if matches!(msg, Msg::Hello(_)) {
                     awaiting_hello = false;
                 }
-                if let Err(e) = writeln!(out, "{}", format.line(&msg)) {
+                symbols.observe(&msg, err);
+                let notes = symbols.annotate(&msg);
+                if let Err(e) = writeln!(out, "{}", format.annotated_line(&msg, &notes)) {
                     // `mmtop log | head` closing early is a normal way to stop.
                     if e.kind() != io::ErrorKind::BrokenPipe {
                         let _ = writeln!(err, "mmtop: cannot write output: {e}");

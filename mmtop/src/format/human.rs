@@ -9,8 +9,8 @@
 use std::fmt::Write as _;
 
 use probe_proto::names::{
-    EventClasses, ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags, PtRangeLine,
-    VmaFlags, vector,
+    EventClasses, ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags,
+    PtRangeLine, VmaFlags, vector,
 };
 use probe_proto::{
     Exception, ExitReason, FrameCheck, FrameErrorEvent, HeapBlock, HeapCheck, HeapErrorEvent,
