@@ -40,3 +40,19 @@ fn a_socket_given_as_a_serial_device_suggests_unix() {
     assert_eq!(out.code(), 2, "{out:?}");
     out.assert_stderr_contains(&format!("connect with unix:{path}"));
 }
+
+#[test]
+fn a_recording_that_ends_before_count_exits_1_and_says_so() {
+    let bytes = frames(&boot_messages());
+    let n = boot_messages().len();
+    let out = run_on_recording("log", &bytes, &["--count", "100"]);
+    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.lines().len(), n);
+    out.assert_stderr_contains(&format!("ended after {n} of 100 messages"));
+    let out = run_on_recording("log", &bytes, &[]);
+    assert_eq!(
+        out.code(),
+        0,
+        "without --count the end is the goal: {out:?}"
+    );
+}

@@ -20,10 +20,11 @@ pub struct Cli {
 pub enum Command {
     /// Print each decoded kernel message, one per line.
     ///
-    /// Exit status: 0 when the link closes, when --count messages were
-    /// printed, or when --timeout ends a run without --count; 1 when --timeout
-    /// ends a run before --count messages arrived; 2 when the link cannot be
-    /// opened; 3 when the kernel speaks an incompatible protocol.
+    /// Exit status: 0 when --count messages were printed, or when the link
+    /// closes (a recording ends) or --timeout ends a run without --count; 1
+    /// when the link closes or --timeout ends a run before --count messages
+    /// arrived; 2 when the link cannot be opened; 3 when the kernel speaks an
+    /// incompatible protocol.
     Log(LogArgs),
     /// Send a ping and wait for the kernel's pong; print the round-trip time.
     ///

@@ -127,6 +127,14 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
                     stats.frames,
                     stats.bad()
                 );
+                // The end came before the messages asked for.
+                if let Some(count) = args.count {
+                    let _ = writeln!(
+                        err,
+                        "mmtop: {address} ended after {printed} of {count} messages"
+                    );
+                    return Err(EXIT_TIMEOUT);
+                }
                 return Ok(EXIT_OK);
             }
         }
