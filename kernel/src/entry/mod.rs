@@ -51,10 +51,12 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         kinfo!("UMIP not offered by this CPU (QEMU: -cpu max has it)");
     }
     cpu::enable_interrupts();
+    let tsc_hz = time::calibrate();
     kinfo!(
-        "kernel up: {} regions, cmdline {:?}",
+        "kernel up: {} regions, cmdline {:?}; clock: TSC at {} kHz, microseconds",
         boot.regions().len(),
-        boot.cmdline()
+        boot.cmdline(),
+        tsc_hz / 1000
     );
     for r in boot.regions() {
         kinfo!(
