@@ -453,13 +453,20 @@ impl Model {
             }
         }
         let at = sealed[c.byte % sealed.len()];
-        if at == b.addr + SIZE && u64::from(c.xor) == PREV_FREE {
+        // PREV_FREE is outside the seal (the allocator sets it for a
+        // neighbour below): corrupt the covered bits only.
+        let xor = if at == b.addr + SIZE {
+            c.xor & !(PREV_FREE as u8)
+        } else {
+            c.xor
+        };
+        if xor == 0 {
             return Ok(());
         }
         let binned = self.a.heap.is_binned(b.addr);
         let (start, len) = (self.a.start(), self.a.heap.end() - self.a.start());
         let saved = self.a.peek(at, 1)[0];
-        self.a.poke(at, &[saved ^ c.xor]);
+        self.a.poke(at, &[saved ^ xor]);
         let damaged = self.a.peek(start, len);
         prop_assert!(self.a.heap.check().is_err(), "check missed {at:#x}");
         match b.state {
@@ -508,7 +515,10 @@ impl Model {
                 }
             }
         }
-        self.a.poke(at, &[saved]);
+        // Undo the flipped bits; the allocator may meanwhile have set this
+        // header's PREV_FREE bit for a neighbour below, which stays.
+        let now = self.a.peek(at, 1)[0];
+        self.a.poke(at, &[now ^ xor]);
         self.a
             .heap
             .check()
