@@ -124,8 +124,61 @@ pub enum Command {
     /// processes, one process, physical memory, page tables and the event
     /// log, live; it reconnects when the link drops.
     ///
-    /// Keys: q or Ctrl-C quit, Tab or 1-5 switch views, ? help.
+    /// Keys: q or Ctrl-C quit, Tab or 1-5 switch views, ? help. On a
+    /// recording (--connect file:FILE): space pauses the replay, + and -
+    /// double and halve its speed.
     Top(TopArgs),
+    /// Save the kernel's stream with host timestamps, for replay with
+    /// --connect file:FILE (the TUI, log and every other reader).
+    ///
+    /// Sends Resync first (repeated until the Hello arrives); the recording
+    /// starts at the kernel's Hello. Stops at --count messages, at
+    /// --timeout, or when the link closes.
+    ///
+    /// Format (version 1): the 12-byte line "mmtop-rec 1\n", then records
+    /// back to back: u64 little-endian microseconds since the Hello, u32
+    /// little-endian length, that many bytes exactly as read from the link
+    /// (the kernel's COBS frames, unchanged; a frame may span records). A
+    /// file without the magic is replayed as raw bytes; a record cut short
+    /// at the end is reported after the whole ones are replayed.
+    ///
+    /// Exit status: 0 when --count messages were recorded, or when the link
+    /// closes or --timeout ends a run without --count; 1 on timeout (or a
+    /// closed link) before the Hello or before --count messages; 2 when the
+    /// link cannot be opened (or is a recording) or FILE cannot be written;
+    /// 3 when the kernel speaks an incompatible protocol.
+    Record(RecordArgs),
+}
+
+/// `mmtop record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Where the kernel is.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The recording to write (replaced if it exists).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// Stop after N messages (the Hello included).
+    #[arg(short = 'n', long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Stop after SECS seconds in all (fractions allowed).
+    #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
+    pub timeout: Option<Duration>,
+}
+
+/// Replaying a recording (`--connect file:FILE` in a recording format).
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Replay speed of a recording: 1 as recorded, 2 twice as fast (default
+    /// 1 for the TUI; `log` prints as fast as it reads unless given).
+    #[arg(long, value_name = "X", value_parser = crate::link::recording::parse_speed)]
+    pub speed: Option<f64>,
+    /// Start a recording's replay at this time since its Hello (30, 30s,
+    /// 250ms, 2m): earlier messages are applied at once (TUI) or skipped
+    /// (log).
+    #[arg(long, value_name = "TIME", value_parser = crate::link::recording::parse_position)]
+    pub at: Option<Duration>,
 }
 
 /// `mmtop top` (and `mmtop` alone).
@@ -136,6 +189,9 @@ pub struct TopArgs {
     /// unix:target/com1.sock.
     #[arg(short = 'c', long = "connect", value_name = "ADDR")]
     pub connect: Option<Address>,
+    /// Replay of a recording.
+    #[command(flatten)]
+    pub replay: ReplayArgs,
 }
 
 /// `mmtop ptdump`.
@@ -261,6 +317,9 @@ pub struct LogArgs {
     /// kernel's Hello confirms it is the running build.
     #[arg(long, value_name = "PATH")]
     pub elf: Option<std::path::PathBuf>,
+    /// Replay of a recording.
+    #[command(flatten)]
+    pub replay: ReplayArgs,
 }
 
 /// `mmtop ping`.

@@ -8,12 +8,14 @@ use probe_proto::HostMsg;
 use super::args::LogArgs;
 use super::{
     EXIT_CONNECT, EXIT_OK, EXIT_PROTOCOL, EXIT_TIMEOUT, RESYNC_INTERVAL, Received, Status,
-    open_link, recv_until, start_reader,
+    recv_until, start_reader,
 };
 use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::LinkEvent;
 use crate::format::Format;
+use crate::link::Link;
+use crate::link::recording::{ReplayControl, ReplayOptions};
 use crate::symbols::Symbolizer;
 
 /// Runs `mmtop log`: messages go to `out`, diagnostics to `err`.
@@ -29,7 +31,18 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
 
     let mut symbols = Symbolizer::new(args.elf.as_deref());
 
-    let (reader, writer) = open_link(address, err)?.split();
+    // A recording: as fast as it reads unless --speed; --at skips.
+    let replay = ReplayOptions {
+        at: args.replay.at.unwrap_or_default(),
+        skip_before: true,
+        control: args.replay.speed.map(|s| ReplayControl::new(Some(s))),
+    };
+    let (reader, writer) = Link::open_with(address, &replay)
+        .map_err(|e| {
+            let _ = writeln!(err, "mmtop: {e}");
+            EXIT_CONNECT
+        })?
+        .split();
     // Held until we return: some links end when their last handle closes.
     let mut writer = match writer {
         // Bytes sent before we connected are gone; a resync makes the kernel

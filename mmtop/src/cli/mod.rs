@@ -7,6 +7,7 @@ pub mod log;
 pub mod ping;
 pub mod ps;
 pub mod ptdump;
+pub mod record;
 mod request;
 pub mod stats;
 
@@ -60,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Events(args) => control::events(args, &mut out, &mut err),
         Command::Leaks(args) => control::leaks(args, &mut out, &mut err),
         Command::Top(args) => crate::ui::run(args, &mut err),
+        Command::Record(args) => record::run(args, &mut err),
     };
     ExitCode::from(code)
 }

@@ -2,6 +2,7 @@
 
 mod address;
 mod open;
+pub mod recording;
 
 pub use address::{Address, AddressError, DEFAULT_BAUD};
 pub use open::{Link, LinkError, LinkReader, LinkWriter};

@@ -4,7 +4,6 @@
 //! of mmtop neither knows nor cares whether bytes come from QEMU's socket, a
 //! serial line or a recording.
 
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::FileTypeExt;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use probe_proto::{HostMsg, encode_frame, frame::MAX_FRAME};
 
 use super::Address;
+use super::recording::{ReplayOptions, open_file};
 
 /// How long a TCP connect may take per resolved address: long enough for a
 /// remote machine, short enough that a typo does not look like a hang.
@@ -93,6 +93,13 @@ impl Link {
     /// Opens `address`: connects a socket, opens a serial device (raw mode,
     /// 8N1, no flow control) or opens a recording for reading.
     pub fn open(address: &Address) -> Result<Link, LinkError> {
+        Link::open_with(address, &ReplayOptions::default())
+    }
+
+    /// [`Link::open`], replaying a recording (`file:PATH` with the
+    /// [`recording`](super::recording) magic) as `replay` says; other
+    /// addresses ignore it.
+    pub fn open_with(address: &Address, replay: &ReplayOptions) -> Result<Link, LinkError> {
         let live = !matches!(address, Address::File(_));
         let io_err = |source: io::Error| match source.kind() {
             io::ErrorKind::ConnectionRefused => LinkError::NotRunning {
@@ -148,7 +155,7 @@ impl Link {
                         path: path.display().to_string(),
                     });
                 }
-                (Box::new(File::open(path).map_err(io_err)?), None)
+                (open_file(path, replay).map_err(io_err)?, None)
             }
         };
         Ok(Link {

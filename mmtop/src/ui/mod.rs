@@ -23,6 +23,7 @@ use crossterm::event::Event;
 use crate::cli::args::{Cli, TopArgs};
 use crate::cli::{EXIT_CONNECT, EXIT_OK, Status};
 use crate::event::spawn_link_reader;
+use crate::link::recording::{ReplayControl, ReplayOptions};
 use crate::link::{Address, Link, LinkWriter};
 pub use state::{Action, AppEvent, State, update};
 
@@ -92,7 +93,14 @@ pub fn run(args: &TopArgs, err: &mut dyn Write) -> Status {
         EXIT_CONNECT
     })?;
     spawn_input(tx.clone());
-    let result = event_loop(&mut terminal, &address, color, &tx, &rx);
+    // A recording replays at --speed (default as recorded) from --at.
+    let replay = ReplayOptions {
+        at: args.replay.at.unwrap_or_default(),
+        skip_before: false,
+        control: (!address.is_live())
+            .then(|| ReplayControl::new(Some(args.replay.speed.unwrap_or(1.0)))),
+    };
+    let result = event_loop(&mut terminal, &address, &replay, color, &tx, &rx);
     ratatui::restore();
     result.map_err(|e| {
         let _ = writeln!(err, "mmtop: terminal: {e}");
@@ -120,8 +128,14 @@ fn spawn_input(tx: Sender<AppEvent>) {
 }
 
 /// Opens `address` and starts its reader; the writer, if the link is live.
-fn connect(address: &Address, tx: &Sender<AppEvent>) -> Result<Option<LinkWriter>, String> {
-    let (reader, writer) = Link::open(address).map_err(|e| e.to_string())?.split();
+fn connect(
+    address: &Address,
+    replay: &ReplayOptions,
+    tx: &Sender<AppEvent>,
+) -> Result<Option<LinkWriter>, String> {
+    let (reader, writer) = Link::open_with(address, replay)
+        .map_err(|e| e.to_string())?
+        .split();
     spawn_link_reader(reader, tx.clone()).map_err(|e| format!("cannot start the reader: {e}"))?;
     Ok(writer)
 }
@@ -129,11 +143,13 @@ fn connect(address: &Address, tx: &Sender<AppEvent>) -> Result<Option<LinkWriter
 fn event_loop(
     terminal: &mut ratatui::DefaultTerminal,
     address: &Address,
+    replay: &ReplayOptions,
     color: bool,
     tx: &Sender<AppEvent>,
     rx: &Receiver<AppEvent>,
 ) -> std::io::Result<()> {
     let mut state = State::new(address.to_string(), color);
+    state.replay = replay.control.clone();
     let mut writer = None;
     let mut next_tick = Instant::now();
     // A recording is read once; only a live link is worth reopening.
@@ -156,7 +172,7 @@ fn event_loop(
                     }
                     if !matches!(state.link, state::LinkState::Up) && (live || first) {
                         first = false;
-                        let connected = match connect(address, tx) {
+                        let connected = match connect(address, replay, tx) {
                             Ok(w) => {
                                 writer = w;
                                 AppEvent::Connected

@@ -5,6 +5,7 @@
 //! [`Action`]s the runner carries out (commands to send, quitting).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use probe_proto::{
@@ -16,6 +17,7 @@ use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::LinkEvent;
 use crate::format::human;
+use crate::link::recording::ReplayControl;
 use crate::procs::{ListingBuilder, Program};
 
 /// Lines of the event log kept in memory.
@@ -242,6 +244,8 @@ pub struct State {
     pub check: CheckReport,
     /// The last page-table dump.
     pub ptdump: PtDump,
+    /// Pause and speed when the link is a recording being replayed.
+    pub replay: Option<Arc<ReplayControl>>,
 }
 
 /// One input of the TUI.
@@ -313,6 +317,7 @@ impl State {
             ticks_since_msg: 0,
             check: CheckReport::default(),
             ptdump: PtDump::default(),
+            replay: None,
         }
     }
 
@@ -579,6 +584,12 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
         KeyCode::Char('/') => {
             state.editing_filter = true;
             switch(state, View::Processes);
+        }
+        KeyCode::Char(' ') if state.replay.is_some() => {
+            state.replay.iter().for_each(|r| r.toggle_pause());
+        }
+        KeyCode::Char(c @ ('+' | '=' | '-')) if state.replay.is_some() => {
+            state.replay.iter().for_each(|r| r.step_speed(c != '-'));
         }
         KeyCode::Char(' ') if state.view == View::Events => {
             state.paused_at = match state.paused_at {
@@ -970,5 +981,21 @@ pub(crate) mod tests {
         assert!(s.ticks_since_msg >= STALL_TICKS);
         assert_eq!(s.rate, 0);
         assert_eq!(s.rate_history.len(), 1 + STALL_TICKS as usize);
+    }
+
+    #[test]
+    fn on_a_recording_space_pauses_the_replay_and_plus_minus_step_its_speed() {
+        let mut s = populated();
+        let control = ReplayControl::new(Some(1.0));
+        s.replay = Some(control.clone());
+        update(&mut s, key(KeyCode::Char(' ')));
+        assert!(control.paused());
+        assert_eq!(s.paused_at, None, "the replay pauses, not the log view");
+        update(&mut s, key(KeyCode::Char('+')));
+        update(&mut s, key(KeyCode::Char('+')));
+        update(&mut s, key(KeyCode::Char('-')));
+        assert_eq!(control.speed(), Some(2.0));
+        update(&mut s, key(KeyCode::Char(' ')));
+        assert!(!control.paused());
     }
 }

@@ -96,6 +96,9 @@ fn short_title(v: View) -> &'static str {
 fn status_line(s: &State, theme: &Theme) -> Line<'static> {
     let link = match &s.link {
         LinkState::Connecting => Span::styled("connecting…", theme.fg(Color::Yellow)),
+        LinkState::Lost(why) if s.replay.is_some() => {
+            Span::styled(format!("replay ended ({why})"), theme.fg(Color::Yellow))
+        }
         LinkState::Lost(why) => {
             Span::styled(format!("link lost, reconnecting… ({why})"), theme.alert())
         }
@@ -112,9 +115,15 @@ fn status_line(s: &State, theme: &Theme) -> Line<'static> {
         .version
         .map(|v| format!(" proto {}.{}", v.major, v.minor))
         .unwrap_or_default();
+    let replay = s.replay.as_ref().map_or_else(String::new, |r| {
+        let speed = r.speed().map_or("max".into(), |v| format!("x{v}"));
+        let paused = if r.paused() { " PAUSED" } else { "" };
+        format!(" replay {:.1}s {speed}{paused}", r.position().as_secs_f64())
+    });
     Line::from(vec![
         Span::raw(format!("{} ", s.address)),
         link,
+        Span::raw(replay),
         Span::raw(format!(
             "{version}  {} ev/s  bad {}  dropped {}",
             s.rate, s.bad_frames, s.dropped
@@ -133,7 +142,12 @@ fn footer_text(s: &State) -> String {
         View::PageTables => "↑↓ scroll  p dump selected  K dump kernel",
         View::Events => "↑↓ scroll  space pause",
     };
-    format!("q quit  Tab/1-5 view  {keys}  ? help")
+    let replay = if s.replay.is_some() {
+        "  space pause replay  +/- speed"
+    } else {
+        ""
+    };
+    format!("q quit  Tab/1-5 view  {keys}{replay}  ? help")
 }
 
 /// A byte count in at most five characters: `512B`, `64K`, `1.5M`.
