@@ -6,7 +6,7 @@
 //! (owners, states, flags, exception and error names) come from
 //! [`probe_proto::names`].
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use probe_proto::names::{
     EventClasses, ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags,
@@ -270,10 +270,10 @@ fn memory_stats(m: &MemoryStats) -> String {
 fn page_event(kind: &str, e: &PageEvent) -> String {
     format!(
         "{kind} t={} addr={:#x} count={} ({}) owner={} caller={:#x}",
-        human_time(e.ts_us),
+        HumanTime(e.ts_us),
         e.addr,
         e.count,
-        human_bytes(frames_to_bytes(u64::from(e.count))),
+        HumanBytes(frames_to_bytes(u64::from(e.count))),
         e.owner,
         e.caller
     )
@@ -282,11 +282,11 @@ fn page_event(kind: &str, e: &PageEvent) -> String {
 fn map_event(kind: &str, e: &MapEvent) -> String {
     format!(
         "{kind} t={} space={:#x} virt={:#x} phys={:#x} size={} flags={} caller={:#x}",
-        human_time(e.ts_us),
+        HumanTime(e.ts_us),
         e.space,
         e.virt,
         e.phys,
-        human_bytes(e.size),
+        HumanBytes(e.size),
         PageFlagNames {
             flags: e.flags,
             page_size: e.size
@@ -298,10 +298,10 @@ fn map_event(kind: &str, e: &MapEvent) -> String {
 fn heap_event(kind: &str, e: &HeapEvent) -> String {
     format!(
         "{kind} t={} heap={} addr={:#x} size={} align={} key={:#x} caller={:#x}",
-        human_time(e.ts_us),
-        heap_name(e.pid, e.heap_id),
+        HumanTime(e.ts_us),
+        HeapName(e.pid, e.heap_id),
         e.addr,
-        human_bytes(e.size),
+        HumanBytes(e.size),
         e.align,
         e.key,
         e.caller
@@ -420,10 +420,18 @@ pub fn frames_to_bytes(frames: u64) -> u64 {
 
 /// A heap as `kernel#ID` (pid 0) or `pidN#ID`.
 pub fn heap_name(pid: u32, heap_id: u32) -> String {
-    if pid == KERNEL_PID {
-        format!("kernel#{heap_id}")
-    } else {
-        format!("pid{pid}#{heap_id}")
+    HeapName(pid, heap_id).to_string()
+}
+
+/// [`heap_name`] written in place.
+struct HeapName(u32, u32);
+
+impl fmt::Display for HeapName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            HeapName(KERNEL_PID, heap_id) => write!(f, "kernel#{heap_id}"),
+            HeapName(pid, heap_id) => write!(f, "pid{pid}#{heap_id}"),
+        }
     }
 }
 
@@ -511,23 +519,43 @@ fn pong(p: &Pong) -> String {
 
 /// Microseconds as seconds with all six decimals: the kernel's resolution.
 pub fn human_time(us: u64) -> String {
-    format!("{}.{:06}s", us / 1_000_000, us % 1_000_000)
+    HumanTime(us).to_string()
 }
 
 /// A byte count in binary units with one decimal (`639.0KiB`), or plain
 /// bytes below 1 KiB.
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes}B");
+    HumanBytes(bytes).to_string()
+}
+
+/// [`human_time`] written in place: the per-event lines use it so that
+/// each costs one allocation, not four.
+struct HumanTime(u64);
+
+impl fmt::Display for HumanTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
     }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
+}
+
+/// [`human_bytes`] written in place.
+struct HumanBytes(u64);
+
+impl fmt::Display for HumanBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        let bytes = self.0;
+        if bytes < 1024 {
+            return write!(f, "{bytes}B");
+        }
+        let mut value = bytes as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1024.0 && unit < UNITS.len() - 1 {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.1}{}", UNITS[unit])
     }
-    format!("{value:.1}{}", UNITS[unit])
 }
 
 fn feature_names(bits: u32) -> String {
