@@ -263,18 +263,54 @@ fn answer_own(com: &mut Com2, target: &mut Kernel, body: Option<&[u8]>, checksum
 /// inaccessible one (gdb asks again for the rest, and a short reply tells
 /// it where memory ends); `E0e` if the first is.
 fn read_hex(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
-    let mut fields = args.split(|&b| b == b',');
-    let (Some(addr), Some(len), None) = (
-        fields.next().and_then(conn::parse_hex),
-        fields.next().and_then(conn::parse_hex),
-        fields.next(),
-    ) else {
+    let Some((addr, len)) = addr_len(args) else {
         return conn::reply(com, b"E01");
     };
     let len = len.min(READ_HEX_MAX as u64) as usize;
     if len == 0 {
         return conn::reply(com, b"");
     }
+    reply_memory(com, target, addr, len, b"", |reply, chunk, n| {
+        reply.hex(&chunk.bytes()[..n]);
+    });
+}
+
+/// `xADDR,LEN`: `b` and the bytes, escaped, up to the first inaccessible
+/// one; `E0e` if the first is; `OK` for a length of 0 (how LLDB probes for
+/// the packet).
+fn read_binary(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
+    let Some((addr, len)) = addr_len(args) else {
+        return conn::reply(com, b"E01");
+    };
+    if len == 0 {
+        return conn::reply(com, b"OK");
+    }
+    let len = len.min(READ_BINARY_MAX as u64) as usize;
+    reply_memory(com, target, addr, len, b"b", |reply, chunk, n| {
+        reply.binary(chunk, n);
+    });
+}
+
+/// The `ADDR,LEN` arguments of `m` and `x`.
+fn addr_len(args: &[u8]) -> Option<(u64, u64)> {
+    let mut fields = args.split(|&b| b == b',');
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(addr), Some(len), None) => Some((conn::parse_hex(addr)?, conn::parse_hex(len)?)),
+        _ => None,
+    }
+}
+
+/// One long reply of `prefix` and then the `len` bytes at `addr`, read a
+/// chunk at a time and written by `put`, up to the first inaccessible
+/// byte; `E0e` if the first is.
+fn reply_memory(
+    com: &mut Com2,
+    target: &mut Kernel,
+    addr: u64,
+    len: usize,
+    prefix: &[u8],
+    put: impl Fn(&mut Reply<'_>, &Words<{ READ_CHUNK / 8 }>, usize),
+) {
     let mut chunk = Words::<{ READ_CHUNK / 8 }>::new();
     let mut want = len.min(READ_CHUNK);
     let mut n = target.read_memory(addr, &mut chunk.bytes_mut()[..want]);
@@ -282,56 +318,15 @@ fn read_hex(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
         return conn::reply(com, b"E0e");
     }
     let mut reply = Reply::start_long(com);
+    reply.raw(prefix);
     let mut done = 0;
     loop {
-        reply.hex(&chunk.bytes_mut()[..n]);
+        put(&mut reply, &chunk, n);
         done += n;
         if done == len || n < want {
             break;
         }
         want = (len - done).min(READ_CHUNK);
-        n = target.read_memory(
-            addr.wrapping_add(done as u64),
-            &mut chunk.bytes_mut()[..want],
-        );
-        if n == 0 {
-            break;
-        }
-    }
-    reply.finish();
-}
-
-/// `xADDR,LEN`: `b` and the bytes, escaped, up to the first inaccessible
-/// one; `E0e` if the first is; `OK` for a length of 0 (how LLDB probes for
-/// the packet).
-fn read_binary(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
-    let mut fields = args.split(|&b| b == b',');
-    let (Some(addr), Some(len), None) = (
-        fields.next().and_then(conn::parse_hex),
-        fields.next().and_then(conn::parse_hex),
-        fields.next(),
-    ) else {
-        return conn::reply(com, b"E01");
-    };
-    if len == 0 {
-        return conn::reply(com, b"OK");
-    }
-    let len = len.min(READ_BINARY_MAX as u64) as usize;
-    let mut chunk = Words::<{ READ_CHUNK / 8 }>::new();
-    let mut n = target.read_memory(addr, &mut chunk.bytes_mut()[..len.min(READ_CHUNK)]);
-    if n == 0 {
-        return conn::reply(com, b"E0e");
-    }
-    let mut reply = Reply::start_long(com);
-    reply.raw(b"b");
-    let mut done = 0;
-    loop {
-        reply.binary(&chunk, n);
-        done += n;
-        if done == len || n < READ_CHUNK {
-            break;
-        }
-        let want = (len - done).min(READ_CHUNK);
         n = target.read_memory(
             addr.wrapping_add(done as u64),
             &mut chunk.bytes_mut()[..want],

@@ -367,10 +367,8 @@ impl Heap {
             Err(HeapError::OutOfMemory) => {}
             result => return result,
         }
-        let target = self.grow_target(size, align)?;
-        let new_end = grow(target).ok_or(HeapError::OutOfMemory)?;
         // SAFETY: this function's contract.
-        unsafe { self.grow(new_end)? };
+        unsafe { self.grow_for(size, align, grow)? };
         self.alloc(size, align, tag)
     }
 
@@ -392,11 +390,28 @@ impl Heap {
             Err(HeapError::OutOfMemory) => {}
             result => return result,
         }
-        let target = self.grow_target(new_size, align)?;
+        // SAFETY: this function's contract.
+        unsafe { self.grow_for(new_size, align, grow)? };
+        self.realloc(ptr, new_size, align)
+    }
+
+    /// Asks `grow` once for the memory an allocation of `size` bytes
+    /// aligned to `align` needs, and takes what it gives.
+    ///
+    /// # Safety
+    ///
+    /// Every end `grow` returns satisfies the safety contract of
+    /// [`Heap::grow`].
+    unsafe fn grow_for(
+        &mut self,
+        size: usize,
+        align: usize,
+        grow: impl FnOnce(usize) -> Option<usize>,
+    ) -> Result<(), HeapError> {
+        let target = self.grow_target(size, align)?;
         let new_end = grow(target).ok_or(HeapError::OutOfMemory)?;
         // SAFETY: this function's contract.
-        unsafe { self.grow(new_end)? };
-        self.realloc(ptr, new_size, align)
+        unsafe { self.grow(new_end) }
     }
 
     /// Frees the block whose payload `ptr` points to.
