@@ -10,7 +10,9 @@
 //! programs started at boot: `demo` (the default without a self-test), `none`
 //! (the default with one), or a comma-separated list of program names),
 //! `checkevery=SECONDS` (run the check of every mapping against the frame
-//! allocator that often and send its findings; 0, the default, never).
+//! allocator that often and send its findings; 0, the default, never),
+//! `callsites=0|1` (record the call stack and time of every kernel-heap
+//! allocation for the leak scan; on by default).
 //! Unknown keys are kept so they can be reported, not silently dropped.
 #![forbid(unsafe_code)]
 
@@ -25,6 +27,8 @@ pub struct Options<'a> {
     pub red_zones: bool,
     /// Memory events on the telemetry link.
     pub mem_events: bool,
+    /// Call stacks of kernel-heap allocations recorded for the leak scan.
+    pub call_sites: bool,
     /// Seconds a stopped kernel waits for a silent debugger; 0 = forever.
     pub gdb_idle_s: u32,
     /// The `init=` workload as given (`None`: the default).
@@ -82,6 +86,7 @@ impl<'a> Options<'a> {
             selftest: None,
             red_zones: true,
             mem_events: true,
+            call_sites: true,
             gdb_idle_s: DEFAULT_GDB_IDLE_S,
             init: None,
             check_every_s: 0,
@@ -99,6 +104,7 @@ impl<'a> Options<'a> {
                 },
                 "redzones" => parse_bool(value).map(|on| opts.red_zones = on).is_some(),
                 "memevents" => parse_bool(value).map(|on| opts.mem_events = on).is_some(),
+                "callsites" => parse_bool(value).map(|on| opts.call_sites = on).is_some(),
                 "gdbidle" => value.parse().map(|s| opts.gdb_idle_s = s).is_ok(),
                 "checkevery" => value.parse().map(|s| opts.check_every_s = s).is_ok(),
                 "init" if !value.is_empty() => {
@@ -173,6 +179,7 @@ mod tests {
         assert!(o.red_zones && o.mem_events);
         let o = Options::parse("redzones=0 memevents=off");
         assert!(!o.red_zones && !o.mem_events);
+        assert!(Options::parse("").call_sites && !Options::parse("callsites=0").call_sites);
         assert_eq!(o.first_unknown, None);
         let o = Options::parse("redzones=maybe");
         assert!(o.red_zones);

@@ -2,6 +2,7 @@
 //! integration tests boot into them and check what the kernel reports.
 
 pub mod check_faults;
+mod kleak;
 mod mm;
 
 use crate::arch::{cpu, qemu};
@@ -71,6 +72,8 @@ pub fn run(name: &str) {
             let n = recurse(0);
             kerror!("recursion returned {n}: the stack guard is missing");
         }
+        // Blocks the kernel leak scan must report, and blocks it must not.
+        "kleak" => kleak::run(),
         "check-faults" => kinfo!("faults are injected once a program shares a frame"),
         _ => kerror!("unknown selftest {name:?}; running normally"),
     }

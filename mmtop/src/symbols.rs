@@ -354,6 +354,28 @@ impl Symbolizer {
         notes
     }
 
+    /// The call site of a kernel allocation's stack (return addresses,
+    /// innermost first, 0 past the last): the first frame that is not the
+    /// allocator's own (the heap, `GlobalAlloc`, `Box`, `Vec` and the rest
+    /// of `alloc` and `core`), with its name. Without names the innermost
+    /// frame is all there is to give.
+    pub fn call_site(&mut self, stack: &[u64]) -> Option<(u64, Option<String>)> {
+        let frames: Vec<u64> = stack.iter().copied().take_while(|&a| a != 0).collect();
+        let first = *frames.first()?;
+        if !self.is_confirmed() {
+            return Some((first, None));
+        }
+        let named: Vec<(u64, Option<String>)> = frames
+            .iter()
+            .map(|&a| (a, self.symbolize(a, Some(KERNEL_PID), true)))
+            .collect();
+        named
+            .iter()
+            .find(|(_, name)| name.as_deref().is_some_and(|n| !is_allocator_frame(n)))
+            .or(named.first())
+            .cloned()
+    }
+
     /// `addr` named: from the kernel ELF for a kernel-half address, from
     /// the debug image of process `pid`'s program for a ring-3 one.
     pub fn symbolize(&mut self, addr: u64, pid: Option<u32>, is_return: bool) -> Option<String> {
@@ -379,6 +401,24 @@ impl Symbolizer {
 
 /// The addresses in `msg` that can be named: (field, address, the process
 /// whose address space it is in if known, whether it is a return address).
+/// Whether a symbolized frame belongs to the allocation path rather than
+/// to the code that asked for memory.
+pub fn is_allocator_frame(symbol: &str) -> bool {
+    const PATHS: [&str; 10] = [
+        "__rustc::",
+        "alloc::",
+        "<alloc::",
+        "core::",
+        "<core::",
+        "__rust_",
+        "__rdl_",
+        "__rg_",
+        "kernel::memory::heap::",
+        "<kernel::memory::heap::",
+    ];
+    PATHS.iter().any(|p| symbol.starts_with(p))
+}
+
 fn addresses(msg: &Msg) -> Vec<(&'static str, u64, Option<u32>, bool)> {
     let kernel = Some(KERNEL_PID);
     match msg {
@@ -396,6 +436,12 @@ fn addresses(msg: &Msg) -> Vec<(&'static str, u64, Option<u32>, bool)> {
         Msg::Leak(l) | Msg::BlocksInUse(l) if l.pid == KERNEL_PID => {
             vec![("key", l.key, kernel, true)]
         }
+        Msg::KernelLeak(l) => l
+            .stack
+            .iter()
+            .take_while(|&&a| a != 0)
+            .map(|&a| ("stack", a, kernel, true))
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -403,6 +449,26 @@ fn addresses(msg: &Msg) -> Vec<(&'static str, u64, Option<u32>, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocator_frames_are_told_from_call_sites() {
+        for name in [
+            "alloc::boxed::Box<T>::new+0x1a (alloc/src/boxed.rs:260)",
+            "<alloc::alloc::Global as core::alloc::Allocator>::allocate+0x9",
+            "__rust_alloc+0x5",
+            "<kernel::memory::heap::KernelAllocator as core::alloc::global::GlobalAlloc>::alloc+0x33",
+            "kernel::memory::heap::kmalloc+0x20",
+        ] {
+            assert!(is_allocator_frame(name), "{name}");
+        }
+        for name in [
+            "kernel::selftest::kleak::leak_from_a+0x9",
+            "kernel::proc::spawn+0x100",
+            "<kernel::proc::Table as core::default::Default>::default+0x3",
+        ] {
+            assert!(!is_allocator_frame(name), "{name}");
+        }
+    }
 
     #[test]
     fn build_ids_are_found_between_other_bytes() {

@@ -89,6 +89,8 @@
 //! | 36 | `Settings` | [`Settings`]: log level and event classes | 1.3 |
 //! | 37 | `BlocksInUse` | [`Leak`]: blocks in use under one key of a live process | 1.3 |
 //! | 38 | `LeaksEnd` | [`LeaksEnd`]: end of a `Leaks` answer | 1.3 |
+//! | 39 | `KernelLeak` | [`KernelLeak`]: a kernel-heap block nothing references | 1.4 |
+//! | 40 | `LeakScanEnd` | [`LeakScanEnd`]: end of a kernel leak scan | 1.4 |
 //!
 //! Host to kernel ([`HostMsg`]):
 //!
@@ -104,13 +106,15 @@
 //! | 7 | `SetLogLevel { level }` | `Settings` | 1.3 |
 //! | 8 | `SetEvents { classes }` | `Settings` | 1.3 |
 //! | 9 | `Leaks { pid }` | per heap and key of that process (or every program for -1): `BlocksInUse`; then `LeaksEnd` | 1.3 |
+//! | 10 | `LeakScan { min_age_ms }` | a `KernelLeak` per unreferenced kernel-heap block at least that old; then `LeakScanEnd` | 1.4 |
 //!
 //! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
 //! Version 1.2 added processes (kernel variants 21 to 30, the `Processes`
 //! command). Version 1.3 added page-table dumps (kernel variants 31 to 33,
 //! the `PtDump` command) and the check of every mapping (34 and 35, after
-//! `Check`'s earlier answers).
+//! `Check`'s earlier answers). Version 1.4 added the kernel leak scan
+//! (kernel variants 39 and 40, the `LeakScan` command).
 //! Every 1.1 and 1.2 message fits a frame at its largest (all integers at
 //! their maximum, program names at the kernel's 32-byte limit), which the
 //! `largest_*` tests check; a name is the only unbounded field, and even a
@@ -137,4 +141,4 @@ pub use msg::*;
 pub use names::KERNEL_PID;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 3 };
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 4 };

@@ -143,6 +143,11 @@ pub enum KernelMsg<'a> {
     BlocksInUse(Leak),
     /// End of the answer to [`HostMsg::Leaks`]. Since 1.3.
     LeaksEnd(LeaksEnd),
+    /// One kernel-heap block the leak scan [`HostMsg::LeakScan`] found
+    /// unreferenced. Since 1.4.
+    KernelLeak(KernelLeak),
+    /// End of a kernel leak scan: its verdict and cost. Since 1.4.
+    LeakScanEnd(LeakScanEnd),
 }
 
 impl KernelMsg<'_> {
@@ -246,6 +251,8 @@ impl KernelMsg<'_> {
             KernelMsg::Settings(m) => KernelMsg::Settings(m),
             KernelMsg::BlocksInUse(m) => KernelMsg::BlocksInUse(m),
             KernelMsg::LeaksEnd(m) => KernelMsg::LeaksEnd(m),
+            KernelMsg::KernelLeak(m) => KernelMsg::KernelLeak(m),
+            KernelMsg::LeakScanEnd(m) => KernelMsg::LeakScanEnd(m),
         }
     }
 }
@@ -310,6 +317,14 @@ pub enum HostMsg {
     Leaks {
         /// The process, or `-1` for every program.
         pid: i64,
+    },
+    /// Ask for a scan of the kernel heap for blocks nothing points to (as
+    /// Linux's kmemleak does): one [`KernelMsg::KernelLeak`] per such block
+    /// at least `min_age_ms` old, then [`KernelMsg::LeakScanEnd`]. Since 1.4.
+    LeakScan {
+        /// Younger blocks are not reported: a pointer to a block just
+        /// allocated may still be only in a register.
+        min_age_ms: u32,
     },
 }
 
@@ -1240,4 +1255,72 @@ pub struct LeaksEnd {
     /// False if there was no such process, or a damaged heap header cut a
     /// walk short.
     pub complete: bool,
+}
+
+/// The minimum age of a reported leak when none is given (`mmtop leaks
+/// --scan`, `monitor kleak`): a block younger than this may be one whose
+/// pointer is still only in a register.
+pub const DEFAULT_MIN_AGE_MS: u32 = 1000;
+/// Return addresses a [`KernelLeak`] carries, innermost first.
+pub const LEAK_STACK_DEPTH: usize = 16;
+/// Payload bytes a [`KernelLeak`] shows.
+pub const LEAK_PREVIEW_BYTES: usize = 16;
+
+/// A kernel-heap block that no reference reaches: nothing in the kernel's
+/// data, its stacks or the blocks reachable from those points into it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KernelLeak {
+    /// The payload address.
+    pub addr: u64,
+    /// Bytes requested.
+    pub size: u64,
+    /// Milliseconds since it was allocated.
+    pub age_ms: u64,
+    /// Return addresses of its allocation, innermost (the allocator's own
+    /// frames) first; 0 past the last. All 0 when the call site was not
+    /// recorded (the kernel's table of call sites was full).
+    pub stack: [u64; LEAK_STACK_DEPTH],
+    /// Its first payload bytes (fewer are meaningful when `size` is
+    /// smaller; the rest are 0).
+    pub first_bytes: [u8; LEAK_PREVIEW_BYTES],
+    /// The previous scan reported it too.
+    pub confirmed: bool,
+}
+
+/// How a kernel leak scan ended.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LeakScanStatus {
+    /// The scan ran; its leaks were sent.
+    #[default]
+    Done,
+    /// Another scan was running (one started from the debugger while this
+    /// one was stopped); nothing was scanned.
+    Busy,
+    /// No frames for the scan's work area; nothing was scanned.
+    NoMemory,
+}
+
+/// End of a kernel leak scan.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LeakScanEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// Whether it ran.
+    pub status: LeakScanStatus,
+    /// The minimum age asked for.
+    pub min_age_ms: u32,
+    /// Kernel-heap blocks in use when it started.
+    pub blocks: u64,
+    /// Of those, blocks whose call site was not recorded (reported with an
+    /// empty stack if they leak).
+    pub untraced: u64,
+    /// Bytes of roots and reachable blocks read.
+    pub scanned_bytes: u64,
+    /// How long it took, start to verdict.
+    pub duration_us: u64,
+    /// [`KernelMsg::KernelLeak`]s sent.
+    pub leaks: u32,
+    /// Of those, reported by the previous scan too.
+    pub confirmed: u32,
 }

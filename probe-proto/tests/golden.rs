@@ -1,8 +1,9 @@
 //! Golden bytes: these pin the wire format documented in the crate docs.
 
 use probe_proto::{
-    CheckEnd, FrameDecoder, HeapBlock, HostMsg, KernelMsg, PROTOCOL_VERSION, ProcessHeap,
-    ProcessListEnd, PtRange, Region, Version, VmaKind, encode_frame, frame::MAX_FRAME,
+    CheckEnd, FrameDecoder, HeapBlock, HostMsg, KernelLeak, KernelMsg, LeakScanEnd, LeakScanStatus,
+    PROTOCOL_VERSION, ProcessHeap, ProcessListEnd, PtRange, Region, Version, VmaKind, encode_frame,
+    frame::MAX_FRAME,
 };
 
 /// The payload bytes of `msg`: its variant index, then its fields.
@@ -26,8 +27,8 @@ fn golden_ping_frame() {
 }
 
 #[test]
-fn protocol_version_is_1_3() {
-    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 3 });
+fn protocol_version_is_1_4() {
+    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 4 });
 }
 
 /// The 1.1 commands are appended after `Ping`: their variant indices are
@@ -142,4 +143,45 @@ fn golden_1_3_kernel_msg_bytes() {
         duration_us: 5,
     });
     assert_eq!(enc(&end), [0x23, 0x01, 0x01, 0x02, 0x03, 0x04, 0x00, 0x05]);
+}
+
+/// The 1.4 leak scan, byte by byte: the command (variant 10, then the age)
+/// and its end (variant 40; the status `Done` is variant 0).
+#[test]
+fn golden_1_4_leak_scan_bytes() {
+    assert_eq!(
+        enc(&HostMsg::LeakScan { min_age_ms: 1000 }),
+        [0x0a, 0xe8, 0x07]
+    );
+    let end = KernelMsg::LeakScanEnd(LeakScanEnd {
+        ts_us: 1,
+        status: LeakScanStatus::Done,
+        min_age_ms: 2,
+        blocks: 3,
+        untraced: 0,
+        scanned_bytes: 4,
+        duration_us: 5,
+        leaks: 6,
+        confirmed: 7,
+    });
+    assert_eq!(
+        enc(&end),
+        [0x28, 0x01, 0x00, 0x02, 0x03, 0x00, 0x04, 0x05, 0x06, 0x07]
+    );
+    // A leak: variant 39, three varints, 16 stack varints, 16 raw bytes,
+    // the flag.
+    let mut leak = KernelLeak {
+        addr: 1,
+        size: 2,
+        age_ms: 3,
+        confirmed: true,
+        ..KernelLeak::default()
+    };
+    leak.stack[0] = 4;
+    leak.first_bytes[0] = 0xab;
+    let bytes = enc(&KernelMsg::KernelLeak(leak));
+    assert_eq!(bytes.len(), 1 + 3 + 16 + 16 + 1);
+    assert_eq!(&bytes[..6], [0x27, 0x01, 0x02, 0x03, 0x04, 0x00]);
+    assert_eq!(bytes[20], 0xab);
+    assert_eq!(bytes[36], 0x01);
 }

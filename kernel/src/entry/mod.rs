@@ -41,7 +41,7 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         Ok(layout) => layout,
         Err(why) => panic!("kernel page tables: {why}"),
     };
-    if let Err(why) = memory::heap::init(opts.red_zones) {
+    if let Err(why) = memory::heap::init(opts.red_zones, opts.call_sites) {
         panic!("kernel heap: {why:?}");
     }
     gdb::init(opts.gdb_idle_s);

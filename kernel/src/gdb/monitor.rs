@@ -19,7 +19,7 @@ use crate::introspect::memory as report;
 use crate::introspect::processes::{try_listing, used_by_key};
 use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
 use crate::introspect::whatis::{self, HeapPlace};
-use crate::introspect::{check, heap_walk};
+use crate::introspect::{check, heap_walk, kleak};
 use crate::log::LineBuf;
 use crate::memory::heap::with_kernel_heap;
 use crate::mm::frame::{FRAME_SIZE, Frame};
@@ -27,7 +27,10 @@ use crate::mm::heap::BlockState;
 use crate::mm::paging::VirtAddr;
 use crate::mm::vma::{Vma, VmaKind};
 use crate::proc::{KERNEL_PID, Process, try_with_table};
-use probe_proto::names::{AuditLine, DumpSummary, FindingLine, PtRangeLine};
+use probe_proto::DEFAULT_MIN_AGE_MS;
+use probe_proto::names::{
+    AuditLine, DumpSummary, FindingLine, KernelLeakLine, LeakScanLine, PtRangeLine,
+};
 use probe_proto::{HeapBlock, KernelMsg, PtRange};
 
 /// Heap blocks `monitor heap` lists.
@@ -50,7 +53,11 @@ monitor commands of the in-kernel stub:
                   page tables as coalesced ranges with an audit
                   (default: the process the kernel stopped in; pid 0,
                   the kernel: both halves; a program: its user half)
-  leaks [PID]     blocks in use per heap and key (leaks if it ended now)";
+  leaks [PID]     blocks in use per heap and key (leaks if it ended now)
+  kleak [MIN_AGE_MS]
+                  scan the kernel heap for blocks nothing points to
+                  (default min age 1000 ms); `info symbol` names the
+                  call stack's addresses";
 
 /// Text rendered into a [`LineBuf`], for values that print several lines.
 trait ToLineBuf {
@@ -530,6 +537,17 @@ fn leaks(out: &mut ConsoleOutput<'_>, pid: Option<u32>) {
     }
 }
 
+/// Runs a kernel leak scan and prints each leak with its call stack.
+fn kleak(out: &mut ConsoleOutput<'_>, min_age_ms: u32) {
+    let end = kleak::scan(min_age_ms, |leak| {
+        say!(out, "{}", KernelLeakLine(leak));
+        for &ret in leak.stack.iter().take_while(|&&r| r != 0) {
+            say!(out, "    {ret:#x}");
+        }
+    });
+    say!(out, "{}", LeakScanLine(&end));
+}
+
 impl MonitorCmd for Kernel {
     fn handle_monitor_cmd(
         &mut self,
@@ -542,7 +560,7 @@ impl MonitorCmd for Kernel {
         let name = words.next().unwrap_or("help");
         let needs_locks = matches!(
             name,
-            "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks" | "ptdump"
+            "pmm" | "check" | "heap" | "whatis" | "ps" | "leaks" | "ptdump" | "kleak"
         );
         let Some(&stopped) = self.stopped_thread() else {
             say!(out, "no stop recorded");
@@ -609,6 +627,10 @@ impl MonitorCmd for Kernel {
                     leaks(out, Some(pid));
                 }
             }
+            ("kleak", word) => match word.map_or(Some(DEFAULT_MIN_AGE_MS), |w| w.parse().ok()) {
+                Some(min_age_ms) => kleak(out, min_age_ms),
+                None => say!(out, "kleak: the minimum age is a number of milliseconds"),
+            },
             ("loglevel", Some(word)) => match word.parse::<u8>() {
                 Ok(level @ 0..=3) => {
                     crate::log::set_level(level);

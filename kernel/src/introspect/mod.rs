@@ -1,5 +1,6 @@
 //! Introspection: every answer the host or the debugger can ask for
-//! (statistics, checks, heap walks, the process listing, leaks by key),
+//! (statistics, checks, heap walks, the process listing, leaks by key and
+//! the kernel leak scan),
 //! computed once here and returned as `probe-proto` values.
 //!
 //! This is the layer above `memory` and `proc`: it reads both and changes
@@ -10,6 +11,7 @@
 
 pub mod check;
 pub mod heap_walk;
+pub mod kleak;
 pub mod memory;
 pub mod processes;
 pub mod ptdump;

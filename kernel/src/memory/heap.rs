@@ -12,10 +12,12 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use crate::arch::x86_64::cpu;
+use crate::memory::call_sites::{self, CallSites};
 use crate::memory::virt::{self, KERNEL_DATA};
 use crate::memory::{events, phys};
 use crate::mm::frame::{FRAME_SIZE, Owner, PhysAddr};
 use crate::mm::heap::{BlockTag, Heap, HeapConfig, HeapError, HeapStats};
+use crate::mm::leak::CallStack;
 use crate::mm::paging::{PageFlags, VirtAddr};
 use crate::sync::IrqMutex;
 
@@ -304,11 +306,79 @@ fn grow_to(end: usize, target: usize, max: usize, flags: PageFlags) -> Option<us
     Some(want as usize)
 }
 
-static KERNEL_HEAP: IrqMutex<Option<VirtHeap>> = IrqMutex::new(None);
+/// The kernel heap and the call sites of its live blocks, under one lock
+/// so a block and its record come and go together.
+pub struct KernelHeap {
+    heap: VirtHeap,
+    /// `None` when `callsites=0` or the tables found no frames.
+    sites: Option<CallSites>,
+}
 
-/// Creates the kernel heap; allocations before this fail.
-pub fn init(red_zones: bool) -> Result<(), CreateHeapError> {
+impl KernelHeap {
+    /// The heap.
+    pub fn heap(&self) -> &VirtHeap {
+        &self.heap
+    }
+
+    /// The call-site records, if kept.
+    pub fn sites(&self) -> Option<&CallSites> {
+        self.sites.as_ref()
+    }
+
+    /// The call-site records, to mark what a scan reported.
+    pub fn sites_mut(&mut self) -> Option<&mut CallSites> {
+        self.sites.as_mut()
+    }
+
+    fn alloc(
+        &mut self,
+        size: usize,
+        align: usize,
+        zeroed: bool,
+        caller: u64,
+        stack: &CallStack,
+    ) -> Option<NonNull<u8>> {
+        let p = self.heap.alloc(size, align, caller, zeroed, caller).ok()?;
+        if let Some(sites) = &mut self.sites {
+            sites.record(p.addr().get() as u64, stack);
+        }
+        Some(p)
+    }
+
+    fn free(&mut self, ptr: NonNull<u8>, caller: u64) -> Result<(), HeapError> {
+        self.heap.free(ptr, caller)?;
+        if let Some(sites) = &mut self.sites {
+            sites.forget(ptr.addr().get() as u64);
+        }
+        Ok(())
+    }
+
+    fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        new_size: usize,
+        align: usize,
+        caller: u64,
+        stack: &CallStack,
+    ) -> Result<NonNull<u8>, HeapError> {
+        let new = self.heap.realloc(ptr, new_size, align, caller)?;
+        if let Some(sites) = &mut self.sites {
+            // A resize is a new allocation for the scan: its age and call
+            // site are the resize's.
+            sites.forget(ptr.addr().get() as u64);
+            sites.record(new.addr().get() as u64, stack);
+        }
+        Ok(new)
+    }
+}
+
+static KERNEL_HEAP: IrqMutex<Option<KernelHeap>> = IrqMutex::new(None);
+
+/// Creates the kernel heap, with call-site records when `call_sites`;
+/// allocations before this fail.
+pub fn init(red_zones: bool, call_sites: bool) -> Result<(), CreateHeapError> {
     RED_ZONES.store(red_zones, Ordering::Relaxed);
+    call_sites::set_enabled(call_sites);
     let heap = VirtHeap::new(
         KERNEL_PID,
         0,
@@ -318,17 +388,44 @@ pub fn init(red_zones: bool) -> Result<(), CreateHeapError> {
         KERNEL_DATA,
         red_zones,
     )?;
-    KERNEL_HEAP.with(|slot| *slot = Some(heap));
+    let sites = if call_sites {
+        let sites = CallSites::new();
+        if sites.is_none() {
+            call_sites::set_enabled(false);
+            kwarn!(
+                "no frames for the kernel heap's call-site records: leak scans name no call site"
+            );
+        }
+        sites
+    } else {
+        None
+    };
+    KERNEL_HEAP.with(|slot| *slot = Some(KernelHeap { heap, sites }));
     Ok(())
 }
 
 /// Runs `f` on the kernel heap, or returns `None` before [`init`].
 pub fn with_kernel_heap<R>(f: impl FnOnce(&mut VirtHeap) -> R) -> Option<R> {
+    KERNEL_HEAP.with(|slot| slot.as_mut().map(|k| f(&mut k.heap)))
+}
+
+/// Runs `f` on the kernel heap with its call-site records, or returns
+/// `None` before [`init`].
+pub fn with_kernel<R>(f: impl FnOnce(&mut KernelHeap) -> R) -> Option<R> {
     KERNEL_HEAP.with(|slot| slot.as_mut().map(f))
 }
 
+/// Runs `f` on the kernel heap with its call-site records unless someone
+/// holds its lock (the debugger may have stopped the kernel inside it):
+/// `None` then, or before [`init`].
+pub fn try_with_kernel<R>(f: impl FnOnce(&mut KernelHeap) -> R) -> Option<R> {
+    KERNEL_HEAP.try_with(|slot| slot.as_mut().map(f)).flatten()
+}
+
+#[inline(always)]
 fn kernel_alloc(size: usize, align: usize, zeroed: bool, caller: u64) -> Option<NonNull<u8>> {
-    with_kernel_heap(|h| h.alloc(size, align, caller, zeroed, caller).ok()).flatten()
+    let stack = call_sites::capture();
+    with_kernel(|k| k.alloc(size, align, zeroed, caller, &stack)).flatten()
 }
 
 /// Default alignment of the `kmalloc` family.
@@ -376,7 +473,8 @@ pub fn kcalloc(count: usize, size: usize) -> Option<NonNull<u8>> {
 #[inline(never)]
 pub fn krealloc(ptr: NonNull<u8>, new_size: usize) -> Result<NonNull<u8>, HeapError> {
     let caller = cpu::return_address();
-    with_kernel_heap(|h| h.realloc(ptr, new_size, KMALLOC_ALIGN, caller))
+    let stack = call_sites::capture();
+    with_kernel(|k| k.realloc(ptr, new_size, KMALLOC_ALIGN, caller, &stack))
         .unwrap_or(Err(HeapError::OutOfMemory))
 }
 
@@ -385,10 +483,9 @@ pub fn krealloc(ptr: NonNull<u8>, new_size: usize) -> Result<NonNull<u8>, HeapEr
 #[inline(never)]
 pub fn kfree(ptr: NonNull<u8>) -> Result<(), HeapError> {
     let caller = cpu::return_address();
-    let result =
-        with_kernel_heap(|h| h.free(ptr, caller)).unwrap_or(Err(HeapError::InvalidPointer {
-            addr: ptr.addr().get(),
-        }));
+    let result = with_kernel(|k| k.free(ptr, caller)).unwrap_or(Err(HeapError::InvalidPointer {
+        addr: ptr.addr().get(),
+    }));
     if let Err(e) = result {
         kerror!("kfree({:p}) from {caller:#x}: {e}", ptr);
     }
@@ -433,7 +530,7 @@ unsafe impl GlobalAlloc for KernelAllocator {
         let caller = cpu::caller_return_address();
         if let Some(p) = NonNull::new(ptr) {
             // A refused free is reported by the heap; nothing else to do.
-            let _ = with_kernel_heap(|h| h.free(p, caller));
+            let _ = with_kernel(|k| k.free(p, caller));
         }
     }
 
@@ -442,7 +539,8 @@ unsafe impl GlobalAlloc for KernelAllocator {
         let Some(p) = NonNull::new(ptr) else {
             return ptr::null_mut();
         };
-        with_kernel_heap(|h| h.realloc(p, new_size, layout.align(), caller).ok())
+        let stack = call_sites::capture();
+        with_kernel(|k| k.realloc(p, new_size, layout.align(), caller, &stack).ok())
             .flatten()
             .map_or(ptr::null_mut(), NonNull::as_ptr)
     }

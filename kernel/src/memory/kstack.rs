@@ -146,6 +146,17 @@ pub fn stack_guarded_by(addr: u64) -> Option<(u64, u64)> {
     Some((top - KERNEL_STACK_SIZE, top))
 }
 
+/// The stack `(bottom, top)` of the slot whose stack range holds `addr`
+/// (mapped or not: the caller knows it runs there).
+pub fn stack_containing(addr: u64) -> Option<(u64, u64)> {
+    let end = STACKS_START + MAX_KERNEL_STACKS as u64 * SLOT_STRIDE;
+    if !(STACKS_START..end).contains(&addr) || is_guard_page(addr) {
+        return None;
+    }
+    let top = STACKS_START + ((addr - STACKS_START) / SLOT_STRIDE + 1) * SLOT_STRIDE;
+    Some((top - KERNEL_STACK_SIZE, top))
+}
+
 /// Whether `addr` lies in the guard page of some kernel stack slot.
 pub fn is_guard_page(addr: u64) -> bool {
     let end = STACKS_START + MAX_KERNEL_STACKS as u64 * SLOT_STRIDE;

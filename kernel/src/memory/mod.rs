@@ -1,7 +1,8 @@
 //! The kernel's instances of the `mm` allocators, bound to real memory:
 //! the physical frame bitmap over the boot memory map ([`phys`]), the
 //! kernel's page tables and address spaces ([`virt`]), the kernel heap and
-//! further heaps ([`heap`]), kernel stacks ([`kstack`]), and the events
+//! further heaps ([`heap`]) with the call sites of the kernel heap's
+//! blocks ([`call_sites`]), kernel stacks ([`kstack`]), and the events
 //! they produce ([`events`]).
 //!
 //! `mm` holds the pure allocators and data structures, tested on the host
@@ -11,6 +12,7 @@
 //! reference. It imports `mm`, `arch`, `sync` and the telemetry link, never
 //! `proc` or anything above.
 
+pub mod call_sites;
 pub mod direct_map;
 pub mod events;
 pub mod heap;

@@ -282,3 +282,77 @@ pub fn with_frames<R>(f: impl FnOnce(&FrameBitmap<'static>, &mut [u64]) -> R) ->
 pub fn owner(frame: Frame) -> Option<Owner> {
     with_pmm(|pmm| pmm.owner(frame))
 }
+
+/// Types whose all-zero bytes are a valid value: plain integers and
+/// structs of them, which is what frame-backed tables hold.
+///
+/// # Safety
+/// Implement only for types where every field accepts all-zero bytes
+/// (no references, no `NonNull`, no enums without a zero variant).
+pub unsafe trait Zeroable: Sized {}
+
+// SAFETY: integers accept any bytes.
+unsafe impl Zeroable for u16 {}
+// SAFETY: as above.
+unsafe impl Zeroable for u32 {}
+// SAFETY: arrays of integers accept any bytes.
+unsafe impl<const N: usize> Zeroable for [u64; N] {}
+// SAFETY: integers and a `bool` (zero is `false`).
+unsafe impl Zeroable for crate::mm::leak::Trace {}
+// SAFETY: integers and a `bool` (zero is `false`).
+unsafe impl Zeroable for crate::mm::leak::Candidate {}
+
+/// A zeroed slice of `T` in frames of its own, reached through the direct
+/// map, for tables that must not live in the kernel heap; the frames go
+/// back when it is dropped, unless [`Self::leak`]ed.
+pub struct FrameSlice<T: Zeroable + 'static> {
+    frames: FrameRange,
+    slice: &'static mut [T],
+}
+
+impl<T: Zeroable + 'static> FrameSlice<T> {
+    /// `len` zeroed values in fresh contiguous frames charged to `owner`;
+    /// `None` without frames.
+    pub fn new(len: usize, owner: Owner) -> Option<Self> {
+        let bytes = (len * size_of::<T>()).max(1);
+        let nr = (bytes as u64).div_ceil(FRAME_SIZE);
+        let frames = alloc_contiguous(nr, 1, owner).ok()?;
+        let pa = frames.start_address();
+        // SAFETY: the frames were just allocated for this slice alone and
+        // are freed only by `drop`, which ends the slice too; they are
+        // page-aligned (enough for any `T`), and zeroed bytes are valid
+        // `T`s (`Zeroable`).
+        let slice = unsafe {
+            direct_map::zero(pa, (nr * FRAME_SIZE) as usize);
+            direct_map::slice_mut(pa, len)
+        };
+        Some(Self { frames, slice })
+    }
+
+    /// The slice, kept for the kernel's life: its frames are never freed.
+    pub fn leak(self) -> &'static mut [T] {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this` is never dropped, so its frames stay allocated
+        // and the slice is never used through `this` again.
+        unsafe { core::ptr::read(&this.slice) }
+    }
+}
+
+impl<T: Zeroable + 'static> core::ops::Deref for FrameSlice<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.slice
+    }
+}
+
+impl<T: Zeroable + 'static> core::ops::DerefMut for FrameSlice<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.slice
+    }
+}
+
+impl<T: Zeroable + 'static> Drop for FrameSlice<T> {
+    fn drop(&mut self) {
+        let _ = free_contiguous(self.frames);
+    }
+}

@@ -192,6 +192,24 @@ impl Table {
         self.current
     }
 
+    /// `(pid, saved stack pointer, top)` of the kernel stack of every
+    /// process switched away (all but the running one), the kernel task's
+    /// boot stack included: the live part of each is `[saved, top)`.
+    pub fn switched_stacks(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
+        let boot_top = crate::arch::x86_64::boot::boot_stack().1;
+        self.procs
+            .values()
+            .filter(|p| p.pid != self.current)
+            .filter_map(move |p| {
+                let top = match &p.kstack {
+                    Some(stack) => stack.top(),
+                    None if p.pid == KERNEL_PID => boot_top,
+                    None => return None,
+                };
+                (p.saved_rsp != 0 && p.saved_rsp < top).then_some((p.pid, p.saved_rsp, top))
+            })
+    }
+
     /// The running process.
     pub fn current(&mut self) -> &mut Process {
         let pid = self.current;
@@ -262,6 +280,14 @@ impl Drop for Transit {
 /// is (retry a moment later).
 pub fn with_settled_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
     TABLE.with(|t| (IN_TRANSIT.load(Ordering::Relaxed) == 0).then(|| f(t)))
+}
+
+/// Runs `f` on the settled process table (see [`with_settled_table`])
+/// unless someone holds it: `None` when it is held or unsettled.
+pub fn try_with_settled_table<R>(f: impl FnOnce(&mut Table) -> R) -> Option<R> {
+    TABLE
+        .try_with(|t| (IN_TRANSIT.load(Ordering::Relaxed) == 0).then(|| f(t)))
+        .flatten()
 }
 
 /// Runs `f` on the process table unless someone holds it: the debugger may

@@ -11,7 +11,7 @@ use probe_proto::{
 use super::link::{send_waiting, take_requests};
 use crate::introspect::heap_walk::{self, WALK_BATCH};
 use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
-use crate::introspect::{check, memory, processes};
+use crate::introspect::{check, kleak, memory, processes};
 use crate::memory::heap::with_kernel_heap;
 use crate::time;
 
@@ -39,6 +39,12 @@ pub fn serve_requests() {
                 send_settings();
             }
             HostMsg::Leaks { pid } => send_blocks_in_use(pid),
+            HostMsg::LeakScan { min_age_ms } => {
+                let end = kleak::scan(min_age_ms, |leak| {
+                    send_waiting(&KernelMsg::KernelLeak(*leak));
+                });
+                send_waiting(&KernelMsg::LeakScanEnd(end));
+            }
             // Answered by the link itself.
             HostMsg::Resync | HostMsg::Ping { .. } => {}
         }

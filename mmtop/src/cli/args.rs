@@ -253,9 +253,20 @@ pub struct LeaksArgs {
     /// Where the kernel is.
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Only this program.
+    /// Only this program's blocks in use (with --scan: and the scan).
     #[arg(short = 'p', long, value_name = "PID")]
     pub pid: Option<u32>,
+    /// Scan the kernel heap for blocks nothing points to (without --pid:
+    /// only that; with neither, both the scan and every program).
+    #[arg(short = 's', long)]
+    pub scan: bool,
+    /// Blocks younger than this are not reported by the scan.
+    #[arg(long, value_name = "MS", default_value_t = probe_proto::DEFAULT_MIN_AGE_MS)]
+    pub min_age: u32,
+    /// The kernel ELF that names call sites (default target/kernel.elf
+    /// when it exists); used only once the kernel's Hello confirms it.
+    #[arg(long, value_name = "PATH")]
+    pub elf: Option<std::path::PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod check;
 pub mod control;
+pub mod leaks;
 pub mod log;
 pub mod ping;
 pub mod ps;
@@ -34,6 +35,8 @@ pub const EXIT_PROTOCOL: u8 = 3;
 pub const EXIT_INCONSISTENT: u8 = 4;
 /// `mmtop ps --pid N`: the kernel has no process N.
 pub const EXIT_NO_PROCESS: u8 = 5;
+/// `mmtop leaks`: the kernel leak scan reported a leak.
+pub const EXIT_LEAK: u8 = 6;
 
 /// A subcommand's exit status: `Ok` when it ran to its end, `Err` when it
 /// stopped short (having said why on its error stream).
@@ -59,7 +62,7 @@ pub fn main() -> ExitCode {
         Command::Diff(args) => ptdump::diff(args, &mut out, &mut err),
         Command::Loglevel(args) => control::loglevel(args, &mut out, &mut err),
         Command::Events(args) => control::events(args, &mut out, &mut err),
-        Command::Leaks(args) => control::leaks(args, &mut out, &mut err),
+        Command::Leaks(args) => leaks::run(args, &mut out, &mut err),
         Command::Top(args) => crate::ui::run(args, &mut err),
         Command::Record(args) => record::run(args, &mut err),
     };

@@ -32,6 +32,8 @@ pub struct Session<'a> {
     deadline: Instant,
     /// The protocol version the kernel said Hello with.
     pub version: Version,
+    /// That Hello, for a symbolizer to confirm its ELF with.
+    pub hello: Option<Msg>,
 }
 
 impl<'a> Session<'a> {
@@ -55,6 +57,7 @@ impl<'a> Session<'a> {
             started,
             deadline: started + timeout,
             version: Version { major: 0, minor: 0 },
+            hello: None,
         };
         session.resync(command, since, err)?;
         Ok(session)
@@ -84,6 +87,7 @@ impl<'a> Session<'a> {
                 return Err(EXIT_PROTOCOL);
             }
             self.version = hello.version;
+            self.hello = Some(Msg::Hello(hello.clone()));
             if hello.features & features::HOST_COMMANDS == 0 {
                 let _ = writeln!(
                     err,

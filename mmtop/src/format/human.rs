@@ -9,8 +9,8 @@
 use std::fmt::{self, Write as _};
 
 use probe_proto::names::{
-    EventClasses, ExceptionWord, FindingLine, KERNEL_PID, PageFaultCause, PageFlagNames, PtFlags,
-    PtRangeLine, VmaFlags, vector,
+    EventClasses, ExceptionWord, FindingLine, KERNEL_PID, KernelLeakLine, LeakScanLine,
+    PageFaultCause, PageFlagNames, PtFlags, PtRangeLine, VmaFlags, vector,
 };
 use probe_proto::{
     Exception, ExitReason, FrameCheck, FrameErrorEvent, HeapBlock, HeapCheck, HeapErrorEvent,
@@ -105,6 +105,12 @@ pub fn human(msg: &Msg) -> String {
             e.pid,
             e.processes,
             e.complete
+        ),
+        Msg::KernelLeak(l) => format!("kernel_{}", KernelLeakLine(l)),
+        Msg::LeakScanEnd(e) => format!(
+            "leak_scan_end t={} {}",
+            human_time(e.ts_us),
+            LeakScanLine(e)
         ),
     }
 }

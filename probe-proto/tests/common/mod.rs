@@ -10,7 +10,8 @@ use std::borrow::Cow;
 use probe_proto::{
     EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
     FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind,
-    HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, Leak, Log, LogLevel,
+    HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelLeak, KernelMsg,
+    LEAK_PREVIEW_BYTES, LEAK_STACK_DEPTH, Leak, LeakScanEnd, LeakScanStatus, Log, LogLevel,
     MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, PageFault, Panic, Pong, ProcState,
     ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
     Text, Version, VmaKind,
@@ -75,6 +76,53 @@ pub fn kernel_msg() -> impl Strategy<Value = KernelMsg<'static>> {
         8 => kernel_msg_1_0(),
         13 => kernel_msg_1_1(),
         10 => kernel_msg_1_2(),
+        2 => kernel_msg_1_4(),
+    ]
+}
+
+/// The [`KernelMsg`] variants added in protocol 1.4: the kernel leak scan.
+pub fn kernel_msg_1_4() -> impl Strategy<Value = KernelMsg<'static>> {
+    let status = prop_oneof![
+        Just(LeakScanStatus::Done),
+        Just(LeakScanStatus::Busy),
+        Just(LeakScanStatus::NoMemory),
+    ];
+    prop_oneof![
+        (
+            any::<[u64; 4]>(),
+            any::<[u64; LEAK_STACK_DEPTH]>(),
+            any::<[u8; LEAK_PREVIEW_BYTES]>(),
+            any::<bool>()
+        )
+            .prop_map(|([addr, size, age_ms, _], stack, first_bytes, confirmed)| {
+                KernelMsg::KernelLeak(KernelLeak {
+                    addr,
+                    size,
+                    age_ms,
+                    stack,
+                    first_bytes,
+                    confirmed,
+                })
+            }),
+        (status, any::<[u64; 5]>(), any::<[u32; 3]>()).prop_map(
+            |(
+                status,
+                [ts_us, blocks, untraced, scanned_bytes, duration_us],
+                [min_age_ms, leaks, confirmed],
+            )| {
+                KernelMsg::LeakScanEnd(LeakScanEnd {
+                    ts_us,
+                    status,
+                    min_age_ms,
+                    blocks,
+                    untraced,
+                    scanned_bytes,
+                    duration_us,
+                    leaks,
+                    confirmed,
+                })
+            }
+        ),
     ]
 }
 
@@ -368,6 +416,7 @@ pub fn host_msg() -> impl Strategy<Value = HostMsg> {
         Just(HostMsg::Check),
         (any::<u32>(), any::<u32>()).prop_map(|(pid, heap_id)| HostMsg::HeapWalk { pid, heap_id }),
         prop_oneof![Just(-1i64), any::<i64>()].prop_map(|pid| HostMsg::Processes { pid }),
+        any::<u32>().prop_map(|min_age_ms| HostMsg::LeakScan { min_age_ms }),
     ]
 }
 

@@ -154,6 +154,63 @@ pub fn caller_return_address() -> u64 {
     unsafe { ((saved + 8) as *const u64).read() }
 }
 
+/// The stack pointer (rsp) where this is inlined.
+#[inline(always)]
+pub fn stack_pointer() -> u64 {
+    let rsp: u64;
+    // SAFETY: reads rsp only.
+    unsafe { asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    rsp
+}
+
+/// Fills `out` with the return addresses of the frames above the function
+/// this is inlined into, innermost first, by following saved frame
+/// pointers; returns how many it found. `stack` is the `(bottom, top)` of
+/// the stack the caller runs on: the walk stops at the first frame pointer
+/// that leaves it, is misaligned or does not move up, so a frame without
+/// one ends the trace early rather than reading elsewhere.
+#[inline(always)]
+pub fn backtrace(stack: (u64, u64), out: &mut [u64]) -> usize {
+    let (bottom, top) = stack;
+    let mut rbp = frame_pointer();
+    let mut n = 0;
+    while n < out.len() && rbp >= bottom && rbp.saturating_add(16) <= top && rbp.is_multiple_of(8) {
+        // SAFETY: `rbp..rbp + 16` lies in the caller's stack, checked just
+        // above, and stacks stay mapped while code runs on them.
+        let (saved, ret) =
+            unsafe { ((rbp as *const u64).read(), ((rbp + 8) as *const u64).read()) };
+        if ret == 0 {
+            break;
+        }
+        out[n] = ret;
+        n += 1;
+        if saved <= rbp {
+            break;
+        }
+        rbp = saved;
+    }
+    n
+}
+
+/// The callee-saved registers (rbx, rbp, r12..r15) as they are where this
+/// is inlined: for a scan that must see pointers a caller keeps only in a
+/// register.
+#[inline(always)]
+pub fn callee_saved_registers() -> [u64; 6] {
+    let mut regs = [0u64; 6];
+    // SAFETY: stores six registers into `regs`, which is 48 bytes and
+    // writable; no register or flag is changed.
+    unsafe {
+        asm!(
+            "mov [{p}], rbx", "mov [{p} + 8], rbp", "mov [{p} + 16], r12",
+            "mov [{p} + 24], r13", "mov [{p} + 32], r14", "mov [{p} + 40], r15",
+            p = in(reg) regs.as_mut_ptr(),
+            options(nostack, preserves_flags)
+        )
+    };
+    regs
+}
+
 /// Runs `f` with interrupts off and supervisor write protection (CR0.WP)
 /// lifted, so the kernel may write pages mapped read-only: how a read-only
 /// heap's owner updates it while every other write to it faults.
