@@ -123,3 +123,55 @@ fn process_monitor_commands_show_memtest() {
         _ => None,
     });
 }
+
+/// `monitor kleak` runs the same scan as `mmtop leaks --scan`: against
+/// `selftest=kleak` it lists exactly the logged leaks, each with its call
+/// stack, new the first time and confirmed the second.
+#[test]
+fn monitor_kleak_lists_the_injected_leaks() {
+    let cfg = QemuConfig {
+        append: "memevents=0 selftest=kleak".into(),
+        ..Default::default()
+    };
+    let mut qemu = Qemu::start("gdb-kleak", &cfg);
+    let _link = qemu.connect_telemetry();
+    qemu.wait_debug_log("kleak: leaks made");
+    let leaked: Vec<String> = qemu
+        .debug_log()
+        .lines()
+        .filter_map(|l| l.split_once("leaked: addr=").map(|(_, r)| r))
+        .map(|r| r.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(leaked.len(), 6);
+    let port = qemu.com2_port.expect("COM2 configured");
+    let cmds: Vec<String> = [
+        "set pagination off".to_string(),
+        format!("target remote 127.0.0.1:{port}"),
+        "monitor kleak 0".into(),
+        "monitor kleak 0".into(),
+        "monitor kleak x".into(),
+        "detach".into(),
+    ]
+    .into();
+    let out = run_gdb(&cmds);
+    for addr in &leaked {
+        for state in ["new", "confirmed"] {
+            let want = format!("leak {addr} ");
+            assert!(
+                out.lines()
+                    .any(|l| l.starts_with(&want) && l.contains(&format!(" {state} "))),
+                "{want}... {state} in:\n{out}"
+            );
+        }
+    }
+    let leak_lines = out.lines().filter(|l| l.starts_with("leak 0x")).count();
+    assert_eq!(leak_lines, 12, "six leaks, twice:\n{out}");
+    assert!(out.contains("kernel leak scan: 6 leaks (0 confirmed)"), "{out}");
+    assert!(out.contains("kernel leak scan: 6 leaks (6 confirmed)"), "{out}");
+    // Each leak's stack follows it, one return address a line.
+    assert!(out.lines().any(|l| l.starts_with("    0xffffffff8")), "{out}");
+    assert!(
+        out.contains("kleak: the minimum age is a number of milliseconds"),
+        "{out}"
+    );
+}
