@@ -74,6 +74,8 @@ pub fn run(name: &str) {
         }
         // Blocks the kernel leak scan must report, and blocks it must not.
         "kleak" => kleak::run(),
+        // Megabytes for the leak scan to walk; the cost of call sites.
+        "kleak-load" => kleak::load(),
         "check-faults" => kinfo!("faults are injected once a program shares a frame"),
         _ => kerror!("unknown selftest {name:?}; running normally"),
     }

@@ -1262,7 +1262,7 @@ pub struct LeaksEnd {
 /// pointer is still only in a register.
 pub const DEFAULT_MIN_AGE_MS: u32 = 1000;
 /// Return addresses a [`KernelLeak`] carries, innermost first.
-pub const LEAK_STACK_DEPTH: usize = 16;
+pub const LEAK_STACK_DEPTH: usize = 8;
 /// Payload bytes a [`KernelLeak`] shows.
 pub const LEAK_PREVIEW_BYTES: usize = 16;
 

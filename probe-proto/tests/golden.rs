@@ -168,7 +168,7 @@ fn golden_1_4_leak_scan_bytes() {
         enc(&end),
         [0x28, 0x01, 0x00, 0x02, 0x03, 0x00, 0x04, 0x05, 0x06, 0x07]
     );
-    // A leak: variant 39, three varints, 16 stack varints, 16 raw bytes,
+    // A leak: variant 39, three varints, 8 stack varints, 16 raw bytes,
     // the flag.
     let mut leak = KernelLeak {
         addr: 1,
@@ -180,8 +180,8 @@ fn golden_1_4_leak_scan_bytes() {
     leak.stack[0] = 4;
     leak.first_bytes[0] = 0xab;
     let bytes = enc(&KernelMsg::KernelLeak(leak));
-    assert_eq!(bytes.len(), 1 + 3 + 16 + 16 + 1);
+    assert_eq!(bytes.len(), 1 + 3 + 8 + 16 + 1);
     assert_eq!(&bytes[..6], [0x27, 0x01, 0x02, 0x03, 0x04, 0x00]);
-    assert_eq!(bytes[20], 0xab);
-    assert_eq!(bytes[36], 0x01);
+    assert_eq!(bytes[12], 0xab);
+    assert_eq!(bytes[28], 0x01);
 }

@@ -166,10 +166,19 @@ fn monitor_kleak_lists_the_injected_leaks() {
     }
     let leak_lines = out.lines().filter(|l| l.starts_with("leak 0x")).count();
     assert_eq!(leak_lines, 12, "six leaks, twice:\n{out}");
-    assert!(out.contains("kernel leak scan: 6 leaks (0 confirmed)"), "{out}");
-    assert!(out.contains("kernel leak scan: 6 leaks (6 confirmed)"), "{out}");
+    assert!(
+        out.contains("kernel leak scan: 6 leaks (0 confirmed)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("kernel leak scan: 6 leaks (6 confirmed)"),
+        "{out}"
+    );
     // Each leak's stack follows it, one return address a line.
-    assert!(out.lines().any(|l| l.starts_with("    0xffffffff8")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("    0xffffffff8")),
+        "{out}"
+    );
     assert!(
         out.contains("kleak: the minimum age is a number of milliseconds"),
         "{out}"

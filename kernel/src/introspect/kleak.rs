@@ -42,9 +42,6 @@ use crate::time;
 /// start another.
 static SCANNING: AtomicBool = AtomicBool::new(false);
 
-/// Words read at a time from memory that may change under the scan.
-const CHUNK_WORDS: usize = 64;
-
 /// Scans the kernel heap for unreferenced blocks at least `min_age_ms`
 /// old, calls `report` for each, and returns the verdict.
 pub fn scan(min_age_ms: u32, mut report: impl FnMut(&KernelLeak)) -> LeakScanEnd {
@@ -221,29 +218,29 @@ fn scan_running_stack(marker: &mut Marker<'_>) {
     scan_range(marker, rsp, top);
 }
 
-/// Shows `marker` every aligned word of `[start, end)`.
-fn scan_range(marker: &mut Marker<'_>, start: u64, end: u64) {
-    let mut at = start.next_multiple_of(8);
-    let mut buf = [0u64; CHUNK_WORDS];
-    while at + 8 <= end {
-        let n = (((end - at) / 8) as usize).min(CHUNK_WORDS);
-        read_words(at, &mut buf[..n]);
-        marker.scan_words(&buf[..n]);
-        at += n as u64 * 8;
-    }
-}
-
-/// Reads `out.len()` words at `addr`, which the scan knows to be mapped:
-/// the kernel's data, a live stack, or a block inside the kernel heap's
-/// region (which never shrinks).
+/// Shows `marker` every aligned word of `[start, end)`, which the scan
+/// knows to be mapped: the kernel's data, a live stack, or a block inside
+/// the kernel heap's region (which never shrinks). The loop is the scan's
+/// hot path: one load and a range test a word, the search only for words
+/// that land in the heap.
 #[allow(unsafe_code)]
-fn read_words(addr: u64, out: &mut [u64]) {
-    for (i, w) in out.iter_mut().enumerate() {
+fn scan_range(marker: &mut Marker<'_>, start: u64, end: u64) {
+    let (lo, hi) = marker.bounds();
+    let mut at = start.next_multiple_of(8) as *const u64;
+    let stop = (end & !7) as *const u64;
+    let words = (stop as u64).saturating_sub(at as u64) / 8;
+    while at < stop {
         // SAFETY: mapped kernel memory, per the callers; volatile because
-        // other code (interrupt handlers) may write it meanwhile, and a
-        // torn or stale word only makes the scan conservative.
-        *w = unsafe { ((addr + 8 * i as u64) as *const u64).read_volatile() };
+        // interrupt handlers may write it meanwhile, and a torn or stale
+        // word only makes the scan conservative.
+        let w = unsafe { at.read_volatile() };
+        if w >= lo && w < hi {
+            marker.mark(w);
+        }
+        // SAFETY: stays within `[start, end)` or one past it.
+        at = unsafe { at.add(1) };
     }
+    marker.add_scanned(words);
 }
 
 /// Reads `out.len()` bytes of a kernel-heap block at `addr`.

@@ -18,7 +18,7 @@ use crate::mm::frame::Owner;
 use crate::mm::leak::{CallStack, STACK_DEPTH, StackDepot, StackId, Trace, TraceTable};
 use crate::time;
 
-/// Distinct call stacks kept (128 bytes each).
+/// Distinct call stacks kept (64 bytes each).
 const DEPOT_STACKS: usize = 2048;
 /// Slots of the depot's hash index.
 const DEPOT_INDEX: usize = 4096;
@@ -72,7 +72,7 @@ pub struct CallSites {
 }
 
 impl CallSites {
-    /// Sets the tables aside (about half a MiB, never freed); `None`
+    /// Sets the tables aside (392 KiB, never freed); `None`
     /// without frames.
     pub fn new() -> Option<Self> {
         let stacks = FrameSlice::<CallStack>::new(DEPOT_STACKS, Owner::KernelHeap)?.leak();

@@ -4,7 +4,7 @@
 //!
 //! - [`StackDepot`] interns call stacks: each distinct stack is kept once
 //!   and a block names it by a 16-bit [`StackId`], as Linux's stack depot
-//!   does, so recording a stack per block costs two bytes, not 128.
+//!   does, so recording a stack per block costs two bytes, not 64.
 //! - [`TraceTable`] maps a live block's payload address to its [`Trace`]
 //!   (stack, birth time, whether the last scan reported it). It sits beside
 //!   the heap rather than in each block's header, so the allocator and its

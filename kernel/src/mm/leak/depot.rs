@@ -1,9 +1,11 @@
 //! Call stacks kept once each, named by a small id.
 
-/// Return addresses kept per stack; kmemleak keeps 16 too. Debug builds
-/// put up to a dozen allocator frames (`Vec::push` down to
-/// `GlobalAlloc::alloc`) between a call site and the heap.
-pub const STACK_DEPTH: usize = 16;
+/// Return addresses kept per stack, as many as a leak report carries.
+/// The allocator's own frames come first (`GlobalAlloc::alloc`,
+/// `__rust_alloc`, `Box::new`...; the precompiled `alloc` crate's have no
+/// frame pointers and drop out of the walk), then the call site and its
+/// callers.
+pub const STACK_DEPTH: usize = probe_proto::LEAK_STACK_DEPTH;
 
 /// Return addresses, innermost first; unused slots are 0.
 pub type CallStack = [u64; STACK_DEPTH];
@@ -29,9 +31,11 @@ pub struct StackDepot<'a> {
 
 /// A 64-bit mix of the stack's words (FxHash's multiply-rotate).
 fn hash(stack: &CallStack) -> u64 {
-    stack.iter().fold(0u64, |h, &w| {
-        (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95)
-    })
+    let mut h = 0u64;
+    for &w in stack {
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    h
 }
 
 impl<'a> StackDepot<'a> {

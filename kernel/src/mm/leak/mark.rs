@@ -53,9 +53,26 @@ impl<'a> Marker<'a> {
     #[inline]
     pub fn scan_word(&mut self, word: u64) {
         self.scanned_words += 1;
-        if word < self.lo || word >= self.hi {
-            return;
+        if word >= self.lo && word < self.hi {
+            self.mark(word);
         }
+    }
+
+    /// `[lo, hi)`: no word outside it points into a block. A caller that
+    /// reads memory itself tests this first and calls [`Self::mark`] only
+    /// for the words inside (the few that may be pointers), then counts
+    /// the words with [`Self::add_scanned`].
+    pub fn bounds(&self) -> (u64, u64) {
+        (self.lo, self.hi)
+    }
+
+    /// Counts `words` read by a caller that tested [`Self::bounds`] itself.
+    pub fn add_scanned(&mut self, words: u64) {
+        self.scanned_words += words;
+    }
+
+    /// Marks the block `word` points into, if any (see [`Self::bounds`]).
+    pub fn mark(&mut self, word: u64) {
         // The last block starting at or below `word`.
         let i = self.blocks.partition_point(|b| b.start <= word);
         let Some(i) = i.checked_sub(1) else { return };

@@ -82,17 +82,22 @@ impl<'a> TraceTable<'a> {
     /// Records `trace` (replacing one at the same address).
     pub fn insert(&mut self, trace: Trace) -> Result<(), TraceTableFull> {
         debug_assert_ne!(trace.addr, 0);
-        if let Some(slot) = self.find(trace.addr) {
-            self.slots[slot] = trace;
-            return Ok(());
+        let mask = self.mask();
+        let mut slot = home(trace.addr, mask);
+        // One probe: the entry for this address or the empty slot that
+        // ends its run.
+        loop {
+            match self.slots[slot].addr {
+                0 => break,
+                a if a == trace.addr => {
+                    self.slots[slot] = trace;
+                    return Ok(());
+                }
+                _ => slot = (slot + 1) & mask,
+            }
         }
         if self.len >= self.slots.len() / 8 * 7 {
             return Err(TraceTableFull);
-        }
-        let mask = self.mask();
-        let mut slot = home(trace.addr, mask);
-        while self.slots[slot].addr != 0 {
-            slot = (slot + 1) & mask;
         }
         self.slots[slot] = trace;
         self.len += 1;
