@@ -189,6 +189,11 @@ pub struct TopArgs {
     /// unix:target/com1.sock.
     #[arg(short = 'c', long = "connect", value_name = "ADDR")]
     pub connect: Option<Address>,
+    /// The kernel ELF that names the callers in event lines (default
+    /// target/kernel.elf when it exists); used only once the kernel's
+    /// Hello confirms it.
+    #[arg(long, value_name = "PATH")]
+    pub elf: Option<std::path::PathBuf>,
     /// Replay of a recording.
     #[command(flatten)]
     pub replay: ReplayArgs,

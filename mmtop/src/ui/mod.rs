@@ -25,6 +25,7 @@ use crate::cli::{EXIT_CONNECT, EXIT_OK, Status};
 use crate::event::spawn_link_reader;
 use crate::link::recording::{ReplayControl, ReplayOptions};
 use crate::link::{Address, Link, LinkWriter};
+use crate::symbols::Symbolizer;
 pub use state::{Action, AppEvent, State, update};
 
 /// How often the TUI polls the kernel, samples rates and retries a lost link.
@@ -100,7 +101,8 @@ pub fn run(args: &TopArgs, err: &mut dyn Write) -> Status {
         control: (!address.is_live())
             .then(|| ReplayControl::new(Some(args.replay.speed.unwrap_or(1.0)))),
     };
-    let result = event_loop(&mut terminal, &address, &replay, color, &tx, &rx);
+    let symbols = Symbolizer::new(args.elf.as_deref());
+    let result = event_loop(&mut terminal, &address, &replay, color, symbols, &tx, &rx);
     ratatui::restore();
     result.map_err(|e| {
         let _ = writeln!(err, "mmtop: terminal: {e}");
@@ -145,10 +147,12 @@ fn event_loop(
     address: &Address,
     replay: &ReplayOptions,
     color: bool,
+    symbols: Symbolizer,
     tx: &Sender<AppEvent>,
     rx: &Receiver<AppEvent>,
 ) -> std::io::Result<()> {
     let mut state = State::new(address.to_string(), color);
+    state.symbols = symbols;
     state.replay = replay.control.clone();
     let mut writer = None;
     let mut next_tick = Instant::now();

@@ -16,9 +16,10 @@ use probe_proto::{
 use crate::Msg;
 use crate::decode::DecodeError;
 use crate::event::LinkEvent;
-use crate::format::human;
+use crate::format::Format;
 use crate::link::recording::ReplayControl;
 use crate::procs::{ListingBuilder, Program};
+use crate::symbols::Symbolizer;
 
 /// Lines of the event log kept in memory.
 pub const EVENT_LOG_CAP: usize = 5000;
@@ -246,6 +247,8 @@ pub struct State {
     pub ptdump: PtDump,
     /// Pause and speed when the link is a recording being replayed.
     pub replay: Option<Arc<ReplayControl>>,
+    /// Names for the addresses in event lines (off without an ELF).
+    pub symbols: Symbolizer,
 }
 
 /// One input of the TUI.
@@ -318,6 +321,7 @@ impl State {
             check: CheckReport::default(),
             ptdump: PtDump::default(),
             replay: None,
+            symbols: Symbolizer::off(),
         }
     }
 
@@ -520,8 +524,16 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
         }
         _ => {}
     }
+    // A warning about the ELF (missing, not the running kernel) goes into
+    // the log: the screen is the only place to say it.
+    let mut warning = Vec::new();
+    state.symbols.observe(&msg, &mut warning);
+    for line in String::from_utf8_lossy(&warning).lines() {
+        state.push_log(line.to_string());
+    }
     if log {
-        state.push_log(human(&msg));
+        let notes = state.symbols.annotate(&msg);
+        state.push_log(Format::Human.annotated_line(&msg, &notes));
     }
     actions
 }
