@@ -15,11 +15,13 @@
 //! - [`threads`]: processes as threads, read at every stop;
 //! - [`debugreg`]: hardware breakpoints and watchpoints (DR0–DR7);
 //! - [`memory`]: page-table-checked memory access;
+//! - [`lldb`]: LLDB's queries (register layout, triple, thread names);
 //! - [`monitor`]: `monitor` commands (`help`, `pmm`, `check`, `heap`,
 //!   `whatis`, `loglevel`).
 
 mod conn;
 mod debugreg;
+mod lldb;
 mod memory;
 mod monitor;
 mod session;
