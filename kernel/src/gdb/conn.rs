@@ -560,11 +560,12 @@ pub enum Rx<'a> {
 ///
 /// gdbstub's `target.xml` names the feature `org.gnu.gdb.i386.sse` and
 /// lists no registers: gdb knows that name and uses its own description of
-/// the registers, but LLDB 14, given a description, uses it and never asks
-/// `qRegisterInfo`, so it has no registers at all (no pc: no frames, no
-/// backtrace). A client that asked `qHostInfo` (LLDB) is therefore told
-/// that descriptions are not supported ([`FEATURES`] is kept and answered
-/// empty) and reads the layout through `qRegisterInfo` instead.
+/// the registers. LLDB 14 takes the empty description first and, though it
+/// then reads the layout through `qRegisterInfo`, finds no pc in it: no
+/// frames, no backtrace, "invalid frame" for `register read`. A client
+/// that asked `qHostInfo` (LLDB) is therefore told that descriptions are
+/// not supported ([`FEATURES`] is kept and answered empty), and
+/// `qRegisterInfo` alone describes its registers.
 pub struct Intercept {
     state: RxState,
     packet: [u8; RX_PACKET_MAX],

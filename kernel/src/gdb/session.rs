@@ -12,9 +12,10 @@
 //!
 //! While stopped, received bytes pass through [`Intercept`] first: it
 //! hands gdbstub its packets and keeps those the stub answers itself
-//! (`x`, the binary memory read gdbstub 0.7 lacks, and `qkernel.blast`,
-//! the link benchmark), and marks `qSupported` so its reply also
-//! advertises `binary-upload+`.
+//! (`x`, the binary memory read gdbstub 0.7 lacks, in gdb's or LLDB's
+//! form; `m`; LLDB's `jThreadsInfo`; `target.xml` for LLDB, which must not
+//! get one; and `qkernel.blast`, the link benchmark), and marks
+//! `qSupported` so its reply also advertises `binary-upload+`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
