@@ -49,6 +49,7 @@ start: deps kernel
 	@rm -f $(MMTOP_SOCK)
 	@echo "telemetry (COM1): unix:$(MMTOP_SOCK)    -> mmtop log --connect unix:$(MMTOP_SOCK)"
 	@echo "gdb stub  (COM2): tcp:127.0.0.1:$(GDB_PORT) -> gdb $(KERNEL_ELF) -ex 'target remote 127.0.0.1:$(GDB_PORT)'"
+	@echo "                                      or lldb $(KERNEL_ELF) -o 'gdb-remote 127.0.0.1:$(GDB_PORT)'"
 	@echo "kernel log:       $(DEBUGCON_LOG)"
 	$(QEMU) $(QEMU_ARGS)
 

@@ -1,10 +1,27 @@
 #!/bin/sh
 # Installs the system tools the workflow needs when they are missing:
-# QEMU (x86_64 system emulator), GNU gdb, socat and tmux, with apt-get.
+# QEMU (x86_64 system emulator), GNU gdb, LLDB, socat and tmux, with apt-get.
 set -e
+# LLDB may be installed under a versioned name only (lldb-14, ...).
+have_lldb() {
+    command -v lldb >/dev/null 2>&1 && return 0
+    old_ifs=$IFS
+    IFS=:
+    for dir in $PATH; do
+        for bin in "$dir"/lldb-[0-9]*; do
+            case "$bin" in
+            *-server* | *-argdumper* | *-instr* | *-vscode* | *-dap*) ;;
+            *) [ -x "$bin" ] && IFS=$old_ifs && return 0 ;;
+            esac
+        done
+    done
+    IFS=$old_ifs
+    return 1
+}
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 command -v gdb >/dev/null 2>&1 || missing="$missing gdb"
+have_lldb || missing="$missing lldb"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 [ -z "$missing" ] && exit 0

@@ -316,6 +316,20 @@ impl<'a> Reply<'a> {
         self.raw_summed(&bytes[run..], sum.take());
     }
 
+    /// Payload bytes with `#`, `$`, `}` and `*` escaped, as in
+    /// [`binary`](Self::binary): text that may hold them (JSON).
+    pub fn escaped(&mut self, bytes: &[u8]) {
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if is_escaped(b) {
+                self.raw(&bytes[run..i]);
+                self.raw(&[b'}', b ^ 0x20]);
+                run = i + 1;
+            }
+        }
+        self.raw(&bytes[run..]);
+    }
+
     /// `data` as hex digits, two a byte, 32 bytes of text at a time.
     pub fn hex(&mut self, data: &[u8]) {
         for piece in data.chunks(32) {
@@ -339,6 +353,14 @@ impl<'a> Reply<'a> {
         }
         self.com.watching = false;
         self.com.dropping = false;
+    }
+}
+
+/// Formatted text goes out escaped.
+impl core::fmt::Write for Reply<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.escaped(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -473,11 +495,19 @@ pub const READ_BINARY: &[u8] = b"x";
 /// Body of the hex memory read the stub answers itself (instead of
 /// gdbstub, whose `m` has no bound): `mADDR,LEN`.
 pub const READ_HEX: &[u8] = b"m";
+/// Body of LLDB's query for every thread's name and stop state, which the
+/// stub answers itself (gdbstub has no such packet): `jThreadsInfo`.
+pub const THREADS_INFO: &[u8] = b"jThreadsInfo";
 /// Body of the link benchmark: `qkernel.blast:LEN` answers LEN filler
 /// bytes as fast as the transmit path goes.
 pub const BLAST: &[u8] = b"qkernel.blast:";
 /// gdbstub answers `qSupported`; its reply gets [`SUPPORTED_EXTRA`].
 const SUPPORTED: &[u8] = b"qSupported";
+/// LLDB's first question about the target; gdb never asks it. It tells
+/// the stub to keep `target.xml` from this client (see [`Intercept`]).
+const HOST_INFO: &[u8] = b"qHostInfo";
+/// A read of a target description (`target.xml` and what it includes).
+pub const FEATURES: &[u8] = b"qXfer:features:read:";
 /// gdbstub answers `Hg` (select the thread for registers and memory);
 /// the stub notes the choice too (see [`Intercept::take_selection`]).
 const SELECT: &[u8] = b"Hg";
@@ -526,7 +556,16 @@ pub enum Rx<'a> {
 /// answered with an error; `-` from gdb (it got a damaged reply) is
 /// dropped, since gdbstub treats it as fatal and gdb repeats its request
 /// anyway. Packets the stub answers itself ([`READ_BINARY`], [`READ_HEX`],
-/// [`BLAST`]) are kept; the rest go to gdbstub whole.
+/// [`BLAST`], [`THREADS_INFO`]) are kept; the rest go to gdbstub whole.
+///
+/// gdbstub's `target.xml` names the feature `org.gnu.gdb.i386.sse` and
+/// lists no registers: gdb knows that name and uses its own description of
+/// the registers. LLDB 14 takes the empty description first and, though it
+/// then reads the layout through `qRegisterInfo`, finds no pc in it: no
+/// frames, no backtrace, "invalid frame" for `register read`. A client
+/// that asked `qHostInfo` (LLDB) is therefore told that descriptions are
+/// not supported ([`FEATURES`] is kept and answered empty), and
+/// `qRegisterInfo` alone describes its registers.
 pub struct Intercept {
     state: RxState,
     packet: [u8; RX_PACKET_MAX],
@@ -536,6 +575,8 @@ pub struct Intercept {
     sum: u8,
     /// The packet just passed was an `Hg`.
     selection: bool,
+    /// The client asked `qHostInfo` since its `qSupported`: it is LLDB.
+    lldb: bool,
 }
 
 impl Intercept {
@@ -548,6 +589,7 @@ impl Intercept {
             overflow: false,
             sum: 0,
             selection: false,
+            lldb: false,
         }
     }
 
@@ -622,9 +664,10 @@ impl Intercept {
         let digits = [self.packet[self.len - 2], self.packet[self.len - 1]];
         let checksum_ok = parse_hex_byte(digits) == Some(self.sum);
         let body = &self.packet[1..self.len - 3];
-        let own = [READ_BINARY, READ_HEX, BLAST]
+        let own = [READ_BINARY, READ_HEX, BLAST, THREADS_INFO]
             .iter()
-            .any(|prefix| body.starts_with(prefix));
+            .any(|prefix| body.starts_with(prefix))
+            || (self.lldb && body.starts_with(FEATURES));
         if !checksum_ok || own {
             return Rx::Own {
                 body: Some(body),
@@ -632,7 +675,9 @@ impl Intercept {
             };
         }
         self.selection = body.starts_with(SELECT);
+        self.lldb |= body == HOST_INFO;
         if body == SUPPORTED || body.starts_with(b"qSupported:") {
+            self.lldb = false;
             Rx::PassSupported(&self.packet[..self.len])
         } else {
             Rx::Pass(&self.packet[..self.len])

@@ -1,6 +1,7 @@
 //! The in-kernel GDB remote stub on COM2, KGDB-style, built on `gdbstub`.
 //!
-//! `gdb kernel.elf -ex 'target remote HOST:PORT'` attaches at any time:
+//! `gdb kernel.elf -ex 'target remote HOST:PORT'` (or `lldb kernel.elf -o
+//! 'gdb-remote HOST:PORT'`) attaches at any time:
 //! the first packet stops the kernel (COM2 interrupt) and gdb sees the
 //! interrupted code. Processes are gdb threads; memory is read in the
 //! address space of the selected one. Breakpoints (software and hardware), watchpoints,
@@ -15,11 +16,13 @@
 //! - [`threads`]: processes as threads, read at every stop;
 //! - [`debugreg`]: hardware breakpoints and watchpoints (DR0–DR7);
 //! - [`memory`]: page-table-checked memory access;
+//! - [`lldb`]: LLDB's queries (register layout, triple, thread names);
 //! - [`monitor`]: `monitor` commands (`help`, `pmm`, `check`, `heap`,
 //!   `whatis`, `loglevel`).
 
 mod conn;
 mod debugreg;
+mod lldb;
 mod memory;
 mod monitor;
 mod session;

@@ -12,19 +12,21 @@
 //!
 //! While stopped, received bytes pass through [`Intercept`] first: it
 //! hands gdbstub its packets and keeps those the stub answers itself
-//! (`x`, the binary memory read gdbstub 0.7 lacks, and `qkernel.blast`,
-//! the link benchmark), and marks `qSupported` so its reply also
-//! advertises `binary-upload+`.
+//! (`x`, the binary memory read gdbstub 0.7 lacks, in gdb's or LLDB's
+//! form; `m`; LLDB's `jThreadsInfo`; `target.xml` for LLDB, which must not
+//! get one; and `qkernel.blast`, the link benchmark), and marks
+//! `qSupported` so its reply also advertises `binary-upload+`.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use gdbstub::common::Signal;
+use gdbstub::common::{Signal, Tid};
 use gdbstub::stub::state_machine::GdbStubStateMachine;
 use gdbstub::stub::{DisconnectReason, GdbStubBuilder, MultiThreadStopReason};
 use spin::Mutex;
 
 use super::conn::{self, Com2, Intercept, Reply, Rx, Words};
 use super::debugreg::{DebugRegs, Kind};
+use super::lldb;
 use super::note;
 use super::target::Kernel;
 use crate::arch::x86_64::trap::{RFLAGS_RF, RFLAGS_TF, TrapFrame};
@@ -64,6 +66,39 @@ struct Session {
     /// agreed on, replayed into a machine made afresh.
     supported: [u8; SUPPORTED_KEPT],
     supported_len: usize,
+    /// The form of `x` replies this client reads.
+    reads: BinaryReads,
+}
+
+/// The form of the client's binary memory reads (`x`). gdb (16 and later)
+/// expects `b` before the data, so that an empty read differs from an
+/// unsupported packet; LLDB's `x`, older than gdb's, has no prefix, and
+/// LLDB 14 reading gdb's form sees every byte one place late. LLDB probes
+/// with `x0,0` and takes `OK` to mean its own form (and `b` or an error to
+/// mean gdb's); gdb never asks for 0 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BinaryReads {
+    /// gdb's form, until a probe asks for LLDB's.
+    Gdb,
+    /// The client's `qSupported` announced `binary-upload+`: it knows
+    /// gdb's form, and its probe is answered in it.
+    Announced,
+    /// The client probed and was answered `OK`: no prefix.
+    Lldb,
+}
+
+impl BinaryReads {
+    /// What a client's `qSupported` packet says it reads.
+    fn from_supported(packet: &[u8]) -> Self {
+        let announced = packet
+            .split(|&b| matches!(b, b':' | b';' | b'#'))
+            .any(|feature| feature == b"binary-upload+");
+        if announced {
+            Self::Announced
+        } else {
+            Self::Gdb
+        }
+    }
 }
 
 /// Taken only from trap context (interrupts off) and only with `try_lock`:
@@ -75,6 +110,7 @@ static SESSION: Mutex<Session> = Mutex::new(Session {
     rx: Intercept::new(),
     supported: [0; SUPPORTED_KEPT],
     supported_len: 0,
+    reads: BinaryReads::Gdb,
 });
 
 /// Silence (ms) after which a stopped session is given up; 0 = never.
@@ -127,6 +163,7 @@ fn end(session: &mut Session) {
     session.machine = None;
     session.rx = Intercept::new();
     session.supported_len = 0;
+    session.reads = BinaryReads::Gdb;
     session.target.forget_session();
 }
 
@@ -149,6 +186,7 @@ fn receive(session: &mut Session, byte: u8) {
         rx,
         supported,
         supported_len,
+        reads,
     } = session;
     let ok = match rx.accept(byte) {
         Rx::Hold => true,
@@ -158,6 +196,7 @@ fn receive(session: &mut Session, byte: u8) {
                 kept.copy_from_slice(bytes);
                 *supported_len = bytes.len();
             }
+            *reads = BinaryReads::from_supported(bytes);
             if let Some(m) = machine.as_mut() {
                 conn_of(m).splice_into_next_reply(conn::SUPPORTED_EXTRA);
             }
@@ -165,7 +204,7 @@ fn receive(session: &mut Session, byte: u8) {
         }
         Rx::Own { body, checksum_ok } => {
             if let Some(GdbStubStateMachine::Idle(m)) = machine.as_mut() {
-                answer_own(m.borrow_conn(), target, body, checksum_ok);
+                answer_own(m.borrow_conn(), target, reads, body, checksum_ok);
             }
             true
         }
@@ -240,7 +279,13 @@ fn feed(machine: &mut Option<Machine>, target: &mut Kernel, bytes: &[u8]) -> boo
 /// Answers a packet the stub handles itself: a bad checksum asks gdb to
 /// send it again; one too long to be any of them is an error. Acks stay on
 /// for the whole session (see `Kernel::use_no_ack_mode`).
-fn answer_own(com: &mut Com2, target: &mut Kernel, body: Option<&[u8]>, checksum_ok: bool) {
+fn answer_own(
+    com: &mut Com2,
+    target: &mut Kernel,
+    reads: &mut BinaryReads,
+    body: Option<&[u8]>,
+    checksum_ok: bool,
+) {
     if !checksum_ok {
         com.put(b'-');
         com.send();
@@ -251,11 +296,22 @@ fn answer_own(com: &mut Com2, target: &mut Kernel, body: Option<&[u8]>, checksum
         return conn::reply(com, b"E01");
     };
     if let Some(args) = body.strip_prefix(conn::READ_BINARY) {
-        read_binary(com, target, args);
+        read_binary(com, target, reads, args);
     } else if let Some(args) = body.strip_prefix(conn::READ_HEX) {
         read_hex(com, target, args);
     } else if let Some(args) = body.strip_prefix(conn::BLAST) {
         blast(com, args);
+    } else if body.starts_with(conn::FEATURES) {
+        // LLDB: "not supported", so that it asks `qRegisterInfo`.
+        conn::reply(com, b"");
+    } else if body == conn::THREADS_INFO {
+        let mut reply = Reply::start(com);
+        // Writing to a reply cannot fail.
+        let _ = lldb::write_threads_info(target, &mut reply);
+        reply.finish();
+    } else {
+        // A longer name that merely starts like one of the stub's own.
+        conn::reply(com, b"");
     }
 }
 
@@ -275,18 +331,26 @@ fn read_hex(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
     });
 }
 
-/// `xADDR,LEN`: `b` and the bytes, escaped, up to the first inaccessible
-/// one; `E0e` if the first is; `OK` for a length of 0 (how LLDB probes for
-/// the packet).
-fn read_binary(com: &mut Com2, target: &mut Kernel, args: &[u8]) {
+/// `xADDR,LEN`: the bytes, escaped, up to the first inaccessible one,
+/// after a `b` unless the client reads LLDB's form (see [`BinaryReads`]);
+/// `E0e` if the first is. A length of 0 is LLDB's probe.
+fn read_binary(com: &mut Com2, target: &mut Kernel, reads: &mut BinaryReads, args: &[u8]) {
     let Some((addr, len)) = addr_len(args) else {
         return conn::reply(com, b"E01");
     };
     if len == 0 {
+        if *reads == BinaryReads::Announced {
+            return conn::reply(com, b"b");
+        }
+        *reads = BinaryReads::Lldb;
         return conn::reply(com, b"OK");
     }
+    let prefix: &[u8] = match reads {
+        BinaryReads::Lldb => b"",
+        BinaryReads::Gdb | BinaryReads::Announced => b"b",
+    };
     let len = len.min(READ_BINARY_MAX as u64) as usize;
-    reply_memory(com, target, addr, len, b"b", |reply, chunk, n| {
+    reply_memory(com, target, addr, len, prefix, |reply, chunk, n| {
         reply.binary(chunk, n);
     });
 }
@@ -425,6 +489,7 @@ fn stop_loop(session: &mut Session) {
                     tid,
                     signal: Signal::SIGSTOP,
                 };
+                session.target.report(tid, Signal::SIGSTOP);
                 let step = m.report_stop(&mut session.target, reason);
                 advance(session, step);
             }
@@ -479,8 +544,10 @@ fn feed_running(session: &mut Session, m: Machine, byte: u8) -> bool {
     let step = m.incoming_data(&mut session.target, byte);
     advance(session, step);
     if let Some(GdbStubStateMachine::CtrlCInterrupt(m)) = session.machine.take() {
+        let tid = session.target.stopped_tid();
+        session.target.report(tid, Signal::SIGINT);
         let reason = StopReason::SignalWithThread {
-            tid: session.target.stopped_tid(),
+            tid,
             signal: Signal::SIGINT,
         };
         let step = m.interrupt_handled(&mut session.target, Some(reason));
@@ -542,11 +609,25 @@ fn stop(frame: &mut TrapFrame, reason: impl FnOnce(&mut Kernel) -> StopReason) -
     };
     session.target.stopped_at(frame);
     let why = reason(&mut session.target);
+    if let Some((tid, signal)) = thread_and_signal(&why) {
+        session.target.report(tid, signal);
+    }
     let step = m.report_stop(&mut session.target, why);
     advance(session, step);
     stop_loop(session);
     *frame = session.target.frame;
     true
+}
+
+/// The thread a stop reply names and the signal it gives.
+fn thread_and_signal(reason: &StopReason) -> Option<(Tid, Signal)> {
+    match *reason {
+        StopReason::SwBreak(tid) | StopReason::HwBreak(tid) | StopReason::Watch { tid, .. } => {
+            Some((tid, Signal::SIGTRAP))
+        }
+        StopReason::SignalWithThread { tid, signal } => Some((tid, signal)),
+        _ => None,
+    }
 }
 
 /// `int3`: a breakpoint the stub planted (reported with RIP back on it) or

@@ -17,8 +17,11 @@ use gdbstub::target::ext::breakpoints::{
     Breakpoints, BreakpointsOps, HwBreakpoint, HwBreakpointOps, HwWatchpoint, HwWatchpointOps,
     SwBreakpoint, SwBreakpointOps, WatchKind,
 };
+use gdbstub::target::ext::host_info::HostInfoOps;
+use gdbstub::target::ext::lldb_register_info_override::LldbRegisterInfoOverrideOps;
 use gdbstub::target::ext::memory_map::{MemoryMap, MemoryMapOps};
 use gdbstub::target::ext::monitor_cmd::MonitorCmdOps;
+use gdbstub::target::ext::process_info::ProcessInfoOps;
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 use gdbstub_arch::x86::X86_64_SSE;
@@ -65,6 +68,9 @@ pub struct Kernel {
     /// The thread gdb selected for registers and memory (`Hg`), kept here
     /// too for the packets the stub answers itself.
     selected: Tid,
+    /// The thread and signal of the last stop reply (SIGTRAP for a
+    /// debugger's first stop), which LLDB asks for again in `jThreadsInfo`.
+    reported: (Tid, Signal),
 }
 
 impl Kernel {
@@ -101,6 +107,7 @@ impl Kernel {
             hw: DebugRegs::new(),
             threads: Threads::new(),
             selected: tid_of(KERNEL_PID),
+            reported: (tid_of(KERNEL_PID), Signal::SIGTRAP),
         }
     }
 
@@ -110,6 +117,23 @@ impl Kernel {
         self.frame = *frame;
         self.threads.capture();
         self.selected = self.stopped_tid();
+        // What gdbstub answers `?` with; a reported stop says otherwise.
+        self.reported = (self.selected, Signal::SIGTRAP);
+    }
+
+    /// The stop reply about to go out names thread `tid` and `signal`.
+    pub fn report(&mut self, tid: Tid, signal: Signal) {
+        self.reported = (tid, signal);
+    }
+
+    /// The thread and signal of the last stop reply.
+    pub fn reported(&self) -> (Tid, Signal) {
+        self.reported
+    }
+
+    /// Every thread of this stop, the stopped one first.
+    pub fn threads(&self) -> impl Iterator<Item = &Thread> {
+        self.threads.iter()
     }
 
     /// The thread the kernel stopped in.
@@ -246,6 +270,21 @@ impl Target for Kernel {
     }
 
     fn support_memory_map(&mut self) -> Option<MemoryMapOps<'_, Self>> {
+        Some(self)
+    }
+
+    // LLDB's queries, answered in `lldb.rs`.
+    fn support_lldb_register_info_override(
+        &mut self,
+    ) -> Option<LldbRegisterInfoOverrideOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_host_info(&mut self) -> Option<HostInfoOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_process_info(&mut self) -> Option<ProcessInfoOps<'_, Self>> {
         Some(self)
     }
 

@@ -54,6 +54,11 @@ impl Thread {
         tid_of(self.pid.unwrap_or(KERNEL_PID))
     }
 
+    /// Its process's name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
     /// The text `info threads` shows beside it, e.g. `pid 3 worker,
     /// sleeping`.
     pub fn describe(&self, out: &mut impl Write) -> core::fmt::Result {
