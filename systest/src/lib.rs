@@ -22,6 +22,39 @@ use probe_proto::{FrameDecoder, HostMsg, KernelMsg, encode_frame};
 pub mod rsp;
 pub mod tmux;
 
+/// One `... PREFIX key=value key=value ...` line of the kernel's log, as
+/// the scenarios write what they did (`leaked: addr=0x... size=N`).
+#[derive(Debug, Clone)]
+pub struct LoggedLine(String);
+
+impl LoggedLine {
+    /// Every line of `log` that contains `prefix`, from just after it.
+    pub fn all(log: &str, prefix: &str) -> Vec<LoggedLine> {
+        log.lines()
+            .filter_map(|l| l.split_once(prefix))
+            .map(|(_, rest)| LoggedLine(rest.to_string()))
+            .collect()
+    }
+
+    /// The value of `key` (`key=` included in the name, e.g. `"size="`).
+    pub fn field(&self, key: &str) -> &str {
+        self.0
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key} in {:?}", self.0))
+    }
+
+    /// The value of `key` as a number, hex when it starts with `0x`.
+    pub fn number(&self, key: &str) -> u64 {
+        let value = self.field(key);
+        match value.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => value.parse(),
+        }
+        .unwrap_or_else(|e| panic!("{key}{value} is not a number: {e}"))
+    }
+}
+
 /// How long any single condition may take before a test fails.
 pub const DEADLINE: Duration = Duration::from_secs(90);
 

@@ -3,7 +3,7 @@
 //! what memtest made, a bad pid answers an error, and the kernel runs on.
 
 use probe_proto::{HostMsg, KernelMsg};
-use systest::{DEADLINE, Qemu, QemuConfig, Telemetry, run_gdb};
+use systest::{DEADLINE, LoggedLine, Qemu, QemuConfig, Telemetry, run_gdb};
 
 fn boot() -> (Qemu, Telemetry) {
     let cfg = QemuConfig {
@@ -136,11 +136,9 @@ fn monitor_kleak_lists_the_injected_leaks() {
     let mut qemu = Qemu::start("gdb-kleak", &cfg);
     let _link = qemu.connect_telemetry();
     qemu.wait_debug_log("kleak: leaks made");
-    let leaked: Vec<String> = qemu
-        .debug_log()
-        .lines()
-        .filter_map(|l| l.split_once("leaked: addr=").map(|(_, r)| r))
-        .map(|r| r.split_whitespace().next().unwrap().to_string())
+    let leaked: Vec<String> = LoggedLine::all(&qemu.debug_log(), "leaked: ")
+        .iter()
+        .map(|l| l.field("addr=").to_string())
         .collect();
     assert_eq!(leaked.len(), 6);
     let port = qemu.com2_port.expect("COM2 configured");

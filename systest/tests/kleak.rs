@@ -10,22 +10,13 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use systest::{Qemu, QemuConfig, kernel_elf, run_mmtop};
+use systest::{LoggedLine, Qemu, QemuConfig, kernel_elf, run_mmtop};
 
 /// `(addr, size)` of each `PREFIX addr=0x... size=N` line of the log.
 fn logged(log: &str, prefix: &str) -> BTreeSet<(u64, u64)> {
-    log.lines()
-        .filter_map(|l| l.split_once(prefix).map(|(_, rest)| rest))
-        .map(|rest| {
-            let field = |key: &str| {
-                rest.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .unwrap()
-                    .to_string()
-            };
-            let addr = u64::from_str_radix(field("addr=").trim_start_matches("0x"), 16).unwrap();
-            (addr, field("size=").parse().unwrap())
-        })
+    LoggedLine::all(log, prefix)
+        .iter()
+        .map(|l| (l.number("addr="), l.number("size=")))
         .collect()
 }
 

@@ -4,7 +4,7 @@
 //! `ProcessExit` counts them, as the program's own log says.
 
 use probe_proto::KernelMsg;
-use systest::{DEADLINE, Qemu, QemuConfig};
+use systest::{DEADLINE, LoggedLine, Qemu, QemuConfig};
 
 #[test]
 fn the_leak_report_at_exit_matches_exactly_what_leaker_forgot() {
@@ -23,23 +23,9 @@ fn the_leak_report_at_exit_matches_exactly_what_leaker_forgot() {
 
     // `leaker: leaking key=3 addr=0x... size=96`, one line a forgotten block.
     let log = qemu.debug_log();
-    let forgotten: Vec<(u64, u64, u64)> = log
-        .lines()
-        .filter_map(|l| l.split_once("leaker: leaking ").map(|(_, rest)| rest))
-        .map(|rest| {
-            let field = |key: &str| {
-                rest.split_whitespace()
-                    .find_map(|w| w.strip_prefix(key))
-                    .unwrap()
-                    .to_string()
-            };
-            let addr = u64::from_str_radix(field("addr=").trim_start_matches("0x"), 16).unwrap();
-            (
-                field("key=").parse().unwrap(),
-                addr,
-                field("size=").parse().unwrap(),
-            )
-        })
+    let forgotten: Vec<(u64, u64, u64)> = LoggedLine::all(&log, "leaker: leaking ")
+        .iter()
+        .map(|l| (l.number("key="), l.number("addr="), l.number("size=")))
         .collect();
     assert!(!forgotten.is_empty(), "leaker forgets blocks:\n{log}");
 

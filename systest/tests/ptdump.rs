@@ -9,7 +9,7 @@ use probe_proto::names::pt;
 use probe_proto::{HostMsg, KernelMsg, PtDumpEnd, PtRange};
 use serde_json::Value;
 use systest::rsp::Rsp;
-use systest::{DEADLINE, Qemu, QemuConfig, Telemetry, free_port, run_mmtop};
+use systest::{DEADLINE, LoggedLine, Qemu, QemuConfig, Telemetry, free_port, run_mmtop};
 
 /// Where the kernel maps all RAM.
 const PHYS_OFFSET: u64 = 0xffff_8000_0000_0000;
@@ -210,16 +210,8 @@ fn dumps_equal_an_independent_walk_of_the_same_tables_through_qemus_stub() {
 fn step(qemu: &mut Qemu, name: &str) -> (u64, u32) {
     let needle = format!("ptsteps: step={name} ");
     qemu.wait_debug_log(&needle);
-    let log = qemu.debug_log();
-    let line = log.lines().find(|l| l.contains(&needle)).unwrap();
-    let field = |key: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .unwrap()
-            .to_string()
-    };
-    let addr = u64::from_str_radix(field("addr=").trim_start_matches("0x"), 16).unwrap();
-    (addr, field("pid=").parse().unwrap())
+    let line = LoggedLine::all(&qemu.debug_log(), &needle).remove(0);
+    (line.number("addr="), line.number("pid=") as u32)
 }
 
 /// Saves the dump of `pid` with `mmtop ptdump -o` and returns the path.
