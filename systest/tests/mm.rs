@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use probe_proto::{
-    FrameErrorKind, FrameOwner, HeapErrorKind, HostMsg, KernelMsg, MemoryStats, PROTOCOL_VERSION,
-};
+use probe_proto::{FrameErrorKind, FrameOwner, HeapErrorKind, HostMsg, KernelMsg, MemoryStats};
 use systest::{DEADLINE, EXIT_FAILURE, Qemu, QemuConfig, Telemetry};
 
 /// Start of the kernel image's virtual range (-2 GiB).
@@ -325,10 +323,6 @@ fn late_host_gets_memory_stats_with_hello() {
     );
     assert!(u.kernel_heap >= 16, "the kernel heap's first 64 KiB: {u:?}");
     assert!(u.page_table >= 256, "the kernel half's tables: {u:?}");
-    assert!(
-        PROTOCOL_VERSION.major > 1 || PROTOCOL_VERSION.minor >= 1,
-        "MemoryStats came with protocol 1.1"
-    );
 }
 
 /// Boots into `selftest` and returns the exception it reports.
