@@ -1063,6 +1063,9 @@ pub struct Leak {
     pub bytes: u64,
     /// Address of one of them (the lowest).
     pub first_addr: u64,
+    /// Milliseconds since the oldest of them was allocated, when the
+    /// kernel recorded it (since 1.4).
+    pub oldest_age_ms: Option<u64>,
 }
 
 /// Where a page-table range lies: a region of the kernel's half, or the

@@ -487,6 +487,7 @@ fn largest_1_2_kernel_msgs() -> Vec<KernelMsg<'static>> {
             blocks: M,
             bytes: M,
             first_addr: M,
+            oldest_age_ms: Some(M),
         }),
     ]
 }

@@ -91,6 +91,25 @@ fn mmtop_leaks_lists_memtests_blocks_by_key_and_loglevel_answers() {
         })
         .collect();
     assert_eq!(keys, [(1, 1, 100), (2, 1, 200), (3, 1, 300)]);
+    // Each key's oldest block has an age, and it grows while it lives
+    // (the kernel's clock, not this one's, so only the order is checked).
+    let ages = |v: &Value| -> Vec<u64> {
+        v["processes"][0]["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["oldest_age_ms"].as_u64().expect("an age"))
+            .collect()
+    };
+    let before = ages(&got);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out, err) = run_mmtop(&["leaks", "-c", &addr, "--pid", "1", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let after = ages(&serde_json::from_str(&out).unwrap());
+    assert!(
+        before.iter().zip(&after).all(|(b, a)| a > b),
+        "{before:?} then {after:?}"
+    );
 
     let (code, _, err) = run_mmtop(&["leaks", "-c", &addr, "--pid", "42"]);
     assert_eq!(code, 5, "{err}");

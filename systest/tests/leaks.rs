@@ -39,6 +39,10 @@ fn the_leak_report_at_exit_matches_exactly_what_leaker_forgot() {
         forgotten.iter().map(|f| f.1).min().unwrap()
     );
     assert!(forgotten.iter().all(|f| f.0 == 3));
+    assert!(
+        leak.oldest_age_ms.is_some(),
+        "the oldest block's age: {leak:?}"
+    );
     assert_eq!(
         (exit.leaked_blocks, exit.leaked_bytes),
         (leak.blocks, leak.bytes),

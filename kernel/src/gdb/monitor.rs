@@ -505,15 +505,19 @@ fn leaks_of(out: &mut ConsoleOutput<'_>, p: &Process) {
         say!(out, "  nothing in use");
     }
     for u in &usage {
-        say!(
-            out,
-            "  heap {} key {}: {} blocks, {} bytes, first at {:#x}",
-            u.heap_id,
-            u.key,
-            u.blocks,
-            u.bytes,
-            u.first_addr
-        );
+        let l = u.to_leak(p.pid);
+        let (heap, key, n, bytes, first) = (l.heap_id, l.key, l.blocks, l.bytes, l.first_addr);
+        match l.oldest_age_ms {
+            Some(ms) => say!(
+                out,
+                "  heap {heap} key {key}: {n} blocks, {bytes} bytes, first at {first:#x}, \
+                 oldest {ms} ms ago"
+            ),
+            None => say!(
+                out,
+                "  heap {heap} key {key}: {n} blocks, {bytes} bytes, first at {first:#x}"
+            ),
+        }
     }
     if !intact {
         say!(out, "  (a damaged block header cut the walk short)");

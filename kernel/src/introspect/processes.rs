@@ -147,7 +147,6 @@ pub fn used_by_key(p: &Process) -> (Vec<KeyUsage>, bool) {
 /// found.
 pub fn blocks_in_use(pid: i64) -> (Vec<Leak>, u32, bool) {
     crate::proc::with_table(|t| {
-        let ts_us = time::uptime_us();
         let mut out = Vec::new();
         let mut processes = 0;
         let mut whole = true;
@@ -159,15 +158,7 @@ pub fn blocks_in_use(pid: i64) -> (Vec<Leak>, u32, bool) {
             let (usage, intact) = used_by_key(p);
             whole &= intact;
             processes += 1;
-            out.extend(usage.into_iter().map(|u| Leak {
-                ts_us,
-                pid: p.pid,
-                heap_id: u.heap_id,
-                key: u.key,
-                blocks: u.blocks,
-                bytes: u.bytes,
-                first_addr: u.first_addr,
-            }));
+            out.extend(usage.iter().map(|u| u.to_leak(p.pid)));
         }
         let found = pid < 0 || processes > 0;
         (out, processes, whole && found)

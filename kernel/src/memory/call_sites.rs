@@ -66,7 +66,7 @@ fn current_stack() -> Option<(u64, u64)> {
 /// Traces of the kernel heap's live blocks and the stacks they name.
 pub struct CallSites {
     depot: StackDepot<'static>,
-    traces: TraceTable<'static>,
+    traces: TraceTable<&'static mut [Trace]>,
     /// Blocks allocated while the trace table was full.
     untraced: u64,
 }

@@ -351,6 +351,18 @@ impl<T: Zeroable + 'static> core::ops::DerefMut for FrameSlice<T> {
     }
 }
 
+impl<T: Zeroable + 'static> AsRef<[T]> for FrameSlice<T> {
+    fn as_ref(&self) -> &[T] {
+        self.slice
+    }
+}
+
+impl<T: Zeroable + 'static> AsMut<[T]> for FrameSlice<T> {
+    fn as_mut(&mut self) -> &mut [T] {
+        self.slice
+    }
+}
+
 impl<T: Zeroable + 'static> Drop for FrameSlice<T> {
     fn drop(&mut self) {
         let _ = free_contiguous(self.frames);

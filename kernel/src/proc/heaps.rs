@@ -21,8 +21,11 @@ use probe_proto::{KernelMsg, Leak};
 use sysabi::{Errno, ProgramMemory};
 
 use crate::memory::events;
+use crate::memory::phys::FrameSlice;
+use crate::mm::frame::Owner;
 use crate::mm::frame::{FRAME_SIZE, Frame};
 use crate::mm::heap::{BlockInfo, BlockState, BlockTag, Heap, HeapConfig, HeapError};
+use crate::mm::leak::{StackId, Trace, TraceTable};
 use crate::mm::paging::VirtAddr;
 use crate::mm::vma::{VmFlags, Vma, VmaKind};
 use crate::{telemetry, time};
@@ -40,6 +43,23 @@ pub const MAX_ID: u32 = 1 << 20;
 /// Alignment of process-heap allocations.
 pub const HEAP_ALIGN: usize = 16;
 
+/// Blocks of one heap whose birth times are kept; past 7/8 of them a
+/// block's age is unknown (32 KiB of frames a heap).
+const BIRTH_SLOTS: usize = 2048;
+
+/// When each live block of a heap was allocated, by payload address, in
+/// frames of its own: what makes the oldest block of a key, and so a key
+/// that keeps growing, visible.
+type Births = TraceTable<FrameSlice<Trace>>;
+
+fn new_births() -> Option<Births> {
+    FrameSlice::new(BIRTH_SLOTS, Owner::KernelHeap).map(TraceTable::new)
+}
+
+fn now_ms() -> u32 {
+    (time::uptime_us() / 1000) as u32
+}
+
 /// One keyed heap.
 pub struct ProcHeap {
     /// Id within the process.
@@ -49,6 +69,8 @@ pub struct ProcHeap {
     /// Bytes (`heapSize`).
     pub size: u64,
     heap: Heap,
+    /// `None` when no frames were left for it.
+    births: Option<Births>,
 }
 
 /// One shed.
@@ -82,6 +104,28 @@ pub struct KeyUsage {
     pub bytes: u64,
     /// The lowest payload address among them.
     pub first_addr: u64,
+    /// Milliseconds since boot when the oldest of them was allocated, if
+    /// every one's birth was recorded.
+    pub oldest_born_ms: Option<u32>,
+}
+
+impl KeyUsage {
+    /// The `Leak` message for these blocks of process `pid` now.
+    pub fn to_leak(&self, pid: u32) -> Leak {
+        let now = time::uptime_us();
+        Leak {
+            ts_us: now,
+            pid,
+            heap_id: self.heap_id,
+            key: self.key,
+            blocks: self.blocks,
+            bytes: self.bytes,
+            first_addr: self.first_addr,
+            oldest_age_ms: self
+                .oldest_born_ms
+                .map(|born| u64::from(((now / 1000) as u32).wrapping_sub(born))),
+        }
+    }
 }
 
 /// What a heap's teardown found still allocated.
@@ -214,8 +258,13 @@ impl ProcMemory {
         });
         match result {
             Ok(p) => {
+                let addr = p.as_ptr() as u64;
+                if let Some(births) = &mut heap.births {
+                    // A full table only costs this block its age.
+                    let _ = births.insert(Trace::new(addr, now_ms(), StackId::NONE));
+                }
                 events::heap_alloc(pid, id, p, size as usize, HEAP_ALIGN, key, caller);
-                Ok(p.as_ptr() as u64)
+                Ok(addr)
             }
             Err(e) => {
                 events::heap_error(pid, id, &e, size as usize, caller);
@@ -252,6 +301,9 @@ impl ProcMemory {
             .ok_or(Errno::Invalid)?;
         match mm.space().with_active(|| heap.heap.free_sized(ptr)) {
             Ok(size) => {
+                if let Some(births) = &mut heap.births {
+                    births.remove(addr);
+                }
                 events::heap_free(pid, id, ptr, size, caller);
                 Ok(())
             }
@@ -363,6 +415,11 @@ impl ProcMemory {
                 // the same address before this runs, and the child's heap
                 // is used only with the child's space loaded.
                 heap: unsafe { h.heap.duplicate() },
+                // The child's blocks were born when the parent's were.
+                births: h.births.as_ref().and_then(|b| {
+                    let slots = FrameSlice::new(BIRTH_SLOTS, Owner::KernelHeap)?;
+                    Some(TraceTable::copy_of(slots, b))
+                }),
             })
             .collect();
         Self {
@@ -417,10 +474,20 @@ impl ProcHeap {
                     blocks: 0,
                     bytes: 0,
                     first_addr: u64::MAX,
+                    oldest_born_ms: Some(u32::MAX),
                 });
                 e.blocks += 1;
                 e.bytes += block.requested as u64;
                 e.first_addr = e.first_addr.min(block.payload as u64);
+                let born = self
+                    .births
+                    .as_ref()
+                    .and_then(|b| b.get(block.payload as u64));
+                // One block of unknown age makes the key's oldest unknown.
+                e.oldest_born_ms = match (e.oldest_born_ms, born) {
+                    (Some(oldest), Some(t)) => Some(oldest.min(t.born_ms)),
+                    _ => None,
+                };
             }
         });
         (by_key.into_values().collect(), intact)
@@ -484,6 +551,7 @@ fn make_heap(mm: &mut MmStruct, id: u32, size: u64) -> Result<ProcHeap, Errno> {
             start,
             size,
             heap,
+            births: new_births(),
         }),
         Err(_) => {
             mm.remove_vma(start, start + size);
@@ -561,15 +629,7 @@ fn report_heap_leaks(mm: &MmStruct, pid: u32, heap: &ProcHeap) -> Leaks {
             u.bytes,
             u.key
         );
-        telemetry::send(&KernelMsg::Leak(Leak {
-            ts_us: time::uptime_us(),
-            pid,
-            heap_id: heap.id,
-            key: u.key,
-            blocks: u.blocks,
-            bytes: u.bytes,
-            first_addr: u.first_addr,
-        }));
+        telemetry::send(&KernelMsg::Leak(u.to_leak(pid)));
     }
     leaks
 }

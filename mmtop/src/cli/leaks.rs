@@ -66,6 +66,9 @@ struct KeyJson {
     blocks: u64,
     bytes: u64,
     first_addr: u64,
+    /// Milliseconds since its oldest block was allocated; null when the
+    /// kernel did not record every block's birth.
+    oldest_age_ms: Option<u64>,
 }
 
 /// One process in `mmtop leaks --json`.
@@ -257,6 +260,7 @@ fn blocks_in_use(
             blocks: b.blocks,
             bytes: b.bytes,
             first_addr: b.first_addr,
+            oldest_age_ms: b.oldest_age_ms,
         });
     }
     Ok(by_pid
@@ -276,9 +280,13 @@ fn print_processes(programs: &[ProcessJson], out: &mut dyn Write) {
     for p in programs {
         let _ = writeln!(out, "pid {} ({}):", p.pid, p.name);
         for k in &p.keys {
+            let oldest = k
+                .oldest_age_ms
+                .map(|ms| format!(", oldest {:.1}s ago", ms as f64 / 1000.0))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  heap {} key {}: {} blocks, {}, first at {:#x}",
+                "  heap {} key {}: {} blocks, {}, first at {:#x}{oldest}",
                 k.heap_id,
                 k.key,
                 k.blocks,

@@ -232,7 +232,7 @@ fn page_fault(f: &PageFault) -> String {
 }
 
 fn leak(l: &Leak) -> String {
-    format!(
+    let mut line = format!(
         "leak t={} heap={} key={:#x} blocks={} bytes={} first={:#x}",
         human_time(l.ts_us),
         heap_name(l.pid, l.heap_id),
@@ -240,7 +240,14 @@ fn leak(l: &Leak) -> String {
         l.blocks,
         human_bytes(l.bytes),
         l.first_addr,
-    )
+    );
+    if let Some(ms) = l.oldest_age_ms {
+        line.push_str(&format!(
+            " oldest_age={}",
+            human_time(ms.saturating_mul(1000))
+        ));
+    }
+    line
 }
 
 fn memory_stats(m: &MemoryStats) -> String {
@@ -1104,7 +1111,8 @@ mod tests {
         );
         assert_eq!(
             human(&Msg::Leak(memtest_leak(5))),
-            "leak t=0.000005s heap=pid1#1 key=0xabc blocks=2 bytes=300B first=0x10000010"
+            "leak t=0.000005s heap=pid1#1 key=0xabc blocks=2 bytes=300B first=0x10000010 \
+             oldest_age=1.500000s"
         );
     }
 }

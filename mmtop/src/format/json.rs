@@ -571,7 +571,7 @@ mod tests {
         check(
             Msg::Leak(memtest_leak(6)),
             json!({"type": "leak", "ts_us": 6, "pid": 1, "heap_id": 1, "key": 0xabc,
-                   "blocks": 2, "bytes": 300, "first_addr": 0x1000_0010}),
+                   "blocks": 2, "bytes": 300, "first_addr": 0x1000_0010, "oldest_age_ms": 1500}),
         );
     }
 
@@ -865,6 +865,7 @@ mod tests {
                 blocks: 1,
                 bytes: 100,
                 first_addr: 0x1010,
+                oldest_age_ms: Some(2500),
             }),
         ]
     }

@@ -150,6 +150,7 @@ pub fn memtest_leak(ts_us: u64) -> Leak {
         blocks: 2,
         bytes: 300,
         first_addr: 0x1000_0010,
+        oldest_age_ms: Some(1500),
     }
 }
 

@@ -576,6 +576,7 @@ pub fn leak() -> impl Strategy<Value = Leak> {
         blocks: any::<u64>(),
         bytes: any::<u64>(),
         first_addr: any::<u64>(),
+        oldest_age_ms: any::<Option<u64>>(),
     })
 }
 

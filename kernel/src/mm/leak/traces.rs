@@ -40,12 +40,13 @@ impl Trace {
 pub struct TraceTableFull;
 
 /// An open-addressed (linear probing) map from payload address to
-/// [`Trace`], over a slice whose length is a power of two. Deletion shifts
-/// later entries back, so there are no tombstones and lookups stay short
-/// however many blocks come and go.
+/// [`Trace`], over slots (`S`: a slice, or storage that owns one) whose
+/// number is a power of two. Deletion shifts later entries back, so there
+/// are no tombstones and lookups stay short however many blocks come and
+/// go.
 #[derive(Debug)]
-pub struct TraceTable<'a> {
-    slots: &'a mut [Trace],
+pub struct TraceTable<S> {
+    slots: S,
     len: usize,
 }
 
@@ -54,16 +55,28 @@ fn home(addr: u64, mask: usize) -> usize {
     ((addr >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
 }
 
-impl<'a> TraceTable<'a> {
+impl<S: AsRef<[Trace]> + AsMut<[Trace]>> TraceTable<S> {
     /// An empty table over `slots` (cleared; length a power of two).
-    pub fn new(slots: &'a mut [Trace]) -> Self {
-        assert!(slots.len().is_power_of_two());
-        slots.fill(Trace::default());
+    pub fn new(mut slots: S) -> Self {
+        assert!(slots.as_ref().len().is_power_of_two());
+        slots.as_mut().fill(Trace::default());
         Self { slots, len: 0 }
     }
 
+    /// A copy of `other`'s entries over `slots` (of the same length).
+    pub fn copy_of<T: AsRef<[Trace]> + AsMut<[Trace]>>(
+        mut slots: S,
+        other: &TraceTable<T>,
+    ) -> Self {
+        slots.as_mut().copy_from_slice(other.slots.as_ref());
+        Self {
+            slots,
+            len: other.len,
+        }
+    }
+
     fn mask(&self) -> usize {
-        self.slots.len() - 1
+        self.slots.as_ref().len() - 1
     }
 
     /// The slot holding `addr`, if any.
@@ -71,7 +84,7 @@ impl<'a> TraceTable<'a> {
         let mask = self.mask();
         let mut slot = home(addr, mask);
         loop {
-            match self.slots[slot].addr {
+            match self.slots.as_ref()[slot].addr {
                 0 => return None,
                 a if a == addr => return Some(slot),
                 _ => slot = (slot + 1) & mask,
@@ -87,45 +100,46 @@ impl<'a> TraceTable<'a> {
         // One probe: the entry for this address or the empty slot that
         // ends its run.
         loop {
-            match self.slots[slot].addr {
+            match self.slots.as_ref()[slot].addr {
                 0 => break,
                 a if a == trace.addr => {
-                    self.slots[slot] = trace;
+                    self.slots.as_mut()[slot] = trace;
                     return Ok(());
                 }
                 _ => slot = (slot + 1) & mask,
             }
         }
-        if self.len >= self.slots.len() / 8 * 7 {
+        if self.len >= self.slots.as_ref().len() / 8 * 7 {
             return Err(TraceTableFull);
         }
-        self.slots[slot] = trace;
+        self.slots.as_mut()[slot] = trace;
         self.len += 1;
         Ok(())
     }
 
     /// The trace of the block at `addr`.
     pub fn get(&self, addr: u64) -> Option<&Trace> {
-        self.find(addr).map(|slot| &self.slots[slot])
+        self.find(addr).map(|slot| &self.slots.as_ref()[slot])
     }
 
     /// The trace of the block at `addr`, to update.
     pub fn get_mut(&mut self, addr: u64) -> Option<&mut Trace> {
-        self.find(addr).map(|slot| &mut self.slots[slot])
+        self.find(addr).map(|slot| &mut self.slots.as_mut()[slot])
     }
 
     /// Forgets the block at `addr`, returning its trace.
     pub fn remove(&mut self, addr: u64) -> Option<Trace> {
         let mask = self.mask();
         let mut hole = self.find(addr)?;
-        let gone = self.slots[hole];
-        self.slots[hole] = Trace::default();
+        let slots = self.slots.as_mut();
+        let gone = slots[hole];
+        slots[hole] = Trace::default();
         self.len -= 1;
         // Shift back every later entry of the run that the hole now
         // separates from its home slot.
         let mut slot = (hole + 1) & mask;
-        while self.slots[slot].addr != 0 {
-            let want = home(self.slots[slot].addr, mask);
+        while slots[slot].addr != 0 {
+            let want = home(slots[slot].addr, mask);
             // Whether `want` lies cyclically in (hole, slot]: then the
             // entry is reachable without passing the hole and stays.
             let stays = if hole <= slot {
@@ -134,8 +148,8 @@ impl<'a> TraceTable<'a> {
                 hole < want || want <= slot
             };
             if !stays {
-                self.slots[hole] = self.slots[slot];
-                self.slots[slot] = Trace::default();
+                slots[hole] = slots[slot];
+                slots[slot] = Trace::default();
                 hole = slot;
             }
             slot = (slot + 1) & mask;
@@ -155,6 +169,6 @@ impl<'a> TraceTable<'a> {
 
     /// Slots in all.
     pub fn capacity(&self) -> usize {
-        self.slots.len()
+        self.slots.as_ref().len()
     }
 }
