@@ -180,3 +180,35 @@ fn mmtop_log_gives_no_names_from_an_elf_that_is_not_the_running_kernel() {
         }
     }
 }
+
+/// A host that attaches after the programs started has seen no spawn: it
+/// asks for a listing once to learn their names (and does not print it),
+/// so their ring-3 callers are named too.
+#[test]
+fn mmtop_log_attached_late_names_programs_that_started_before_it() {
+    let cfg = QemuConfig::with_append("memevents=1 init=demo").no_wait();
+    let mut qemu = Qemu::start("symbols-late", &cfg);
+    // Let the demo programs spawn before anyone listens.
+    qemu.wait_debug_log("spawned fragmenter as pid");
+    let (lines, err) = log_with_elf(&qemu.com1_address(), &kernel_elf());
+    assert!(!err.contains("no symbols"), "{err}");
+    assert!(
+        !lines.iter().any(|v| v["type"] == "process_info"),
+        "the listing mmtop asked for is read, not printed"
+    );
+    // Programs whose spawn and name this host never saw (the demo keeps
+    // forking new ones; those it does see are named the usual way).
+    let announced: std::collections::BTreeSet<u64> = lines
+        .iter()
+        .filter(|v| v["type"] == "process_spawn" || v["type"] == "process_rename")
+        .filter_map(|v| v["pid"].as_u64())
+        .collect();
+    let user_named = lines
+        .iter()
+        .filter(|v| v["type"] == "heap_alloc" && v["pid"] != 0)
+        .filter(|v| !announced.contains(&v["pid"].as_u64().unwrap()))
+        .filter_map(|v| v["caller_symbol"].as_str())
+        .filter(|s| s.contains("user/src/"))
+        .count();
+    assert!(user_named > 0, "no program heap caller named");
+}

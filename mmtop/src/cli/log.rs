@@ -65,6 +65,10 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
     // A Resync that reaches the UART before the kernel has set it up is
     // lost, so repeat it until the Hello it asks for arrives.
     let mut awaiting_hello = writer.is_some() && !args.no_resync;
+    // Programs that started before we attached are named only by a
+    // listing: asked for once after the Hello when there are symbols to
+    // give, and read for their names, not printed.
+    let mut naming = false;
     let mut next_resync = Instant::now() + RESYNC_INTERVAL;
     loop {
         let wake = match (awaiting_hello, deadline) {
@@ -108,10 +112,16 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
         };
         match event {
             LinkEvent::Msg(msg) => {
-                if matches!(msg, Msg::Hello(_)) {
-                    awaiting_hello = false;
-                }
                 symbols.observe(&msg, err);
+                if matches!(msg, Msg::Hello(_)) && std::mem::take(&mut awaiting_hello) {
+                    let listing = HostMsg::Processes { pid: -1 };
+                    naming = symbols.is_confirmed()
+                        && writer.as_mut().is_some_and(|w| w.send(&listing).is_ok());
+                }
+                if naming && is_listing(&msg) {
+                    naming = !matches!(msg, Msg::ProcessListEnd(_));
+                    continue;
+                }
                 let notes = symbols.annotate(&msg);
                 if let Err(e) = writeln!(out, "{}", format.annotated_line(&msg, &notes)) {
                     // `mmtop log | head` closing early is a normal way to stop.
@@ -152,4 +162,16 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
             }
         }
     }
+}
+
+/// Whether `msg` is part of a process listing (the answer to `Processes`).
+fn is_listing(msg: &Msg) -> bool {
+    matches!(
+        msg,
+        Msg::ProcessInfo(_)
+            | Msg::ProcessHeap(_)
+            | Msg::ProcessShed(_)
+            | Msg::ProcessVma(_)
+            | Msg::ProcessListEnd(_)
+    )
 }
