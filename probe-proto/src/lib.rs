@@ -132,6 +132,7 @@
 
 extern crate alloc;
 
+pub mod batch;
 pub mod frame;
 mod msg;
 pub mod names;
@@ -140,5 +141,17 @@ pub use frame::{DecodeStats, FrameDecoder, FrameError, encode_frame};
 pub use msg::*;
 pub use names::KERNEL_PID;
 
+/// The version a `Hello`'s message bytes announce, read without decoding
+/// the rest: a `Hello` is variant 0 and starts with its [`Version`] in
+/// every protocol version, so a peer tells which version it cannot read.
+pub fn hello_version(payload: &[u8]) -> Option<Version> {
+    match payload.split_first() {
+        Some((0, rest)) => postcard::take_from_bytes::<Version>(rest)
+            .ok()
+            .map(|(v, _)| v),
+        _ => None,
+    }
+}
+
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 4 };
+pub const PROTOCOL_VERSION: Version = Version { major: 2, minor: 0 };
