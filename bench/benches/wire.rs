@@ -233,7 +233,7 @@ fn main() {
             _ => None,
         })
         .expect("a Hello");
-    let tsc_hz = hello.1.max(1);
+    let mut tsc_hz = hello.1.max(1);
     let span = demo.msgs.last().expect("msgs").0 - hello.0;
     let demo_events = demo
         .msgs
@@ -275,6 +275,11 @@ fn main() {
         let log = cap.qemu.debug_log();
         let median = logged_number(&log, "emit cycles median").expect("median");
         let p99 = logged_number(&log, " p99").expect("p99");
+        // The boot Hello goes out before the TSC is calibrated (its
+        // tsc_hz is 0); the boot log gives the rate.
+        if let Some(khz) = logged_number(&log, "TSC at") {
+            tsc_hz = khz * 1000;
+        }
         let synthetic: Vec<Instant> = cap
             .msgs
             .iter()
