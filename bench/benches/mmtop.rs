@@ -52,6 +52,7 @@ fn hello() -> KernelMsg<'static> {
         features: probe_proto::features::HOST_COMMANDS,
         cmdline: Cow::Borrowed(""),
         uptime_us: 0,
+        tsc_hz: 2_000_000_000,
     })
 }
 

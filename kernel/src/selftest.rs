@@ -4,6 +4,7 @@
 pub mod check_faults;
 mod kleak;
 mod mm;
+mod wire;
 
 use crate::arch::{cpu, qemu};
 
@@ -74,6 +75,8 @@ pub fn run(name: &str) {
         }
         // Blocks the kernel leak scan must report, and blocks it must not.
         "kleak" => kleak::run(),
+        // The cost of one memory event, logged; the kernel keeps running.
+        "wire" => wire::run(),
         // Megabytes for the leak scan to walk; the cost of call sites.
         "kleak-load" => kleak::load(),
         "check-faults" => kinfo!("faults are injected once a program shares a frame"),

@@ -38,6 +38,12 @@ pub fn uptime_us() -> u64 {
     US_BASE.load(Ordering::Relaxed) + since.saturating_mul(1000) / per_ms
 }
 
+/// The time-stamp counter's rate in Hz as [`calibrate`] measured it; 0
+/// before.
+pub fn tsc_hz() -> u64 {
+    TSC_PER_MS.load(Ordering::Relaxed) * 1000
+}
+
 fn ticks_us() -> u64 {
     TICKS.load(Ordering::Relaxed) * (1_000_000 / u64::from(TIMER_HZ))
 }

@@ -1,10 +1,17 @@
-//! Bytes to owned messages: framing, protocol-version check, counters.
+//! Bytes to owned messages: framing, event batches, protocol-version
+//! check, counters.
 //!
 //! [`Decoder`] wraps `probe_proto::FrameDecoder`, copies each message out of
-//! its buffer ([`KernelMsg::into_owned`]) into a [`Msg`], and refuses a kernel whose `Hello` announces an
-//! incompatible protocol major version.
+//! its buffer ([`KernelMsg::into_owned`]) into a [`Msg`], turns each
+//! `EventBatch` back into the events it holds (with a
+//! `probe_proto::batch::BatchDecoder`, from the kernel's last sync point),
+//! and refuses a kernel whose `Hello` announces an incompatible protocol
+//! major version.
 
-use probe_proto::{DecodeStats, FrameDecoder, FrameError, KernelMsg, PROTOCOL_VERSION, Version};
+use probe_proto::batch::{BatchDecoder, BatchError, BatchSkip, BatchStats};
+use probe_proto::{
+    DecodeStats, FrameDecoder, FrameError, KernelMsg, PROTOCOL_VERSION, Version, hello_version,
+};
 
 use crate::Msg;
 
@@ -17,8 +24,8 @@ pub enum DecodeError {
     BadFrame(FrameError),
     /// The kernel's `Hello` announces a protocol this mmtop cannot read.
     #[error(
-        "kernel speaks protocol {}.{}, this mmtop speaks {}.{}; use a matching mmtop",
-        kernel.major, kernel.minor, host.major, host.minor
+        "kernel speaks protocol {}.{}, this mmtop speaks {}.{} (any {}.x); use a matching mmtop",
+        kernel.major, kernel.minor, host.major, host.minor, host.major
     )]
     Incompatible {
         /// What the kernel speaks.
@@ -26,6 +33,27 @@ pub enum DecodeError {
         /// What this mmtop speaks.
         host: Version,
     },
+    /// An event batch could not be decoded: one before it was lost (or it
+    /// is damaged), so its events and those of the batches up to the
+    /// kernel's next sync point (within about a second) are skipped.
+    #[error("skipped {events} events until the next sync point ({})", skip_text(*.reason))]
+    EventsSkipped {
+        /// Events the skipped batch held (0 if it was damaged).
+        events: u64,
+        /// Why.
+        reason: BatchSkip,
+    },
+}
+
+fn skip_text(reason: BatchSkip) -> String {
+    match reason {
+        BatchSkip::NotSynced { .. } => "no sync point yet".into(),
+        BatchSkip::Gap { expected, got, .. } => {
+            format!("batches {expected} to {} lost", got.wrapping_sub(1))
+        }
+        BatchSkip::Bad(BatchError::Truncated) => "batch cut short".into(),
+        BatchSkip::Bad(BatchError::Malformed) => "malformed batch".into(),
+    }
 }
 
 /// A short reason for a rejected frame, as shown to users.
@@ -38,6 +66,9 @@ pub fn frame_error_text(e: FrameError) -> &'static str {
     }
 }
 
+/// What one frame produced.
+pub type Results = Vec<Result<Msg, DecodeError>>;
+
 /// Turns the kernel's byte stream into messages.
 ///
 /// A client that joins a busy live link usually lands inside a frame: the
@@ -45,9 +76,13 @@ pub fn frame_error_text(e: FrameError) -> &'static str {
 /// before it listened, expected rather than corrupt. A decoder made with
 /// [`joining`](Self::joining) counts such a first frame in
 /// [`joined_mid_frame`](Self::joined_mid_frame) instead of reporting it.
+/// Likewise event batches before the first sync point cannot be decoded
+/// by anyone who joined late; they are counted in
+/// [`batch_stats`](Self::batch_stats), not reported.
 #[derive(Default)]
 pub struct Decoder {
     frames: FrameDecoder,
+    batches: BatchDecoder,
     /// A frame boundary has passed since the start of the stream (always
     /// true for a stream known to start at a boundary).
     synced: bool,
@@ -69,35 +104,73 @@ impl Decoder {
         Self::default()
     }
 
-    /// Takes one byte; returns a result when the byte ends a frame.
-    pub fn push(&mut self, byte: u8) -> Option<Result<Msg, DecodeError>> {
-        let synced = self.synced || byte == 0;
-        let result = self.frames.push::<KernelMsg>(byte);
-        let first = !self.synced;
-        self.synced = synced;
-        let result = result?;
-        if first && result.is_err() {
-            self.joined_mid_frame += 1;
-            return None;
-        }
-        Some(match result {
-            Ok(KernelMsg::Hello(h)) if !h.version.is_compatible_with(PROTOCOL_VERSION) => {
-                Err(DecodeError::Incompatible {
-                    kernel: h.version,
-                    host: PROTOCOL_VERSION,
-                })
-            }
-            Ok(msg) => Ok(msg.into_owned()),
-            Err(e) => Err(DecodeError::BadFrame(e)),
-        })
+    /// Takes one byte; when it ends a frame, what the frame held: one
+    /// message, the events of a batch (possibly none), or an error.
+    pub fn push(&mut self, byte: u8) -> Option<Results> {
+        let mut out = Vec::new();
+        self.push_into(byte, &mut out).then_some(out)
     }
 
-    /// Takes a chunk of bytes; yields a result for every frame it ends.
-    pub fn feed<'a>(
-        &'a mut self,
-        bytes: &'a [u8],
-    ) -> impl Iterator<Item = Result<Msg, DecodeError>> + 'a {
-        bytes.iter().filter_map(|&b| self.push(b))
+    /// Takes one byte and appends what a frame it ends held to `out`;
+    /// whether it ended a frame that counts (idle fill does not).
+    fn push_into(&mut self, byte: u8, out: &mut Results) -> bool {
+        let synced = self.synced || byte == 0;
+        let first = !self.synced;
+        self.synced = synced;
+        let Some(result) = self.frames.push::<KernelMsg>(byte) else {
+            return false;
+        };
+        if first && result.is_err() {
+            self.joined_mid_frame += 1;
+            return false;
+        }
+        match result {
+            Ok(KernelMsg::Hello(h)) if !h.version.is_compatible_with(PROTOCOL_VERSION) => {
+                out.push(Err(DecodeError::Incompatible {
+                    kernel: h.version,
+                    host: PROTOCOL_VERSION,
+                }));
+            }
+            Ok(KernelMsg::EventBatch(b)) => match self.batches.decode(&b.body) {
+                Ok(events) => out.extend(events.into_iter().map(Ok)),
+                // Before any sync point: what a late joiner expects.
+                Err(BatchSkip::NotSynced { .. }) => {}
+                Err(reason) => out.push(Err(DecodeError::EventsSkipped {
+                    events: match reason {
+                        BatchSkip::Gap { events, .. } | BatchSkip::NotSynced { events } => events,
+                        BatchSkip::Bad(_) => 0,
+                    },
+                    reason,
+                })),
+            },
+            Ok(msg) => out.push(Ok(msg.into_owned())),
+            Err(FrameError::Message) => {
+                // A Hello of another protocol does not decode as ours, but
+                // its version does.
+                let e = match hello_version(self.frames.last_payload()) {
+                    Some(kernel) if !kernel.is_compatible_with(PROTOCOL_VERSION) => {
+                        DecodeError::Incompatible {
+                            kernel,
+                            host: PROTOCOL_VERSION,
+                        }
+                    }
+                    _ => DecodeError::BadFrame(FrameError::Message),
+                };
+                out.push(Err(e));
+            }
+            Err(e) => out.push(Err(DecodeError::BadFrame(e))),
+        }
+        true
+    }
+
+    /// Takes a chunk of bytes; yields a result for every message (or
+    /// error) of every frame it ends.
+    pub fn feed(&mut self, bytes: &[u8]) -> std::vec::IntoIter<Result<Msg, DecodeError>> {
+        let mut out = Vec::new();
+        for &b in bytes {
+            self.push_into(b, &mut out);
+        }
+        out.into_iter()
     }
 
     /// Good and bad frames so far.
@@ -105,10 +178,17 @@ impl Decoder {
         self.frames.stats()
     }
 
+    /// Event batches decoded and skipped so far.
+    pub fn batch_stats(&self) -> BatchStats {
+        self.batches.stats()
+    }
+
     /// Drops a partial frame, e.g. after reconnecting; counters are kept,
-    /// and the next stream may again start inside a frame.
+    /// and the next stream may again start inside a frame (and decodes
+    /// events again from the kernel's next sync point).
     pub fn reset(&mut self) {
         self.frames.reset();
+        self.batches.reset();
         self.synced = false;
     }
 
@@ -122,7 +202,11 @@ impl Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe_proto::{Heartbeat, Hello, Log, LogLevel, encode_frame, frame::MAX_FRAME};
+    use probe_proto::batch::{BatchEncoder, Push};
+    use probe_proto::{
+        EventBatch, FrameOwner, Heartbeat, Hello, Log, LogLevel, PageEvent, encode_frame,
+        frame::MAX_FRAME,
+    };
 
     fn frame(msg: &KernelMsg<'_>) -> Vec<u8> {
         let mut out = [0u8; MAX_FRAME];
@@ -139,6 +223,7 @@ mod tests {
             features: 0,
             cmdline: "".into(),
             uptime_us: 1,
+            tsc_hz: 2_000_000_000,
         })
     }
 
@@ -189,25 +274,121 @@ mod tests {
     #[test]
     fn hello_with_same_major_and_newer_minor_is_accepted() {
         let mut dec = Decoder::new();
-        let got: Vec<_> = dec.feed(&frame(&hello(1, 7))).collect();
+        let got: Vec<_> = dec.feed(&frame(&hello(2, 7))).collect();
         assert!(matches!(got.as_slice(), [Ok(Msg::Hello(h))] if h.version.minor == 7));
     }
 
     #[test]
     fn hello_with_another_major_is_refused_with_both_versions_named() {
         let mut dec = Decoder::new();
-        let got: Vec<_> = dec.feed(&frame(&hello(2, 0))).collect();
+        let got: Vec<_> = dec.feed(&frame(&hello(3, 0))).collect();
         let err = DecodeError::Incompatible {
-            kernel: Version { major: 2, minor: 0 },
+            kernel: Version { major: 3, minor: 0 },
             host: PROTOCOL_VERSION,
         };
         assert_eq!(got, vec![Err(err)]);
         assert_eq!(
             err.to_string(),
             format!(
-                "kernel speaks protocol 2.0, this mmtop speaks {}.{}; use a matching mmtop",
-                PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+                "kernel speaks protocol 3.0, this mmtop speaks {}.{} (any {}.x); use a matching mmtop",
+                PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor, PROTOCOL_VERSION.major
             )
+        );
+    }
+
+    /// The Hello of a 1.x kernel has fewer fields than ours, so it does not
+    /// decode; its version still does, and is named.
+    #[test]
+    fn a_1_4_hello_that_does_not_decode_is_refused_naming_its_version() {
+        #[derive(serde::Serialize)]
+        enum OldMsg {
+            Hello {
+                version: Version,
+                build_id: &'static str,
+                mem_total_bytes: u64,
+                mem_usable_bytes: u64,
+                nr_regions: u16,
+                features: u32,
+                cmdline: &'static str,
+                uptime_us: u64,
+            },
+        }
+        let old = OldMsg::Hello {
+            version: Version { major: 1, minor: 4 },
+            build_id: "old",
+            mem_total_bytes: 1 << 27,
+            mem_usable_bytes: 1 << 26,
+            nr_regions: 0,
+            features: 0,
+            cmdline: "",
+            uptime_us: 7,
+        };
+        let mut out = [0u8; MAX_FRAME];
+        let bytes = encode_frame(&old, &mut out).unwrap().to_vec();
+        let got: Vec<_> = Decoder::new().feed(&bytes).collect();
+        assert_eq!(
+            got,
+            vec![Err(DecodeError::Incompatible {
+                kernel: Version { major: 1, minor: 4 },
+                host: PROTOCOL_VERSION,
+            })]
+        );
+    }
+
+    fn batch_frames(events: &[KernelMsg<'static>], per_batch: usize) -> Vec<Vec<u8>> {
+        let mut enc = Box::new(BatchEncoder::new());
+        let mut frames = Vec::new();
+        for chunk in events.chunks(per_batch) {
+            for e in chunk {
+                assert_eq!(enc.push(e), Push::Added);
+            }
+            let body = enc.finish().unwrap().to_vec();
+            frames.push(frame(&KernelMsg::EventBatch(EventBatch {
+                body: body.into(),
+            })));
+        }
+        frames
+    }
+
+    fn page_alloc(i: u64) -> KernelMsg<'static> {
+        KernelMsg::PageAlloc(PageEvent {
+            ts_us: 100 + i,
+            addr: 0x10_0000 + i * 4096,
+            count: 1,
+            owner: FrameOwner::PageTable,
+            caller: 0xffff_ffff_8000_1234,
+        })
+    }
+
+    #[test]
+    fn an_event_batch_yields_its_events_in_order() {
+        let events: Vec<_> = (0..10).map(page_alloc).collect();
+        let mut dec = Decoder::new();
+        let got: Vec<_> = batch_frames(&events, 4)
+            .iter()
+            .flat_map(|f| dec.feed(f).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(got, events.into_iter().map(Ok).collect::<Vec<_>>());
+        assert_eq!(dec.batch_stats().events, 10);
+    }
+
+    #[test]
+    fn a_lost_batch_is_reported_with_the_events_skipped_until_the_next_sync_point() {
+        let events: Vec<_> = (0..9).map(page_alloc).collect();
+        let frames = batch_frames(&events, 3);
+        let mut dec = Decoder::new();
+        let mut got: Vec<_> = dec.feed(&frames[0]).collect();
+        // The second batch is lost; the third cannot be decoded.
+        got.extend(dec.feed(&frames[2]));
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert!(got[..3].iter().all(Result::is_ok));
+        assert!(
+            matches!(got[3], Err(DecodeError::EventsSkipped { events: 3, .. })),
+            "{got:?}"
+        );
+        assert_eq!(
+            got[3].as_ref().unwrap_err().to_string(),
+            "skipped 3 events until the next sync point (batches 1 to 1 lost)"
         );
     }
 
@@ -233,7 +414,7 @@ mod tests {
 
     #[test]
     fn reset_drops_a_partial_frame_so_the_next_frame_decodes() {
-        let bytes = frame(&hello(1, 0));
+        let bytes = frame(&hello(2, 0));
         let mut dec = Decoder::new();
         assert_eq!(dec.feed(&bytes[..bytes.len() / 2]).count(), 0);
         dec.reset();

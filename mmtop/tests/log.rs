@@ -36,7 +36,8 @@ fn log_json_over_unix_socket_sends_resync_first_and_prints_one_object_per_messag
         types,
         ["hello", "mem_region", "mem_region", "log", "heartbeat"]
     );
-    assert_eq!(objects[0]["version"]["major"], 1);
+    assert_eq!(objects[0]["version"]["major"], PROTOCOL_VERSION.major);
+    assert_eq!(objects[0]["tsc_hz"], 2_000_000_000u64);
     assert_eq!(objects[0]["build_id"], "kernel-0.1.0-test");
     assert_eq!(objects[0]["mem_total_bytes"], 128u64 << 20);
     assert_eq!(objects[2]["start"], 0x10_0000);
@@ -80,7 +81,7 @@ fn log_reports_link_closed_with_frame_counts_when_the_kernel_hangs_up() {
         lines[0],
         format!(
             "hello v{}.{} build=kernel-0.1.0-test mem=128.0MiB usable=127.0MiB regions=2 \
-             features=host-commands uptime=0.001500s cmdline=\"loglevel=3\"",
+             features=host-commands uptime=0.001500s tsc=2000MHz cmdline=\"loglevel=3\"",
             PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
         )
     );
@@ -218,8 +219,8 @@ fn log_refuses_a_kernel_speaking_another_major_version_with_exit_3() {
     assert_eq!(out.code(), 3, "{out:?}");
     assert!(out.stdout.is_empty(), "nothing decoded is trusted: {out:?}");
     out.assert_stderr_contains(&format!(
-        "kernel speaks protocol {}.0, this mmtop speaks {}.{}; use a matching mmtop",
-        future.major, PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+        "kernel speaks protocol {}.0, this mmtop speaks {}.{} (any {}.x); use a matching mmtop",
+        future.major, PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor, PROTOCOL_VERSION.major
     ));
 }
 

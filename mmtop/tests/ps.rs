@@ -198,12 +198,12 @@ fn ps_exits_1_when_the_listing_does_not_end_in_time() {
 }
 
 #[test]
-fn ps_exits_3_on_a_kernel_older_than_1_2() {
-    let out = run_after_hello("ps", Version { major: 1, minor: 1 });
+fn ps_exits_3_on_a_1_x_kernel() {
+    let out = run_after_hello("ps", Version { major: 1, minor: 2 });
     assert_eq!(out.code(), 3, "{out:?}");
     assert_eq!(
         out.stderr,
-        "mmtop: kernel speaks protocol 1.1; ps needs 1.2 or later\n"
+        "mmtop: kernel speaks protocol 1.2, this mmtop speaks 2.0 (any 2.x); use a matching mmtop\n"
     );
 }
 

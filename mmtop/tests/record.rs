@@ -61,8 +61,8 @@ fn record_starts_at_hello_and_log_replays_the_same_messages() {
     std::thread::sleep(Duration::from_millis(50));
     kernel.write_all(&bytes[bytes.len() / 2..]).unwrap();
     kernel.write_all(&frame(&heap_alloc(5))).unwrap();
-    // Beyond --count: not recorded.
-    kernel.write_all(&frame(&heap_alloc(6))).unwrap();
+    // Beyond --count: not recorded (mmtop may have hung up already).
+    let _ = kernel.write_all(&frame(&heap_alloc(6)));
 
     let out = mmtop.finish();
     assert_eq!(out.code(), 0, "{out:?}");

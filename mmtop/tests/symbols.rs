@@ -60,6 +60,7 @@ fn hello(build_id: &str) -> Msg {
         features: 0,
         cmdline: "".into(),
         uptime_us: 0,
+        tsc_hz: 2_000_000_000,
     })
 }
 

@@ -73,6 +73,9 @@ impl DecodeStats {
 pub struct FrameDecoder<const N: usize = MAX_FRAME> {
     buf: [u8; N],
     len: usize,
+    /// Bytes of the last frame's message that passed its CRC, at the start
+    /// of `buf` until the next byte arrives.
+    last_payload: usize,
     /// The current frame outgrew `buf`: discard up to the next terminator.
     overflowed: bool,
     stats: DecodeStats,
@@ -90,6 +93,7 @@ impl<const N: usize> FrameDecoder<N> {
         Self {
             buf: [0; N],
             len: 0,
+            last_payload: 0,
             overflowed: false,
             stats: DecodeStats {
                 frames: 0,
@@ -106,6 +110,14 @@ impl<const N: usize> FrameDecoder<N> {
         self.stats
     }
 
+    /// The message bytes (postcard) of the frame the last byte ended, if
+    /// it passed its CRC: what a reader looks into when the message did not
+    /// decode (a `Hello` of another protocol version, see
+    /// [`hello_version`](crate::hello_version)).
+    pub fn last_payload(&self) -> &[u8] {
+        &self.buf[..self.last_payload]
+    }
+
     /// Forgets a partial frame, e.g. after reconnecting.
     pub fn reset(&mut self) {
         self.len = 0;
@@ -116,6 +128,7 @@ impl<const N: usize> FrameDecoder<N> {
     /// message, or the reason the frame was rejected (already counted).
     /// Empty frames (two `0x00` in a row) are idle fill and yield nothing.
     pub fn push<'s, M: Deserialize<'s>>(&'s mut self, byte: u8) -> Option<Result<M, FrameError>> {
+        self.last_payload = 0;
         if byte != 0 {
             if self.len < N {
                 self.buf[self.len] = byte;
@@ -150,6 +163,7 @@ impl<const N: usize> FrameDecoder<N> {
             self.stats.crc_errors += 1;
             return Err(FrameError::Crc);
         }
+        self.last_payload = n - 2;
         // Count before deserializing: the message borrows the buffer.
         match postcard::from_bytes::<M>(&self.buf[..n - 2]) {
             Ok(msg) => {

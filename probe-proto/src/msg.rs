@@ -28,6 +28,11 @@ impl Version {
     pub fn is_compatible_with(self, other: Version) -> bool {
         self.major == other.major
     }
+
+    /// Whether `self` is `since` or a later version.
+    pub fn at_least(self, since: Version) -> bool {
+        (self.major, self.minor) >= (since.major, since.minor)
+    }
 }
 
 /// Feature bits announced in [`Hello::features`].
@@ -148,6 +153,21 @@ pub enum KernelMsg<'a> {
     KernelLeak(KernelLeak),
     /// End of a kernel leak scan: its verdict and cost. Since 1.4.
     LeakScanEnd(LeakScanEnd),
+    /// Several memory events in the compact encoding of
+    /// [`batch`](crate::batch). A host turns it back into the events it
+    /// holds with a [`BatchDecoder`](crate::batch::BatchDecoder); they are
+    /// never sent as messages of their own. Since 2.0.
+    #[serde(borrow)]
+    EventBatch(EventBatch<'a>),
+}
+
+/// The body of a [`KernelMsg::EventBatch`]: a header and records, in the
+/// encoding [`batch`](crate::batch) documents.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch<'a> {
+    /// The body's bytes.
+    #[serde(borrow)]
+    pub body: Cow<'a, [u8]>,
 }
 
 impl KernelMsg<'_> {
@@ -167,6 +187,7 @@ impl KernelMsg<'_> {
                 features,
                 cmdline,
                 uptime_us,
+                tsc_hz,
             }) => KernelMsg::Hello(Hello {
                 version,
                 build_id: own(build_id),
@@ -176,6 +197,7 @@ impl KernelMsg<'_> {
                 features,
                 cmdline: own(cmdline),
                 uptime_us,
+                tsc_hz,
             }),
             KernelMsg::MemRegion(m) => KernelMsg::MemRegion(m),
             KernelMsg::Log(Log { ts_us, level, text }) => KernelMsg::Log(Log {
@@ -253,6 +275,9 @@ impl KernelMsg<'_> {
             KernelMsg::LeaksEnd(m) => KernelMsg::LeaksEnd(m),
             KernelMsg::KernelLeak(m) => KernelMsg::KernelLeak(m),
             KernelMsg::LeakScanEnd(m) => KernelMsg::LeakScanEnd(m),
+            KernelMsg::EventBatch(EventBatch { body }) => KernelMsg::EventBatch(EventBatch {
+                body: Cow::Owned(body.into_owned()),
+            }),
         }
     }
 }
@@ -350,6 +375,10 @@ pub struct Hello<'a> {
     pub cmdline: Text<'a>,
     /// Microseconds since boot.
     pub uptime_us: u64,
+    /// The rate of the time-stamp counter timestamps are read from, in Hz
+    /// (measured against the timer at boot); 0 while timestamps still come
+    /// from the timer's millisecond ticks. Since 2.0.
+    pub tsc_hz: u64,
 }
 
 /// Kind of a memory-map region (the E820 types).

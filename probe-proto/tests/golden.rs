@@ -1,9 +1,9 @@
 //! Golden bytes: these pin the wire format documented in the crate docs.
 
 use probe_proto::{
-    CheckEnd, FrameDecoder, HeapBlock, HostMsg, KernelLeak, KernelMsg, LeakScanEnd, LeakScanStatus,
-    PROTOCOL_VERSION, ProcessHeap, ProcessListEnd, PtRange, Region, Version, VmaKind, encode_frame,
-    frame::MAX_FRAME,
+    CheckEnd, EventBatch, FrameDecoder, HeapBlock, HostMsg, KernelLeak, KernelMsg, LeakScanEnd,
+    LeakScanStatus, PROTOCOL_VERSION, ProcessHeap, ProcessListEnd, PtRange, Region, Version,
+    VmaKind, encode_frame, frame::MAX_FRAME,
 };
 
 /// The payload bytes of `msg`: its variant index, then its fields.
@@ -27,8 +27,18 @@ fn golden_ping_frame() {
 }
 
 #[test]
-fn protocol_version_is_1_4() {
-    assert_eq!(PROTOCOL_VERSION, Version { major: 1, minor: 4 });
+fn protocol_version_is_2_0() {
+    assert_eq!(PROTOCOL_VERSION, Version { major: 2, minor: 0 });
+}
+
+/// 2.0's event batch: variant 41, then the body as a length-prefixed byte
+/// string, unchanged.
+#[test]
+fn golden_event_batch_bytes() {
+    let msg = KernelMsg::EventBatch(EventBatch {
+        body: vec![0x01, 0x00, 0x00, 0x05].into(),
+    });
+    assert_eq!(enc(&msg), [0x29, 0x04, 0x01, 0x00, 0x00, 0x05]);
 }
 
 /// The 1.1 commands are appended after `Ping`: their variant indices are

@@ -16,6 +16,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use probe_proto::batch::{BatchDecoder, BatchSkip};
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{FrameDecoder, HostMsg, KernelMsg, encode_frame};
 
@@ -357,9 +358,16 @@ impl Drop for Qemu {
 pub struct Telemetry {
     stream: UnixStream,
     decoder: Box<FrameDecoder<MAX_FRAME>>,
+    /// Turns event batches back into their events.
+    batches: BatchDecoder,
+    /// Events of a batch not yet offered to a caller.
+    events: VecDeque<KernelMsg<'static>>,
     pending: VecDeque<u8>,
     /// Frames this client could not decode.
     pub bad_frames: u64,
+    /// Event batches this client could not decode after a sync point (a
+    /// lost or damaged frame).
+    pub skipped_batches: u64,
 }
 
 impl Telemetry {
@@ -370,8 +378,11 @@ impl Telemetry {
         Self {
             stream,
             decoder: Box::new(FrameDecoder::new()),
+            batches: BatchDecoder::new(),
+            events: VecDeque::new(),
             pending: VecDeque::new(),
             bad_frames: 0,
+            skipped_batches: 0,
         }
     }
 
@@ -388,7 +399,8 @@ impl Telemetry {
     }
 
     /// Reads messages until `pick` returns `Some`, or fails after `timeout`.
-    /// Messages `pick` declines are skipped.
+    /// Messages `pick` declines are skipped. Event batches are seen as the
+    /// events they hold, in order, from the kernel's first sync point on.
     pub fn wait_for<T>(
         &mut self,
         what: &str,
@@ -410,8 +422,26 @@ impl Telemetry {
     ) -> Option<T> {
         let start = Instant::now();
         loop {
+            while let Some(event) = self.events.pop_front() {
+                if let Some(t) = pick(&event) {
+                    return Some(t);
+                }
+            }
             while let Some(byte) = self.pending.pop_front() {
                 match self.decoder.push::<KernelMsg>(byte) {
+                    Some(Ok(KernelMsg::EventBatch(b))) => match self.batches.decode(&b.body) {
+                        Ok(events) => {
+                            // The rest stay for the next call.
+                            self.events.extend(events);
+                            while let Some(event) = self.events.pop_front() {
+                                if let Some(t) = pick(&event) {
+                                    return Some(t);
+                                }
+                            }
+                        }
+                        Err(BatchSkip::NotSynced { .. }) => {}
+                        Err(_) => self.skipped_batches += 1,
+                    },
                     Some(Ok(msg)) => {
                         if let Some(t) = pick(&msg) {
                             return Some(t);

@@ -20,7 +20,7 @@ use probe_proto::{
 use crate::mm::frame::{Frame, FrameError, Owner, PhysAddr};
 use crate::mm::heap::HeapError;
 use crate::mm::paging::{Mapping, PageFlags, PageSize, VirtAddr};
-use crate::{telemetry, time};
+use crate::telemetry;
 
 /// The classes of events sent (`names::event_class` bits).
 static CLASSES: AtomicU32 = AtomicU32::new(event_class::ALL);
@@ -98,7 +98,7 @@ pub fn counters() -> EventCounters {
 fn emit(counter: &AtomicU64, class: u32, msg: impl FnOnce(u64) -> KernelMsg<'static>) {
     counter.fetch_add(1, Relaxed);
     if sends(class) {
-        telemetry::send(&msg(time::uptime_us()));
+        telemetry::send_event(msg);
     }
 }
 

@@ -6,11 +6,20 @@
 //! transmit-empty interrupt and the timer). A frame that does not fit is
 //! dropped whole and counted; the count goes out as `Dropped` as soon as
 //! there is room, so the host always knows what it missed.
+//!
+//! The common memory events do not get a frame each: they are encoded a few
+//! bytes apiece into an open batch ([`probe_proto::batch`]), which goes out
+//! as one `EventBatch` frame when it is full, when any other message is sent
+//! (so the stream keeps its order), or at the latest [`BATCH_FLUSH_US`]
+//! after its first event (the timer checks). A batch that does not fit the
+//! ring counts all its events as dropped, and the next batch is a sync
+//! point, as it is after the host's `Resync` and every [`SYNC_EVERY_US`].
 
+use probe_proto::batch::{BatchEncoder, Push};
 use probe_proto::frame::MAX_FRAME;
 use probe_proto::{
-    FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, LeaksEnd, Log, LogLevel,
-    PROTOCOL_VERSION, Pong, ProcessListEnd, PtDumpEnd, encode_frame, features,
+    EventBatch, FrameDecoder, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelMsg, LeaksEnd, Log,
+    LogLevel, PROTOCOL_VERSION, Pong, ProcessListEnd, PtDumpEnd, encode_frame, features,
 };
 
 use crate::drivers::serial::{COM1_BASE, SerialPort};
@@ -21,6 +30,13 @@ use crate::{boot_info::BootInfo, time};
 const TX_RING_BYTES: usize = 64 * 1024;
 /// Longest host frame accepted; host commands are a few bytes.
 const RX_FRAME_BYTES: usize = 128;
+/// An open event batch is sent at the latest this long after its first
+/// event: the bound on how late an event reaches the host.
+pub const BATCH_FLUSH_US: u64 = 10_000;
+/// A batch at least this long after the last sync point is a sync point
+/// again, so a host that lost a frame decodes again within about a second
+/// without asking.
+pub const SYNC_EVERY_US: u64 = 1_000_000;
 
 /// Identifies this build in `Hello`: version, profile and `id=` a hash of
 /// the sources (`build.rs`), which mmtop compares with the same string in
@@ -144,6 +160,10 @@ struct Link {
     boot: Option<&'static BootInfo>,
     /// Whether the transmitter-empty interrupt is enabled.
     tx_irq_on: bool,
+    /// The open batch of memory events.
+    batch: BatchEncoder,
+    /// When the last sync batch was opened.
+    last_sync_us: u64,
 }
 
 static LINK: IrqMutex<Link> = IrqMutex::new(Link {
@@ -159,6 +179,8 @@ static LINK: IrqMutex<Link> = IrqMutex::new(Link {
     rx: FrameDecoder::new(),
     boot: None,
     tx_irq_on: false,
+    batch: BatchEncoder::new(),
+    last_sync_us: 0,
 });
 
 /// Opens COM1 and sends `Hello` and the memory map.
@@ -177,6 +199,16 @@ pub fn send(msg: &KernelMsg<'_>) {
     LINK.with(|link| link.send(msg));
 }
 
+/// Queues the memory event `build` makes from the time now, read under
+/// the link's lock so that events reach the batch in time order; never
+/// waits for the UART.
+pub fn send_event(build: impl FnOnce(u64) -> KernelMsg<'static>) {
+    LINK.with(|link| {
+        let msg = build(time::uptime_us());
+        link.send(&msg);
+    });
+}
+
 /// Sends a log line as `Log`: the log's sink, registered at boot.
 pub fn send_log(level: LogLevel, text: &str) {
     send(&KernelMsg::Log(Log {
@@ -193,10 +225,12 @@ pub fn send_waiting(msg: &KernelMsg<'_>) {
     LINK.with(|link| link.send_waiting(msg));
 }
 
-/// Waits until every queued byte went to the UART.
+/// Waits until every queued byte went to the UART, the open event batch
+/// included.
 pub fn drain() {
     loop {
         let empty = LINK.with(|link| {
+            link.flush_batch();
             link.pump();
             link.ring.len == 0 || link.port.is_none()
         });
@@ -226,9 +260,19 @@ pub fn heartbeat() {
     });
 }
 
-/// Moves queued bytes to the UART; called from the timer.
+/// Moves queued bytes to the UART, first sending the open event batch if
+/// it is [`BATCH_FLUSH_US`] old; called from the timer.
 pub fn pump() {
-    LINK.with(Link::pump);
+    LINK.with(|link| {
+        if link
+            .batch
+            .opened_at_us()
+            .is_some_and(|t| time::uptime_us().saturating_sub(t) >= BATCH_FLUSH_US)
+        {
+            link.flush_batch();
+        }
+        link.pump();
+    });
 }
 
 /// COM1 interrupt: received bytes and/or transmitter empty.
@@ -254,6 +298,7 @@ pub fn send_emergency(msg: &KernelMsg<'_>) {
         return;
     };
     let sent = LINK.try_with(|link| {
+        link.flush_batch();
         while link.ring.len > 0 {
             link.pump();
         }
@@ -272,14 +317,64 @@ pub fn send_emergency(msg: &KernelMsg<'_>) {
 
 impl Link {
     fn send(&mut self, msg: &KernelMsg<'_>) {
+        match self.batch.push(msg) {
+            // The UART is pumped when the batch goes out, not per event.
+            Push::Added => return,
+            Push::Full => {
+                self.flush_batch();
+                if self.batch.push(msg) == Push::Added {
+                    return;
+                }
+                // An empty batch always has room: not reached.
+                self.count_unless(false);
+                return;
+            }
+            Push::NotBatched => {}
+        }
+        // Whatever is batched happened before this message.
+        self.flush_batch();
         self.report_dropped();
         let queued = self.encode(msg).is_some_and(|len| self.push_scratch(len));
         self.count_unless(queued);
         self.pump();
     }
 
+    /// Sends the open event batch as one frame. If it does not fit, its
+    /// events are counted as dropped and the next batch is a sync point,
+    /// since the host cannot decode past a missing batch.
+    fn flush_batch(&mut self) {
+        let events = u64::from(self.batch.events());
+        if events == 0 {
+            return;
+        }
+        self.report_dropped();
+        let len = self.batch.finish().and_then(|body| {
+            let msg = KernelMsg::EventBatch(EventBatch { body: body.into() });
+            encode_frame(&msg, &mut self.scratch).ok().map(<[u8]>::len)
+        });
+        let queued = len.is_some_and(|len| self.push_scratch(len));
+        if !queued {
+            self.dropped_unreported += events;
+            self.dropped_total += events;
+            self.batch.request_sync();
+        }
+        self.pump();
+        // The next batch to open is a sync point if the last is old.
+        let now = time::uptime_us();
+        if now.saturating_sub(self.last_sync_us) >= SYNC_EVERY_US {
+            self.sync_batches(now);
+        }
+    }
+
+    /// Makes the next batch a sync point.
+    fn sync_batches(&mut self, now_us: u64) {
+        self.batch.request_sync();
+        self.last_sync_us = now_us;
+    }
+
     /// Like `send`, but waits for the UART to make room instead of dropping.
     fn send_waiting(&mut self, msg: &KernelMsg<'_>) {
+        self.flush_batch();
         self.report_dropped();
         let queued = self.encode(msg).is_some_and(|len| {
             while TX_RING_BYTES - self.ring.len < len && self.port.is_some() {
@@ -345,6 +440,11 @@ impl Link {
     fn handle(&mut self, cmd: HostMsg) {
         match cmd {
             HostMsg::Resync => {
+                // Events batched so far go out before the Hello, and the
+                // batches after it start from a fresh state the host can
+                // decode.
+                self.flush_batch();
+                self.sync_batches(time::uptime_us());
                 self.send_hello();
                 // A late host also wants the current picture.
                 let _ = self.requests.push(HostMsg::Snapshot);
@@ -411,6 +511,7 @@ impl Link {
             features: features::HOST_COMMANDS | features::DEBUGCON_LOG,
             cmdline: boot.cmdline().into(),
             uptime_us: time::uptime_us(),
+            tsc_hz: time::tsc_hz(),
         }));
         for region in boot.mem_regions() {
             self.send(&KernelMsg::MemRegion(region));

@@ -14,7 +14,7 @@ use crate::Msg;
 use crate::format::human;
 
 /// The first protocol version whose `Check` also checks the mappings.
-const MAPPINGS_SINCE: Version = Version { major: 1, minor: 3 };
+const MAPPINGS_SINCE: Version = Version { major: 2, minor: 0 };
 
 /// The `--json` output: the verdict of the mapping check (`consistent` is
 /// the verdict of all three checks), its findings, and the bitmap's and
@@ -53,7 +53,7 @@ pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Stat
     let mut frame_check = None;
     let mut heap_check = None;
     // An older kernel does not check its mappings: nothing to wait for.
-    let mut end = (session.version.minor < MAPPINGS_SINCE.minor).then(|| CheckEnd {
+    let mut end = (!session.version.at_least(MAPPINGS_SINCE)).then(|| CheckEnd {
         consistent: true,
         ..CheckEnd::default()
     });
@@ -81,7 +81,7 @@ pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Stat
 
     let text = if args.json {
         // A struct of numbers, bools and unit-like enums always serializes.
-        let mappings = (session.version.minor >= MAPPINGS_SINCE.minor).then(|| MappingReport {
+        let mappings = (session.version.at_least(MAPPINGS_SINCE)).then(|| MappingReport {
             consistent: frame_check.consistent && heap_check.ok && end.consistent,
             frames: end.frames,
             spaces: end.spaces,
@@ -101,7 +101,7 @@ pub fn run(args: &RequestArgs, out: &mut dyn Write, err: &mut dyn Write) -> Stat
             human(&Msg::FrameCheck(frame_check)),
             human(&Msg::HeapCheck(heap_check))
         );
-        if session.version.minor >= MAPPINGS_SINCE.minor {
+        if session.version.at_least(MAPPINGS_SINCE) {
             for f in &findings {
                 text.push_str(&format!("\n{}", FindingLine(f)));
             }

@@ -12,7 +12,7 @@ use super::{EXIT_CONNECT, EXIT_OK, Status};
 use crate::Msg;
 
 /// The first protocol version with `SetLogLevel`, `SetEvents` and `Leaks`.
-pub const CONTROL_SINCE: Version = Version { major: 1, minor: 3 };
+pub const CONTROL_SINCE: Version = Version { major: 2, minor: 0 };
 
 /// Sends `cmd` and prints the `Settings` the kernel answers with.
 fn settle(

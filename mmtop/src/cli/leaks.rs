@@ -18,7 +18,7 @@ use crate::format::human_bytes;
 use crate::symbols::Symbolizer;
 
 /// The first protocol version with `LeakScan`.
-pub const SCAN_SINCE: Version = Version { major: 1, minor: 4 };
+pub const SCAN_SINCE: Version = Version { major: 2, minor: 0 };
 
 /// Frames after the call site a text report shows (JSON has them all).
 const FRAMES_SHOWN: usize = 3;

@@ -135,7 +135,9 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
                     return Ok(EXIT_OK);
                 }
             }
-            LinkEvent::Error(e @ DecodeError::BadFrame(_)) => {
+            LinkEvent::Error(
+                e @ (DecodeError::BadFrame(_) | DecodeError::EventsSkipped { .. }),
+            ) => {
                 let _ = writeln!(err, "mmtop: {e}");
             }
             LinkEvent::Error(e @ DecodeError::Incompatible { .. }) => {

@@ -44,7 +44,10 @@ pub fn run(args: &PingArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status 
                 return Ok(EXIT_OK);
             }
             // Telemetry keeps flowing while we wait; it is not ours to print.
-            Received::Event(LinkEvent::Msg(_) | LinkEvent::Error(DecodeError::BadFrame(_))) => {}
+            Received::Event(
+                LinkEvent::Msg(_)
+                | LinkEvent::Error(DecodeError::BadFrame(_) | DecodeError::EventsSkipped { .. }),
+            ) => {}
             Received::Event(LinkEvent::Error(e @ DecodeError::Incompatible { .. })) => {
                 let _ = writeln!(err, "mmtop: {e}");
                 return Err(EXIT_PROTOCOL);

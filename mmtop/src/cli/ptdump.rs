@@ -18,7 +18,7 @@ use crate::Msg;
 use crate::link::Address;
 
 /// The first protocol version with `PtDump`.
-pub const PTDUMP_SINCE: Version = Version { major: 1, minor: 3 };
+pub const PTDUMP_SINCE: Version = Version { major: 2, minor: 0 };
 
 /// Which address space a snapshot is of: `"kernel"` or a pid in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -167,7 +167,7 @@ pub fn run(args: &RecordArgs, err: &mut dyn Write) -> Status {
         let mut start = 0;
         let mut end = bytes.len();
         for (i, &b) in bytes.iter().enumerate() {
-            let Some(result) = decoder.push(b) else {
+            let Some(results) = decoder.push(b) else {
                 if let Some(frame) = before_hello.as_mut() {
                     frame.push(b);
                 }
@@ -175,8 +175,8 @@ pub fn run(args: &RecordArgs, err: &mut dyn Write) -> Status {
             };
             if let Some(frame) = before_hello.as_mut() {
                 frame.push(b);
-                match &result {
-                    Ok(Msg::Hello(_)) => {
+                match results.first() {
+                    Some(Ok(Msg::Hello(_))) => {
                         // The Hello's frame starts the recording.
                         origin = at;
                         let head = std::mem::take(frame);
@@ -185,25 +185,29 @@ pub fn run(args: &RecordArgs, err: &mut dyn Write) -> Status {
                         out.write(0, &head).map_err(|e| write_err(err, e))?;
                         start = i + 1;
                     }
-                    Err(DecodeError::Incompatible { .. }) => {}
+                    Some(Err(DecodeError::Incompatible { .. })) => {}
                     _ => {
                         frame.clear();
                         continue;
                     }
                 }
             }
-            match result {
-                Ok(_) => messages += 1,
-                Err(e @ DecodeError::Incompatible { .. }) => {
-                    let _ = writeln!(err, "mmtop: {e}");
-                    let _ = out.into_inner();
-                    return Err(EXIT_PROTOCOL);
-                }
-                Err(e) => {
-                    let _ = writeln!(err, "mmtop: {e} (recorded as it came)");
+            // A frame of events counts them all; the recording ends after
+            // the frame that reaches --count.
+            for result in results {
+                match result {
+                    Ok(_) => messages += 1,
+                    Err(e @ DecodeError::Incompatible { .. }) => {
+                        let _ = writeln!(err, "mmtop: {e}");
+                        let _ = out.into_inner();
+                        return Err(EXIT_PROTOCOL);
+                    }
+                    Err(e) => {
+                        let _ = writeln!(err, "mmtop: {e} (recorded as it came)");
+                    }
                 }
             }
-            if args.count == Some(messages) {
+            if args.count.is_some_and(|c| messages >= c) {
                 end = i + 1;
                 break;
             }
@@ -214,7 +218,7 @@ pub fn run(args: &RecordArgs, err: &mut dyn Write) -> Status {
                 .map_err(|e| write_err(err, e))?;
             bytes_written += (end - start) as u64;
         }
-        if args.count == Some(messages) {
+        if args.count.is_some_and(|c| messages >= c) {
             out.into_inner().map_err(|e| write_err(err, e))?;
             summary(err, messages, bytes_written);
             return Ok(EXIT_OK);

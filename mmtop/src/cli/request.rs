@@ -16,11 +16,13 @@ use crate::decode::DecodeError;
 use crate::event::LinkEvent;
 use crate::link::{Address, LinkWriter};
 
-/// The first protocol version with `Snapshot`, `Check` and `HeapWalk`.
-pub const COMMANDS_SINCE: Version = Version { major: 1, minor: 1 };
+/// The first protocol version with `Snapshot`, `Check` and `HeapWalk` (1.1 before 2.0).
+/// (2.0 restarted the minor count: every command of 1.x is in 2.0, and a
+/// 1.x kernel is refused before any command is sent.)
+pub const COMMANDS_SINCE: Version = Version { major: 2, minor: 0 };
 
 /// The first protocol version with `Processes`.
-pub const PROCESSES_SINCE: Version = Version { major: 1, minor: 2 };
+pub const PROCESSES_SINCE: Version = Version { major: 2, minor: 0 };
 
 /// A live link whose kernel has said Hello and accepts the commands of the
 /// version a subcommand needs.
@@ -78,7 +80,7 @@ impl<'a> Session<'a> {
             };
             let Some(hello) = hello else { continue };
             // The decoder has refused another major version already.
-            if hello.version.minor < since.minor {
+            if !hello.version.at_least(since) {
                 let _ = writeln!(
                     err,
                     "mmtop: kernel speaks protocol {}.{}; {command} needs {}.{} or later",
@@ -130,7 +132,9 @@ impl<'a> Session<'a> {
         loop {
             match recv_until(&self.rx, Some(until)) {
                 Received::Event(LinkEvent::Msg(msg)) => return Ok(Some(msg)),
-                Received::Event(LinkEvent::Error(e @ DecodeError::BadFrame(_))) => {
+                Received::Event(LinkEvent::Error(
+                    e @ (DecodeError::BadFrame(_) | DecodeError::EventsSkipped { .. }),
+                )) => {
                     let _ = writeln!(err, "mmtop: {e}");
                 }
                 Received::Event(LinkEvent::Error(e @ DecodeError::Incompatible { .. })) => {

@@ -112,6 +112,9 @@ pub fn human(msg: &Msg) -> String {
             human_time(e.ts_us),
             LeakScanLine(e)
         ),
+        // The decoder turns batches into their events; one that reaches a
+        // printer was not decoded.
+        Msg::EventBatch(b) => format!("event_batch bytes={}", b.body.len()),
     }
 }
 
@@ -450,7 +453,8 @@ impl fmt::Display for HeapName {
 
 fn hello(h: &Hello) -> String {
     format!(
-        "hello v{}.{} build={} mem={} usable={} regions={} features={} uptime={} cmdline={:?}",
+        "hello v{}.{} build={} mem={} usable={} regions={} features={} uptime={} tsc={}MHz \
+         cmdline={:?}",
         h.version.major,
         h.version.minor,
         word(&h.build_id),
@@ -459,6 +463,7 @@ fn hello(h: &Hello) -> String {
         h.nr_regions,
         feature_names(h.features),
         human_time(h.uptime_us),
+        h.tsc_hz / 1_000_000,
         h.cmdline,
     )
 }
@@ -658,11 +663,12 @@ mod tests {
             features: features::HOST_COMMANDS | features::GDB_STUB,
             cmdline: "loglevel=2 test=\"a b\"".into(),
             uptime_us: 12_345,
+            tsc_hz: 2_000_000_000,
         }));
         assert_eq!(
             line,
             "hello v1.0 build=kernel-0.1.0-debug mem=128.0MiB usable=124.0MiB regions=6 \
-             features=host-commands,gdb-stub uptime=0.012345s cmdline=\"loglevel=2 test=\\\"a b\\\"\""
+             features=host-commands,gdb-stub uptime=0.012345s tsc=2000MHz cmdline=\"loglevel=2 test=\\\"a b\\\"\""
         );
     }
 

@@ -158,11 +158,13 @@ mod tests {
                 features: 7,
                 cmdline: "loglevel=3 \"q\"".into(),
                 uptime_us: 1234,
+                tsc_hz: 2_000_000_000,
             }),
             json!({"type": "hello", "version": {"major": 1, "minor": 2},
                    "build_id": "k-0.1.0", "mem_total_bytes": 134_217_728u64,
                    "mem_usable_bytes": 133_000_000u64, "nr_regions": 6, "features": 7,
-                   "cmdline": "loglevel=3 \"q\"", "uptime_us": 1234}),
+                   "cmdline": "loglevel=3 \"q\"", "uptime_us": 1234,
+                   "tsc_hz": 2_000_000_000u64}),
         );
     }
 

@@ -689,6 +689,7 @@ pub(crate) mod tests {
             features: probe_proto::features::HOST_COMMANDS,
             cmdline: Cow::Borrowed(""),
             uptime_us: 0,
+            tsc_hz: 2_000_000_000,
         })
     }
 

@@ -196,6 +196,7 @@ pub fn hello(version: Version) -> KernelMsg<'static> {
         features: probe_proto::features::HOST_COMMANDS,
         cmdline: "loglevel=3".into(),
         uptime_us: 1_500,
+        tsc_hz: 2_000_000_000,
     })
 }
 

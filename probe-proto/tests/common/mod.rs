@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use probe_proto::{
-    EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
+    EventBatch, EventCounters, Exception, ExitReason, FaultResolution, FrameCheck, FrameErrorEvent,
     FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind,
     HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelLeak, KernelMsg,
     LEAK_PREVIEW_BYTES, LEAK_STACK_DEPTH, Leak, LeakScanEnd, LeakScanStatus, Log, LogLevel,
@@ -77,7 +77,15 @@ pub fn kernel_msg() -> impl Strategy<Value = KernelMsg<'static>> {
         13 => kernel_msg_1_1(),
         10 => kernel_msg_1_2(),
         2 => kernel_msg_1_4(),
+        1 => kernel_msg_2_0(),
     ]
+}
+
+/// The [`KernelMsg`] variant added in protocol 2.0: an event batch (any
+/// bytes: the frame carries them unchanged, whatever they decode to).
+pub fn kernel_msg_2_0() -> impl Strategy<Value = KernelMsg<'static>> {
+    proptest::collection::vec(any::<u8>(), 0..=probe_proto::batch::MAX_BATCH_BYTES)
+        .prop_map(|body| KernelMsg::EventBatch(EventBatch { body: body.into() }))
 }
 
 /// The [`KernelMsg`] variants added in protocol 1.4: the kernel leak scan.
@@ -138,6 +146,7 @@ pub fn kernel_msg_1_0() -> impl Strategy<Value = KernelMsg<'static>> {
             features: any::<u32>(),
             cmdline: text(),
             uptime_us: any::<u64>(),
+            tsc_hz: any::<u64>(),
         })
         .prop_map(KernelMsg::Hello),
         fields!(MemRegion {
