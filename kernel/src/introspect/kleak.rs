@@ -7,8 +7,9 @@
 //!    (frames of its own, outside the heap and the data the scan reads:
 //!    nothing the scan keeps may look like a reference) with their birth time and call stack.
 //! 2. The roots are read with interrupts on: the kernel's data and bss
-//!    (less the boot stack), the running stack from the scan's own frame
-//!    up with the callee-saved registers, and, under the process table's
+//!    (less the boot stack and the telemetry link's record of addresses),
+//!    the running stack from the scan's caller's frame up with the
+//!    callee-saved registers, and, under the process table's
 //!    lock, the live part of every switched-away task's kernel stack,
 //!    where its saved registers and trap frame are.
 //! 3. Every block a root points into (interior pointers included) is
@@ -35,8 +36,8 @@ use crate::mm::frame::{FRAME_SIZE, Owner};
 use crate::mm::heap::BlockState;
 use crate::mm::leak::{Candidate, Marker, StackId};
 use crate::mm::paging::VirtAddr;
-use crate::proc;
-use crate::time;
+use crate::telemetry::link;
+use crate::{proc, time};
 
 /// Set while a scan runs: the debugger may stop the kernel in one and
 /// start another.
@@ -44,7 +45,16 @@ static SCANNING: AtomicBool = AtomicBool::new(false);
 
 /// Scans the kernel heap for unreferenced blocks at least `min_age_ms`
 /// old, calls `report` for each, and returns the verdict.
+#[inline(never)]
 pub fn scan(min_age_ms: u32, mut report: impl FnMut(&KernelLeak)) -> LeakScanEnd {
+    // The callers' frames, from this one's saved frame pointer up, and the
+    // registers they left are roots. The scan's own frames are not: they
+    // reuse stack its own earlier steps left stale copies of block
+    // addresses in (the heap walk's last block, say).
+    let callers = Callers {
+        frame: cpu::frame_pointer(),
+        registers: cpu::callee_saved_registers(),
+    };
     let started = time::uptime_us();
     let mut end = LeakScanEnd {
         min_age_ms,
@@ -53,7 +63,7 @@ pub fn scan(min_age_ms: u32, mut report: impl FnMut(&KernelLeak)) -> LeakScanEnd
     if SCANNING.swap(true, Ordering::Acquire) {
         end.status = LeakScanStatus::Busy;
     } else {
-        end.status = run(min_age_ms, &mut report, &mut end);
+        end.status = run(min_age_ms, &callers, &mut report, &mut end);
         SCANNING.store(false, Ordering::Release);
     }
     end.ts_us = time::uptime_us();
@@ -61,8 +71,16 @@ pub fn scan(min_age_ms: u32, mut report: impl FnMut(&KernelLeak)) -> LeakScanEnd
     end
 }
 
+/// Where the scan's callers keep their state: their stack frames from
+/// `frame` up, and the callee-saved registers as they left them.
+struct Callers {
+    frame: u64,
+    registers: [u64; 6],
+}
+
 fn run(
     min_age_ms: u32,
+    callers: &Callers,
     report: &mut dyn FnMut(&KernelLeak),
     end: &mut LeakScanEnd,
 ) -> LeakScanStatus {
@@ -84,9 +102,8 @@ fn run(
     end.untraced = untraced;
     let mut marker = Marker::new(&mut candidates[..n], &mut gray);
     scan_image(&mut marker);
-    let registers = cpu::callee_saved_registers();
-    marker.scan_words(&registers);
-    scan_running_stack(&mut marker);
+    marker.scan_words(&callers.registers);
+    scan_running_stack(&mut marker, callers.frame);
     let stacks = proc::try_with_settled_table(|t| {
         for (_, saved, top) in t.switched_stacks() {
             scan_range(&mut marker, saved, top);
@@ -182,40 +199,46 @@ fn verdict(k: &mut KernelHeap, c: &Candidate, now_ms: u32) -> Option<KernelLeak>
 
 /// The kernel's data and bss, without the boot stack (its guard page is
 /// unmapped and its dead part holds stale pointers; its live part is read
-/// as a stack).
+/// as a stack) and without the telemetry link's state (the addresses it
+/// last reported, kept to predict the next, are not references).
 fn scan_image(marker: &mut Marker<'_>) {
     let (data, data_end) = virt::image_sections()[2];
-    let stack_from = boot::stack_guard_page();
-    let stack_to = boot::boot_stack().1;
-    for (start, stop) in [
-        (data, stack_from.min(data_end)),
-        (stack_to.max(data), data_end),
-    ] {
-        // Page by page, skipping any page that is not mapped.
-        let mut page = start;
-        while page < stop {
-            let next = (page + FRAME_SIZE).min(stop);
-            if virt::get_physical_address(VirtAddr::new(page)).is_some() {
-                scan_range(marker, page, next);
-            }
-            page = next;
-        }
+    let mut skip = [
+        (boot::stack_guard_page(), boot::boot_stack().1),
+        link::footprint(),
+    ];
+    skip.sort_unstable();
+    let mut from = data;
+    for (skip_start, skip_end) in skip.into_iter().chain([(data_end, data_end)]) {
+        scan_mapped(marker, from, skip_start.clamp(from, data_end));
+        from = from.max(skip_end.min(data_end));
     }
 }
 
-/// The stack the scan runs on, from here to its top.
-#[inline(never)]
-fn scan_running_stack(marker: &mut Marker<'_>) {
-    let rsp = cpu::stack_pointer();
+/// [`scan_range`] over `[start, end)` page by page, skipping any page that
+/// is not mapped.
+fn scan_mapped(marker: &mut Marker<'_>, start: u64, end: u64) {
+    let mut at = start;
+    while at < end {
+        let next = ((at & !(FRAME_SIZE - 1)) + FRAME_SIZE).min(end);
+        if virt::get_physical_address(VirtAddr::new(at)).is_some() {
+            scan_range(marker, at, next);
+        }
+        at = next;
+    }
+}
+
+/// The stack the scan runs on, from `from` to its top.
+fn scan_running_stack(marker: &mut Marker<'_>, from: u64) {
     let (bottom, top) = boot::boot_stack();
-    let top = if (bottom..top).contains(&rsp) {
+    let top = if (bottom..top).contains(&from) {
         top
-    } else if let Some((_, top)) = kstack::stack_containing(rsp) {
+    } else if let Some((_, top)) = kstack::stack_containing(from) {
         top
     } else {
         return;
     };
-    scan_range(marker, rsp, top);
+    scan_range(marker, from, top);
 }
 
 /// Shows `marker` every aligned word of `[start, end)`, which the scan

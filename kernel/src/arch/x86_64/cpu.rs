@@ -116,7 +116,7 @@ pub fn enable_global_pages() {
 
 /// The frame pointer (rbp) of the function this is inlined into.
 #[inline(always)]
-fn frame_pointer() -> u64 {
+pub fn frame_pointer() -> u64 {
     let rbp: u64;
     // SAFETY: reads rbp only.
     unsafe { asm!("mov {}, rbp", out(reg) rbp, options(nomem, nostack, preserves_flags)) };
