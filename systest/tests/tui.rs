@@ -61,6 +61,21 @@ fn tui_shows_the_demo_programs_switches_views_and_quits() {
         s.contains("Page tables: the kernel") && s.contains("direct-map")
     });
 
+    // The leaks view: s scans the kernel heap, and the scan's summary line
+    // and the blocks the demo programs hold come back.
+    tmux.keys("6");
+    tmux.wait_for("the leaks view", |s| {
+        s.contains("6:Leaks") && s.contains("press s to scan")
+    });
+    tmux.keys("s");
+    let screen = tmux.wait_for("a leak scan's summary", |s| {
+        s.contains("kernel leak scan:") && s.contains("blocks in use by key (")
+    });
+    assert!(
+        screen.contains(" leaks (") && screen.contains("untraced;"),
+        "{screen}"
+    );
+
     tmux.keys("q");
     let start = Instant::now();
     while tmux.alive() {

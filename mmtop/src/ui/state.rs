@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use probe_proto::{
-    CheckEnd, CheckFinding, FrameCheck, HeapCheck, HostMsg, KERNEL_PID, MemoryStats, PtAudit,
-    PtDumpEnd, PtRange, Version,
+    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FrameCheck, HeapCheck, HostMsg, KERNEL_PID,
+    KernelLeak, Leak, LeakScanEnd, LeaksEnd, MemoryStats, PtAudit, PtDumpEnd, PtRange, Version,
 };
 
 use crate::Msg;
@@ -27,6 +27,10 @@ pub const EVENT_LOG_CAP: usize = 5000;
 pub const HISTORY: usize = 240;
 /// Ticks without a message after which a live link is called stalled.
 pub const STALL_TICKS: u32 = 5;
+/// Leak reports of ended heaps (`Leak` messages) kept for the leaks view.
+pub const EXITED_LEAKS_CAP: usize = 200;
+/// The first protocol version with the kernel leak scan.
+pub const LEAK_SCAN_SINCE: Version = Version { major: 1, minor: 4 };
 
 /// The views, in the order of their number keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,16 +45,19 @@ pub enum View {
     PageTables,
     /// The live event log.
     Events,
+    /// The kernel leak scan and the programs' blocks in use by key.
+    Leaks,
 }
 
 impl View {
     /// Every view, in number-key order.
-    pub const ALL: [View; 5] = [
+    pub const ALL: [View; 6] = [
         View::Processes,
         View::Detail,
         View::Physical,
         View::PageTables,
         View::Events,
+        View::Leaks,
     ];
 
     /// The view's title, as its tab and heading show it.
@@ -61,6 +68,7 @@ impl View {
             View::Physical => "Physical memory",
             View::PageTables => "Page tables",
             View::Events => "Events",
+            View::Leaks => "Leaks",
         }
     }
 
@@ -185,6 +193,40 @@ pub struct PtDump {
     pub end: Option<PtDumpEnd>,
 }
 
+/// One leak of a kernel leak scan, its call site named when it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakRow {
+    /// The leak as the kernel reported it.
+    pub leak: KernelLeak,
+    /// Its call site: the first frame outside the allocator (0 when no
+    /// call site was recorded).
+    pub site: u64,
+    /// The call site's name, when the ELF is the running kernel's.
+    pub symbol: Option<String>,
+}
+
+/// The leaks view's model: the last kernel leak scan (`s`), the live
+/// programs' blocks in use by key (asked for with it), and the blocks
+/// ended heaps left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeakReport {
+    /// A scan was asked for and its `LeakScanEnd` has not come.
+    pub scan_pending: bool,
+    /// The last scan's leaks, in the kernel's order.
+    pub leaks: Vec<LeakRow>,
+    /// The last scan's verdict.
+    pub end: Option<LeakScanEnd>,
+    /// Blocks in use were asked for and their `LeaksEnd` has not come.
+    pub blocks_pending: bool,
+    /// The live programs' blocks in use, one entry per heap and key.
+    pub blocks: Vec<Leak>,
+    /// The end of that answer.
+    pub blocks_end: Option<LeaksEnd>,
+    /// Blocks left when a heap went away (exit or `free_memory`), oldest
+    /// first, at most [`EXITED_LEAKS_CAP`].
+    pub exited: VecDeque<Leak>,
+}
+
 /// Everything the TUI knows; rendering is a function of this alone.
 #[derive(Debug)]
 pub struct State {
@@ -245,6 +287,8 @@ pub struct State {
     pub check: CheckReport,
     /// The last page-table dump.
     pub ptdump: PtDump,
+    /// The leaks view's model.
+    pub leaks: LeakReport,
     /// Pause and speed when the link is a recording being replayed.
     pub replay: Option<Arc<ReplayControl>>,
     /// Names for the addresses in event lines (off without an ELF).
@@ -320,9 +364,16 @@ impl State {
             ticks_since_msg: 0,
             check: CheckReport::default(),
             ptdump: PtDump::default(),
+            leaks: LeakReport::default(),
             replay: None,
             symbols: Symbolizer::off(),
         }
+    }
+
+    /// Whether the kernel on the link said Hello in `since` or later (the
+    /// decoder refuses another major version, so the minor decides).
+    pub fn speaks(&self, since: Version) -> bool {
+        self.version.is_some_and(|v| v.minor >= since.minor)
     }
 
     /// The programs the table shows: filtered by name, sorted.
@@ -442,6 +493,8 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             state.version = None;
             state.check.pending = false;
             state.ptdump.pending = false;
+            state.leaks.scan_pending = false;
+            state.leaks.blocks_pending = false;
             Vec::new()
         }
         AppEvent::Connected => {
@@ -522,6 +575,29 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             state.ptdump.end = Some(*e);
             state.ptdump.pending = false;
         }
+        Msg::KernelLeak(l) if state.leaks.scan_pending => {
+            let (site, symbol) = state.symbols.call_site(&l.stack).unwrap_or((0, None));
+            state.leaks.leaks.push(LeakRow {
+                leak: *l,
+                site,
+                symbol,
+            });
+        }
+        Msg::LeakScanEnd(e) if state.leaks.scan_pending => {
+            state.leaks.end = Some(*e);
+            state.leaks.scan_pending = false;
+        }
+        Msg::BlocksInUse(b) if state.leaks.blocks_pending => state.leaks.blocks.push(*b),
+        Msg::LeaksEnd(e) if state.leaks.blocks_pending && e.pid == -1 => {
+            state.leaks.blocks_end = Some(*e);
+            state.leaks.blocks_pending = false;
+        }
+        Msg::Leak(l) => {
+            if state.leaks.exited.len() == EXITED_LEAKS_CAP {
+                state.leaks.exited.pop_front();
+            }
+            state.leaks.exited.push_back(*l);
+        }
         _ => {}
     }
     // A warning about the ELF (missing, not the running kernel) goes into
@@ -578,7 +654,7 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
             let n = View::ALL.len();
             switch(state, View::ALL[(state.view.index() + n - 1) % n]);
         }
-        KeyCode::Char(c @ '1'..='5') => switch(state, View::ALL[c as usize - '1' as usize]),
+        KeyCode::Char(c @ '1'..='6') => switch(state, View::ALL[c as usize - '1' as usize]),
         KeyCode::Up | KeyCode::Char('k') => scroll(state, -1),
         KeyCode::Down | KeyCode::Char('j') => scroll(state, 1),
         KeyCode::PageUp => scroll(state, -10),
@@ -591,6 +667,7 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
             }
         }
         KeyCode::Esc if state.view != View::Processes => switch(state, View::Processes),
+        KeyCode::Char('s') if state.view == View::Leaks => actions.extend(start_leak_scan(state)),
         KeyCode::Char('s') => state.sort = state.sort.next(),
         KeyCode::Char('r') => state.reverse = !state.reverse,
         KeyCode::Char('/') => {
@@ -633,6 +710,26 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
         _ => {}
     }
     actions
+}
+
+/// Asks for a kernel leak scan and the programs' blocks in use; nothing
+/// when the kernel is older than the scan (the view says so).
+fn start_leak_scan(state: &mut State) -> Vec<Action> {
+    if !state.speaks(LEAK_SCAN_SINCE) {
+        return Vec::new();
+    }
+    state.leaks.scan_pending = true;
+    state.leaks.leaks.clear();
+    state.leaks.end = None;
+    state.leaks.blocks_pending = true;
+    state.leaks.blocks.clear();
+    state.leaks.blocks_end = None;
+    vec![
+        Action::Send(HostMsg::LeakScan {
+            min_age_ms: DEFAULT_MIN_AGE_MS,
+        }),
+        Action::Send(HostMsg::Leaks { pid: -1 }),
+    ]
 }
 
 fn switch(state: &mut State, view: View) {
@@ -681,7 +778,7 @@ pub(crate) mod tests {
 
     fn hello() -> Msg {
         Msg::Hello(Hello {
-            version: Version { major: 1, minor: 3 },
+            version: Version { major: 1, minor: 4 },
             build_id: Cow::Borrowed("test"),
             mem_total_bytes: 128 << 20,
             mem_usable_bytes: 127 << 20,
@@ -853,10 +950,15 @@ pub(crate) mod tests {
         update(&mut s, key(KeyCode::Tab));
         assert_eq!(s.view, View::PageTables);
         update(&mut s, key(KeyCode::Tab));
+        assert_eq!(s.view, View::Events);
+        update(&mut s, key(KeyCode::Tab));
+        assert_eq!(s.view, View::Leaks);
         update(&mut s, key(KeyCode::Tab));
         assert_eq!(s.view, View::Processes, "Tab wraps around");
         update(&mut s, key(KeyCode::BackTab));
-        assert_eq!(s.view, View::Events);
+        assert_eq!(s.view, View::Leaks);
+        update(&mut s, key(KeyCode::Char('6')));
+        assert_eq!(s.view, View::Leaks);
     }
 
     #[test]
@@ -1009,5 +1111,125 @@ pub(crate) mod tests {
         assert_eq!(control.speed(), Some(2.0));
         update(&mut s, key(KeyCode::Char(' ')));
         assert!(!control.paused());
+    }
+
+    pub(crate) fn kernel_leak(addr: u64, confirmed: bool) -> KernelLeak {
+        let mut stack = [0; probe_proto::LEAK_STACK_DEPTH];
+        stack[0] = 0xffff_ffff_8010_0000;
+        stack[1] = 0xffff_ffff_8020_0000;
+        KernelLeak {
+            addr,
+            size: 328,
+            age_ms: 1877,
+            stack,
+            first_bytes: [0xab; probe_proto::LEAK_PREVIEW_BYTES],
+            confirmed,
+        }
+    }
+
+    pub(crate) fn scan_end(leaks: u32, confirmed: u32) -> LeakScanEnd {
+        LeakScanEnd {
+            ts_us: 9,
+            min_age_ms: DEFAULT_MIN_AGE_MS,
+            blocks: 10,
+            scanned_bytes: 218_496,
+            duration_us: 16_290,
+            leaks,
+            confirmed,
+            ..LeakScanEnd::default()
+        }
+    }
+
+    #[test]
+    fn s_in_the_leaks_view_scans_and_asks_for_blocks_in_use() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Char('6')));
+        assert_eq!(
+            update(&mut s, key(KeyCode::Char('s'))),
+            vec![
+                Action::Send(HostMsg::LeakScan {
+                    min_age_ms: DEFAULT_MIN_AGE_MS
+                }),
+                Action::Send(HostMsg::Leaks { pid: -1 }),
+            ]
+        );
+        assert_eq!(s.sort, SortKey::Pid, "s scans here, it does not sort");
+        assert!(s.leaks.scan_pending && s.leaks.blocks_pending);
+        update(&mut s, msg(Msg::KernelLeak(kernel_leak(0x1000, true))));
+        update(&mut s, msg(Msg::KernelLeak(kernel_leak(0x2000, false))));
+        update(&mut s, msg(Msg::LeakScanEnd(scan_end(2, 1))));
+        assert!(!s.leaks.scan_pending);
+        assert_eq!(s.leaks.leaks.len(), 2);
+        assert_eq!(
+            s.leaks.leaks[0].site, 0xffff_ffff_8010_0000,
+            "without names the innermost frame is the call site"
+        );
+        assert_eq!(s.leaks.leaks[0].symbol, None);
+        update(
+            &mut s,
+            msg(Msg::BlocksInUse(Leak {
+                ts_us: 1,
+                pid: 1,
+                heap_id: 0,
+                key: 7,
+                blocks: 3,
+                bytes: 300,
+                first_addr: 0x10_0000,
+            })),
+        );
+        update(
+            &mut s,
+            msg(Msg::LeaksEnd(LeaksEnd {
+                ts_us: 2,
+                pid: -1,
+                processes: 1,
+                complete: true,
+            })),
+        );
+        assert!(!s.leaks.blocks_pending);
+        assert_eq!(s.leaks.blocks.len(), 1);
+
+        // A second scan starts from nothing, and a leak after its end is
+        // not its own.
+        update(&mut s, key(KeyCode::Char('s')));
+        assert!(s.leaks.leaks.is_empty() && s.leaks.end.is_none());
+        update(&mut s, msg(Msg::LeakScanEnd(scan_end(0, 0))));
+        update(&mut s, msg(Msg::KernelLeak(kernel_leak(0x3000, false))));
+        assert!(s.leaks.leaks.is_empty());
+    }
+
+    #[test]
+    fn s_outside_the_leaks_view_still_sorts_and_an_old_kernel_is_not_asked_to_scan() {
+        let mut s = populated();
+        assert!(
+            update(&mut s, key(KeyCode::Char('s'))).is_empty(),
+            "sorting sends nothing"
+        );
+        assert_eq!(s.sort, SortKey::Name);
+        s.version = Some(Version { major: 1, minor: 3 });
+        update(&mut s, key(KeyCode::Char('6')));
+        assert!(update(&mut s, key(KeyCode::Char('s'))).is_empty());
+        assert!(!s.leaks.scan_pending);
+    }
+
+    #[test]
+    fn leaks_of_ended_heaps_are_kept_newest_last_up_to_the_cap() {
+        let mut s = populated();
+        for i in 0..EXITED_LEAKS_CAP as u64 + 5 {
+            update(
+                &mut s,
+                msg(Msg::Leak(Leak {
+                    ts_us: i,
+                    pid: 2,
+                    heap_id: 0,
+                    key: i,
+                    blocks: 1,
+                    bytes: 8,
+                    first_addr: 0,
+                })),
+            );
+        }
+        assert_eq!(s.leaks.exited.len(), EXITED_LEAKS_CAP);
+        assert_eq!(s.leaks.exited.front().unwrap().key, 5);
     }
 }

@@ -9,7 +9,7 @@ use probe_proto::{
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::state::tests::{key, populated};
+use super::state::tests::{kernel_leak, key, populated, scan_end};
 use super::state::{AppEvent, LinkState, State};
 use super::{DEFAULT_ADDRESS, default_to_top, resolve_address, update, view};
 use crate::Msg;
@@ -53,7 +53,7 @@ fn processes_view_at_80x24_shows_totals_header_and_every_program() {
         "{}",
         text(&lines)
     );
-    assert_has(&lines, "unix:target/com1.sock link up proto 1.3");
+    assert_has(&lines, "unix:target/com1.sock link up proto 1.4");
     assert_has(&lines, "frames 2639/32639 used (8%), 30000 free");
     assert_has(&lines, "kernel heap 1M/4M used");
     assert_has(&lines, "kernel heap 1024");
@@ -311,7 +311,7 @@ fn no_color_renders_without_colours() {
 #[test]
 fn tiny_terminal_does_not_panic() {
     let mut s = populated();
-    for v in '1'..='5' {
+    for v in '1'..='6' {
         update(&mut s, key(KeyCode::Char(v)));
         update(&mut s, key(KeyCode::Char('?')));
         screen(&s, 10, 3);
@@ -368,5 +368,104 @@ fn connect_defaults_to_mmtop_sock_then_target_com1_sock() {
     assert_eq!(
         resolve_address(None, Some("")),
         Ok(Address::Unix("target/com1.sock".into()))
+    );
+}
+
+#[test]
+fn leaks_view_before_a_scan_says_how_to_start_one() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('6')));
+    let lines = screen(&s, 80, 24);
+    assert!(lines[0].contains("6:Leaks"), "{}", lines[0]);
+    assert_has(
+        &lines,
+        "kernel leak scan: none yet (press s to scan the kernel heap)",
+    );
+    assert_has(&lines, "s scan");
+    update(&mut s, key(KeyCode::Char('s')));
+    assert_has(&screen(&s, 80, 24), "kernel leak scan: scanning…");
+}
+
+#[test]
+fn leaks_view_shows_each_leak_with_its_call_site_and_the_scan_summary() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('6')));
+    update(&mut s, key(KeyCode::Char('s')));
+    let mut named = kernel_leak(0xffff_c000_0000_fbb0, true);
+    named.size = 264;
+    feed(
+        &mut s,
+        vec![
+            Msg::KernelLeak(named),
+            Msg::KernelLeak(kernel_leak(0xffff_c000_0000_fd18, false)),
+            Msg::LeakScanEnd(scan_end(2, 1)),
+            Msg::BlocksInUse(probe_proto::Leak {
+                ts_us: 1,
+                pid: 1,
+                heap_id: 0,
+                key: 7,
+                blocks: 3,
+                bytes: 3072,
+                first_addr: 0x10_0000,
+            }),
+            Msg::LeaksEnd(probe_proto::LeaksEnd {
+                ts_us: 2,
+                pid: -1,
+                processes: 1,
+                complete: true,
+            }),
+            Msg::Leak(probe_proto::Leak {
+                ts_us: 3,
+                pid: 9,
+                heap_id: 1,
+                key: 4,
+                blocks: 2,
+                bytes: 64,
+                first_addr: 0x20_0000,
+            }),
+        ],
+    );
+    // The symbolizer is off in tests; a named call site is the same row
+    // with the name in place of the address.
+    s.leaks.leaks[0].symbol = Some("kernel::selftest::kleak::leak_cycle+0x89".into());
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(
+            &lines,
+            "kernel leak scan: 2 leaks (1 confirmed) among 10 blocks, 0 untraced;",
+        );
+        assert_has(&lines, "bytes scanned in 16290 us (min age 1000 ms)");
+        assert_has(&lines, "ADDRESS");
+        assert_has(&lines, "0xffffc0000000fbb0   264B    1.8s confirmed");
+        assert_has(&lines, "0xffffc0000000fd18   328B    1.8s new");
+        assert_has(&lines, "blocks in use by key (1 programs)");
+        assert_has(&lines, "1     worker           pid1#0");
+        assert_has(&lines, "3     3K  0x100000");
+    }
+    let narrow = screen(&s, 80, 24);
+    assert_has(&narrow, "    from kernel::selftest::kleak::leak_cycle+0x89");
+    assert_has(&narrow, "    from 0xffffffff80100000");
+    let wide = screen(&s, 160, 50);
+    assert_has(&wide, "0 untraced; 218496 bytes scanned");
+    assert_has(
+        &wide,
+        "0xffffc0000000fbb0   264B    1.8s confirmed kernel::selftest::kleak::leak_cycle+0x89",
+    );
+    assert_has(&wide, "328B    1.8s new       0xffffffff80100000");
+    assert_has(&wide, "left behind when a heap went away (1)");
+    assert_has(
+        &wide,
+        "pid 9     pid9#1     key 4        2 blocks, 64B, first at 0x200000",
+    );
+}
+
+#[test]
+fn leaks_view_says_when_the_kernel_is_too_old_to_scan() {
+    let mut s = populated();
+    s.version = Some(probe_proto::Version { major: 1, minor: 3 });
+    update(&mut s, key(KeyCode::Char('6')));
+    assert_has(
+        &screen(&s, 80, 24),
+        "the kernel speaks protocol 1.3; the leak scan needs 1.4",
     );
 }

@@ -10,10 +10,12 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
 
-use probe_proto::names::{AuditLine, DumpSummary, FindingLine, PtRangeLine, SpaceName, VmaFlags};
+use probe_proto::names::{
+    AuditLine, DumpSummary, FindingLine, LeakScanLine, PtRangeLine, SpaceName, VmaFlags,
+};
 
-use super::state::{LinkState, STALL_TICKS, SortKey, State, View, used_permille};
-use crate::format::{escape_controls, human_bytes};
+use super::state::{LEAK_SCAN_SINCE, LinkState, STALL_TICKS, SortKey, State, View, used_permille};
+use crate::format::{escape_controls, heap_name, human_bytes};
 use crate::procs::Program;
 
 /// Styles, or none of their colours when `NO_COLOR` is set.
@@ -58,6 +60,7 @@ pub fn render(frame: &mut Frame, s: &State) {
         View::Physical => physical(frame, body, s, &theme),
         View::PageTables => page_tables(frame, body, s, &theme),
         View::Events => events(frame, body, s, &theme),
+        View::Leaks => leaks(frame, body, s, &theme),
     }
     frame.render_widget(
         Paragraph::new(Line::styled(footer_text(s), theme.fg(Color::Cyan))),
@@ -90,6 +93,7 @@ fn short_title(v: View) -> &'static str {
         View::Physical => "Physical",
         View::PageTables => "Page tables",
         View::Events => "Events",
+        View::Leaks => "Leaks",
     }
 }
 
@@ -141,14 +145,18 @@ fn footer_text(s: &State) -> String {
         View::Physical => "c run check",
         View::PageTables => "↑↓ scroll  p dump selected  K dump kernel",
         View::Events => "↑↓ scroll  space pause",
+        View::Leaks => "s scan  ↑↓ scroll",
     };
     let replay = if s.replay.is_some() {
         "  space pause replay  +/- speed"
     } else {
         ""
     };
-    format!("q quit  Tab/1-5 view  {keys}{replay}  ? help")
+    format!("q quit  Tab/1-6 view  {keys}{replay}  ? help")
 }
+
+/// Widths from this on get the wide layouts (more columns, names inline).
+const WIDE: u16 = 100;
 
 /// A byte count in at most five characters: `512B`, `64K`, `1.5M`.
 pub fn compact(bytes: u64) -> String {
@@ -567,13 +575,164 @@ fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), log_area);
 }
 
+/// An age in milliseconds as a person reads it: `850ms`, `12.3s`, `4m05s`.
+fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
+        _ => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
+fn leaks(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let l = &s.leaks;
+    let mut lines = vec![heading(View::Leaks.title().into(), theme)];
+    if s.version.is_some() && !s.speaks(LEAK_SCAN_SINCE) {
+        lines.push(Line::styled(
+            format!(
+                "the kernel speaks protocol 1.{}; the leak scan needs {}.{}",
+                s.version.map_or(0, |v| v.minor),
+                LEAK_SCAN_SINCE.major,
+                LEAK_SCAN_SINCE.minor
+            ),
+            theme.alert(),
+        ));
+    }
+    match (&l.end, l.scan_pending) {
+        (_, true) => lines.push(Line::raw("kernel leak scan: scanning…")),
+        (None, false) => lines.push(Line::raw(
+            "kernel leak scan: none yet (press s to scan the kernel heap)",
+        )),
+        (Some(e), false) => {
+            let style = if e.leaks > 0 {
+                theme.alert()
+            } else {
+                theme.fg(Color::Green)
+            };
+            lines.push(Line::styled(LeakScanLine(e).to_string(), style));
+        }
+    }
+    if !l.leaks.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "{:<18} {:>6} {:>7} {:<9} CALL SITE",
+                "ADDRESS", "SIZE", "AGE", "STATE"
+            ),
+            theme.bold().add_modifier(Modifier::UNDERLINED),
+        ));
+    }
+    for row in &l.leaks {
+        let k = &row.leak;
+        let site = match (&row.symbol, row.site) {
+            (Some(name), _) => escape_controls(name),
+            (None, 0) => "(call site not recorded)".into(),
+            (None, at) => format!("{at:#x}"),
+        };
+        let (word, style) = if k.confirmed {
+            ("confirmed", theme.alert())
+        } else {
+            ("new", theme.fg(Color::Yellow))
+        };
+        let mut row = vec![
+            Span::raw(format!(
+                "{:#018x} {:>6} {:>7} ",
+                k.addr,
+                compact(k.size),
+                age(k.age_ms)
+            )),
+            Span::styled(format!("{word:<9}"), style),
+        ];
+        // A name with its file:line rarely fits beside the rest in 80
+        // columns: there it goes on a line of its own, as `leaks` prints.
+        if area.width >= WIDE {
+            row.push(Span::raw(format!(" {site}")));
+            lines.push(Line::from(row));
+        } else {
+            lines.push(Line::from(row));
+            lines.push(Line::raw(format!("    from {site}")));
+        }
+    }
+    lines.push(Line::raw(""));
+    let names = |pid: u32| {
+        s.programs.iter().find(|p| p.info.pid == pid).map_or_else(
+            || format!("Program-{pid}"),
+            |p| escape_controls(&p.info.name),
+        )
+    };
+    let title = match (&l.blocks_end, l.blocks_pending) {
+        (_, true) => "blocks in use by key: asking…".to_string(),
+        (None, false) => "blocks in use by key: asked for with each scan".to_string(),
+        (Some(e), false) => format!(
+            "blocks in use by key ({} programs{})",
+            e.processes,
+            if e.complete {
+                ""
+            } else {
+                ", a walk was cut short"
+            }
+        ),
+    };
+    lines.push(heading(title, theme));
+    if !l.blocks.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "{:<5} {:<16} {:<10} {:>18} {:>6} {:>6}  FIRST",
+                "PID", "NAME", "HEAP", "KEY", "BLOCKS", "BYTES"
+            ),
+            theme.bold().add_modifier(Modifier::UNDERLINED),
+        ));
+    }
+    for b in &l.blocks {
+        lines.push(Line::raw(format!(
+            "{:<5} {:<16} {:<10} {:>18} {:>6} {:>6}  {:#x}",
+            b.pid,
+            names(b.pid),
+            heap_name(b.pid, b.heap_id),
+            b.key,
+            b.blocks,
+            compact(b.bytes),
+            b.first_addr
+        )));
+    }
+    if !l.exited.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(heading(
+            format!("left behind when a heap went away ({})", l.exited.len()),
+            theme,
+        ));
+        for b in l.exited.iter().rev() {
+            lines.push(Line::styled(
+                format!(
+                    "pid {:<5} {:<10} key {:<8} {} blocks, {}, first at {:#x}",
+                    b.pid,
+                    heap_name(b.pid, b.heap_id),
+                    b.key,
+                    b.blocks,
+                    human_bytes(b.bytes),
+                    b.first_addr
+                ),
+                theme.fg(Color::Yellow),
+            ));
+        }
+    }
+    // Wrapped: the summary line and a call site's name are longer than 80
+    // columns, and their ends (bytes scanned, file:line) matter.
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((s.scroll as u16, 0)),
+        area,
+    );
+}
+
 const HELP: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
-    ("Tab, 1-5", "switch view"),
+    ("Tab, 1-6", "switch view"),
     ("↑↓ j k PgUp PgDn", "select / scroll"),
     ("Enter", "process detail"),
     ("Esc", "back to processes"),
     ("s / r", "sort column / reverse"),
+    ("s (leaks)", "scan the kernel heap for leaks"),
     ("/", "filter by name"),
     ("c", "run a consistency check"),
     ("p / K", "dump page tables: selected / kernel"),
