@@ -14,6 +14,8 @@ mod tests;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ use crossterm::event::Event;
 
 use crate::cli::args::{Cli, TopArgs};
 use crate::cli::{EXIT_CONNECT, EXIT_OK, Status};
-use crate::event::spawn_link_reader;
+use crate::event::spawn_counting_link_reader;
 use crate::link::recording::{ReplayControl, ReplayOptions};
 use crate::link::{Address, Link, LinkWriter};
 use crate::symbols::Symbolizer;
@@ -134,11 +136,13 @@ fn connect(
     address: &Address,
     replay: &ReplayOptions,
     tx: &Sender<AppEvent>,
+    bytes: &Arc<AtomicU64>,
 ) -> Result<Option<LinkWriter>, String> {
     let (reader, writer) = Link::open_with(address, replay)
         .map_err(|e| e.to_string())?
         .split();
-    spawn_link_reader(reader, tx.clone()).map_err(|e| format!("cannot start the reader: {e}"))?;
+    spawn_counting_link_reader(reader, tx.clone(), Some(bytes.clone()))
+        .map_err(|e| format!("cannot start the reader: {e}"))?;
     Ok(writer)
 }
 
@@ -159,6 +163,8 @@ fn event_loop(
     // A recording is read once; only a live link is worth reopening.
     let live = !matches!(address, Address::File(_));
     let mut first = true;
+    // Bytes the reader threads read, taken each tick for the link rate.
+    let bytes = Arc::new(AtomicU64::new(0));
     loop {
         terminal.draw(|f| view::render(f, &state))?;
         let mut event = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
@@ -176,7 +182,7 @@ fn event_loop(
                     }
                     if !matches!(state.link, state::LinkState::Up) && (live || first) {
                         first = false;
-                        let connected = match connect(address, replay, tx) {
+                        let connected = match connect(address, replay, tx, &bytes) {
                             Ok(w) => {
                                 writer = w;
                                 AppEvent::Connected
@@ -186,6 +192,10 @@ fn event_loop(
                         if apply(&mut state, connected, &mut writer) {
                             return Ok(());
                         }
+                    }
+                    let read = AppEvent::LinkBytes(bytes.swap(0, Ordering::Relaxed));
+                    if apply(&mut state, read, &mut writer) {
+                        return Ok(());
                     }
                     AppEvent::Tick
                 }

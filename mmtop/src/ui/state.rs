@@ -4,13 +4,14 @@
 //! is one [`AppEvent`]; [`update`] folds it into [`State`] and returns the
 //! [`Action`]s the runner carries out (commands to send, quitting).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use probe_proto::{
-    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FrameCheck, HeapCheck, HostMsg, KERNEL_PID,
-    KernelLeak, Leak, LeakScanEnd, LeaksEnd, MemoryStats, PtAudit, PtDumpEnd, PtRange, Version,
+    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FaultResolution, FrameCheck, HeapCheck, HostMsg,
+    KERNEL_PID, KernelLeak, Leak, LeakScanEnd, LeaksEnd, MemoryStats, PtAudit, PtDumpEnd, PtRange,
+    Version,
 };
 
 use crate::Msg;
@@ -102,11 +103,17 @@ pub enum SortKey {
     Vmas,
     /// Resident frames.
     Resident,
+    /// Page faults taken (every kind).
+    Faults,
+    /// Heap blocks in use.
+    Blocks,
+    /// Heap blocks reported leaked.
+    Leaked,
 }
 
 impl SortKey {
     /// Every column, left to right.
-    pub const ALL: [SortKey; 11] = [
+    pub const ALL: [SortKey; 14] = [
         SortKey::Pid,
         SortKey::Name,
         SortKey::State,
@@ -118,6 +125,9 @@ impl SortKey {
         SortKey::Sheds,
         SortKey::Vmas,
         SortKey::Resident,
+        SortKey::Faults,
+        SortKey::Blocks,
+        SortKey::Leaked,
     ];
 
     /// The column's header.
@@ -134,6 +144,9 @@ impl SortKey {
             SortKey::Sheds => "SHEDS",
             SortKey::Vmas => "VMAS",
             SortKey::Resident => "RSS",
+            SortKey::Faults => "FLTS",
+            SortKey::Blocks => "BLKS",
+            SortKey::Leaked => "LEAK",
         }
     }
 
@@ -150,6 +163,52 @@ pub fn used_permille(p: &Program) -> u64 {
         .saturating_mul(1000)
         .checked_div(i.total_heap_size)
         .unwrap_or(0)
+}
+
+/// Heap blocks in use in `p`'s heaps, from the listing.
+pub fn blocks_in_use(p: &Program) -> u64 {
+    p.heaps.iter().map(|h| h.used_blocks).sum()
+}
+
+/// Page faults of one process since the TUI started listening, by how the
+/// kernel resolved them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// A fresh zeroed frame backed the page.
+    pub demand: u64,
+    /// Copy-on-write: a private copy, or the page made writable in place.
+    pub cow: u64,
+    /// The stack grew down.
+    pub stack: u64,
+    /// No VMA allowed it: the process was killed.
+    pub killed: u64,
+}
+
+impl FaultCounts {
+    /// Counts one fault.
+    pub fn add(&mut self, how: FaultResolution) {
+        let n = match how {
+            FaultResolution::Demand => &mut self.demand,
+            FaultResolution::CopyOnWrite | FaultResolution::CowReuse => &mut self.cow,
+            FaultResolution::StackGrowth => &mut self.stack,
+            FaultResolution::Killed => &mut self.killed,
+        };
+        *n += 1;
+    }
+
+    /// Faults of every kind.
+    pub fn total(&self) -> u64 {
+        self.demand + self.cow + self.stack + self.killed
+    }
+}
+
+/// Blocks reported leaked (`Leak` messages) by one process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leaked {
+    /// Blocks.
+    pub blocks: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
 }
 
 /// Where the link stands.
@@ -273,6 +332,19 @@ pub struct State {
     pub rate: u64,
     /// Messages ever received.
     pub msgs_total: u64,
+    /// Bytes read from the link this tick.
+    pub bytes_this_tick: u64,
+    /// Bytes per second over the last tick.
+    pub byte_rate: u64,
+    /// Page faults by pid, counted from `PageFault` events.
+    pub faults: HashMap<u32, FaultCounts>,
+    /// Blocks reported leaked by pid (`Leak` messages: a heap went away
+    /// with blocks in it).
+    pub leaked: HashMap<u32, Leaked>,
+    /// Programs that ended with blocks still allocated (`ProcessExit`).
+    pub exited_leaking: u64,
+    /// Blocks those programs left.
+    pub exited_leaked_blocks: u64,
     /// Events per second, one sample per tick, oldest first.
     pub rate_history: VecDeque<u64>,
     /// Used frames, one sample per tick, oldest first.
@@ -314,6 +386,9 @@ pub enum AppEvent {
     Tick,
     /// The terminal changed size (redraw only).
     Resize,
+    /// Bytes read from the link since the last of these (sent before each
+    /// tick).
+    LinkBytes(u64),
 }
 
 impl From<LinkEvent> for AppEvent {
@@ -357,6 +432,12 @@ impl State {
             msgs_this_tick: 0,
             rate: 0,
             msgs_total: 0,
+            bytes_this_tick: 0,
+            byte_rate: 0,
+            faults: HashMap::new(),
+            leaked: HashMap::new(),
+            exited_leaking: 0,
+            exited_leaked_blocks: 0,
             rate_history: VecDeque::new(),
             used_history: VecDeque::new(),
             bad_frames: 0,
@@ -398,11 +479,30 @@ impl State {
                 SortKey::Sheds => a.sheds.len().cmp(&b.sheds.len()),
                 SortKey::Vmas => a.vmas.len().cmp(&b.vmas.len()),
                 SortKey::Resident => i.resident_frames.cmp(&j.resident_frames),
+                SortKey::Faults => self
+                    .faults_of(i.pid)
+                    .total()
+                    .cmp(&self.faults_of(j.pid).total()),
+                SortKey::Blocks => blocks_in_use(a).cmp(&blocks_in_use(b)),
+                SortKey::Leaked => self
+                    .leaked_of(i.pid)
+                    .blocks
+                    .cmp(&self.leaked_of(j.pid).blocks),
             }
             .then(i.pid.cmp(&j.pid));
             if self.reverse { order.reverse() } else { order }
         });
         rows
+    }
+
+    /// Page faults of `pid` seen so far.
+    pub fn faults_of(&self, pid: u32) -> FaultCounts {
+        self.faults.get(&pid).copied().unwrap_or_default()
+    }
+
+    /// Blocks `pid` was reported to leak.
+    pub fn leaked_of(&self, pid: u32) -> Leaked {
+        self.leaked.get(&pid).copied().unwrap_or_default()
     }
 
     /// Index of the selected program among [`State::rows`] (0 when the
@@ -509,8 +609,13 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             Vec::new()
         }
         AppEvent::Key(key) => on_key(state, key),
+        AppEvent::LinkBytes(n) => {
+            state.bytes_this_tick += n;
+            Vec::new()
+        }
         AppEvent::Tick => {
             state.rate = std::mem::take(&mut state.msgs_this_tick);
+            state.byte_rate = std::mem::take(&mut state.bytes_this_tick);
             push_sample(&mut state.rate_history, state.rate);
             if let Some(s) = &state.stats {
                 let used = s.total_frames.saturating_sub(s.free_frames);
@@ -592,7 +697,15 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             state.leaks.blocks_end = Some(*e);
             state.leaks.blocks_pending = false;
         }
+        Msg::PageFault(f) => state.faults.entry(f.pid).or_default().add(f.resolution),
+        Msg::ProcessExit(e) if e.leaked_blocks > 0 => {
+            state.exited_leaking += 1;
+            state.exited_leaked_blocks += e.leaked_blocks;
+        }
         Msg::Leak(l) => {
+            let leaked = state.leaked.entry(l.pid).or_default();
+            leaked.blocks += l.blocks;
+            leaked.bytes += l.bytes;
             if state.leaks.exited.len() == EXITED_LEAKS_CAP {
                 state.leaks.exited.pop_front();
             }
@@ -1231,5 +1344,101 @@ pub(crate) mod tests {
         }
         assert_eq!(s.leaks.exited.len(), EXITED_LEAKS_CAP);
         assert_eq!(s.leaks.exited.front().unwrap().key, 5);
+    }
+
+    pub(crate) fn fault(pid: u32, resolution: FaultResolution) -> Msg {
+        Msg::PageFault(probe_proto::PageFault {
+            ts_us: 1,
+            pid,
+            addr: 0x1000,
+            error_code: 6,
+            rip: 0x40_0000,
+            resolution,
+            vma_start: 0,
+            vma_end: 0,
+            vma_flags: 0,
+        })
+    }
+
+    /// Worker (pid 1): 3 demand faults, 2 copy-on-write (one a reuse), a
+    /// stack growth; 5 blocks leaked by key; leaker (pid 2) one fault; an
+    /// ended program that left 4 blocks; 3 KiB read from the link.
+    pub(crate) fn with_faults_and_leaks(s: &mut State) {
+        use FaultResolution::*;
+        for how in [Demand, Demand, Demand, CopyOnWrite, CowReuse, StackGrowth] {
+            update(s, msg(fault(1, how)));
+        }
+        update(s, msg(fault(2, Killed)));
+        for (key, blocks) in [(1, 2), (2, 3)] {
+            update(
+                s,
+                msg(Msg::Leak(Leak {
+                    ts_us: 1,
+                    pid: 1,
+                    heap_id: 0,
+                    key,
+                    blocks,
+                    bytes: 100 * blocks,
+                    first_addr: 0x10_0000,
+                })),
+            );
+        }
+        update(
+            s,
+            msg(Msg::ProcessExit(probe_proto::ProcessExit {
+                ts_us: 2,
+                pid: 9,
+                reason: probe_proto::ExitReason::Exited(0),
+                leaked_blocks: 4,
+                leaked_bytes: 400,
+                frames_freed: 10,
+            })),
+        );
+        update(s, AppEvent::LinkBytes(1024));
+        update(s, AppEvent::LinkBytes(2048));
+        update(s, AppEvent::Tick);
+    }
+
+    #[test]
+    fn faults_are_counted_per_pid_by_kind_and_leaks_per_pid() {
+        let mut s = populated();
+        with_faults_and_leaks(&mut s);
+        assert_eq!(
+            s.faults_of(1),
+            FaultCounts {
+                demand: 3,
+                cow: 2,
+                stack: 1,
+                killed: 0
+            }
+        );
+        assert_eq!(s.faults_of(2).killed, 1);
+        assert_eq!(s.faults_of(0).total(), 0);
+        assert_eq!(
+            s.leaked_of(1),
+            Leaked {
+                blocks: 5,
+                bytes: 500
+            }
+        );
+        assert_eq!((s.exited_leaking, s.exited_leaked_blocks), (1, 4));
+        assert_eq!(s.byte_rate, 3072);
+        update(&mut s, AppEvent::Tick);
+        assert_eq!(s.byte_rate, 0, "nothing read in the last second");
+    }
+
+    #[test]
+    fn processes_sort_on_faults_blocks_and_leaks() {
+        let mut s = populated();
+        with_faults_and_leaks(&mut s);
+        let pids = |s: &State| s.rows().iter().map(|p| p.info.pid).collect::<Vec<_>>();
+        s.sort = SortKey::Faults;
+        s.reverse = true;
+        assert_eq!(pids(&s), [1, 2, 0]);
+        s.sort = SortKey::Leaked;
+        assert_eq!(pids(&s)[0], 1);
+        s.sort = SortKey::Blocks;
+        s.reverse = false;
+        assert_eq!(pids(&s), [0, 1, 2], "2 blocks each: by pid");
     }
 }

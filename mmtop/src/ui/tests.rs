@@ -9,7 +9,7 @@ use probe_proto::{
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::state::tests::{kernel_leak, key, populated, scan_end};
+use super::state::tests::{kernel_leak, key, populated, scan_end, with_faults_and_leaks};
 use super::state::{AppEvent, LinkState, State};
 use super::{DEFAULT_ADDRESS, default_to_top, resolve_address, update, view};
 use crate::Msg;
@@ -468,4 +468,36 @@ fn leaks_view_says_when_the_kernel_is_too_old_to_scan() {
         &screen(&s, 80, 24),
         "the kernel speaks protocol 1.3; the leak scan needs 1.4",
     );
+}
+
+#[test]
+fn processes_view_shows_faults_blocks_leaks_and_the_link_rate() {
+    let mut s = populated();
+    with_faults_and_leaks(&mut s);
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "ev/s 3K/s  bad 0  dropped 0");
+    assert_has(&lines, "RSS   FLTS  BLKS  LEAK");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("HEAPS") || l.contains("SHEDS")),
+        "narrow: no heap and shed counts\n{}",
+        text(&lines)
+    );
+    assert_has(&lines, "ended leaking: 1 programs, 4 blocks");
+    let worker = lines.iter().find(|l| l.contains("worker")).unwrap();
+    assert!(
+        worker.trim_end().ends_with("16K   6     2     5"),
+        "{worker}"
+    );
+    assert!(lines.iter().all(|l| l.chars().count() == 80));
+
+    let wide = screen(&s, 160, 50);
+    assert_has(&wide, "HEAPS");
+    assert_has(&wide, "SHEDS");
+    assert_has(&wide, "FLTS d/c/s/k");
+    let worker = wide.iter().find(|l| l.contains("worker")).unwrap();
+    assert!(worker.contains("6 3/2/1/0"), "{worker}");
+    let leaker = wide.iter().find(|l| l.contains("leaker")).unwrap();
+    assert!(leaker.contains("1 0/0/0/1"), "{leaker}");
 }

@@ -14,7 +14,9 @@ use probe_proto::names::{
     AuditLine, DumpSummary, FindingLine, LeakScanLine, PtRangeLine, SpaceName, VmaFlags,
 };
 
-use super::state::{LEAK_SCAN_SINCE, LinkState, STALL_TICKS, SortKey, State, View, used_permille};
+use super::state::{
+    LEAK_SCAN_SINCE, LinkState, STALL_TICKS, SortKey, State, View, blocks_in_use, used_permille,
+};
 use crate::format::{escape_controls, heap_name, human_bytes};
 use crate::procs::Program;
 
@@ -129,8 +131,11 @@ fn status_line(s: &State, theme: &Theme) -> Line<'static> {
         link,
         Span::raw(replay),
         Span::raw(format!(
-            "{version}  {} ev/s  bad {}  dropped {}",
-            s.rate, s.bad_frames, s.dropped
+            "{version}  {} ev/s {}/s  bad {}  dropped {}",
+            s.rate,
+            compact(s.byte_rate),
+            s.bad_frames,
+            s.dropped
         )),
     ])
 }
@@ -279,11 +284,37 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     } else {
         title + " [incomplete listing]"
     };
+    let title = if s.exited_leaking > 0 {
+        format!(
+            "{title}  ended leaking: {} programs, {} blocks",
+            s.exited_leaking, s.exited_leaked_blocks
+        )
+    } else {
+        title
+    };
     let [title_area, table_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(table_area);
     frame.render_widget(Paragraph::new(heading(title, theme)), title_area);
 
-    let header = Row::new(SortKey::ALL.iter().map(|k| {
+    let wide = area.width >= WIDE;
+    // Narrow terminals drop the heap and shed counts (the detail view has
+    // them) so the fault and leak columns fit in 80.
+    let columns: Vec<(SortKey, u16)> = SortKey::ALL
+        .iter()
+        .filter(|k| wide || !matches!(k, SortKey::Heaps | SortKey::Sheds))
+        .map(|&k| {
+            let width = match k {
+                SortKey::Pid => 4,
+                SortKey::Name => 8,
+                SortKey::State => 8,
+                SortKey::Vmas | SortKey::Leaked => 4,
+                SortKey::Faults if wide => 17,
+                _ => 5,
+            };
+            (k, width)
+        })
+        .collect();
+    let header = Row::new(columns.iter().map(|(k, _)| {
         let mark = if *k != s.sort {
             ""
         } else if s.reverse {
@@ -291,23 +322,25 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         } else {
             "▼"
         };
-        Cell::from(format!("{}{mark}", k.header()))
+        let kinds = if wide && *k == SortKey::Faults {
+            " d/c/s/k"
+        } else {
+            ""
+        };
+        Cell::from(format!("{}{mark}{kinds}", k.header()))
     }))
     .style(theme.bold().add_modifier(Modifier::UNDERLINED));
-    let body: Vec<Row> = rows.iter().map(|p| process_row(p)).collect();
-    let widths = [
-        Constraint::Length(4),
-        Constraint::Min(8),
-        Constraint::Length(8),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ];
+    let body: Vec<Row> = rows
+        .iter()
+        .map(|p| Row::new(columns.iter().map(|(k, _)| process_cell(s, p, *k, wide))))
+        .collect();
+    let widths = columns.iter().map(|&(k, w)| {
+        if k == SortKey::Name {
+            Constraint::Min(w)
+        } else {
+            Constraint::Length(w)
+        }
+    });
     let table = Table::new(body, widths)
         .header(header)
         .column_spacing(1)
@@ -316,22 +349,42 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     frame.render_stateful_widget(table, table_area, &mut ts);
 }
 
-fn process_row(p: &Program) -> Row<'static> {
+/// One cell of `p`'s row: the column `k`.
+fn process_cell(s: &State, p: &Program, k: SortKey, wide: bool) -> Cell<'static> {
     let i = &p.info;
-    let pm = used_permille(p);
-    Row::new(vec![
-        Cell::from(i.pid.to_string()),
-        Cell::from(escape_controls(&i.name)),
-        Cell::from(i.state.name()),
-        Cell::from(p.heaps.len().to_string()),
-        Cell::from(compact(i.total_heap_size)),
-        Cell::from(compact(i.total_heap_used)),
-        Cell::from(compact(i.total_heap_free)),
-        Cell::from(format!("{}.{}", pm / 10, pm % 10)),
-        Cell::from(p.sheds.len().to_string()),
-        Cell::from(p.vmas.len().to_string()),
-        Cell::from(compact(p.resident_bytes())),
-    ])
+    Cell::from(match k {
+        SortKey::Pid => i.pid.to_string(),
+        SortKey::Name => escape_controls(&i.name),
+        SortKey::State => i.state.name().to_string(),
+        SortKey::Heaps => p.heaps.len().to_string(),
+        SortKey::Size => compact(i.total_heap_size),
+        SortKey::Used => compact(i.total_heap_used),
+        SortKey::Free => compact(i.total_heap_free),
+        SortKey::PctUsed => {
+            let pm = used_permille(p);
+            format!("{}.{}", pm / 10, pm % 10)
+        }
+        SortKey::Sheds => p.sheds.len().to_string(),
+        SortKey::Vmas => p.vmas.len().to_string(),
+        SortKey::Resident => compact(p.resident_bytes()),
+        SortKey::Faults => {
+            let f = s.faults_of(i.pid);
+            if wide {
+                format!(
+                    "{} {}/{}/{}/{}",
+                    f.total(),
+                    f.demand,
+                    f.cow,
+                    f.stack,
+                    f.killed
+                )
+            } else {
+                f.total().to_string()
+            }
+        }
+        SortKey::Blocks => blocks_in_use(p).to_string(),
+        SortKey::Leaked => s.leaked_of(i.pid).blocks.to_string(),
+    })
 }
 
 fn sparkline(frame: &mut Frame, area: Rect, label: String, data: &[u64], style: Style) {
