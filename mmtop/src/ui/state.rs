@@ -4,14 +4,14 @@
 //! is one [`AppEvent`]; [`update`] folds it into [`State`] and returns the
 //! [`Action`]s the runner carries out (commands to send, quitting).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use probe_proto::{
-    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FaultResolution, FrameCheck, HeapCheck, HostMsg,
-    KERNEL_PID, KernelLeak, Leak, LeakScanEnd, LeaksEnd, MemoryStats, PtAudit, PtDumpEnd, PtRange,
-    Version,
+    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FaultResolution, FrameCheck, HeapBlock, HeapCheck,
+    HeapEvent, HostMsg, KERNEL_PID, KernelLeak, Leak, LeakScanEnd, LeaksEnd, MemoryStats, PtAudit,
+    PtDumpEnd, PtRange, Version,
 };
 
 use crate::Msg;
@@ -30,6 +30,8 @@ pub const HISTORY: usize = 240;
 pub const STALL_TICKS: u32 = 5;
 /// Leak reports of ended heaps (`Leak` messages) kept for the leaks view.
 pub const EXITED_LEAKS_CAP: usize = 200;
+/// Heap allocations kept per process for the detail view.
+pub const RECENT_ALLOCS: usize = 16;
 /// The first protocol version with the kernel leak scan.
 pub const LEAK_SCAN_SINCE: Version = Version { major: 1, minor: 4 };
 
@@ -286,6 +288,66 @@ pub struct LeakReport {
     pub exited: VecDeque<Leak>,
 }
 
+/// One heap allocation seen in the event stream, its caller named when
+/// the event line was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentAlloc {
+    /// The `HeapAlloc` event.
+    pub event: HeapEvent,
+    /// The caller's name, when the ELF is the running kernel's.
+    pub caller: Option<String>,
+}
+
+/// One heap's blocks as its last walk gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeapMap {
+    /// The blocks in address order.
+    pub blocks: Vec<HeapBlock>,
+    /// The walk met only intact headers and the heap existed.
+    pub complete: bool,
+}
+
+impl HeapMap {
+    /// The largest free block's payload bytes.
+    pub fn largest_free(&self) -> u64 {
+        self.free_blocks().map(|b| b.size).max().unwrap_or(0)
+    }
+
+    /// Free blocks.
+    pub fn free_blocks(&self) -> impl Iterator<Item = &HeapBlock> {
+        self.blocks.iter().filter(|b| !b.used)
+    }
+
+    /// External fragmentation in per mille: the share of free bytes
+    /// outside the largest free block (0: all free space in one block).
+    pub fn fragmentation_permille(&self) -> u64 {
+        let free: u64 = self.free_blocks().map(|b| b.size).sum();
+        free.saturating_sub(self.largest_free())
+            .saturating_mul(1000)
+            .checked_div(free)
+            .unwrap_or(0)
+    }
+}
+
+/// The heap walks of the detail view's process, asked for when it opens
+/// and again every tick while it is shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeapWalks {
+    /// The process walked.
+    pub pid: u32,
+    /// Each heap's last complete walk, by heap id.
+    pub done: BTreeMap<u32, HeapMap>,
+    /// Walks under way: the blocks so far, by heap id.
+    incoming: BTreeMap<u32, Vec<HeapBlock>>,
+}
+
+impl HeapWalks {
+    /// Whether a walk is still awaited.
+    pub fn pending(&self) -> bool {
+        !self.incoming.is_empty()
+    }
+}
+
 /// Everything the TUI knows; rendering is a function of this alone.
 #[derive(Debug)]
 pub struct State {
@@ -361,6 +423,11 @@ pub struct State {
     pub ptdump: PtDump,
     /// The leaks view's model.
     pub leaks: LeakReport,
+    /// The detail view's heap walks.
+    pub walks: HeapWalks,
+    /// The last [`RECENT_ALLOCS`] heap allocations of each process, oldest
+    /// first.
+    pub recent_allocs: HashMap<u32, VecDeque<RecentAlloc>>,
     /// Pause and speed when the link is a recording being replayed.
     pub replay: Option<Arc<ReplayControl>>,
     /// Names for the addresses in event lines (off without an ELF).
@@ -446,6 +513,8 @@ impl State {
             check: CheckReport::default(),
             ptdump: PtDump::default(),
             leaks: LeakReport::default(),
+            walks: HeapWalks::default(),
+            recent_allocs: HashMap::new(),
             replay: None,
             symbols: Symbolizer::off(),
         }
@@ -595,6 +664,7 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             state.ptdump.pending = false;
             state.leaks.scan_pending = false;
             state.leaks.blocks_pending = false;
+            state.walks.incoming.clear();
             Vec::new()
         }
         AppEvent::Connected => {
@@ -624,7 +694,13 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             state.ticks_since_msg = state.ticks_since_msg.saturating_add(1);
             match (&state.link, state.version) {
                 (LinkState::Up, None) => vec![Action::Send(HostMsg::Resync)],
-                (LinkState::Up, Some(_)) => poll(),
+                (LinkState::Up, Some(_)) => {
+                    let mut actions = poll();
+                    if state.view == View::Detail && !state.walks.pending() {
+                        actions.extend(walk_heaps(state));
+                    }
+                    actions
+                }
                 _ => Vec::new(),
             }
         }
@@ -697,6 +773,22 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             state.leaks.blocks_end = Some(*e);
             state.leaks.blocks_pending = false;
         }
+        Msg::HeapBlock(b) if b.pid == state.walks.pid => {
+            if let Some(blocks) = state.walks.incoming.get_mut(&b.heap_id) {
+                blocks.push(*b);
+                log = false;
+            }
+        }
+        Msg::HeapWalkEnd(e) if e.pid == state.walks.pid => {
+            if let Some(blocks) = state.walks.incoming.remove(&e.heap_id) {
+                let map = HeapMap {
+                    blocks,
+                    complete: e.complete,
+                };
+                state.walks.done.insert(e.heap_id, map);
+                log = false;
+            }
+        }
         Msg::PageFault(f) => state.faults.entry(f.pid).or_default().add(f.resolution),
         Msg::ProcessExit(e) if e.leaked_blocks > 0 => {
             state.exited_leaking += 1;
@@ -723,8 +815,42 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
     if log {
         let notes = state.symbols.annotate(&msg);
         state.push_log(Format::Human.annotated_line(&msg, &notes));
+        if let Msg::HeapAlloc(e) = &msg {
+            // The name the line got, if any: no second lookup.
+            let caller = notes.into_iter().find(|n| n.field == "caller");
+            let recent = state.recent_allocs.entry(e.pid).or_default();
+            if recent.len() == RECENT_ALLOCS {
+                recent.pop_front();
+            }
+            recent.push_back(RecentAlloc {
+                event: *e,
+                caller: caller.map(|n| n.symbol),
+            });
+        }
     }
     actions
+}
+
+/// Asks for a walk of every heap of the detail view's process.
+fn walk_heaps(state: &mut State) -> Vec<Action> {
+    let Some(p) = state.selected_program() else {
+        return Vec::new();
+    };
+    let pid = p.info.pid;
+    let ids: Vec<u32> = p.heaps.iter().map(|h| h.heap_id).collect();
+    if state.walks.pid != pid {
+        state.walks = HeapWalks {
+            pid,
+            ..HeapWalks::default()
+        };
+    }
+    state.walks.done.retain(|id, _| ids.contains(id));
+    ids.into_iter()
+        .map(|heap_id| {
+            state.walks.incoming.insert(heap_id, Vec::new());
+            Action::Send(HostMsg::HeapWalk { pid, heap_id })
+        })
+        .collect()
 }
 
 fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
@@ -759,6 +885,7 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
         return Vec::new();
     }
     let mut actions = Vec::new();
+    let before = state.view;
     match key.code {
         KeyCode::Char('q') => actions.push(Action::Quit),
         KeyCode::Char('?') => state.help = true,
@@ -821,6 +948,9 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
             switch(state, View::PageTables);
         }
         _ => {}
+    }
+    if state.view == View::Detail && before != View::Detail {
+        actions.extend(walk_heaps(state));
     }
     actions
 }
@@ -1440,5 +1570,103 @@ pub(crate) mod tests {
         s.sort = SortKey::Blocks;
         s.reverse = false;
         assert_eq!(pids(&s), [0, 1, 2], "2 blocks each: by pid");
+    }
+
+    pub(crate) fn block(addr: u64, size: u64, used: bool) -> Msg {
+        Msg::HeapBlock(HeapBlock {
+            pid: 1,
+            heap_id: 0,
+            addr,
+            size,
+            used,
+            key: u64::from(used) * 7,
+        })
+    }
+
+    /// Worker's heap walked: 16K used, 8K free, 32K used, 8K free.
+    pub(crate) fn worker_walk() -> Vec<Msg> {
+        vec![
+            block(0x10_0000, 0x4000, true),
+            block(0x10_4000, 0x2000, false),
+            block(0x10_6000, 0x8000, true),
+            block(0x10_e000, 0x2000, false),
+            Msg::HeapWalkEnd(probe_proto::HeapWalkEnd {
+                ts_us: 3,
+                pid: 1,
+                heap_id: 0,
+                blocks: 4,
+                complete: true,
+            }),
+        ]
+    }
+
+    pub(crate) fn heap_alloc(pid: u32, i: u64) -> Msg {
+        Msg::HeapAlloc(HeapEvent {
+            ts_us: 1_500_000 + i,
+            pid,
+            heap_id: 0,
+            addr: 0x10_0000 + i * 64,
+            size: 48,
+            align: 16,
+            key: i,
+            caller: 0xffff_ffff_8000_1000,
+        })
+    }
+
+    #[test]
+    fn opening_a_process_walks_its_heaps_and_the_walk_is_kept_not_logged() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Down));
+        assert_eq!(
+            update(&mut s, key(KeyCode::Enter)),
+            vec![Action::Send(HostMsg::HeapWalk { pid: 1, heap_id: 0 })]
+        );
+        assert!(s.walks.pending());
+        let logged = s.log_total;
+        for m in worker_walk() {
+            update(&mut s, msg(m));
+        }
+        assert_eq!(s.log_total, logged, "the walk's answers are not logged");
+        assert!(!s.walks.pending());
+        let map = &s.walks.done[&0];
+        assert_eq!(map.blocks.len(), 4);
+        assert_eq!(map.largest_free(), 0x2000);
+        assert_eq!(
+            map.fragmentation_permille(),
+            500,
+            "half the free bytes lie outside the largest"
+        );
+        let tick = update(&mut s, AppEvent::Tick);
+        assert!(
+            tick.contains(&Action::Send(HostMsg::HeapWalk { pid: 1, heap_id: 0 })),
+            "walked again every tick while shown: {tick:?}"
+        );
+        update(&mut s, key(KeyCode::Esc));
+        for m in worker_walk() {
+            update(&mut s, msg(m));
+        }
+        assert!(
+            !update(&mut s, AppEvent::Tick)
+                .iter()
+                .any(|a| matches!(a, Action::Send(HostMsg::HeapWalk { .. })))
+        );
+        // Another process's walk is not taken for this one's.
+        update(&mut s, msg(block(0x20_0000, 16, true)));
+        assert_eq!(s.walks.done[&0].blocks.len(), 4);
+    }
+
+    #[test]
+    fn recent_allocations_are_kept_per_process_newest_last() {
+        let mut s = populated();
+        for i in 0..RECENT_ALLOCS as u64 + 3 {
+            update(&mut s, msg(heap_alloc(1, i)));
+        }
+        update(&mut s, msg(heap_alloc(2, 99)));
+        let worker = &s.recent_allocs[&1];
+        assert_eq!(worker.len(), RECENT_ALLOCS);
+        assert_eq!(worker.front().unwrap().event.key, 3);
+        assert_eq!(worker.back().unwrap().event.key, RECENT_ALLOCS as u64 + 2);
+        assert_eq!(worker.back().unwrap().caller, None, "no ELF: no name");
+        assert_eq!(s.recent_allocs[&2].len(), 1);
     }
 }

@@ -9,7 +9,9 @@ use probe_proto::{
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::state::tests::{kernel_leak, key, populated, scan_end, with_faults_and_leaks};
+use super::state::tests::{
+    heap_alloc, kernel_leak, key, populated, scan_end, with_faults_and_leaks, worker_walk,
+};
 use super::state::{AppEvent, LinkState, State};
 use super::{DEFAULT_ADDRESS, default_to_top, resolve_address, update, view};
 use crate::Msg;
@@ -500,4 +502,49 @@ fn processes_view_shows_faults_blocks_leaks_and_the_link_rate() {
     assert!(worker.contains("6 3/2/1/0"), "{worker}");
     let leaker = wide.iter().find(|l| l.contains("leaker")).unwrap();
     assert!(leaker.contains("1 0/0/0/1"), "{leaker}");
+}
+
+#[test]
+fn detail_view_draws_each_heap_to_scale_and_the_recent_allocations() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Down));
+    update(&mut s, key(KeyCode::Enter));
+    assert_has(&screen(&s, 80, 24), "walking its blocks…");
+    feed(&mut s, worker_walk());
+    feed(&mut s, (0..3).map(|i| heap_alloc(1, i)).collect());
+    feed(&mut s, vec![heap_alloc(2, 50)]);
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(
+            &lines,
+            "4 blocks (2 used, 2 free), largest free block 8K, fragmentation 50%",
+        );
+        // 16K used, 8K free, 32K used, 8K free, the rows in address
+        // order: a quarter of the cells used, an eighth free, a half used.
+        let map: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("    █") || l.starts_with("    ·"))
+            .collect();
+        assert_eq!(map.len(), if w == 80 { 2 } else { 4 }, "{}", text(&lines));
+        let cells: Vec<char> = map.iter().flat_map(|l| l.chars().skip(4)).collect();
+        let q = cells.len() / 4;
+        let all = |r: std::ops::Range<usize>, c: char| cells[r].iter().all(|&x| x == c);
+        assert!(all(0..q - 1, '█'), "{}", text(&lines));
+        assert!(all(q + 1..q * 3 / 2 - 1, '·'), "{}", text(&lines));
+        assert!(all(q * 3 / 2 + 1..q * 7 / 2 - 1, '█'), "{}", text(&lines));
+        assert!(
+            map[map.len() - 1].trim_end().ends_with("···"),
+            "{}",
+            text(&lines)
+        );
+        assert_has(&lines, "recent allocations (3)");
+        assert_has(
+            &lines,
+            "1.500002s pid1#0   0x000000100080    48B key 2      0xffffffff80001000",
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains("key 50")),
+            "only this process's"
+        );
+    }
 }

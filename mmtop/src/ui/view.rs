@@ -17,7 +17,7 @@ use probe_proto::names::{
 use super::state::{
     LEAK_SCAN_SINCE, LinkState, STALL_TICKS, SortKey, State, View, blocks_in_use, used_permille,
 };
-use crate::format::{escape_controls, heap_name, human_bytes};
+use crate::format::{escape_controls, heap_name, human_bytes, human_time};
 use crate::procs::Program;
 
 /// Styles, or none of their colours when `NO_COLOR` is set.
@@ -439,6 +439,8 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         heading(format!("heaps ({})", p.heaps.len()), theme),
     ];
     let bar_width = (area.width as usize).saturating_sub(48).clamp(10, 60);
+    let map_width = (area.width as usize).saturating_sub(4).max(8);
+    let map_rows = if area.width >= WIDE { 4 } else { 2 };
     for h in &p.heaps {
         let (used, free) = bar(h.heap_used, h.heap_size, bar_width);
         lines.push(Line::from(vec![
@@ -453,6 +455,57 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
                 compact(h.largest_free)
             )),
         ]));
+        let walk = (s.walks.pid == i.pid)
+            .then(|| s.walks.done.get(&h.heap_id))
+            .flatten();
+        match walk {
+            Some(map) => {
+                lines.extend(block_map(
+                    map,
+                    h.start,
+                    h.heap_size,
+                    map_width,
+                    map_rows,
+                    theme,
+                ));
+                let free = map.free_blocks().count();
+                lines.push(Line::raw(format!(
+                    "    {} blocks ({} used, {free} free), largest free block {}, \
+                     fragmentation {}%{}",
+                    map.blocks.len(),
+                    map.blocks.len() - free,
+                    compact(map.largest_free()),
+                    map.fragmentation_permille() / 10,
+                    if map.complete {
+                        ""
+                    } else {
+                        " (walk cut short)"
+                    }
+                )));
+            }
+            None => lines.push(Line::raw("    walking its blocks…")),
+        }
+    }
+    lines.push(Line::raw(""));
+    let recent = s.recent_allocs.get(&i.pid);
+    lines.push(heading(
+        format!("recent allocations ({})", recent.map_or(0, |r| r.len())),
+        theme,
+    ));
+    for a in recent.iter().flat_map(|r| r.iter().rev()) {
+        let e = &a.event;
+        let caller = match &a.caller {
+            Some(name) => escape_controls(name),
+            None => format!("{:#x}", e.caller),
+        };
+        lines.push(Line::raw(format!(
+            "{:>15} {:<8} {:#014x} {:>6} key {:<6} {caller}",
+            human_time(e.ts_us),
+            heap_name(e.pid, e.heap_id),
+            e.addr,
+            compact(e.size),
+            e.key
+        )));
     }
     lines.push(Line::raw(""));
     lines.push(heading(format!("maps ({} VMAs)", p.vmas.len()), theme));
@@ -467,6 +520,64 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         )));
     }
     frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+}
+
+/// A heap drawn to scale in `rows` lines of `width` cells, each cell the
+/// same share of its `size` bytes from `start`: `█` used, `·` free, `▒`
+/// both (a cell holding a block boundary), so holes between blocks show.
+fn block_map(
+    map: &super::state::HeapMap,
+    start: u64,
+    size: u64,
+    width: usize,
+    rows: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let cells = width * rows;
+    // Used and free bytes in each cell.
+    let mut used = vec![0u64; cells];
+    let mut free = vec![0u64; cells];
+    // Cell `c` covers bytes `bound(c)..bound(c + 1)`: exact shares, so
+    // the map ends where the heap does.
+    let bound = |c: usize| (u128::from(size) * c as u128 / cells as u128) as u64;
+    let cell_of = |offset: u64| {
+        ((u128::from(offset) * cells as u128 / u128::from(size.max(1))) as usize).min(cells - 1)
+    };
+    for b in &map.blocks {
+        let from = b.addr.saturating_sub(start).min(size);
+        let to = from.saturating_add(b.size).min(size);
+        if from >= to {
+            continue;
+        }
+        let slots = if b.used { &mut used } else { &mut free };
+        for (c, slot) in slots
+            .iter_mut()
+            .enumerate()
+            .take(cell_of(to - 1) + 1)
+            .skip(cell_of(from))
+        {
+            *slot += to.min(bound(c + 1)) - from.max(bound(c));
+        }
+    }
+    (0..rows)
+        .map(|r| {
+            let spans: Vec<Span> = (r * width..(r + 1) * width)
+                .map(|c| {
+                    let (u, f) = (used[c], free[c]);
+                    let (glyph, color) = match (u, f) {
+                        (0, 0) => (" ", Color::Reset),
+                        (_, 0) => ("█", Color::Red),
+                        (0, _) => ("·", Color::Green),
+                        _ => ("▒", Color::Yellow),
+                    };
+                    Span::styled(glyph, theme.fg(color))
+                })
+                .collect();
+            let mut line = vec![Span::raw("    ")];
+            line.extend(spans);
+            Line::from(line)
+        })
+        .collect()
 }
 
 fn physical(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
