@@ -91,6 +91,8 @@
 //! | 38 | `LeaksEnd` | [`LeaksEnd`]: end of a `Leaks` answer | 1.3 |
 //! | 39 | `KernelLeak` | [`KernelLeak`]: a kernel-heap block nothing references | 1.4 |
 //! | 40 | `LeakScanEnd` | [`LeakScanEnd`]: end of a kernel leak scan | 1.4 |
+//! | 41 | `OwnerRuns` | [`OwnerRuns`]: runs of frames by owner, run-length encoded | 1.5 |
+//! | 42 | `OwnerMapEnd` | [`OwnerMapEnd`]: end of the owner map | 1.5 |
 //!
 //! Host to kernel ([`HostMsg`]):
 //!
@@ -107,6 +109,7 @@
 //! | 8 | `SetEvents { classes }` | `Settings` | 1.3 |
 //! | 9 | `Leaks { pid }` | per heap and key of that process (or every program for -1): `BlocksInUse`; then `LeaksEnd` | 1.3 |
 //! | 10 | `LeakScan { min_age_ms }` | a `KernelLeak` per unreferenced kernel-heap block at least that old; then `LeakScanEnd` | 1.4 |
+//! | 11 | `OwnerMap { first_frame, nr_frames }` | `OwnerRuns` (up to 48 runs each) from that frame on, then `OwnerMapEnd` | 1.5 |
 //!
 //! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
@@ -114,7 +117,12 @@
 //! command). Version 1.3 added page-table dumps (kernel variants 31 to 33,
 //! the `PtDump` command) and the check of every mapping (34 and 35, after
 //! `Check`'s earlier answers). Version 1.4 added the kernel leak scan
-//! (kernel variants 39 and 40, the `LeakScan` command).
+//! (kernel variants 39 and 40, the `LeakScan` command). Version 1.5 added
+//! the owner map (kernel variants 41 and 42, the `OwnerMap` command): an
+//! `OwnerRuns` is the first frame as a varint, then a varint count of runs
+//! and each run as its owner (`Option<FrameOwner>`: `00` free, else `01`
+//! and the owner's variant, with a pid after `Process`'s) and its length
+//! in frames as a varint.
 //! Every 1.1 and 1.2 message fits a frame at its largest (all integers at
 //! their maximum, program names at the kernel's 32-byte limit), which the
 //! `largest_*` tests check; a name is the only unbounded field, and even a
@@ -141,4 +149,4 @@ pub use msg::*;
 pub use names::KERNEL_PID;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 4 };
+pub const PROTOCOL_VERSION: Version = Version { major: 1, minor: 5 };

@@ -52,6 +52,12 @@ fn tui_shows_the_demo_programs_switches_views_and_quits() {
         tmux.wait_for(title, |s| s.contains(title));
     }
 
+    // The physical view draws the frame map the kernel sends.
+    tmux.keys("3");
+    tmux.wait_for("the frame map", |s| {
+        s.contains("frame map: frames 0x0-") && s.contains("KKKK")
+    });
+
     // A check and a kernel page-table dump answer on screen.
     tmux.keys("c");
     tmux.keys("3");

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use probe_proto::{
-    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FaultResolution, FrameCheck, HeapBlock, HeapCheck,
-    HeapEvent, HostMsg, KERNEL_PID, KernelLeak, Leak, LeakScanEnd, LeaksEnd, MemoryStats, PtAudit,
-    PtDumpEnd, PtRange, Version,
+    CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FaultResolution, FrameCheck, FrameOwner, HeapBlock,
+    HeapCheck, HeapEvent, HostMsg, KERNEL_PID, KernelLeak, Leak, LeakScanEnd, LeaksEnd,
+    MemoryStats, OwnerMapEnd, PtAudit, PtDumpEnd, PtRange, Version,
 };
 
 use crate::Msg;
@@ -32,6 +32,10 @@ pub const STALL_TICKS: u32 = 5;
 pub const EXITED_LEAKS_CAP: usize = 200;
 /// Heap allocations kept per process for the detail view.
 pub const RECENT_ALLOCS: usize = 16;
+/// The first protocol version with the owner map.
+pub const OWNER_MAP_SINCE: Version = Version { major: 1, minor: 5 };
+/// Zoom levels of the physical map: each doubles the detail.
+pub const MAX_ZOOM: u8 = 12;
 /// The first protocol version with the kernel leak scan.
 pub const LEAK_SCAN_SINCE: Version = Version { major: 1, minor: 4 };
 
@@ -348,6 +352,56 @@ impl HeapWalks {
     }
 }
 
+/// Frames in a row with one owner (`None`: free), from the owner map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnerSpan {
+    /// The first frame's number.
+    pub start: u64,
+    /// How many frames.
+    pub frames: u64,
+    /// Who holds them.
+    pub owner: Option<FrameOwner>,
+}
+
+/// The physical view's map of frames by owner, asked for when the view
+/// opens and each tick while it is shown; `z`/`x` zoom, ←/→ pan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OwnerMap {
+    /// A map was asked for and its `OwnerMapEnd` has not come.
+    pub pending: bool,
+    /// The last whole map, in frame order.
+    pub spans: Vec<OwnerSpan>,
+    /// Its end: extent and totals.
+    pub end: Option<OwnerMapEnd>,
+    /// Zoom level: each level halves the frames a cell stands for.
+    pub zoom: u8,
+    /// The frame at the centre of a zoomed-in map.
+    pub centre: u64,
+    /// The map being received.
+    incoming: Vec<OwnerSpan>,
+}
+
+impl OwnerMap {
+    /// Frames the whole map covers.
+    pub fn total_frames(&self) -> u64 {
+        self.end.map_or(0, |e| e.total_frames)
+    }
+
+    /// The frames a map of `cells` cells shows at the current zoom, and
+    /// the frames each cell stands for: `(first, per_cell)`.
+    pub fn window(&self, cells: u64) -> (u64, u64) {
+        let total = self.total_frames();
+        let cells = cells.max(1);
+        let per_cell = (total.div_ceil(cells) >> self.zoom).max(1);
+        let span = per_cell * cells;
+        let first = self
+            .centre
+            .saturating_sub(span / 2)
+            .min(total.saturating_sub(span));
+        (first, per_cell)
+    }
+}
+
 /// Everything the TUI knows; rendering is a function of this alone.
 #[derive(Debug)]
 pub struct State {
@@ -425,6 +479,8 @@ pub struct State {
     pub leaks: LeakReport,
     /// The detail view's heap walks.
     pub walks: HeapWalks,
+    /// The physical view's owner map.
+    pub owner_map: OwnerMap,
     /// The last [`RECENT_ALLOCS`] heap allocations of each process, oldest
     /// first.
     pub recent_allocs: HashMap<u32, VecDeque<RecentAlloc>>,
@@ -514,6 +570,7 @@ impl State {
             ptdump: PtDump::default(),
             leaks: LeakReport::default(),
             walks: HeapWalks::default(),
+            owner_map: OwnerMap::default(),
             recent_allocs: HashMap::new(),
             replay: None,
             symbols: Symbolizer::off(),
@@ -665,6 +722,7 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             state.leaks.scan_pending = false;
             state.leaks.blocks_pending = false;
             state.walks.incoming.clear();
+            state.owner_map.pending = false;
             Vec::new()
         }
         AppEvent::Connected => {
@@ -698,6 +756,9 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
                     let mut actions = poll();
                     if state.view == View::Detail && !state.walks.pending() {
                         actions.extend(walk_heaps(state));
+                    }
+                    if state.view == View::Physical && !state.owner_map.pending {
+                        actions.extend(ask_owner_map(state));
                     }
                     actions
                 }
@@ -789,6 +850,28 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
                 log = false;
             }
         }
+        Msg::OwnerRuns(r) if state.owner_map.pending => {
+            let mut start = r.first_frame;
+            for run in r.runs.iter() {
+                state.owner_map.incoming.push(OwnerSpan {
+                    start,
+                    frames: run.frames,
+                    owner: run.owner,
+                });
+                start = start.saturating_add(run.frames);
+            }
+            log = false;
+        }
+        Msg::OwnerMapEnd(e) if state.owner_map.pending => {
+            let map = &mut state.owner_map;
+            map.spans = std::mem::take(&mut map.incoming);
+            if map.end.is_none() {
+                map.centre = e.total_frames / 2;
+            }
+            map.end = Some(*e);
+            map.pending = false;
+            log = false;
+        }
         Msg::PageFault(f) => state.faults.entry(f.pid).or_default().add(f.resolution),
         Msg::ProcessExit(e) if e.leaked_blocks > 0 => {
             state.exited_leaking += 1;
@@ -829,6 +912,37 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
         }
     }
     actions
+}
+
+/// Asks for the whole owner map (zooming is done here, not by the kernel).
+fn ask_owner_map(state: &mut State) -> Vec<Action> {
+    if !state.speaks(OWNER_MAP_SINCE) {
+        return Vec::new();
+    }
+    state.owner_map.pending = true;
+    state.owner_map.incoming.clear();
+    vec![Action::Send(HostMsg::OwnerMap {
+        first_frame: 0,
+        nr_frames: u64::MAX,
+    })]
+}
+
+/// Zooms the owner map in (`+1`) or out (`-1`) around its centre.
+fn zoom(state: &mut State, delta: i8) {
+    let map = &mut state.owner_map;
+    map.zoom = map.zoom.saturating_add_signed(delta).min(MAX_ZOOM);
+}
+
+/// Pans the owner map by `delta` eighths of the frames it shows (at zoom
+/// `z`, about 1/2^z of them all); the window stays inside the map.
+fn pan(state: &mut State, delta: i64) {
+    let map = &mut state.owner_map;
+    let shown = (map.total_frames() >> map.zoom).max(1);
+    let step = (shown / 8).max(1);
+    map.centre = map
+        .centre
+        .saturating_add_signed(delta * step as i64)
+        .min(map.total_frames());
 }
 
 /// Asks for a walk of every heap of the detail view's process.
@@ -907,6 +1021,10 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
             }
         }
         KeyCode::Esc if state.view != View::Processes => switch(state, View::Processes),
+        KeyCode::Char('z') if state.view == View::Physical => zoom(state, 1),
+        KeyCode::Char('x') if state.view == View::Physical => zoom(state, -1),
+        KeyCode::Left | KeyCode::Char('h') if state.view == View::Physical => pan(state, -1),
+        KeyCode::Right | KeyCode::Char('l') if state.view == View::Physical => pan(state, 1),
         KeyCode::Char('s') if state.view == View::Leaks => actions.extend(start_leak_scan(state)),
         KeyCode::Char('s') => state.sort = state.sort.next(),
         KeyCode::Char('r') => state.reverse = !state.reverse,
@@ -951,6 +1069,9 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
     }
     if state.view == View::Detail && before != View::Detail {
         actions.extend(walk_heaps(state));
+    }
+    if state.view == View::Physical && before != View::Physical && !state.owner_map.pending {
+        actions.extend(ask_owner_map(state));
     }
     actions
 }
@@ -1021,7 +1142,7 @@ pub(crate) mod tests {
 
     fn hello() -> Msg {
         Msg::Hello(Hello {
-            version: Version { major: 1, minor: 4 },
+            version: Version { major: 1, minor: 5 },
             build_id: Cow::Borrowed("test"),
             mem_total_bytes: 128 << 20,
             mem_usable_bytes: 127 << 20,
@@ -1668,5 +1789,115 @@ pub(crate) mod tests {
         assert_eq!(worker.back().unwrap().event.key, RECENT_ALLOCS as u64 + 2);
         assert_eq!(worker.back().unwrap().caller, None, "no ELF: no name");
         assert_eq!(s.recent_allocs[&2].len(), 1);
+    }
+
+    /// A 1024-frame map in two batches: 256 reserved, 128 kernel image, 64
+    /// kernel heap, 256 free, 64 of pid 3, 32 page tables, 224 free.
+    pub(crate) fn owner_map_msgs() -> Vec<Msg> {
+        use probe_proto::{OwnerRun, OwnerRuns};
+        let run = |owner, frames| OwnerRun { owner, frames };
+        let first = [
+            run(Some(FrameOwner::Reserved), 256),
+            run(Some(FrameOwner::KernelImage), 128),
+            run(Some(FrameOwner::KernelHeap), 64),
+        ];
+        let second = [
+            run(None, 256),
+            run(Some(FrameOwner::Process(3)), 64),
+            run(Some(FrameOwner::PageTable), 32),
+            run(None, 224),
+        ];
+        vec![
+            Msg::OwnerRuns(OwnerRuns {
+                first_frame: 0,
+                runs: Cow::Owned(first.to_vec()),
+            }),
+            Msg::OwnerRuns(OwnerRuns {
+                first_frame: 448,
+                runs: Cow::Owned(second.to_vec()),
+            }),
+            Msg::OwnerMapEnd(OwnerMapEnd {
+                ts_us: 4,
+                first_frame: 0,
+                nr_frames: 1024,
+                runs: 7,
+                total_frames: 1024,
+            }),
+        ]
+    }
+
+    #[test]
+    fn the_physical_view_asks_for_the_owner_map_each_tick_and_keeps_the_last_whole_one() {
+        let mut s = populated();
+        let ask = Action::Send(HostMsg::OwnerMap {
+            first_frame: 0,
+            nr_frames: u64::MAX,
+        });
+        assert_eq!(update(&mut s, key(KeyCode::Char('3'))), vec![ask.clone()]);
+        assert!(
+            !update(&mut s, AppEvent::Tick).contains(&ask),
+            "one at a time"
+        );
+        let logged = s.log_total;
+        for m in owner_map_msgs() {
+            update(&mut s, msg(m));
+        }
+        assert_eq!(s.log_total, logged, "the map is not logged");
+        let map = &s.owner_map;
+        assert!(!map.pending);
+        assert_eq!(map.spans.len(), 7);
+        assert_eq!(map.spans[3].start, 448);
+        assert_eq!(map.spans[4].owner, Some(FrameOwner::Process(3)));
+        assert_eq!(map.centre, 512);
+        assert!(update(&mut s, AppEvent::Tick).contains(&ask));
+        // The old map stays on screen until the new one is whole.
+        update(&mut s, msg(owner_map_msgs().remove(0)));
+        assert_eq!(s.owner_map.spans.len(), 7);
+        update(&mut s, key(KeyCode::Char('1')));
+        for m in owner_map_msgs() {
+            update(&mut s, msg(m));
+        }
+        assert!(
+            !update(&mut s, AppEvent::Tick).contains(&ask),
+            "not shown: not asked"
+        );
+    }
+
+    #[test]
+    fn owner_map_zoom_and_pan_stay_inside_the_map() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Char('3')));
+        for m in owner_map_msgs() {
+            update(&mut s, msg(m));
+        }
+        assert_eq!(s.owner_map.window(512), (0, 2), "zoom 1x: all of it");
+        update(&mut s, key(KeyCode::Char('z')));
+        assert_eq!(s.owner_map.window(512), (256, 1), "2x: the middle half");
+        update(&mut s, key(KeyCode::Left));
+        assert_eq!(
+            s.owner_map.window(512),
+            (192, 1),
+            "an eighth of what it shows"
+        );
+        for _ in 0..50 {
+            update(&mut s, key(KeyCode::Left));
+        }
+        assert_eq!(s.owner_map.window(512).0, 0);
+        for _ in 0..MAX_ZOOM + 3 {
+            update(&mut s, key(KeyCode::Char('z')));
+        }
+        assert_eq!(s.owner_map.zoom, MAX_ZOOM);
+        for _ in 0..MAX_ZOOM + 3 {
+            update(&mut s, key(KeyCode::Char('x')));
+        }
+        assert_eq!(s.owner_map.zoom, 0);
+    }
+
+    #[test]
+    fn an_older_kernel_is_not_asked_for_the_owner_map() {
+        let mut s = populated();
+        s.version = Some(Version { major: 1, minor: 4 });
+        assert!(update(&mut s, key(KeyCode::Char('3'))).is_empty());
+        assert!(!s.owner_map.pending);
     }
 }

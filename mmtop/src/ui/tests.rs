@@ -10,7 +10,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::state::tests::{
-    heap_alloc, kernel_leak, key, populated, scan_end, with_faults_and_leaks, worker_walk,
+    heap_alloc, kernel_leak, key, owner_map_msgs, populated, scan_end, with_faults_and_leaks,
+    worker_walk,
 };
 use super::state::{AppEvent, LinkState, State};
 use super::{DEFAULT_ADDRESS, default_to_top, resolve_address, update, view};
@@ -55,7 +56,7 @@ fn processes_view_at_80x24_shows_totals_header_and_every_program() {
         "{}",
         text(&lines)
     );
-    assert_has(&lines, "unix:target/com1.sock link up proto 1.4");
+    assert_has(&lines, "unix:target/com1.sock link up proto 1.5");
     assert_has(&lines, "frames 2639/32639 used (8%), 30000 free");
     assert_has(&lines, "kernel heap 1M/4M used");
     assert_has(&lines, "kernel heap 1024");
@@ -142,6 +143,9 @@ fn physical_view_shows_owners_as_bars_and_the_check_verdict() {
     let lines = screen(&s, 80, 24);
     assert_has(&lines, "Physical memory");
     assert_has(&lines, "32639 frames, 2639 used, 30000 free");
+    assert_has(&lines, "H kernel heap 1024");
+    assert_has(&lines, "frame map: asking the kernel…");
+    let lines = screen(&s, 160, 50);
     assert_has(&lines, "kernel heap      1024 █");
     assert_has(&lines, "last check: none (press c to run one)");
 
@@ -547,4 +551,109 @@ fn detail_view_draws_each_heap_to_scale_and_the_recent_allocations() {
             "only this process's"
         );
     }
+}
+
+/// The cells of the map rows (those starting with the reserved frames'
+/// `r`, or every line from the map's header on when zoomed).
+fn map_cells(lines: &[String]) -> String {
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("frame map:"))
+        .expect("a map header");
+    lines[at + 1..]
+        .iter()
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("last check"))
+        .map(|l| l.as_str())
+        .collect()
+}
+
+#[test]
+fn physical_view_draws_the_frame_map_by_owner_and_zooms() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('3')));
+    feed(&mut s, owner_map_msgs());
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(&lines, ". free 30000");
+        assert_has(&lines, "0-9 process 497");
+        let cells = map_cells(&lines);
+        // 1024 frames: 256 reserved, 128 kernel image, 64 kernel heap,
+        // 256 free, 64 of pid 3, 32 page tables, 224 free; at 80x24 two
+        // frames a cell.
+        let per_cell = if w == 80 { 2 } else { 1 };
+        let count = |c: char| cells.chars().filter(|&x| x == c).count();
+        assert_eq!(count('r'), 256 / per_cell, "{}", text(&lines));
+        assert_eq!(count('K'), 128 / per_cell);
+        assert_eq!(count('H'), 64 / per_cell);
+        assert_eq!(count('3'), 64 / per_cell, "pid 3 shows its digit");
+        assert_eq!(count('P'), 32 / per_cell);
+        assert_eq!(count('.'), 480 / per_cell);
+        assert!(cells.starts_with("rrrr"), "{cells}");
+        assert!(
+            cells.contains(&format!("{}{}", "H".repeat(32 / per_cell), ".")),
+            "kernel heap then free: {cells}"
+        );
+    }
+    assert_has(
+        &screen(&s, 80, 24),
+        "frame map: frames 0x0-0x3ff (4.0MiB), 2 a cell, zoom 1x",
+    );
+
+    // Zoomed in, a cell is one frame and the map is centred: frames 232 on.
+    update(&mut s, key(KeyCode::Char('z')));
+    let lines = screen(&s, 80, 24);
+    assert_has(&lines, "frames 0xe8-0x317 (2.2MiB), 1 a cell, zoom 2x");
+    let cells = map_cells(&lines);
+    assert!(cells.starts_with(&"r".repeat(24)), "{cells}");
+    assert!(cells[24..].starts_with(&"K".repeat(128)), "{cells}");
+    // Panned right to the end, the map stops at the last frame.
+    for _ in 0..20 {
+        update(&mut s, key(KeyCode::Right));
+    }
+    assert_has(&screen(&s, 80, 24), "frames 0x1d0-0x3ff");
+    update(&mut s, key(KeyCode::Char('x')));
+    update(&mut s, key(KeyCode::Char('x')));
+    assert_has(
+        &screen(&s, 80, 24),
+        "frames 0x0-0x3ff (4.0MiB), 2 a cell, zoom 1x",
+    );
+}
+
+#[test]
+fn a_map_cell_shows_its_used_frames_over_free_ones() {
+    use probe_proto::{OwnerMapEnd, OwnerRun, OwnerRuns};
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('3')));
+    let runs = vec![
+        OwnerRun {
+            owner: None,
+            frames: 1,
+        },
+        OwnerRun {
+            owner: Some(probe_proto::FrameOwner::Process(5)),
+            frames: 1,
+        },
+        OwnerRun {
+            owner: None,
+            frames: 1022,
+        },
+    ];
+    feed(
+        &mut s,
+        vec![
+            Msg::OwnerRuns(OwnerRuns {
+                first_frame: 0,
+                runs: runs.into(),
+            }),
+            Msg::OwnerMapEnd(OwnerMapEnd {
+                total_frames: 1024,
+                ..OwnerMapEnd::default()
+            }),
+        ],
+    );
+    let cells = map_cells(&screen(&s, 80, 24));
+    assert!(
+        cells.starts_with("5...."),
+        "one frame of pid 5 in two: {cells}"
+    );
 }

@@ -10,12 +10,14 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
 
+use probe_proto::FrameOwner;
 use probe_proto::names::{
     AuditLine, DumpSummary, FindingLine, LeakScanLine, PtRangeLine, SpaceName, VmaFlags,
 };
 
 use super::state::{
-    LEAK_SCAN_SINCE, LinkState, STALL_TICKS, SortKey, State, View, blocks_in_use, used_permille,
+    LEAK_SCAN_SINCE, LinkState, OWNER_MAP_SINCE, STALL_TICKS, SortKey, State, View, blocks_in_use,
+    used_permille,
 };
 use crate::format::{escape_controls, heap_name, human_bytes, human_time};
 use crate::procs::Program;
@@ -147,7 +149,7 @@ fn footer_text(s: &State) -> String {
     let keys = match s.view {
         View::Processes => "↑↓/Enter detail  s/r sort  / filter  p ptdump",
         View::Detail => "↑↓ scroll  Esc back  p ptdump",
-        View::Physical => "c run check",
+        View::Physical => "z/x zoom  ←→ pan  c run check",
         View::PageTables => "↑↓ scroll  p dump selected  K dump kernel",
         View::Events => "↑↓ scroll  space pause",
         View::Leaks => "s scan  ↑↓ scroll",
@@ -580,8 +582,112 @@ fn block_map(
         .collect()
 }
 
+/// The owner classes in `FrameUsage::by_owner` order: the letter a map
+/// cell shows (a process shows its pid's last digit) and its colour.
+const OWNER_GLYPHS: [(char, Color); 11] = [
+    ('.', Color::DarkGray),
+    (' ', Color::Reset),
+    ('r', Color::Gray),
+    ('K', Color::Blue),
+    ('b', Color::Gray),
+    ('B', Color::Cyan),
+    ('H', Color::Magenta),
+    ('S', Color::LightMagenta),
+    ('P', Color::Yellow),
+    ('p', Color::Green),
+    ('o', Color::White),
+];
+
+/// Colours a process's frames cycle through, by pid.
+const PROCESS_COLOURS: [Color; 6] = [
+    Color::Green,
+    Color::LightGreen,
+    Color::LightBlue,
+    Color::LightRed,
+    Color::LightCyan,
+    Color::LightYellow,
+];
+
+/// The row of `FrameUsage::by_owner` an owner (`None`: free) counts in.
+fn owner_class(owner: Option<FrameOwner>) -> usize {
+    match owner {
+        None => 0,
+        Some(FrameOwner::Unusable) => 1,
+        Some(FrameOwner::Reserved) => 2,
+        Some(FrameOwner::KernelImage) => 3,
+        Some(FrameOwner::BootInfo) => 4,
+        Some(FrameOwner::Bitmap) => 5,
+        Some(FrameOwner::KernelHeap) => 6,
+        Some(FrameOwner::KernelStack) => 7,
+        Some(FrameOwner::PageTable) => 8,
+        Some(FrameOwner::Process(_)) => 9,
+        Some(FrameOwner::Other(_)) => 10,
+    }
+}
+
+/// A map cell for `owner`: its letter (a pid's last digit for a process)
+/// and colour.
+fn owner_cell(owner: Option<FrameOwner>, theme: &Theme) -> Span<'static> {
+    let (glyph, colour) = OWNER_GLYPHS[owner_class(owner)];
+    let (glyph, colour) = match owner {
+        Some(FrameOwner::Process(pid)) => (
+            char::from_digit(pid % 10, 10).unwrap_or(glyph),
+            PROCESS_COLOURS[pid as usize % PROCESS_COLOURS.len()],
+        ),
+        _ => (glyph, colour),
+    };
+    Span::styled(glyph.to_string(), theme.fg(colour))
+}
+
+/// The owner map in `rows` lines of `width` cells at the map's zoom; each
+/// cell shows the owner of most of its used frames, free only when all are.
+fn owner_map_lines(s: &State, width: usize, rows: usize, theme: &Theme) -> Vec<Line<'static>> {
+    let map = &s.owner_map;
+    let cells = width * rows;
+    let (first, per_cell) = map.window(cells as u64);
+    let end = first.saturating_add(per_cell * cells as u64);
+    // Per cell, frames by owner: a cell holds few owners, a short list is
+    // enough.
+    let mut counts: Vec<Vec<(Option<FrameOwner>, u64)>> = vec![Vec::new(); cells];
+    let from = map.spans.partition_point(|r| r.start + r.frames <= first);
+    for run in map.spans[from..].iter().take_while(|r| r.start < end) {
+        let mut at = run.start.max(first);
+        let stop = (run.start + run.frames).min(end);
+        while at < stop {
+            let cell = ((at - first) / per_cell) as usize;
+            let cell_end = (first + (cell as u64 + 1) * per_cell).min(stop);
+            let list = &mut counts[cell];
+            match list.iter_mut().find(|(o, _)| *o == run.owner) {
+                Some((_, n)) => *n += cell_end - at,
+                None => list.push((run.owner, cell_end - at)),
+            }
+            at = cell_end;
+        }
+    }
+    counts
+        .chunks(width)
+        .map(|row| {
+            Line::from(
+                row.iter()
+                    .map(|list| {
+                        // A used frame wins over free ones: a few frames
+                        // of a process in a cell of mostly free memory are
+                        // what the map is for.
+                        let used = list.iter().filter(|(o, _)| o.is_some());
+                        match used.max_by_key(|(_, n)| *n).or(list.first()) {
+                            Some((owner, _)) => owner_cell(*owner, theme),
+                            None => Span::raw(" "),
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
+}
+
 fn physical(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     let mut lines = vec![heading(View::Physical.title().into(), theme)];
+    let wide = area.width >= WIDE;
     match &s.stats {
         None => lines.push(Line::raw("no memory snapshot yet")),
         Some(m) => {
@@ -591,26 +697,74 @@ fn physical(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
                 m.total_frames.saturating_sub(m.free_frames),
                 m.free_frames
             )));
-            let owners = m.usage.by_owner();
-            let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
-            let width = (area.width as usize).saturating_sub(23).max(4);
-            for (name, n) in owners {
-                let (full, _) = bar(n, max, width);
-                let color = if name == "free" {
-                    Color::Green
+            // The legend: each owner's letter with its count.
+            let mut legend = Vec::new();
+            for (i, (name, n)) in m.usage.by_owner().into_iter().enumerate() {
+                if n == 0 || i == 1 {
+                    continue;
+                }
+                let (glyph, colour) = OWNER_GLYPHS[i];
+                let glyph = if i == 9 {
+                    "0-9".into()
                 } else {
-                    Color::Blue
+                    glyph.to_string()
                 };
-                lines.push(Line::from(vec![
-                    Span::raw(format!("{name:<13}{n:>8} ")),
-                    Span::styled(full, theme.fg(color)),
-                ]));
+                legend.push(Span::styled(
+                    glyph,
+                    theme.fg(colour).add_modifier(Modifier::BOLD),
+                ));
+                legend.push(Span::raw(format!(" {name} {n}  ")));
             }
+            lines.push(Line::from(legend));
+        }
+    }
+    let map = &s.owner_map;
+    let width = (area.width as usize).max(1);
+    let rows = ((area.height as usize).saturating_sub(6) / 2).clamp(3, 24);
+    if !s.speaks(OWNER_MAP_SINCE) && s.version.is_some() {
+        lines.push(Line::raw(
+            "(the kernel is older than the owner map, protocol 1.5)",
+        ));
+    } else if map.end.is_none() {
+        lines.push(Line::raw("frame map: asking the kernel…"));
+    } else {
+        let (first, per_cell) = map.window((width * rows) as u64);
+        let last = (first + per_cell * (width * rows) as u64).min(map.total_frames());
+        lines.push(Line::raw(format!(
+            "frame map: frames {first:#x}-{:#x} ({}), {per_cell} a cell, zoom {}x",
+            last.saturating_sub(1),
+            human_bytes(crate::format::frames_to_bytes(last - first)),
+            1u64 << map.zoom,
+        )));
+        lines.extend(owner_map_lines(s, width, rows, theme));
+    }
+    if wide && let Some(m) = &s.stats {
+        lines.push(Line::raw(""));
+        let owners = m.usage.by_owner();
+        let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let bar_width = (area.width as usize).saturating_sub(23).max(4);
+        for (name, n) in owners {
+            let (full, _) = bar(n, max, bar_width);
+            let color = if name == "free" {
+                Color::Green
+            } else {
+                Color::Blue
+            };
+            lines.push(Line::from(vec![
+                Span::raw(format!("{name:<13}{n:>8} ")),
+                Span::styled(full, theme.fg(color)),
+            ]));
         }
     }
     lines.push(Line::raw(""));
     lines.extend(check_lines(s, theme));
-    frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+    // Wrapped for the legend; map rows are exactly as wide as the area.
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((s.scroll as u16, 0)),
+        area,
+    );
 }
 
 fn check_lines(s: &State, theme: &Theme) -> Vec<Line<'static>> {
@@ -899,6 +1053,7 @@ const HELP: &[(&str, &str)] = &[
     ("s (leaks)", "scan the kernel heap for leaks"),
     ("/", "filter by name"),
     ("c", "run a consistency check"),
+    ("z / x, ← →", "physical map: zoom in / out, pan"),
     ("p / K", "dump page tables: selected / kernel"),
     ("space", "pause the event log"),
     ("?", "close this help"),
