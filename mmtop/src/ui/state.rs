@@ -15,6 +15,7 @@ use probe_proto::{
 };
 
 use crate::Msg;
+use crate::cli::ptdump::{Diff, Snapshot};
 use crate::decode::DecodeError;
 use crate::event::LinkEvent;
 use crate::format::Format;
@@ -256,6 +257,9 @@ pub struct PtDump {
     pub audits: Vec<PtAudit>,
     /// Its summary.
     pub end: Option<PtDumpEnd>,
+    /// What changed since the previous whole dump of the same space
+    /// (`None`: this is its first), with that dump's time.
+    pub diff: Option<(u64, Diff)>,
 }
 
 /// One leak of a kernel leak scan, its call site named when it arrived.
@@ -475,6 +479,11 @@ pub struct State {
     pub check: CheckReport,
     /// The last page-table dump.
     pub ptdump: PtDump,
+    /// The last whole dump of each space, with its time: what the next
+    /// one is compared with.
+    pub pt_snapshots: HashMap<u32, (u64, Snapshot)>,
+    /// The page-tables view shows the diff rather than the dump (`d`).
+    pub pt_show_diff: bool,
     /// The leaks view's model.
     pub leaks: LeakReport,
     /// The detail view's heap walks.
@@ -568,6 +577,8 @@ impl State {
             ticks_since_msg: 0,
             check: CheckReport::default(),
             ptdump: PtDump::default(),
+            pt_snapshots: HashMap::new(),
+            pt_show_diff: false,
             leaks: LeakReport::default(),
             walks: HeapWalks::default(),
             owner_map: OwnerMap::default(),
@@ -814,8 +825,16 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             state.ptdump.audits.push(*a);
         }
         Msg::PtDumpEnd(e) if state.ptdump.pending && e.space == state.ptdump.pid => {
-            state.ptdump.end = Some(*e);
-            state.ptdump.pending = false;
+            let d = &mut state.ptdump;
+            d.end = Some(*e);
+            d.pending = false;
+            if e.complete {
+                let now = Snapshot::of_dump(d.pid, &d.ranges, &d.audits, e);
+                d.diff = state
+                    .pt_snapshots
+                    .insert(d.pid, (e.ts_us, now.clone()))
+                    .map(|(at, before)| (at, Diff::of(&before, &now)));
+            }
         }
         Msg::KernelLeak(l) if state.leaks.scan_pending => {
             let (site, symbol) = state.symbols.call_site(&l.stack).unwrap_or((0, None));
@@ -1021,6 +1040,10 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
             }
         }
         KeyCode::Esc if state.view != View::Processes => switch(state, View::Processes),
+        KeyCode::Char('d') if state.view == View::PageTables => {
+            state.pt_show_diff = !state.pt_show_diff;
+            state.scroll = 0;
+        }
         KeyCode::Char('z') if state.view == View::Physical => zoom(state, 1),
         KeyCode::Char('x') if state.view == View::Physical => zoom(state, -1),
         KeyCode::Left | KeyCode::Char('h') if state.view == View::Physical => pan(state, -1),
@@ -1899,5 +1922,64 @@ pub(crate) mod tests {
         s.version = Some(Version { major: 1, minor: 4 });
         assert!(update(&mut s, key(KeyCode::Char('3'))).is_empty());
         assert!(!s.owner_map.pending);
+    }
+
+    /// A whole dump of `pid`'s space with one 4 KiB range at each of
+    /// `starts`.
+    pub(crate) fn pt_dump_msgs(pid: u32, starts: &[u64], ts_us: u64) -> Vec<Msg> {
+        let mut msgs: Vec<Msg> = starts
+            .iter()
+            .map(|&start| {
+                Msg::PtRange(PtRange {
+                    space: pid,
+                    start,
+                    end: start + 0x1000,
+                    phys: 0x20_0000 + start,
+                    page_size: 4096,
+                    pages: 1,
+                    ..PtRange::default()
+                })
+            })
+            .collect();
+        msgs.push(Msg::PtDumpEnd(PtDumpEnd {
+            ts_us,
+            space: pid,
+            root: 0x1000,
+            ranges: starts.len() as u64,
+            pages_4k: starts.len() as u64,
+            complete: true,
+            ..PtDumpEnd::default()
+        }));
+        msgs
+    }
+
+    #[test]
+    fn a_second_dump_of_a_space_is_diffed_with_the_first_and_d_shows_it() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Down));
+        update(&mut s, key(KeyCode::Char('p')));
+        for m in pt_dump_msgs(1, &[0x40_0000, 0x40_1000], 1_000_000) {
+            update(&mut s, msg(m));
+        }
+        assert_eq!(s.ptdump.diff, None, "nothing to compare the first with");
+        // The kernel's dump in between is not compared with the process's.
+        update(&mut s, key(KeyCode::Char('K')));
+        for m in pt_dump_msgs(0, &[0xffff_8000_0000_0000], 1_500_000) {
+            update(&mut s, msg(m));
+        }
+        assert_eq!(s.ptdump.diff, None);
+        update(&mut s, key(KeyCode::Char('p')));
+        for m in pt_dump_msgs(1, &[0x40_0000, 0x7fff_f000], 2_000_000) {
+            update(&mut s, msg(m));
+        }
+        let (at, diff) = s.ptdump.diff.clone().expect("a diff");
+        assert_eq!(at, 1_000_000);
+        assert_eq!(diff.added.len(), 1);
+        assert_eq!(diff.added[0].start, 0x7fff_f000);
+        assert_eq!(diff.removed.len(), 1);
+        assert_eq!(diff.removed[0].start, 0x40_1000);
+        assert!(!s.pt_show_diff);
+        update(&mut s, key(KeyCode::Char('d')));
+        assert!(s.pt_show_diff);
     }
 }

@@ -10,8 +10,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::state::tests::{
-    heap_alloc, kernel_leak, key, owner_map_msgs, populated, scan_end, with_faults_and_leaks,
-    worker_walk,
+    heap_alloc, kernel_leak, key, owner_map_msgs, populated, pt_dump_msgs, scan_end,
+    with_faults_and_leaks, worker_walk,
 };
 use super::state::{AppEvent, LinkState, State};
 use super::{DEFAULT_ADDRESS, default_to_top, resolve_address, update, view};
@@ -656,4 +656,40 @@ fn a_map_cell_shows_its_used_frames_over_free_ones() {
         cells.starts_with("5...."),
         "one frame of pid 5 in two: {cells}"
     );
+}
+
+#[test]
+fn page_tables_diff_shows_removed_and_added_ranges_since_the_last_dump() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Down));
+    update(&mut s, key(KeyCode::Char('p')));
+    feed(&mut s, pt_dump_msgs(1, &[0x40_0000, 0x40_1000], 1_000_000));
+    update(&mut s, key(KeyCode::Char('d')));
+    assert_has(
+        &screen(&s, 80, 24),
+        "no earlier dump of this space to compare with",
+    );
+    update(&mut s, key(KeyCode::Char('p')));
+    feed(
+        &mut s,
+        pt_dump_msgs(1, &[0x40_0000, 0x7fff_f000], 2_000_000),
+    );
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(&lines, "Page tables: pid 1");
+        assert_has(
+            &lines,
+            "changes since the dump at 1.000000s (this one at 2.000000s):",
+        );
+        assert_has(&lines, "- 0x0000000000401000-0x0000000000402000");
+        assert_has(&lines, "+ 0x000000007ffff000-0x0000000080000000");
+        assert_has(&lines, "1 added, 1 removed, 0 changed");
+        assert!(
+            !lines.iter().any(|l| l.contains("0x0000000000400000-")),
+            "an unchanged range is not shown"
+        );
+    }
+    assert_has(&screen(&s, 80, 24), "d diff");
+    update(&mut s, key(KeyCode::Char('d')));
+    assert_has(&screen(&s, 80, 24), "0x0000000000400000-0x0000000000401000");
 }

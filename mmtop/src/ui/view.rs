@@ -150,7 +150,7 @@ fn footer_text(s: &State) -> String {
         View::Processes => "↑↓/Enter detail  s/r sort  / filter  p ptdump",
         View::Detail => "↑↓ scroll  Esc back  p ptdump",
         View::Physical => "z/x zoom  ←→ pan  c run check",
-        View::PageTables => "↑↓ scroll  p dump selected  K dump kernel",
+        View::PageTables => "↑↓ scroll  p dump selected  K dump kernel  d diff",
         View::Events => "↑↓ scroll  space pause",
         View::Leaks => "s scan  ↑↓ scroll",
     };
@@ -840,6 +840,11 @@ fn page_tables(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
             ),
             theme,
         ));
+        if s.pt_show_diff {
+            lines.extend(pt_diff_lines(s, theme));
+            frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+            return;
+        }
         lines.extend(
             d.ranges
                 .iter()
@@ -867,6 +872,37 @@ fn page_tables(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         }
     }
     frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+}
+
+/// The diff of the last dump with the one before it of the same space, as
+/// `mmtop diff` prints it: `-` removed, `+` added, then the counts.
+fn pt_diff_lines(s: &State, theme: &Theme) -> Vec<Line<'static>> {
+    let d = &s.ptdump;
+    match (&d.diff, &d.end) {
+        (_, None) => vec![Line::raw("dumping…")],
+        (None, Some(_)) => vec![Line::raw(
+            "no earlier dump of this space to compare with: press p (or K) again later",
+        )],
+        (Some((at, diff)), Some(end)) => {
+            let mut lines = vec![Line::raw(format!(
+                "changes since the dump at {} (this one at {}):",
+                human_time(*at),
+                human_time(end.ts_us)
+            ))];
+            if diff.is_empty() {
+                lines.push(Line::styled("no change", theme.fg(Color::Green)));
+            }
+            lines.extend(diff.text().lines().map(|l| {
+                let style = match l.as_bytes().first() {
+                    Some(b'-') => theme.fg(Color::Red),
+                    Some(b'+') => theme.fg(Color::Green),
+                    _ => theme.bold(),
+                };
+                Line::styled(l.to_owned(), style)
+            }));
+            lines
+        }
+    }
 }
 
 fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
@@ -1055,6 +1091,7 @@ const HELP: &[(&str, &str)] = &[
     ("c", "run a consistency check"),
     ("z / x, ← →", "physical map: zoom in / out, pan"),
     ("p / K", "dump page tables: selected / kernel"),
+    ("d", "page tables: diff with the previous dump"),
     ("space", "pause the event log"),
     ("?", "close this help"),
 ];
