@@ -95,6 +95,17 @@ pub fn run(args: &TopArgs, err: &mut dyn Write) -> Status {
         let _ = writeln!(err, "mmtop: cannot set up the terminal: {e}");
         EXIT_CONNECT
     })?;
+    // The wheel and clicks; turned off again before the terminal is
+    // restored, on a panic too (before ratatui's hook restores the rest).
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    let restore = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        restore(info);
+    }));
+    if let Ok(size) = terminal.size() {
+        let _ = tx.send(AppEvent::Resize(size.width, size.height));
+    }
     spawn_input(tx.clone());
     // A recording replays at --speed (default as recorded) from --at.
     let replay = ReplayOptions {
@@ -105,6 +116,7 @@ pub fn run(args: &TopArgs, err: &mut dyn Write) -> Status {
     };
     let symbols = Symbolizer::new(args.elf.as_deref());
     let result = event_loop(&mut terminal, &address, &replay, color, symbols, &tx, &rx);
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result.map_err(|e| {
         let _ = writeln!(err, "mmtop: terminal: {e}");
@@ -121,7 +133,8 @@ fn spawn_input(tx: Sender<AppEvent>) {
             while let Ok(event) = crossterm::event::read() {
                 let app = match event {
                     Event::Key(k) => AppEvent::Key(k),
-                    Event::Resize(..) => AppEvent::Resize,
+                    Event::Resize(w, h) => AppEvent::Resize(w, h),
+                    Event::Mouse(m) => AppEvent::Mouse(m),
                     _ => continue,
                 };
                 if tx.send(app).is_err() {

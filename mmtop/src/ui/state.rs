@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use probe_proto::{
     CheckEnd, CheckFinding, DEFAULT_MIN_AGE_MS, FaultResolution, FrameCheck, FrameOwner, HeapBlock,
     HeapCheck, HeapEvent, HostMsg, KERNEL_PID, KernelLeak, Leak, LeakScanEnd, LeaksEnd,
@@ -78,6 +80,32 @@ impl View {
             View::Events => "Events",
             View::Leaks => "Leaks",
         }
+    }
+
+    /// The view's name on the tab line.
+    pub const fn short_title(self) -> &'static str {
+        match self {
+            View::Detail => "Detail",
+            View::Physical => "Physical",
+            v => v.title(),
+        }
+    }
+
+    /// The tab-line text before the first tab.
+    pub const TABS_PREFIX: &'static str = "mmtop ";
+
+    /// The view whose tab is at `column` of the tab line.
+    pub fn at_tab_column(column: u16) -> Option<View> {
+        let mut x = View::TABS_PREFIX.len();
+        for (i, v) in View::ALL.iter().enumerate() {
+            // `N:Title` then a space, as the tab line draws it.
+            let width = format!("{}:{}", i + 1, v.short_title()).chars().count();
+            if (x..x + width).contains(&usize::from(column)) {
+                return Some(*v);
+            }
+            x += width + 1;
+        }
+        None
     }
 
     fn index(self) -> usize {
@@ -406,6 +434,90 @@ impl OwnerMap {
     }
 }
 
+/// One line of the event log with what the events filter matches on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// The line as `mmtop log` prints it; its first word is the kind.
+    pub text: String,
+    /// The process the message is about, if any.
+    pub pid: Option<u32>,
+}
+
+impl LogLine {
+    /// The message kind: the line's first word (`heap_alloc`, ...).
+    pub fn kind(&self) -> &str {
+        self.text.split(' ').next().unwrap_or("")
+    }
+}
+
+/// The events view's filter: space-separated words, a number or `pid=N`
+/// for a process, any other word for the start of a kind (`heap` matches
+/// `heap_alloc` and `heap_free`). A line matches when it is about one of
+/// the pids (if any are given) and of one of the kinds (if any).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// The text as typed.
+    pub text: String,
+    pids: Vec<u32>,
+    kinds: Vec<String>,
+}
+
+impl EventFilter {
+    /// The filter `text` spells.
+    pub fn parse(text: &str) -> EventFilter {
+        let mut f = EventFilter {
+            text: text.to_owned(),
+            ..EventFilter::default()
+        };
+        for word in text.split_whitespace() {
+            let number = word.strip_prefix("pid=").unwrap_or(word);
+            match number.parse() {
+                Ok(pid) => f.pids.push(pid),
+                Err(_) => f.kinds.push(word.to_lowercase()),
+            }
+        }
+        f
+    }
+
+    /// Whether it lets every line through.
+    pub fn is_empty(&self) -> bool {
+        self.pids.is_empty() && self.kinds.is_empty()
+    }
+
+    /// Whether `line` passes.
+    pub fn matches(&self, line: &LogLine) -> bool {
+        (self.pids.is_empty() || line.pid.is_some_and(|p| self.pids.contains(&p)))
+            && (self.kinds.is_empty()
+                || self
+                    .kinds
+                    .iter()
+                    .any(|k| line.kind().starts_with(k.as_str())))
+    }
+}
+
+/// The process a message is about, for the events filter.
+fn msg_pid(msg: &Msg) -> Option<u32> {
+    match msg {
+        Msg::HeapAlloc(e) | Msg::HeapFree(e) => Some(e.pid),
+        Msg::HeapError(e) => Some(e.pid),
+        Msg::PageAlloc(e) | Msg::PageFree(e) => match e.owner {
+            FrameOwner::Process(pid) => Some(pid),
+            _ => None,
+        },
+        Msg::PageFault(f) => Some(f.pid),
+        Msg::ProcessSpawn(e) | Msg::ProcessRename(e) => Some(e.pid),
+        Msg::ProcessExit(e) => Some(e.pid),
+        Msg::Leak(l) | Msg::BlocksInUse(l) => Some(l.pid),
+        Msg::HeapBlock(b) => Some(b.pid),
+        Msg::HeapWalkEnd(e) => Some(e.pid),
+        Msg::HeapCheck(c) => Some(c.pid),
+        Msg::PtRange(r) => Some(r.space),
+        Msg::PtAudit(a) => Some(a.space),
+        Msg::PtDumpEnd(e) => Some(e.space),
+        _ => None,
+    }
+}
+
 /// Everything the TUI knows; rendering is a function of this alone.
 #[derive(Debug)]
 pub struct State {
@@ -439,7 +551,11 @@ pub struct State {
     /// Keys go to the filter.
     pub editing_filter: bool,
     /// The event log, oldest first.
-    pub log: VecDeque<String>,
+    pub log: VecDeque<LogLine>,
+    /// The events view shows only the lines this lets through (`f`).
+    pub event_filter: EventFilter,
+    /// Keys go to the events filter.
+    pub editing_event_filter: bool,
     /// Lines ever added to the log.
     pub log_total: u64,
     /// When paused: `log_total` at the pause; the view shows no later line.
@@ -493,6 +609,8 @@ pub struct State {
     /// The last [`RECENT_ALLOCS`] heap allocations of each process, oldest
     /// first.
     pub recent_allocs: HashMap<u32, VecDeque<RecentAlloc>>,
+    /// The terminal's columns and rows, for placing mouse clicks.
+    pub screen: (u16, u16),
     /// Pause and speed when the link is a recording being replayed.
     pub replay: Option<Arc<ReplayControl>>,
     /// Names for the addresses in event lines (off without an ELF).
@@ -516,8 +634,10 @@ pub enum AppEvent {
     Key(KeyEvent),
     /// One second passed.
     Tick,
-    /// The terminal changed size (redraw only).
-    Resize,
+    /// The terminal's size: at start and whenever it changes.
+    Resize(u16, u16),
+    /// The mouse: the wheel scrolls, a click picks a tab or a process.
+    Mouse(MouseEvent),
     /// Bytes read from the link since the last of these (sent before each
     /// tick).
     LinkBytes(u64),
@@ -558,6 +678,8 @@ impl State {
             filter: String::new(),
             editing_filter: false,
             log: VecDeque::new(),
+            event_filter: EventFilter::default(),
+            editing_event_filter: false,
             log_total: 0,
             paused_at: None,
             scroll: 0,
@@ -583,6 +705,7 @@ impl State {
             walks: HeapWalks::default(),
             owner_map: OwnerMap::default(),
             recent_allocs: HashMap::new(),
+            screen: (80, 24),
             replay: None,
             symbols: Symbolizer::off(),
         }
@@ -656,20 +779,24 @@ impl State {
         self.programs.iter().find(|p| p.info.pid == pid)
     }
 
-    /// The log lines the events view shows (all up to the pause).
-    pub fn visible_log(&self) -> impl Iterator<Item = &String> {
+    /// The log lines the events view shows: all up to the pause that
+    /// pass the filter.
+    pub fn visible_log(&self) -> impl Iterator<Item = &LogLine> {
         let first = self.log_total - self.log.len() as u64;
         let shown = self
             .paused_at
             .map_or(self.log.len(), |at| at.saturating_sub(first) as usize);
-        self.log.iter().take(shown)
+        self.log
+            .iter()
+            .take(shown)
+            .filter(|l| self.event_filter.matches(l))
     }
 
-    fn push_log(&mut self, line: String) {
+    fn push_log(&mut self, text: String, pid: Option<u32>) {
         if self.log.len() == EVENT_LOG_CAP {
             self.log.pop_front();
         }
-        self.log.push_back(line);
+        self.log.push_back(LogLine { text, pid });
         self.log_total += 1;
     }
 
@@ -719,7 +846,7 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             Vec::new()
         }
         AppEvent::Link(LinkEvent::Error(e)) => {
-            state.push_log(format!("error: {e}"));
+            state.push_log(format!("error: {e}"), None);
             Vec::new()
         }
         AppEvent::Link(LinkEvent::Closed { error, .. }) => {
@@ -776,7 +903,11 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
                 _ => Vec::new(),
             }
         }
-        AppEvent::Resize => Vec::new(),
+        AppEvent::Resize(w, h) => {
+            state.screen = (w, h);
+            Vec::new()
+        }
+        AppEvent::Mouse(m) => on_mouse(state, m),
     }
 }
 
@@ -912,11 +1043,11 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
     let mut warning = Vec::new();
     state.symbols.observe(&msg, &mut warning);
     for line in String::from_utf8_lossy(&warning).lines() {
-        state.push_log(line.to_string());
+        state.push_log(line.to_string(), None);
     }
     if log {
         let notes = state.symbols.annotate(&msg);
-        state.push_log(Format::Human.annotated_line(&msg, &notes));
+        state.push_log(Format::Human.annotated_line(&msg, &notes), msg_pid(&msg));
         if let Msg::HeapAlloc(e) = &msg {
             // The name the line got, if any: no second lookup.
             let caller = notes.into_iter().find(|n| n.field == "caller");
@@ -994,6 +1125,24 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
     if ctrl && matches!(key.code, KeyCode::Char('c')) {
         return vec![Action::Quit];
     }
+    if state.editing_event_filter {
+        let mut text = std::mem::take(&mut state.event_filter.text);
+        match key.code {
+            KeyCode::Char(c) => text.push(c),
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Esc => {
+                text.clear();
+                state.editing_event_filter = false;
+            }
+            KeyCode::Enter => state.editing_event_filter = false,
+            _ => {}
+        }
+        state.event_filter = EventFilter::parse(&text);
+        state.scroll = 0;
+        return Vec::new();
+    }
     if state.editing_filter {
         match key.code {
             KeyCode::Char(c) => state.filter.push(c),
@@ -1040,6 +1189,7 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
             }
         }
         KeyCode::Esc if state.view != View::Processes => switch(state, View::Processes),
+        KeyCode::Char('f') if state.view == View::Events => state.editing_event_filter = true,
         KeyCode::Char('d') if state.view == View::PageTables => {
             state.pt_show_diff = !state.pt_show_diff;
             state.scroll = 0;
@@ -1090,13 +1240,63 @@ fn on_key(state: &mut State, key: KeyEvent) -> Vec<Action> {
         }
         _ => {}
     }
-    if state.view == View::Detail && before != View::Detail {
-        actions.extend(walk_heaps(state));
-    }
-    if state.view == View::Physical && before != View::Physical && !state.owner_map.pending {
-        actions.extend(ask_owner_map(state));
-    }
+    actions.extend(entered(state, before));
     actions
+}
+
+/// What opening a view asks of the kernel, when `before` was another.
+fn entered(state: &mut State, before: View) -> Vec<Action> {
+    if state.view == before {
+        return Vec::new();
+    }
+    match state.view {
+        View::Detail => walk_heaps(state),
+        View::Physical if !state.owner_map.pending => ask_owner_map(state),
+        _ => Vec::new(),
+    }
+}
+
+/// Rows above the processes table's first row: tabs, status, totals (3),
+/// sparklines (2), title and header.
+const PROCESS_ROWS_TOP: u16 = 9;
+
+/// The wheel scrolls as three arrow presses; a left click on the tab line
+/// opens that view, on a process selects it, and on the selected one
+/// opens its detail.
+fn on_mouse(state: &mut State, m: MouseEvent) -> Vec<Action> {
+    if state.help || state.editing_filter || state.editing_event_filter {
+        return Vec::new();
+    }
+    let before = state.view;
+    match m.kind {
+        MouseEventKind::ScrollUp => scroll(state, -3),
+        MouseEventKind::ScrollDown => scroll(state, 3),
+        MouseEventKind::Down(MouseButton::Left) if m.row == 0 => {
+            if let Some(v) = View::at_tab_column(m.column) {
+                switch(state, v);
+            }
+        }
+        MouseEventKind::Down(MouseButton::Left)
+            if state.view == View::Processes && m.row >= PROCESS_ROWS_TOP =>
+        {
+            let rows = state.rows();
+            // The table scrolls just enough to show the selection (the
+            // footer takes the last row).
+            let height = usize::from(state.screen.1.saturating_sub(PROCESS_ROWS_TOP + 1)).max(1);
+            let offset = (state.selected_index(&rows) + 1).saturating_sub(height);
+            let at = offset + usize::from(m.row - PROCESS_ROWS_TOP);
+            if let Some(p) = rows.get(at) {
+                let pid = p.info.pid;
+                if state.selected == Some(pid) {
+                    switch(state, View::Detail);
+                } else {
+                    state.selected = Some(pid);
+                }
+            }
+        }
+        _ => {}
+    }
+    entered(state, before)
 }
 
 /// Asks for a kernel leak scan and the programs' blocks in use; nothing
@@ -1981,5 +2181,116 @@ pub(crate) mod tests {
         assert!(!s.pt_show_diff);
         update(&mut s, key(KeyCode::Char('d')));
         assert!(s.pt_show_diff);
+    }
+
+    #[test]
+    fn the_events_filter_takes_kinds_by_prefix_and_pids() {
+        let line = |text: &str, pid| LogLine {
+            text: text.into(),
+            pid,
+        };
+        let alloc = line("heap_alloc t=1 heap=pid3#0", Some(3));
+        let fault = line("page_fault t=1 pid=4", Some(4));
+        let hello = line("hello v1.5", None);
+        let f = EventFilter::parse("heap");
+        assert!(f.matches(&alloc) && !f.matches(&fault) && !f.matches(&hello));
+        let f = EventFilter::parse("pid=4 3");
+        assert!(f.matches(&alloc) && f.matches(&fault) && !f.matches(&hello));
+        let f = EventFilter::parse("PAGE_ 3");
+        assert!(!f.matches(&alloc), "a kind and a pid: both must match");
+        assert!(!f.matches(&fault));
+        assert!(EventFilter::parse("  ").is_empty());
+    }
+
+    #[test]
+    fn f_in_the_events_view_edits_the_filter_and_the_log_keeps_every_line() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Char('5')));
+        for i in 0..4 {
+            update(&mut s, msg(heap_alloc(1 + i % 2, u64::from(i))));
+        }
+        update(&mut s, msg(fault(2, FaultResolution::Demand)));
+        update(&mut s, key(KeyCode::Char('f')));
+        assert!(s.editing_event_filter);
+        for c in "heap 2".chars() {
+            update(&mut s, key(KeyCode::Char(c)));
+        }
+        update(&mut s, key(KeyCode::Enter));
+        assert!(!s.editing_event_filter);
+        let shown: Vec<&str> = s.visible_log().map(|l| l.kind()).collect();
+        assert_eq!(shown, ["heap_alloc", "heap_alloc"], "pid 2's allocations");
+        assert_eq!(s.log.len(), 6, "the Hello and every event are kept");
+        update(&mut s, key(KeyCode::Char('f')));
+        update(&mut s, key(KeyCode::Esc));
+        assert!(s.event_filter.is_empty());
+        assert_eq!(s.visible_log().count(), 6);
+    }
+
+    fn click(column: u16, row: u16) -> AppEvent {
+        AppEvent::Mouse(MouseEvent {
+            kind: MouseEventKind::Down(MouseButton::Left),
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    fn wheel(kind: MouseEventKind) -> AppEvent {
+        AppEvent::Mouse(MouseEvent {
+            kind,
+            column: 10,
+            row: 10,
+            modifiers: KeyModifiers::NONE,
+        })
+    }
+
+    #[test]
+    fn a_click_on_a_tab_opens_its_view_with_what_it_asks_for() {
+        let mut s = populated();
+        // "mmtop 1:Processes 2:Detail 3:Physical ...": column 27 is in
+        // "3:Physical".
+        assert_eq!(View::at_tab_column(27), Some(View::Physical));
+        assert_eq!(View::at_tab_column(2), None, "the name is no tab");
+        let actions = update(&mut s, click(27, 0));
+        assert_eq!(s.view, View::Physical);
+        assert!(matches!(
+            actions[..],
+            [Action::Send(HostMsg::OwnerMap { .. })]
+        ));
+        assert!(update(&mut s, click(27, 0)).is_empty(), "already there");
+    }
+
+    #[test]
+    fn a_click_selects_a_process_and_a_second_opens_it() {
+        let mut s = populated();
+        update(&mut s, AppEvent::Resize(80, 24));
+        update(&mut s, click(5, PROCESS_ROWS_TOP + 2));
+        assert_eq!(s.selected, Some(2), "the third row");
+        assert_eq!(s.view, View::Processes);
+        let actions = update(&mut s, click(5, PROCESS_ROWS_TOP + 2));
+        assert_eq!(s.view, View::Detail);
+        assert_eq!(
+            actions,
+            vec![Action::Send(HostMsg::HeapWalk { pid: 2, heap_id: 0 })]
+        );
+        update(&mut s, key(KeyCode::Esc));
+        update(&mut s, click(5, PROCESS_ROWS_TOP + 7));
+        assert_eq!(s.selected, Some(2), "below the last row: nothing");
+    }
+
+    #[test]
+    fn the_wheel_scrolls_like_the_arrows() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Char('5')));
+        for i in 0..20 {
+            update(&mut s, msg(heap_alloc(1, i)));
+        }
+        update(&mut s, wheel(MouseEventKind::ScrollUp));
+        assert_eq!(s.scroll, 3, "three lines back");
+        update(&mut s, wheel(MouseEventKind::ScrollDown));
+        assert_eq!(s.scroll, 0);
+        update(&mut s, key(KeyCode::Char('1')));
+        update(&mut s, wheel(MouseEventKind::ScrollDown));
+        assert_eq!(s.selected, Some(2), "in the table the selection moves");
     }
 }

@@ -693,3 +693,66 @@ fn page_tables_diff_shows_removed_and_added_ranges_since_the_last_dump() {
     update(&mut s, key(KeyCode::Char('d')));
     assert_has(&screen(&s, 80, 24), "0x0000000000400000-0x0000000000401000");
 }
+
+#[test]
+fn events_view_filters_by_kind_and_pid_and_says_so() {
+    let mut s = populated();
+    update(&mut s, key(KeyCode::Char('5')));
+    feed(
+        &mut s,
+        (0..30).map(|i| heap_alloc(1 + (i % 3) as u32, i)).collect(),
+    );
+    update(&mut s, key(KeyCode::Char('f')));
+    assert_has(&screen(&s, 80, 24), "events filter (kinds, pids): ▏");
+    for c in "heap_alloc 3".chars() {
+        update(&mut s, key(KeyCode::Char(c)));
+    }
+    update(&mut s, key(KeyCode::Enter));
+    for (w, h) in [(80, 24), (160, 50)] {
+        let lines = screen(&s, w, h);
+        assert_has(&lines, "Events (live, 31 lines, filter 'heap_alloc 3')");
+        let shown: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.starts_with("heap_alloc"))
+            .collect();
+        assert_eq!(shown.len(), 10, "{}", text(&lines));
+        assert!(shown.iter().all(|l| l.contains("heap=pid3#0")));
+        assert!(!lines.iter().any(|l| l.starts_with("hello")));
+    }
+}
+
+#[test]
+fn every_tab_is_where_clicks_find_it() {
+    let s = populated();
+    let line = &screen(&s, 80, 24)[0];
+    for (i, v) in super::state::View::ALL.iter().enumerate() {
+        let label = format!("{}:{}", i + 1, v.short_title());
+        let at = line.find(&label).expect("every tab is drawn");
+        let column = line[..at].chars().count() as u16;
+        assert_eq!(
+            super::state::View::at_tab_column(column),
+            Some(*v),
+            "{label}"
+        );
+        let last = column + label.chars().count() as u16 - 1;
+        assert_eq!(super::state::View::at_tab_column(last), Some(*v), "{label}");
+    }
+}
+
+#[test]
+fn a_clicked_process_row_is_the_row_drawn_there() {
+    let mut s = populated();
+    update(&mut s, AppEvent::Resize(80, 24));
+    update(
+        &mut s,
+        AppEvent::Mouse(crossterm::event::MouseEvent {
+            kind: crossterm::event::MouseEventKind::Down(crossterm::event::MouseButton::Left),
+            column: 3,
+            row: 10,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        }),
+    );
+    let lines = screen(&s, 80, 24);
+    assert!(lines[10].contains("worker"), "{}", text(&lines));
+    assert_eq!(s.selected, Some(1));
+}

@@ -16,8 +16,8 @@ use probe_proto::names::{
 };
 
 use super::state::{
-    LEAK_SCAN_SINCE, LinkState, OWNER_MAP_SINCE, STALL_TICKS, SortKey, State, View, blocks_in_use,
-    used_permille,
+    LEAK_SCAN_SINCE, LinkState, LogLine, OWNER_MAP_SINCE, STALL_TICKS, SortKey, State, View,
+    blocks_in_use, used_permille,
 };
 use crate::format::{escape_controls, heap_name, human_bytes, human_time};
 use crate::procs::Program;
@@ -76,9 +76,9 @@ pub fn render(frame: &mut Frame, s: &State) {
 }
 
 fn tab_line(s: &State, theme: &Theme) -> Line<'static> {
-    let mut spans = vec![Span::styled("mmtop ", theme.bold())];
+    let mut spans = vec![Span::styled(View::TABS_PREFIX, theme.bold())];
     for (i, v) in View::ALL.iter().enumerate() {
-        let text = format!("{}:{}", i + 1, short_title(*v));
+        let text = format!("{}:{}", i + 1, v.short_title());
         let style = if *v == s.view {
             theme.selected().add_modifier(Modifier::BOLD)
         } else {
@@ -88,17 +88,6 @@ fn tab_line(s: &State, theme: &Theme) -> Line<'static> {
         spans.push(Span::raw(" "));
     }
     Line::from(spans)
-}
-
-fn short_title(v: View) -> &'static str {
-    match v {
-        View::Processes => "Processes",
-        View::Detail => "Detail",
-        View::Physical => "Physical",
-        View::PageTables => "Page tables",
-        View::Events => "Events",
-        View::Leaks => "Leaks",
-    }
 }
 
 fn status_line(s: &State, theme: &Theme) -> Line<'static> {
@@ -146,12 +135,18 @@ fn footer_text(s: &State) -> String {
     if s.editing_filter {
         return format!("filter: {}▏ Enter keep  Esc clear", s.filter);
     }
+    if s.editing_event_filter {
+        return format!(
+            "events filter (kinds, pids): {}▏ Enter keep  Esc clear",
+            s.event_filter.text
+        );
+    }
     let keys = match s.view {
         View::Processes => "↑↓/Enter detail  s/r sort  / filter  p ptdump",
         View::Detail => "↑↓ scroll  Esc back  p ptdump",
         View::Physical => "z/x zoom  ←→ pan  c run check",
         View::PageTables => "↑↓ scroll  p dump selected  K dump kernel  d diff",
-        View::Events => "↑↓ scroll  space pause",
+        View::Events => "↑↓ scroll  space pause  f filter",
         View::Leaks => "s scan  ↑↓ scroll",
     };
     let replay = if s.replay.is_some() {
@@ -906,8 +901,13 @@ fn pt_diff_lines(s: &State, theme: &Theme) -> Vec<Line<'static>> {
 }
 
 fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let filter = if s.event_filter.is_empty() {
+        String::new()
+    } else {
+        format!(", filter '{}'", s.event_filter.text)
+    };
     let title = format!(
-        "{} ({}, {} lines)",
+        "{} ({}, {} lines{filter})",
         View::Events.title(),
         if s.paused_at.is_some() {
             "paused"
@@ -919,12 +919,12 @@ fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     let [title_area, log_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     frame.render_widget(Paragraph::new(heading(title, theme)), title_area);
-    let visible: Vec<&String> = s.visible_log().collect();
+    let visible: Vec<&LogLine> = s.visible_log().collect();
     let end = visible.len().saturating_sub(s.scroll);
     let start = end.saturating_sub(log_area.height as usize);
     let lines: Vec<Line> = visible[start..end]
         .iter()
-        .map(|l| Line::raw(l.as_str()))
+        .map(|l| Line::raw(l.text.as_str()))
         .collect();
     frame.render_widget(Paragraph::new(lines), log_area);
 }
@@ -1093,6 +1093,7 @@ const HELP: &[(&str, &str)] = &[
     ("p / K", "dump page tables: selected / kernel"),
     ("d", "page tables: diff with the previous dump"),
     ("space", "pause the event log"),
+    ("f", "events: filter by kind and pid"),
     ("?", "close this help"),
 ];
 
