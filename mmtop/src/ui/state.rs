@@ -33,8 +33,11 @@ pub const HISTORY: usize = 240;
 pub const STALL_TICKS: u32 = 5;
 /// Leak reports of ended heaps (`Leak` messages) kept for the leaks view.
 pub const EXITED_LEAKS_CAP: usize = 200;
-/// Heap allocations kept per process for the detail view.
+/// Heap allocations the detail view lists for its process.
 pub const RECENT_ALLOCS: usize = 16;
+/// Heap allocations of every process kept for it, newest last: one ring
+/// written in order is cheaper per event than a ring per process.
+pub const RECENT_ALLOCS_SEEN: usize = 1024;
 /// The first protocol version with the owner map.
 pub const OWNER_MAP_SINCE: Version = Version { major: 1, minor: 5 };
 /// Zoom levels of the physical map: each doubles the detail.
@@ -606,9 +609,8 @@ pub struct State {
     pub walks: HeapWalks,
     /// The physical view's owner map.
     pub owner_map: OwnerMap,
-    /// The last [`RECENT_ALLOCS`] heap allocations of each process, oldest
-    /// first.
-    pub recent_allocs: HashMap<u32, VecDeque<RecentAlloc>>,
+    /// The last [`RECENT_ALLOCS_SEEN`] heap allocations, oldest first.
+    pub recent_allocs: VecDeque<RecentAlloc>,
     /// The terminal's columns and rows, for placing mouse clicks.
     pub screen: (u16, u16),
     /// Pause and speed when the link is a recording being replayed.
@@ -704,7 +706,7 @@ impl State {
             leaks: LeakReport::default(),
             walks: HeapWalks::default(),
             owner_map: OwnerMap::default(),
-            recent_allocs: HashMap::new(),
+            recent_allocs: VecDeque::with_capacity(RECENT_ALLOCS_SEEN),
             screen: (80, 24),
             replay: None,
             symbols: Symbolizer::off(),
@@ -753,6 +755,16 @@ impl State {
             if self.reverse { order.reverse() } else { order }
         });
         rows
+    }
+
+    /// The newest [`RECENT_ALLOCS`] allocations of `pid` among those kept,
+    /// newest first.
+    pub fn recent_allocs_of(&self, pid: u32) -> impl Iterator<Item = &RecentAlloc> {
+        self.recent_allocs
+            .iter()
+            .rev()
+            .filter(move |a| a.event.pid == pid)
+            .take(RECENT_ALLOCS)
     }
 
     /// Page faults of `pid` seen so far.
@@ -1051,8 +1063,8 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
         if let Msg::HeapAlloc(e) = &msg {
             // The name the line got, if any: no second lookup.
             let caller = notes.into_iter().find(|n| n.field == "caller");
-            let recent = state.recent_allocs.entry(e.pid).or_default();
-            if recent.len() == RECENT_ALLOCS {
+            let recent = &mut state.recent_allocs;
+            if recent.len() == RECENT_ALLOCS_SEEN {
                 recent.pop_front();
             }
             recent.push_back(RecentAlloc {
@@ -2000,18 +2012,23 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn recent_allocations_are_kept_per_process_newest_last() {
+    fn recent_allocations_are_listed_per_process_newest_first() {
         let mut s = populated();
         for i in 0..RECENT_ALLOCS as u64 + 3 {
             update(&mut s, msg(heap_alloc(1, i)));
         }
         update(&mut s, msg(heap_alloc(2, 99)));
-        let worker = &s.recent_allocs[&1];
+        let worker: Vec<&RecentAlloc> = s.recent_allocs_of(1).collect();
         assert_eq!(worker.len(), RECENT_ALLOCS);
-        assert_eq!(worker.front().unwrap().event.key, 3);
-        assert_eq!(worker.back().unwrap().event.key, RECENT_ALLOCS as u64 + 2);
-        assert_eq!(worker.back().unwrap().caller, None, "no ELF: no name");
-        assert_eq!(s.recent_allocs[&2].len(), 1);
+        assert_eq!(worker[0].event.key, RECENT_ALLOCS as u64 + 2);
+        assert_eq!(worker[RECENT_ALLOCS - 1].event.key, 3);
+        assert_eq!(worker[0].caller, None, "no ELF: no name");
+        assert_eq!(s.recent_allocs_of(2).count(), 1);
+        for i in 0..RECENT_ALLOCS_SEEN as u64 {
+            update(&mut s, msg(heap_alloc(3, i)));
+        }
+        assert_eq!(s.recent_allocs.len(), RECENT_ALLOCS_SEEN);
+        assert_eq!(s.recent_allocs_of(1).count(), 0, "pushed out by newer ones");
     }
 
     /// A 1024-frame map in two batches: 256 reserved, 128 kernel image, 64

@@ -756,3 +756,32 @@ fn a_clicked_process_row_is_the_row_drawn_there() {
     assert!(lines[10].contains("worker"), "{}", text(&lines));
     assert_eq!(s.selected, Some(1));
 }
+
+#[test]
+fn a_long_process_table_scrolls_to_keep_the_selection_on_screen() {
+    let mut s = populated();
+    let mut msgs = Vec::new();
+    for pid in 0..60 {
+        msgs.extend(super::state::tests::program_msgs(
+            pid,
+            &format!("prog{pid:02}"),
+            65536,
+            1024,
+        ));
+    }
+    msgs.push(Msg::ProcessListEnd(probe_proto::ProcessListEnd {
+        ts_us: 3,
+        total_programs: 60,
+        complete: true,
+    }));
+    feed(&mut s, msgs);
+    for _ in 0..40 {
+        update(&mut s, key(KeyCode::Down));
+    }
+    assert_eq!(s.selected, Some(40));
+    let lines = screen(&s, 80, 24);
+    let last_row = &lines[22];
+    assert!(last_row.contains("prog40"), "{}", text(&lines));
+    assert!(lines[9].contains("prog27"), "{}", text(&lines));
+    assert!(!lines.iter().any(|l| l.contains("prog41")));
+}

@@ -16,8 +16,8 @@ use probe_proto::names::{
 };
 
 use super::state::{
-    LEAK_SCAN_SINCE, LinkState, LogLine, OWNER_MAP_SINCE, STALL_TICKS, SortKey, State, View,
-    blocks_in_use, used_permille,
+    LEAK_SCAN_SINCE, LinkState, LogLine, OWNER_MAP_SINCE, RecentAlloc, STALL_TICKS, SortKey, State,
+    View, blocks_in_use, used_permille,
 };
 use crate::format::{escape_controls, heap_name, human_bytes, human_time};
 use crate::procs::Program;
@@ -327,8 +327,15 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         Cell::from(format!("{}{mark}{kinds}", k.header()))
     }))
     .style(theme.bold().add_modifier(Modifier::UNDERLINED));
+    // Only the rows on screen are built: the table scrolls just enough to
+    // show the selection, so they are known before drawing.
+    let height = usize::from(table_area.height.saturating_sub(1)).max(1);
+    let selected = s.selected_index(&rows);
+    let offset = (selected + 1).saturating_sub(height);
     let body: Vec<Row> = rows
         .iter()
+        .skip(offset)
+        .take(height)
         .map(|p| Row::new(columns.iter().map(|(k, _)| process_cell(s, p, *k, wide))))
         .collect();
     let widths = columns.iter().map(|&(k, w)| {
@@ -342,7 +349,7 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         .header(header)
         .column_spacing(1)
         .row_highlight_style(theme.selected());
-    let mut ts = TableState::default().with_selected(Some(s.selected_index(&rows)));
+    let mut ts = TableState::default().with_selected(Some(selected - offset));
     frame.render_stateful_widget(table, table_area, &mut ts);
 }
 
@@ -484,12 +491,12 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         }
     }
     lines.push(Line::raw(""));
-    let recent = s.recent_allocs.get(&i.pid);
+    let recent: Vec<&RecentAlloc> = s.recent_allocs_of(i.pid).collect();
     lines.push(heading(
-        format!("recent allocations ({})", recent.map_or(0, |r| r.len())),
+        format!("recent allocations ({})", recent.len()),
         theme,
     ));
-    for a in recent.iter().flat_map(|r| r.iter().rev()) {
+    for a in recent {
         let e = &a.event;
         let caller = match &a.caller {
             Some(name) => escape_controls(name),
