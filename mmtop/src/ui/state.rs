@@ -1027,9 +1027,6 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
         Msg::OwnerMapEnd(e) if state.owner_map.pending => {
             let map = &mut state.owner_map;
             map.spans = std::mem::take(&mut map.incoming);
-            if map.end.is_none() {
-                map.centre = e.total_frames / 2;
-            }
             map.end = Some(*e);
             map.pending = false;
             log = false;
@@ -1089,22 +1086,35 @@ fn ask_owner_map(state: &mut State) -> Vec<Action> {
     })]
 }
 
-/// Zooms the owner map in (`+1`) or out (`-1`) around its centre.
+impl OwnerMap {
+    /// About the frames the map shows at its zoom: 1/2^zoom of them all.
+    fn shown(&self) -> u64 {
+        (self.total_frames() >> self.zoom).max(1)
+    }
+
+    /// Keeps the centre where the window it makes lies inside the map, so
+    /// a pan moves what is shown at once.
+    fn clamp_centre(&mut self) {
+        let half = self.shown() / 2;
+        let top = self.total_frames().saturating_sub(half).max(half);
+        self.centre = self.centre.clamp(half, top);
+    }
+}
+
+/// Zooms the owner map in (`+1`) or out (`-1`) around its centre (at
+/// first the start of memory, where the kernel is).
 fn zoom(state: &mut State, delta: i8) {
     let map = &mut state.owner_map;
     map.zoom = map.zoom.saturating_add_signed(delta).min(MAX_ZOOM);
+    map.clamp_centre();
 }
 
-/// Pans the owner map by `delta` eighths of the frames it shows (at zoom
-/// `z`, about 1/2^z of them all); the window stays inside the map.
+/// Pans the owner map by `delta` eighths of the frames it shows.
 fn pan(state: &mut State, delta: i64) {
     let map = &mut state.owner_map;
-    let shown = (map.total_frames() >> map.zoom).max(1);
-    let step = (shown / 8).max(1);
-    map.centre = map
-        .centre
-        .saturating_add_signed(delta * step as i64)
-        .min(map.total_frames());
+    let step = (map.shown() / 8).max(1);
+    map.centre = map.centre.saturating_add_signed(delta * step as i64);
+    map.clamp_centre();
 }
 
 /// Asks for a walk of every heap of the detail view's process.
@@ -1113,6 +1123,10 @@ fn walk_heaps(state: &mut State) -> Vec<Action> {
         return Vec::new();
     };
     let pid = p.info.pid;
+    if state.walks.pid == pid && state.walks.pending() {
+        // Its answers would mix with those of the walk under way.
+        return Vec::new();
+    }
     let ids: Vec<u32> = p.heaps.iter().map(|h| h.heap_id).collect();
     if state.walks.pid != pid {
         state.walks = HeapWalks {
@@ -2088,7 +2102,7 @@ pub(crate) mod tests {
         assert_eq!(map.spans.len(), 7);
         assert_eq!(map.spans[3].start, 448);
         assert_eq!(map.spans[4].owner, Some(FrameOwner::Process(3)));
-        assert_eq!(map.centre, 512);
+        assert_eq!(map.centre, 0, "zooming in starts at the start of memory");
         assert!(update(&mut s, AppEvent::Tick).contains(&ask));
         // The old map stays on screen until the new one is whole.
         update(&mut s, msg(owner_map_msgs().remove(0)));
@@ -2112,17 +2126,23 @@ pub(crate) mod tests {
         }
         assert_eq!(s.owner_map.window(512), (0, 2), "zoom 1x: all of it");
         update(&mut s, key(KeyCode::Char('z')));
-        assert_eq!(s.owner_map.window(512), (256, 1), "2x: the middle half");
-        update(&mut s, key(KeyCode::Left));
+        assert_eq!(s.owner_map.window(512), (0, 1), "2x: the first half");
+        update(&mut s, key(KeyCode::Right));
         assert_eq!(
             s.owner_map.window(512),
-            (192, 1),
+            (64, 1),
             "an eighth of what it shows"
         );
         for _ in 0..50 {
-            update(&mut s, key(KeyCode::Left));
+            update(&mut s, key(KeyCode::Right));
         }
-        assert_eq!(s.owner_map.window(512).0, 0);
+        assert_eq!(
+            s.owner_map.window(512),
+            (512, 1),
+            "up to the end, not past it"
+        );
+        update(&mut s, key(KeyCode::Left));
+        assert_eq!(s.owner_map.window(512), (448, 1));
         for _ in 0..MAX_ZOOM + 3 {
             update(&mut s, key(KeyCode::Char('z')));
         }
@@ -2309,5 +2329,28 @@ pub(crate) mod tests {
         update(&mut s, key(KeyCode::Char('1')));
         update(&mut s, wheel(MouseEventKind::ScrollDown));
         assert_eq!(s.selected, Some(2), "in the table the selection moves");
+    }
+
+    #[test]
+    fn reopening_a_process_while_its_walk_is_under_way_does_not_ask_again() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Down));
+        update(&mut s, key(KeyCode::Enter));
+        update(&mut s, msg(block(0x10_0000, 0x4000, true)));
+        update(&mut s, key(KeyCode::Esc));
+        assert!(update(&mut s, key(KeyCode::Enter)).is_empty());
+        for m in worker_walk() {
+            update(&mut s, msg(m));
+        }
+        assert_eq!(
+            s.walks.done[&0].blocks.len(),
+            5,
+            "one walk's blocks: the first block came before the rest"
+        );
+        update(&mut s, key(KeyCode::Esc));
+        assert_eq!(
+            update(&mut s, key(KeyCode::Enter)),
+            vec![Action::Send(HostMsg::HeapWalk { pid: 1, heap_id: 0 })]
+        );
     }
 }
