@@ -344,6 +344,9 @@ pub struct HeapMap {
     pub blocks: Vec<HeapBlock>,
     /// The walk met only intact headers and the heap existed.
     pub complete: bool,
+    /// The heap changed while it was walked: the kernel walks a batch at a
+    /// time, and blocks seen twice or overlapping were dropped.
+    pub changed: bool,
 }
 
 impl HeapMap {
@@ -429,10 +432,14 @@ impl OwnerMap {
         let cells = cells.max(1);
         let per_cell = (total.div_ceil(cells) >> self.zoom).max(1);
         let span = per_cell * cells;
-        let first = self
-            .centre
-            .saturating_sub(span / 2)
-            .min(total.saturating_sub(span));
+        // A centre clamped to the first half-window means the start: the
+        // cells' rounding must not shift the window off frame 0.
+        let first = if self.centre <= self.shown() / 2 {
+            0
+        } else {
+            self.centre.saturating_sub(span / 2)
+        };
+        let first = first.min(total.saturating_sub(span));
         (first, per_cell)
     }
 }
@@ -543,6 +550,8 @@ pub struct State {
     listing: ListingBuilder,
     /// The last memory snapshot.
     pub stats: Option<MemoryStats>,
+    /// Ticks since a listing was asked for that has not come yet.
+    pub listing_asked: Option<u32>,
     /// The selected row's pid (processes view) and the detail view's process.
     pub selected: Option<u32>,
     /// The processes table's sort column.
@@ -674,6 +683,7 @@ impl State {
             listing_complete: true,
             listing: ListingBuilder::new(),
             stats: None,
+            listing_asked: None,
             selected: None,
             sort: SortKey::Pid,
             reverse: false,
@@ -842,6 +852,26 @@ fn poll() -> Vec<Action> {
     ]
 }
 
+/// Ticks a listing may take before it is asked for again anyway (one lost
+/// with a link that dropped and came back).
+pub const LISTING_PATIENCE: u32 = 5;
+
+/// The tick's polls: a listing only once the last one is in (or overdue),
+/// so a kernel slower than the tick is not buried in listings that hold
+/// up every other request behind them.
+fn poll_tick(state: &mut State) -> Vec<Action> {
+    match state.listing_asked {
+        Some(ticks) if ticks + 1 < LISTING_PATIENCE => {
+            state.listing_asked = Some(ticks + 1);
+            vec![Action::Send(HostMsg::Snapshot)]
+        }
+        _ => {
+            state.listing_asked = Some(0);
+            poll()
+        }
+    }
+}
+
 fn push_sample(history: &mut VecDeque<u64>, value: u64) {
     if history.len() == HISTORY {
         history.pop_front();
@@ -880,6 +910,7 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             state.version = None;
             state.ticks_since_msg = 0;
             state.listing = ListingBuilder::new();
+            state.listing_asked = None;
             vec![Action::Send(HostMsg::Resync)]
         }
         AppEvent::ConnectFailed(why) => {
@@ -903,7 +934,7 @@ pub fn update(state: &mut State, event: AppEvent) -> Vec<Action> {
             match (&state.link, state.version) {
                 (LinkState::Up, None) => vec![Action::Send(HostMsg::Resync)],
                 (LinkState::Up, Some(_)) => {
-                    let mut actions = poll();
+                    let mut actions = poll_tick(state);
                     if state.view == View::Detail && !state.walks.pending() {
                         actions.extend(walk_heaps(state));
                     }
@@ -928,6 +959,7 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
     state.msgs_total += 1;
     state.ticks_since_msg = 0;
     if let Some(listing) = state.listing.push(&msg) {
+        state.listing_asked = None;
         state.listing_complete = listing.completeness().is_ok();
         state.programs = listing.programs;
     }
@@ -939,6 +971,7 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             let first = state.version.is_none();
             state.version = Some(h.version);
             if first {
+                state.listing_asked = Some(0);
                 actions = poll();
             }
         }
@@ -1003,8 +1036,24 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             }
         }
         Msg::HeapWalkEnd(e) if e.pid == state.walks.pid => {
-            if let Some(blocks) = state.walks.incoming.remove(&e.heap_id) {
+            if let Some(mut blocks) = state.walks.incoming.remove(&e.heap_id) {
+                let received = blocks.len();
+                // Later batches are newer: of two reports of an address
+                // the last is kept, and a block overlapping the one before
+                // it (which moved meanwhile) is dropped.
+                blocks.reverse();
+                blocks.sort_by_key(|b| b.addr);
+                blocks.dedup_by_key(|b| b.addr);
+                let mut end = 0;
+                blocks.retain(|b| {
+                    let keep = b.addr >= end;
+                    if keep {
+                        end = b.addr.saturating_add(b.size);
+                    }
+                    keep
+                });
                 let map = HeapMap {
+                    changed: blocks.len() != received,
                     blocks,
                     complete: e.complete,
                 };
@@ -1101,10 +1150,18 @@ impl OwnerMap {
     }
 }
 
-/// Zooms the owner map in (`+1`) or out (`-1`) around its centre (at
-/// first the start of memory, where the kernel is).
+/// Zooms the owner map in (`+1`) or out (`-1`) around its centre; a
+/// window at the start (where it begins: the kernel is there) or the end
+/// of memory stays there.
 fn zoom(state: &mut State, delta: i8) {
     let map = &mut state.owner_map;
+    let half = map.shown() / 2;
+    let total = map.total_frames();
+    if map.centre <= half {
+        map.centre = 0;
+    } else if map.centre >= total.saturating_sub(half) {
+        map.centre = total;
+    }
     map.zoom = map.zoom.saturating_add_signed(delta).min(MAX_ZOOM);
     map.clamp_centre();
 }
@@ -1514,7 +1571,31 @@ pub(crate) mod tests {
             "no Hello yet: Resync again"
         );
         assert_eq!(update(&mut s, msg(hello())), poll());
+        assert_eq!(
+            update(&mut s, AppEvent::Tick),
+            vec![Action::Send(HostMsg::Snapshot)],
+            "the listing asked for has not come: not asked again yet"
+        );
+        update(
+            &mut s,
+            msg(Msg::ProcessListEnd(ProcessListEnd {
+                ts_us: 2,
+                total_programs: 0,
+                complete: true,
+            })),
+        );
         assert_eq!(update(&mut s, AppEvent::Tick), poll());
+        for _ in 1..LISTING_PATIENCE {
+            assert_eq!(
+                update(&mut s, AppEvent::Tick),
+                vec![Action::Send(HostMsg::Snapshot)]
+            );
+        }
+        assert_eq!(
+            update(&mut s, AppEvent::Tick),
+            poll(),
+            "overdue: asked again"
+        );
     }
 
     #[test]
@@ -2127,6 +2208,9 @@ pub(crate) mod tests {
         assert_eq!(s.owner_map.window(512), (0, 2), "zoom 1x: all of it");
         update(&mut s, key(KeyCode::Char('z')));
         assert_eq!(s.owner_map.window(512), (0, 1), "2x: the first half");
+        update(&mut s, key(KeyCode::Char('z')));
+        assert_eq!(s.owner_map.window(128), (0, 2), "4x: still from the start");
+        update(&mut s, key(KeyCode::Char('x')));
         update(&mut s, key(KeyCode::Right));
         assert_eq!(
             s.owner_map.window(512),
@@ -2342,15 +2426,49 @@ pub(crate) mod tests {
         for m in worker_walk() {
             update(&mut s, msg(m));
         }
-        assert_eq!(
-            s.walks.done[&0].blocks.len(),
-            5,
-            "one walk's blocks: the first block came before the rest"
-        );
+        assert!(!s.walks.pending(), "one walk, ended by its one HeapWalkEnd");
+        assert_eq!(s.walks.done[&0].blocks.len(), 4);
         update(&mut s, key(KeyCode::Esc));
         assert_eq!(
             update(&mut s, key(KeyCode::Enter)),
             vec![Action::Send(HostMsg::HeapWalk { pid: 1, heap_id: 0 })]
         );
+    }
+
+    #[test]
+    fn a_walk_of_a_heap_that_changed_meanwhile_keeps_the_newest_blocks_without_overlaps() {
+        let mut s = populated();
+        update(&mut s, key(KeyCode::Down));
+        update(&mut s, key(KeyCode::Enter));
+        for m in [
+            block(0x10_0000, 0x100, true),
+            block(0x10_0100, 0x200, false),
+            // The next batch: the free block was split meanwhile, and the
+            // first batch's second block is seen again.
+            block(0x10_0100, 0x80, true),
+            block(0x10_0200, 0x100, false),
+            block(0x10_0180, 0x40, true),
+        ] {
+            update(&mut s, msg(m));
+        }
+        for m in worker_walk().split_off(4) {
+            update(&mut s, msg(m));
+        }
+        let map = &s.walks.done[&0];
+        let kept: Vec<(u64, u64, bool)> = map
+            .blocks
+            .iter()
+            .map(|b| (b.addr, b.size, b.used))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (0x10_0000, 0x100, true),
+                (0x10_0100, 0x80, true),
+                (0x10_0180, 0x40, true),
+                (0x10_0200, 0x100, false),
+            ]
+        );
+        assert!(map.changed);
     }
 }

@@ -445,8 +445,8 @@ fn leaks_view_shows_each_leak_with_its_call_site_and_the_scan_summary() {
         assert_has(&lines, "0xffffc0000000fbb0   264B    1.8s confirmed");
         assert_has(&lines, "0xffffc0000000fd18   328B    1.8s new");
         assert_has(&lines, "blocks in use by key (1 programs)");
-        assert_has(&lines, "1     worker           pid1#0");
-        assert_has(&lines, "3     3K  0x100000");
+        assert_has(&lines, "PID NAME   HEAP   KEY BLOCKS BYTES FIRST");
+        assert_has(&lines, "1   worker pid1#0   7      3    3K 0x100000");
     }
     let narrow = screen(&s, 80, 24);
     assert_has(&narrow, "    from kernel::selftest::kleak::leak_cycle+0x89");

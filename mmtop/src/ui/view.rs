@@ -480,10 +480,10 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
                     map.blocks.len() - free,
                     compact(map.largest_free()),
                     map.fragmentation_permille() / 10,
-                    if map.complete {
-                        ""
-                    } else {
-                        " (walk cut short)"
+                    match (map.complete, map.changed) {
+                        (false, _) => " (walk cut short)",
+                        (true, true) => " (changed while walked)",
+                        (true, false) => "",
                     }
                 )));
             }
@@ -1034,26 +1034,58 @@ fn leaks(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         ),
     };
     lines.push(heading(title, theme));
-    if !l.blocks.is_empty() {
+    // Columns as wide as their widest cell: a program's keys are small
+    // numbers, the kernel's are call sites (shown in hex).
+    let rows: Vec<[String; 7]> = l
+        .blocks
+        .iter()
+        .map(|b| {
+            [
+                b.pid.to_string(),
+                names(b.pid),
+                heap_name(b.pid, b.heap_id),
+                if b.pid == probe_proto::KERNEL_PID {
+                    format!("{:#x}", b.key)
+                } else {
+                    b.key.to_string()
+                },
+                b.blocks.to_string(),
+                compact(b.bytes),
+                format!("{:#x}", b.first_addr),
+            ]
+        })
+        .collect();
+    let header = ["PID", "NAME", "HEAP", "KEY", "BLOCKS", "BYTES", "FIRST"];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 7]| {
+        let mut text = String::new();
+        for (c, cell) in cells.iter().enumerate() {
+            // Numbers right-aligned, names left.
+            let cell = if (3..6).contains(&c) {
+                format!("{cell:>w$} ", w = widths[c])
+            } else {
+                format!("{cell:<w$} ", w = widths[c])
+            };
+            text.push_str(&cell);
+        }
+        text.trim_end().to_owned()
+    };
+    if !rows.is_empty() {
         lines.push(Line::styled(
-            format!(
-                "{:<5} {:<16} {:<10} {:>18} {:>6} {:>6}  FIRST",
-                "PID", "NAME", "HEAP", "KEY", "BLOCKS", "BYTES"
-            ),
+            line(header),
             theme.bold().add_modifier(Modifier::UNDERLINED),
         ));
     }
-    for b in &l.blocks {
-        lines.push(Line::raw(format!(
-            "{:<5} {:<16} {:<10} {:>18} {:>6} {:>6}  {:#x}",
-            b.pid,
-            names(b.pid),
-            heap_name(b.pid, b.heap_id),
-            b.key,
-            b.blocks,
-            compact(b.bytes),
-            b.first_addr
-        )));
+    for r in &rows {
+        lines.push(Line::raw(line(std::array::from_fn(|c| r[c].as_str()))));
     }
     if !l.exited.is_empty() {
         lines.push(Line::raw(""));
