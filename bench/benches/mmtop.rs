@@ -7,8 +7,10 @@
 //!   model (`ui::update`, which also formats each event for the event log),
 //!   the work the TUI does per event. Goal: at least 1 M events/s.
 //! - Render: a model with 1,000 processes and a 100k-event backlog (the
-//!   event log keeps its last `EVENT_LOG_CAP` lines) drawn into ratatui's
-//!   `TestBackend` at 160x50, each view. Goal: under 16 ms (60 Hz).
+//!   event log keeps its last `EVENT_LOG_CAP` lines), the selected
+//!   process's two heaps walked (1,000 blocks each) and the owner map of a
+//!   1 GiB machine in 20,000 runs, drawn into ratatui's `TestBackend` at
+//!   160x50, each view. Goal: under 16 ms (60 Hz).
 //!
 //! Prints a table of the figures beside the goals; nothing is asserted.
 //! Run with `cargo bench -p bench --bench mmtop` (a release build).
@@ -24,12 +26,14 @@ use mmtop::link::recording::{RecordWriter, Sniffed, sniff};
 use mmtop::ui::state::View;
 use mmtop::ui::{AppEvent, State, update, view};
 use probe_proto::{
-    EventCounters, FrameOwner, FrameUsage, HeapEvent, HeapStats, Hello, KernelMsg, MemoryStats,
-    PROTOCOL_VERSION, PageEvent, ProcState, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessVma,
-    VmaKind, encode_frame, frame::MAX_FRAME,
+    EventCounters, FrameOwner, FrameUsage, HeapBlock, HeapEvent, HeapStats, HeapWalkEnd, Hello,
+    KernelMsg, MemoryStats, OWNER_RUNS_BATCH, OwnerMapEnd, OwnerRun, OwnerRuns, PROTOCOL_VERSION,
+    PageEvent, ProcState, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessVma, VmaKind,
+    encode_frame, frame::MAX_FRAME,
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 
 /// Events in the ingest recording.
 const EVENTS: u64 = 1_000_000;
@@ -37,6 +41,12 @@ const EVENTS: u64 = 1_000_000;
 const PROCESSES: u32 = 1_000;
 /// Events pushed through the render model before drawing.
 const BACKLOG: u64 = 100_000;
+/// Blocks in each of the selected process's two heap walks.
+const WALK_BLOCKS: u64 = 1_000;
+/// Frames of the owner map: 1 GiB.
+const MAP_FRAMES: u64 = 262_144;
+/// Runs of the owner map.
+const MAP_RUNS: u64 = 20_000;
 /// Ingest runs; the best counts.
 const INGEST_ROUNDS: usize = 3;
 /// Draws of each view; the median and the worst are shown.
@@ -259,6 +269,69 @@ fn render_model() -> State {
         }
     }
     state.selected = Some(PROCESSES / 2);
+    let key = |state: &mut State, c: char| {
+        update(state, AppEvent::Key(KeyEvent::from(KeyCode::Char(c))));
+    };
+    // The detail view asks for its heaps' walks: 1,000 blocks each.
+    key(&mut state, '2');
+    for heap_id in 0..2 {
+        let start = 0x10_0000 + u64::from(heap_id) * 65_536 * u64::from(1 + PROCESSES / 2 % 7);
+        for n in 0..WALK_BLOCKS {
+            feed(
+                &mut state,
+                Msg::HeapBlock(HeapBlock {
+                    pid: PROCESSES / 2,
+                    heap_id,
+                    addr: start + n * 64,
+                    size: 48,
+                    used: n % 3 != 0,
+                    key: n,
+                }),
+            );
+        }
+        feed(
+            &mut state,
+            Msg::HeapWalkEnd(HeapWalkEnd {
+                ts_us: 1,
+                pid: PROCESSES / 2,
+                heap_id,
+                blocks: WALK_BLOCKS,
+                complete: true,
+            }),
+        );
+    }
+    // The physical view asks for the owner map: 1 GiB in 20,000 runs.
+    key(&mut state, '3');
+    let runs: Vec<OwnerRun> = (0..MAP_RUNS)
+        .map(|i| OwnerRun {
+            owner: match i % 4 {
+                0 => None,
+                1 => Some(FrameOwner::Process((i % u64::from(PROCESSES)) as u32)),
+                2 => Some(FrameOwner::PageTable),
+                _ => Some(FrameOwner::KernelHeap),
+            },
+            frames: MAP_FRAMES / MAP_RUNS,
+        })
+        .collect();
+    for (n, batch) in runs.chunks(OWNER_RUNS_BATCH).enumerate() {
+        feed(
+            &mut state,
+            Msg::OwnerRuns(OwnerRuns {
+                first_frame: (n * OWNER_RUNS_BATCH) as u64 * (MAP_FRAMES / MAP_RUNS),
+                runs: Cow::Owned(batch.to_vec()),
+            }),
+        );
+    }
+    feed(
+        &mut state,
+        Msg::OwnerMapEnd(OwnerMapEnd {
+            ts_us: 1,
+            first_frame: 0,
+            nr_frames: MAP_FRAMES,
+            runs: MAP_RUNS,
+            total_frames: MAP_FRAMES,
+        }),
+    );
     state
 }
 

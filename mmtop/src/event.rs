@@ -6,6 +6,8 @@
 //! blocks on the wire.
 
 use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::thread::{self, JoinHandle};
 
@@ -47,7 +49,7 @@ where
     R: Read + Send + 'static,
     T: From<LinkEvent> + Send + 'static,
 {
-    spawn_decoding(reader, tx, Decoder::new())
+    spawn_decoding(reader, tx, Decoder::new(), None)
 }
 
 /// [`spawn_reader`] for an opened link: a live one may be joined in the
@@ -56,18 +58,32 @@ pub fn spawn_link_reader<T>(reader: LinkReader, tx: Sender<T>) -> io::Result<Joi
 where
     T: From<LinkEvent> + Send + 'static,
 {
+    spawn_counting_link_reader(reader, tx, None)
+}
+
+/// [`spawn_link_reader`] that also adds every byte it reads to `bytes`,
+/// for a link rate: one atomic add per read, not per message.
+pub fn spawn_counting_link_reader<T>(
+    reader: LinkReader,
+    tx: Sender<T>,
+    bytes: Option<Arc<AtomicU64>>,
+) -> io::Result<JoinHandle<()>>
+where
+    T: From<LinkEvent> + Send + 'static,
+{
     let decoder = if reader.is_live() {
         Decoder::joining()
     } else {
         Decoder::new()
     };
-    spawn_decoding(reader, tx, decoder)
+    spawn_decoding(reader, tx, decoder, bytes)
 }
 
 fn spawn_decoding<R, T>(
     mut reader: R,
     tx: Sender<T>,
     decoder: Decoder,
+    bytes: Option<Arc<AtomicU64>>,
 ) -> io::Result<JoinHandle<()>>
 where
     R: Read + Send + 'static,
@@ -82,6 +98,9 @@ where
                 match reader.read(&mut buf) {
                     Ok(0) => break None,
                     Ok(n) => {
+                        if let Some(bytes) = &bytes {
+                            bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        }
                         for result in decoder.feed(&buf[..n]) {
                             let event = match result {
                                 Ok(msg) => LinkEvent::Msg(msg),

@@ -181,7 +181,10 @@ fn check_exits_3_on_a_1_x_kernel_and_names_both_versions() {
     assert_eq!(out.code(), 3, "{out:?}");
     assert_eq!(
         out.stderr,
-        "mmtop: kernel speaks protocol 1.4, this mmtop speaks 2.0 (any 2.x); use a matching mmtop\n"
+        format!(
+            "mmtop: kernel speaks protocol 1.4, this mmtop speaks {}.{} (any 2.x); use a matching mmtop\n",
+            PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+        )
     );
 }
 

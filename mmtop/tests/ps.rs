@@ -6,7 +6,7 @@ use std::io::Write;
 
 use common::procs::*;
 use common::*;
-use probe_proto::{Heartbeat, HostMsg, KernelMsg, Version};
+use probe_proto::{Heartbeat, HostMsg, KernelMsg, PROTOCOL_VERSION, Version};
 use serde_json::Value;
 
 /// Unrelated telemetry the kernel sends while it answers.
@@ -203,7 +203,10 @@ fn ps_exits_3_on_a_1_x_kernel() {
     assert_eq!(out.code(), 3, "{out:?}");
     assert_eq!(
         out.stderr,
-        "mmtop: kernel speaks protocol 1.2, this mmtop speaks 2.0 (any 2.x); use a matching mmtop\n"
+        format!(
+            "mmtop: kernel speaks protocol 1.2, this mmtop speaks {}.{} (any 2.x); use a matching mmtop\n",
+            PROTOCOL_VERSION.major, PROTOCOL_VERSION.minor
+        )
     );
 }
 

@@ -92,6 +92,8 @@
 //! | 39 | `KernelLeak` | [`KernelLeak`]: a kernel-heap block nothing references | 1.4 |
 //! | 40 | `LeakScanEnd` | [`LeakScanEnd`]: end of a kernel leak scan | 1.4 |
 //! | 41 | `EventBatch` | [`EventBatch`]: memory events in the compact encoding below | 2.0 |
+//! | 42 | `OwnerRuns` | [`OwnerRuns`]: runs of frames by owner, run-length encoded | 2.1 |
+//! | 43 | `OwnerMapEnd` | [`OwnerMapEnd`]: end of the owner map | 2.1 |
 //!
 //! Host to kernel ([`HostMsg`]):
 //!
@@ -108,6 +110,7 @@
 //! | 8 | `SetEvents { classes }` | `Settings` | 1.3 |
 //! | 9 | `Leaks { pid }` | per heap and key of that process (or every program for -1): `BlocksInUse`; then `LeaksEnd` | 1.3 |
 //! | 10 | `LeakScan { min_age_ms }` | a `KernelLeak` per unreferenced kernel-heap block at least that old; then `LeakScanEnd` | 1.4 |
+//! | 11 | `OwnerMap { first_frame, nr_frames }` | `OwnerRuns` (up to 48 runs each) from that frame on, then `OwnerMapEnd` | 2.1 |
 //!
 //! Version 1.1 added the memory messages (kernel variants 8 to 20) and the
 //! `Snapshot`, `Check` and `HeapWalk` commands; 1.0 messages are unchanged.
@@ -120,7 +123,12 @@
 //! `PageFree`, `Map`, `Unmap`, `HeapAlloc`, `HeapFree`, `PageFault`) only
 //! inside `EventBatch` frames, in the encoding below, and adds the TSC rate
 //! to `Hello` (`tsc_hz`, after `uptime_us`); every other message is as in
-//! 1.4, and the minor count starts again.
+//! 1.4, and the minor count starts again. Version 2.1 added the owner map
+//! (kernel variants 42 and 43, the `OwnerMap` command): an `OwnerRuns` is
+//! the first frame as a varint, then a varint count of runs and each run
+//! as its owner (`Option<FrameOwner>`: `00` free, else `01` and the owner's
+//! variant, with a pid after `Process`'s) and its length in frames as a
+//! varint.
 //! Every 1.1 and 1.2 message fits a frame at its largest (all integers at
 //! their maximum, program names at the kernel's 32-byte limit), which the
 //! `largest_*` tests check; a name is the only unbounded field, and even a
@@ -240,4 +248,4 @@ pub fn hello_version(payload: &[u8]) -> Option<Version> {
 }
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: Version = Version { major: 2, minor: 0 };
+pub const PROTOCOL_VERSION: Version = Version { major: 2, minor: 1 };

@@ -159,6 +159,11 @@ pub enum KernelMsg<'a> {
     /// never sent as messages of their own. Since 2.0.
     #[serde(borrow)]
     EventBatch(EventBatch<'a>),
+    /// Consecutive runs of frames by owner: part of the answer to
+    /// [`HostMsg::OwnerMap`]. Since 2.1.
+    OwnerRuns(OwnerRuns<'a>),
+    /// End of the owner map. Since 2.1.
+    OwnerMapEnd(OwnerMapEnd),
 }
 
 /// The body of a [`KernelMsg::EventBatch`]: a header and records, in the
@@ -278,6 +283,13 @@ impl KernelMsg<'_> {
             KernelMsg::EventBatch(EventBatch { body }) => KernelMsg::EventBatch(EventBatch {
                 body: Cow::Owned(body.into_owned()),
             }),
+            KernelMsg::OwnerRuns(OwnerRuns { first_frame, runs }) => {
+                KernelMsg::OwnerRuns(OwnerRuns {
+                    first_frame,
+                    runs: Cow::Owned(runs.into_owned()),
+                })
+            }
+            KernelMsg::OwnerMapEnd(m) => KernelMsg::OwnerMapEnd(m),
         }
     }
 }
@@ -350,6 +362,16 @@ pub enum HostMsg {
         /// Younger blocks are not reported: a pointer to a block just
         /// allocated may still be only in a register.
         min_age_ms: u32,
+    },
+    /// Ask who holds each frame, run-length encoded: [`KernelMsg::OwnerRuns`]
+    /// of up to [`OWNER_RUNS_BATCH`] runs each, in frame order, then
+    /// [`KernelMsg::OwnerMapEnd`]. Since 2.1.
+    OwnerMap {
+        /// The first frame (physical address / 4096) to report.
+        first_frame: u64,
+        /// Frames to report from there, clamped to the frames the
+        /// allocator covers (`u64::MAX`: up to the end).
+        nr_frames: u64,
     },
 }
 
@@ -1355,4 +1377,44 @@ pub struct LeakScanEnd {
     pub leaks: u32,
     /// Of those, reported by the previous scan too.
     pub confirmed: u32,
+}
+
+/// Runs an [`OwnerRuns`] carries at most: 48 of the largest (a pid and a
+/// length at their widest, 17 bytes) fit a frame; typical runs take 3 to 6
+/// bytes, so a 1 GiB machine's map is a few messages, not 256k.
+pub const OWNER_RUNS_BATCH: usize = 48;
+
+/// Frames in a row that one owner holds, or that are free.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OwnerRun {
+    /// Who holds them; `None` for free frames.
+    pub owner: Option<FrameOwner>,
+    /// How many (at least 1).
+    pub frames: u64,
+}
+
+/// Consecutive runs of the owner map: the first starts at `first_frame`,
+/// each of the others where the one before ends.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct OwnerRuns<'a> {
+    /// Frame number (physical address / 4096) where the first run starts.
+    pub first_frame: u64,
+    /// The runs, in frame order; at most [`OWNER_RUNS_BATCH`].
+    pub runs: Cow<'a, [OwnerRun]>,
+}
+
+/// End of the answer to [`HostMsg::OwnerMap`].
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OwnerMapEnd {
+    /// Microseconds since boot.
+    pub ts_us: u64,
+    /// The first frame reported.
+    pub first_frame: u64,
+    /// Frames the runs cover.
+    pub nr_frames: u64,
+    /// Runs sent, over every [`KernelMsg::OwnerRuns`].
+    pub runs: u64,
+    /// Frames the allocator covers (`0..total_frames`), RAM or not: the
+    /// whole map's extent.
+    pub total_frames: u64,
 }

@@ -1,9 +1,10 @@
 //! Golden bytes: these pin the wire format documented in the crate docs.
 
 use probe_proto::{
-    CheckEnd, EventBatch, FrameDecoder, HeapBlock, HostMsg, KernelLeak, KernelMsg, LeakScanEnd,
-    LeakScanStatus, PROTOCOL_VERSION, ProcessHeap, ProcessListEnd, PtRange, Region, Version,
-    VmaKind, encode_frame, frame::MAX_FRAME,
+    CheckEnd, EventBatch, FrameDecoder, FrameOwner, HeapBlock, HostMsg, KernelLeak, KernelMsg,
+    LeakScanEnd, LeakScanStatus, OWNER_RUNS_BATCH, OwnerMapEnd, OwnerRun, OwnerRuns,
+    PROTOCOL_VERSION, ProcessHeap, ProcessListEnd, PtRange, Region, Version, VmaKind, encode_frame,
+    frame::MAX_FRAME,
 };
 
 /// The payload bytes of `msg`: its variant index, then its fields.
@@ -27,8 +28,8 @@ fn golden_ping_frame() {
 }
 
 #[test]
-fn protocol_version_is_2_0() {
-    assert_eq!(PROTOCOL_VERSION, Version { major: 2, minor: 0 });
+fn protocol_version_is_2_1() {
+    assert_eq!(PROTOCOL_VERSION, Version { major: 2, minor: 1 });
 }
 
 /// 2.0's event batch: variant 41, then the body as a length-prefixed byte
@@ -194,4 +195,81 @@ fn golden_1_4_leak_scan_bytes() {
     assert_eq!(&bytes[..6], [0x27, 0x01, 0x02, 0x03, 0x04, 0x00]);
     assert_eq!(bytes[12], 0xab);
     assert_eq!(bytes[28], 0x01);
+}
+
+/// The 2.1 owner map, byte by byte: the command (variant 11, two varints),
+/// a batch of runs (variant 42: first frame, run count, then each run's
+/// optional owner and length) and the end (variant 43).
+#[test]
+fn golden_2_1_owner_map_bytes() {
+    assert_eq!(
+        enc(&HostMsg::OwnerMap {
+            first_frame: 0,
+            nr_frames: 300
+        }),
+        [0x0b, 0x00, 0xac, 0x02]
+    );
+    let runs = [
+        // 256 frames reserved: Some (01), Reserved (variant 1), 256.
+        OwnerRun {
+            owner: Some(FrameOwner::Reserved),
+            frames: 256,
+        },
+        // 5 frames of pid 7: Some, Process (variant 8), pid 7, 5.
+        OwnerRun {
+            owner: Some(FrameOwner::Process(7)),
+            frames: 5,
+        },
+        // 1000 free frames: None (00), 1000.
+        OwnerRun {
+            owner: None,
+            frames: 1000,
+        },
+    ];
+    let msg = KernelMsg::OwnerRuns(OwnerRuns {
+        first_frame: 0x100,
+        runs: (&runs[..]).into(),
+    });
+    assert_eq!(
+        enc(&msg),
+        [
+            0x2a, 0x80, 0x02, 0x03, // variant 42, first frame 256, 3 runs
+            0x01, 0x01, 0x80, 0x02, // reserved x256
+            0x01, 0x08, 0x07, 0x05, // pid7 x5
+            0x00, 0xe8, 0x07, // free x1000
+        ]
+    );
+    let end = KernelMsg::OwnerMapEnd(OwnerMapEnd {
+        ts_us: 1,
+        first_frame: 2,
+        nr_frames: 3,
+        runs: 4,
+        total_frames: 5,
+    });
+    assert_eq!(enc(&end), [0x2b, 0x01, 0x02, 0x03, 0x04, 0x05]);
+}
+
+/// A batch of the widest runs there can be still fits one frame, and a
+/// decoded batch owns its runs.
+#[test]
+fn largest_owner_runs_fit_a_frame_and_round_trip() {
+    let widest = OwnerRun {
+        owner: Some(FrameOwner::Process(u32::MAX)),
+        frames: u64::MAX,
+    };
+    let runs = vec![widest; OWNER_RUNS_BATCH];
+    let msg = KernelMsg::OwnerRuns(OwnerRuns {
+        first_frame: u64::MAX,
+        runs: (&runs[..]).into(),
+    });
+    let mut out = [0u8; MAX_FRAME];
+    let frame = encode_frame(&msg, &mut out).expect("fits a frame");
+    let mut dec = FrameDecoder::<MAX_FRAME>::new();
+    let mut got = None;
+    for &b in frame {
+        if let Some(r) = dec.push::<KernelMsg>(b) {
+            got = Some(r.unwrap().into_owned());
+        }
+    }
+    assert_eq!(got, Some(msg.into_owned()));
 }

@@ -52,6 +52,12 @@ fn tui_shows_the_demo_programs_switches_views_and_quits() {
         tmux.wait_for(title, |s| s.contains(title));
     }
 
+    // The physical view draws the frame map the kernel sends.
+    tmux.keys("3");
+    tmux.wait_for("the frame map", |s| {
+        s.contains("frame map: frames 0x0-") && s.contains("KKKK")
+    });
+
     // A check and a kernel page-table dump answer on screen.
     tmux.keys("c");
     tmux.keys("3");
@@ -60,6 +66,21 @@ fn tui_shows_the_demo_programs_switches_views_and_quits() {
     tmux.wait_for("the kernel's page tables", |s| {
         s.contains("Page tables: the kernel") && s.contains("direct-map")
     });
+
+    // The leaks view: s scans the kernel heap, and the scan's summary line
+    // and the blocks the demo programs hold come back.
+    tmux.keys("6");
+    tmux.wait_for("the leaks view", |s| {
+        s.contains("6:Leaks") && s.contains("press s to scan")
+    });
+    tmux.keys("s");
+    let screen = tmux.wait_for("a leak scan's summary", |s| {
+        s.contains("kernel leak scan:") && s.contains("blocks in use by key (")
+    });
+    assert!(
+        screen.contains(" leaks (") && screen.contains("untraced;"),
+        "{screen}"
+    );
 
     tmux.keys("q");
     let start = Instant::now();

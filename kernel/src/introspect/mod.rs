@@ -1,6 +1,6 @@
 //! Introspection: every answer the host or the debugger can ask for
-//! (statistics, checks, heap walks, the process listing, leaks by key and
-//! the kernel leak scan),
+//! (statistics, checks, heap walks, the process listing, leaks by key,
+//! the kernel leak scan and the physical map by owner),
 //! computed once here and returned as `probe-proto` values.
 //!
 //! This is the layer above `memory` and `proc`: it reads both and changes
@@ -13,6 +13,7 @@ pub mod check;
 pub mod heap_walk;
 pub mod kleak;
 pub mod memory;
+pub mod owner_map;
 pub mod processes;
 pub mod ptdump;
 pub mod whatis;

@@ -278,6 +278,12 @@ pub fn with_frames<R>(f: impl FnOnce(&FrameBitmap<'static>, &mut [u64]) -> R) ->
     MARKS.with(|marks| with_pmm(|pmm| f(pmm, marks)))
 }
 
+/// Runs `f` on the allocator with its lock held, to read it (the owner
+/// map reads many frames under one hold).
+pub fn read<R>(f: impl FnOnce(&FrameBitmap<'static>) -> R) -> R {
+    with_pmm(|pmm| f(pmm))
+}
+
 /// Who holds `frame`: `None` when it is free (or its slot is corrupt).
 pub fn owner(frame: Frame) -> Option<Owner> {
     with_pmm(|pmm| pmm.owner(frame))

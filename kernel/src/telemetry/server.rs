@@ -5,13 +5,14 @@
 #![deny(unsafe_code)]
 
 use probe_proto::{
-    HeapBlock, HeapWalkEnd, HostMsg, KernelMsg, LeaksEnd, ProcessListEnd, PtRange, Settings,
+    HeapBlock, HeapWalkEnd, HostMsg, KernelMsg, LeaksEnd, OWNER_RUNS_BATCH, OwnerMapEnd, OwnerRun,
+    OwnerRuns, ProcessListEnd, PtRange, Settings,
 };
 
 use super::link::{send_waiting, take_requests};
 use crate::introspect::heap_walk::{self, WALK_BATCH};
 use crate::introspect::ptdump::{DUMP_BATCH, Dump, NO_FINDING};
-use crate::introspect::{check, kleak, memory, processes};
+use crate::introspect::{check, kleak, memory, owner_map, processes};
 use crate::memory::heap::with_kernel_heap;
 use crate::time;
 
@@ -45,10 +46,42 @@ pub fn serve_requests() {
                 });
                 send_waiting(&KernelMsg::LeakScanEnd(end));
             }
+            HostMsg::OwnerMap {
+                first_frame,
+                nr_frames,
+            } => send_owner_map(first_frame, nr_frames),
             // Answered by the link itself.
             HostMsg::Resync | HostMsg::Ping { .. } => {}
         }
     }
+}
+
+/// Sends the owner map of `nr_frames` frames from `first_frame`, a batch
+/// of runs a message, then `OwnerMapEnd`.
+fn send_owner_map(first_frame: u64, nr_frames: u64) {
+    let (start, end) = owner_map::bounds(first_frame, nr_frames);
+    let mut frame = start;
+    let mut runs = 0u64;
+    while frame < end {
+        let mut batch = [OwnerRun {
+            owner: None,
+            frames: 0,
+        }; OWNER_RUNS_BATCH];
+        let got = owner_map::runs(frame, end, &mut batch);
+        send_waiting(&KernelMsg::OwnerRuns(OwnerRuns {
+            first_frame: frame,
+            runs: (&batch[..got.runs]).into(),
+        }));
+        runs += got.runs as u64;
+        frame = got.next_frame;
+    }
+    send_waiting(&KernelMsg::OwnerMapEnd(OwnerMapEnd {
+        ts_us: time::uptime_us(),
+        first_frame: start,
+        nr_frames: end - start,
+        runs,
+        total_frames: owner_map::total_frames(),
+    }));
 }
 
 /// Sends the log level and event classes now in force.

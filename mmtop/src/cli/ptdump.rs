@@ -181,6 +181,27 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The snapshot a whole dump of `pid`'s space makes: its ranges,
+    /// audit findings and end (as `ptdump` fetches it and the TUI keeps
+    /// it).
+    pub fn of_dump(pid: u32, ranges: &[PtRange], audits: &[PtAudit], end: &PtDumpEnd) -> Self {
+        Snapshot {
+            space: Space::of(pid),
+            root: end.root,
+            ranges: ranges.iter().map(Range::of).collect(),
+            audit: audits
+                .iter()
+                .map(|a| Finding {
+                    kind: a.kind,
+                    start: a.start,
+                    end: a.end,
+                    what: a.kind.describe().to_string(),
+                })
+                .collect(),
+            pages: [end.pages_4k, end.pages_2m, end.pages_1g],
+        }
+    }
+
     /// The text form: one line a range, the audit, then the totals.
     pub fn text(&self) -> String {
         let mut s = String::new();
@@ -226,13 +247,8 @@ fn fetch(
     let mut audit = Vec::new();
     loop {
         match session.recv("the page-table dump", err)? {
-            Msg::PtRange(r) if r.space == pid => ranges.push(Range::of(&r)),
-            Msg::PtAudit(a) if a.space == pid => audit.push(Finding {
-                kind: a.kind,
-                start: a.start,
-                end: a.end,
-                what: a.kind.describe().to_string(),
-            }),
+            Msg::PtRange(r) if r.space == pid => ranges.push(r),
+            Msg::PtAudit(a) if a.space == pid => audit.push(a),
             Msg::PtDumpEnd(e) if e.space == pid => {
                 if !e.complete {
                     let _ = writeln!(
@@ -250,13 +266,7 @@ fn fetch(
                     );
                     return Err(EXIT_TIMEOUT);
                 }
-                return Ok(Snapshot {
-                    space: Space::of(pid),
-                    root: e.root,
-                    ranges,
-                    audit,
-                    pages: [e.pages_4k, e.pages_2m, e.pages_1g],
-                });
+                return Ok(Snapshot::of_dump(pid, &ranges, &audit, &e));
             }
             _ => {}
         }
@@ -291,7 +301,7 @@ fn load(path: &Path) -> Result<Snapshot, String> {
 }
 
 /// What changed from one snapshot to another, range by range (by start).
-#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Diff {
     /// Ranges only in the second.
     pub added: Vec<Range>,
@@ -303,7 +313,7 @@ pub struct Diff {
 }
 
 /// One range before and after.
-#[derive(Debug, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Change {
     /// In the first snapshot.
     pub before: Range,

@@ -115,6 +115,29 @@ pub fn human(msg: &Msg) -> String {
         // The decoder turns batches into their events; one that reaches a
         // printer was not decoded.
         Msg::EventBatch(b) => format!("event_batch bytes={}", b.body.len()),
+        Msg::OwnerRuns(r) => {
+            let mut line = format!("owner_runs first_frame={} runs=", r.first_frame);
+            for (i, run) in r.runs.iter().enumerate() {
+                let sep = if i == 0 { "" } else { "," };
+                match run.owner {
+                    Some(owner) => {
+                        let _ = write!(line, "{sep}{owner}x{}", run.frames);
+                    }
+                    None => {
+                        let _ = write!(line, "{sep}freex{}", run.frames);
+                    }
+                }
+            }
+            line
+        }
+        Msg::OwnerMapEnd(e) => format!(
+            "owner_map_end t={} first_frame={} frames={} runs={} total_frames={}",
+            human_time(e.ts_us),
+            e.first_frame,
+            e.nr_frames,
+            e.runs,
+            e.total_frames
+        ),
     }
 }
 

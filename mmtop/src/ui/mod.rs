@@ -14,6 +14,8 @@ mod tests;
 
 use std::ffi::OsString;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -22,7 +24,7 @@ use crossterm::event::Event;
 
 use crate::cli::args::{Cli, TopArgs};
 use crate::cli::{EXIT_CONNECT, EXIT_OK, Status};
-use crate::event::spawn_link_reader;
+use crate::event::spawn_counting_link_reader;
 use crate::link::recording::{ReplayControl, ReplayOptions};
 use crate::link::{Address, Link, LinkWriter};
 use crate::symbols::Symbolizer;
@@ -93,6 +95,17 @@ pub fn run(args: &TopArgs, err: &mut dyn Write) -> Status {
         let _ = writeln!(err, "mmtop: cannot set up the terminal: {e}");
         EXIT_CONNECT
     })?;
+    // The wheel and clicks; turned off again before the terminal is
+    // restored, on a panic too (before ratatui's hook restores the rest).
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::EnableMouseCapture);
+    let restore = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
+        restore(info);
+    }));
+    if let Ok(size) = terminal.size() {
+        let _ = tx.send(AppEvent::Resize(size.width, size.height));
+    }
     spawn_input(tx.clone());
     // A recording replays at --speed (default as recorded) from --at.
     let replay = ReplayOptions {
@@ -103,6 +116,7 @@ pub fn run(args: &TopArgs, err: &mut dyn Write) -> Status {
     };
     let symbols = Symbolizer::new(args.elf.as_deref());
     let result = event_loop(&mut terminal, &address, &replay, color, symbols, &tx, &rx);
+    let _ = crossterm::execute!(std::io::stdout(), crossterm::event::DisableMouseCapture);
     ratatui::restore();
     result.map_err(|e| {
         let _ = writeln!(err, "mmtop: terminal: {e}");
@@ -119,7 +133,8 @@ fn spawn_input(tx: Sender<AppEvent>) {
             while let Ok(event) = crossterm::event::read() {
                 let app = match event {
                     Event::Key(k) => AppEvent::Key(k),
-                    Event::Resize(..) => AppEvent::Resize,
+                    Event::Resize(w, h) => AppEvent::Resize(w, h),
+                    Event::Mouse(m) => AppEvent::Mouse(m),
                     _ => continue,
                 };
                 if tx.send(app).is_err() {
@@ -134,11 +149,13 @@ fn connect(
     address: &Address,
     replay: &ReplayOptions,
     tx: &Sender<AppEvent>,
+    bytes: &Arc<AtomicU64>,
 ) -> Result<Option<LinkWriter>, String> {
     let (reader, writer) = Link::open_with(address, replay)
         .map_err(|e| e.to_string())?
         .split();
-    spawn_link_reader(reader, tx.clone()).map_err(|e| format!("cannot start the reader: {e}"))?;
+    spawn_counting_link_reader(reader, tx.clone(), Some(bytes.clone()))
+        .map_err(|e| format!("cannot start the reader: {e}"))?;
     Ok(writer)
 }
 
@@ -159,6 +176,8 @@ fn event_loop(
     // A recording is read once; only a live link is worth reopening.
     let live = !matches!(address, Address::File(_));
     let mut first = true;
+    // Bytes the reader threads read, taken each tick for the link rate.
+    let bytes = Arc::new(AtomicU64::new(0));
     loop {
         terminal.draw(|f| view::render(f, &state))?;
         let mut event = match rx.recv_timeout(next_tick.saturating_duration_since(Instant::now())) {
@@ -176,7 +195,7 @@ fn event_loop(
                     }
                     if !matches!(state.link, state::LinkState::Up) && (live || first) {
                         first = false;
-                        let connected = match connect(address, replay, tx) {
+                        let connected = match connect(address, replay, tx, &bytes) {
                             Ok(w) => {
                                 writer = w;
                                 AppEvent::Connected
@@ -186,6 +205,10 @@ fn event_loop(
                         if apply(&mut state, connected, &mut writer) {
                             return Ok(());
                         }
+                    }
+                    let read = AppEvent::LinkBytes(bytes.swap(0, Ordering::Relaxed));
+                    if apply(&mut state, read, &mut writer) {
+                        return Ok(());
                     }
                     AppEvent::Tick
                 }

@@ -10,10 +10,16 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Sparkline, Table, TableState};
 
-use probe_proto::names::{AuditLine, DumpSummary, FindingLine, PtRangeLine, SpaceName, VmaFlags};
+use probe_proto::FrameOwner;
+use probe_proto::names::{
+    AuditLine, DumpSummary, FindingLine, LeakScanLine, PtRangeLine, SpaceName, VmaFlags,
+};
 
-use super::state::{LinkState, STALL_TICKS, SortKey, State, View, used_permille};
-use crate::format::{escape_controls, human_bytes};
+use super::state::{
+    LEAK_SCAN_SINCE, LinkState, LogLine, OWNER_MAP_SINCE, RecentAlloc, STALL_TICKS, SortKey, State,
+    View, blocks_in_use, used_permille,
+};
+use crate::format::{escape_controls, heap_name, human_bytes, human_time};
 use crate::procs::Program;
 
 /// Styles, or none of their colours when `NO_COLOR` is set.
@@ -58,6 +64,7 @@ pub fn render(frame: &mut Frame, s: &State) {
         View::Physical => physical(frame, body, s, &theme),
         View::PageTables => page_tables(frame, body, s, &theme),
         View::Events => events(frame, body, s, &theme),
+        View::Leaks => leaks(frame, body, s, &theme),
     }
     frame.render_widget(
         Paragraph::new(Line::styled(footer_text(s), theme.fg(Color::Cyan))),
@@ -69,9 +76,9 @@ pub fn render(frame: &mut Frame, s: &State) {
 }
 
 fn tab_line(s: &State, theme: &Theme) -> Line<'static> {
-    let mut spans = vec![Span::styled("mmtop ", theme.bold())];
+    let mut spans = vec![Span::styled(View::TABS_PREFIX, theme.bold())];
     for (i, v) in View::ALL.iter().enumerate() {
-        let text = format!("{}:{}", i + 1, short_title(*v));
+        let text = format!("{}:{}", i + 1, v.short_title());
         let style = if *v == s.view {
             theme.selected().add_modifier(Modifier::BOLD)
         } else {
@@ -81,16 +88,6 @@ fn tab_line(s: &State, theme: &Theme) -> Line<'static> {
         spans.push(Span::raw(" "));
     }
     Line::from(spans)
-}
-
-fn short_title(v: View) -> &'static str {
-    match v {
-        View::Processes => "Processes",
-        View::Detail => "Detail",
-        View::Physical => "Physical",
-        View::PageTables => "Page tables",
-        View::Events => "Events",
-    }
 }
 
 fn status_line(s: &State, theme: &Theme) -> Line<'static> {
@@ -125,8 +122,11 @@ fn status_line(s: &State, theme: &Theme) -> Line<'static> {
         link,
         Span::raw(replay),
         Span::raw(format!(
-            "{version}  {} ev/s  bad {}  dropped {}",
-            s.rate, s.bad_frames, s.dropped
+            "{version}  {} ev/s {}/s  bad {}  dropped {}",
+            s.rate,
+            compact(s.byte_rate),
+            s.bad_frames,
+            s.dropped
         )),
     ])
 }
@@ -135,20 +135,30 @@ fn footer_text(s: &State) -> String {
     if s.editing_filter {
         return format!("filter: {}▏ Enter keep  Esc clear", s.filter);
     }
+    if s.editing_event_filter {
+        return format!(
+            "events filter (kinds, pids): {}▏ Enter keep  Esc clear",
+            s.event_filter.text
+        );
+    }
     let keys = match s.view {
         View::Processes => "↑↓/Enter detail  s/r sort  / filter  p ptdump",
         View::Detail => "↑↓ scroll  Esc back  p ptdump",
-        View::Physical => "c run check",
-        View::PageTables => "↑↓ scroll  p dump selected  K dump kernel",
-        View::Events => "↑↓ scroll  space pause",
+        View::Physical => "z/x zoom  ←→ pan  c run check",
+        View::PageTables => "↑↓ scroll  p dump selected  K dump kernel  d diff",
+        View::Events => "↑↓ scroll  space pause  f filter",
+        View::Leaks => "s scan  ↑↓ scroll",
     };
     let replay = if s.replay.is_some() {
         "  space pause replay  +/- speed"
     } else {
         ""
     };
-    format!("q quit  Tab/1-5 view  {keys}{replay}  ? help")
+    format!("q quit  Tab/1-6 view  {keys}{replay}  ? help")
 }
+
+/// Widths from this on get the wide layouts (more columns, names inline).
+const WIDE: u16 = 100;
 
 /// A byte count in at most five characters: `512B`, `64K`, `1.5M`.
 pub fn compact(bytes: u64) -> String {
@@ -271,11 +281,37 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     } else {
         title + " [incomplete listing]"
     };
+    let title = if s.exited_leaking > 0 {
+        format!(
+            "{title}  ended leaking: {} programs, {} blocks",
+            s.exited_leaking, s.exited_leaked_blocks
+        )
+    } else {
+        title
+    };
     let [title_area, table_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(table_area);
     frame.render_widget(Paragraph::new(heading(title, theme)), title_area);
 
-    let header = Row::new(SortKey::ALL.iter().map(|k| {
+    let wide = area.width >= WIDE;
+    // Narrow terminals drop the heap and shed counts (the detail view has
+    // them) so the fault and leak columns fit in 80.
+    let columns: Vec<(SortKey, u16)> = SortKey::ALL
+        .iter()
+        .filter(|k| wide || !matches!(k, SortKey::Heaps | SortKey::Sheds))
+        .map(|&k| {
+            let width = match k {
+                SortKey::Pid => 4,
+                SortKey::Name => 8,
+                SortKey::State => 8,
+                SortKey::Vmas | SortKey::Leaked => 4,
+                SortKey::Faults if wide => 17,
+                _ => 5,
+            };
+            (k, width)
+        })
+        .collect();
+    let header = Row::new(columns.iter().map(|(k, _)| {
         let mark = if *k != s.sort {
             ""
         } else if s.reverse {
@@ -283,47 +319,76 @@ fn processes(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         } else {
             "▼"
         };
-        Cell::from(format!("{}{mark}", k.header()))
+        let kinds = if wide && *k == SortKey::Faults {
+            " d/c/s/k"
+        } else {
+            ""
+        };
+        Cell::from(format!("{}{mark}{kinds}", k.header()))
     }))
     .style(theme.bold().add_modifier(Modifier::UNDERLINED));
-    let body: Vec<Row> = rows.iter().map(|p| process_row(p)).collect();
-    let widths = [
-        Constraint::Length(4),
-        Constraint::Min(8),
-        Constraint::Length(8),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-        Constraint::Length(5),
-    ];
+    // Only the rows on screen are built: the table scrolls just enough to
+    // show the selection, so they are known before drawing.
+    let height = usize::from(table_area.height.saturating_sub(1)).max(1);
+    let selected = s.selected_index(&rows);
+    let offset = (selected + 1).saturating_sub(height);
+    let body: Vec<Row> = rows
+        .iter()
+        .skip(offset)
+        .take(height)
+        .map(|p| Row::new(columns.iter().map(|(k, _)| process_cell(s, p, *k, wide))))
+        .collect();
+    let widths = columns.iter().map(|&(k, w)| {
+        if k == SortKey::Name {
+            Constraint::Min(w)
+        } else {
+            Constraint::Length(w)
+        }
+    });
     let table = Table::new(body, widths)
         .header(header)
         .column_spacing(1)
         .row_highlight_style(theme.selected());
-    let mut ts = TableState::default().with_selected(Some(s.selected_index(&rows)));
+    let mut ts = TableState::default().with_selected(Some(selected - offset));
     frame.render_stateful_widget(table, table_area, &mut ts);
 }
 
-fn process_row(p: &Program) -> Row<'static> {
+/// One cell of `p`'s row: the column `k`.
+fn process_cell(s: &State, p: &Program, k: SortKey, wide: bool) -> Cell<'static> {
     let i = &p.info;
-    let pm = used_permille(p);
-    Row::new(vec![
-        Cell::from(i.pid.to_string()),
-        Cell::from(escape_controls(&i.name)),
-        Cell::from(i.state.name()),
-        Cell::from(p.heaps.len().to_string()),
-        Cell::from(compact(i.total_heap_size)),
-        Cell::from(compact(i.total_heap_used)),
-        Cell::from(compact(i.total_heap_free)),
-        Cell::from(format!("{}.{}", pm / 10, pm % 10)),
-        Cell::from(p.sheds.len().to_string()),
-        Cell::from(p.vmas.len().to_string()),
-        Cell::from(compact(p.resident_bytes())),
-    ])
+    Cell::from(match k {
+        SortKey::Pid => i.pid.to_string(),
+        SortKey::Name => escape_controls(&i.name),
+        SortKey::State => i.state.name().to_string(),
+        SortKey::Heaps => p.heaps.len().to_string(),
+        SortKey::Size => compact(i.total_heap_size),
+        SortKey::Used => compact(i.total_heap_used),
+        SortKey::Free => compact(i.total_heap_free),
+        SortKey::PctUsed => {
+            let pm = used_permille(p);
+            format!("{}.{}", pm / 10, pm % 10)
+        }
+        SortKey::Sheds => p.sheds.len().to_string(),
+        SortKey::Vmas => p.vmas.len().to_string(),
+        SortKey::Resident => compact(p.resident_bytes()),
+        SortKey::Faults => {
+            let f = s.faults_of(i.pid);
+            if wide {
+                format!(
+                    "{} {}/{}/{}/{}",
+                    f.total(),
+                    f.demand,
+                    f.cow,
+                    f.stack,
+                    f.killed
+                )
+            } else {
+                f.total().to_string()
+            }
+        }
+        SortKey::Blocks => blocks_in_use(p).to_string(),
+        SortKey::Leaked => s.leaked_of(i.pid).blocks.to_string(),
+    })
 }
 
 fn sparkline(frame: &mut Frame, area: Rect, label: String, data: &[u64], style: Style) {
@@ -378,6 +443,8 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
         heading(format!("heaps ({})", p.heaps.len()), theme),
     ];
     let bar_width = (area.width as usize).saturating_sub(48).clamp(10, 60);
+    let map_width = (area.width as usize).saturating_sub(4).max(8);
+    let map_rows = if area.width >= WIDE { 4 } else { 2 };
     for h in &p.heaps {
         let (used, free) = bar(h.heap_used, h.heap_size, bar_width);
         lines.push(Line::from(vec![
@@ -392,6 +459,57 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
                 compact(h.largest_free)
             )),
         ]));
+        let walk = (s.walks.pid == i.pid)
+            .then(|| s.walks.done.get(&h.heap_id))
+            .flatten();
+        match walk {
+            Some(map) => {
+                lines.extend(block_map(
+                    map,
+                    h.start,
+                    h.heap_size,
+                    map_width,
+                    map_rows,
+                    theme,
+                ));
+                let free = map.free_blocks().count();
+                lines.push(Line::raw(format!(
+                    "    {} blocks ({} used, {free} free), largest free block {}, \
+                     fragmentation {}%{}",
+                    map.blocks.len(),
+                    map.blocks.len() - free,
+                    compact(map.largest_free()),
+                    map.fragmentation_permille() / 10,
+                    match (map.complete, map.changed) {
+                        (false, _) => " (walk cut short)",
+                        (true, true) => " (changed while walked)",
+                        (true, false) => "",
+                    }
+                )));
+            }
+            None => lines.push(Line::raw("    walking its blocks…")),
+        }
+    }
+    lines.push(Line::raw(""));
+    let recent: Vec<&RecentAlloc> = s.recent_allocs_of(i.pid).collect();
+    lines.push(heading(
+        format!("recent allocations ({})", recent.len()),
+        theme,
+    ));
+    for a in recent {
+        let e = &a.event;
+        let caller = match &a.caller {
+            Some(name) => escape_controls(name),
+            None => format!("{:#x}", e.caller),
+        };
+        lines.push(Line::raw(format!(
+            "{:>15} {:<8} {:#014x} {:>6} key {:<6} {caller}",
+            human_time(e.ts_us),
+            heap_name(e.pid, e.heap_id),
+            e.addr,
+            compact(e.size),
+            e.key
+        )));
     }
     lines.push(Line::raw(""));
     lines.push(heading(format!("maps ({} VMAs)", p.vmas.len()), theme));
@@ -408,8 +526,170 @@ fn detail(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
 }
 
+/// A heap drawn to scale in `rows` lines of `width` cells, each cell the
+/// same share of its `size` bytes from `start`: `█` used, `·` free, `▒`
+/// both (a cell holding a block boundary), so holes between blocks show.
+fn block_map(
+    map: &super::state::HeapMap,
+    start: u64,
+    size: u64,
+    width: usize,
+    rows: usize,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
+    let cells = width * rows;
+    // Used and free bytes in each cell.
+    let mut used = vec![0u64; cells];
+    let mut free = vec![0u64; cells];
+    // Cell `c` covers bytes `bound(c)..bound(c + 1)`: exact shares, so
+    // the map ends where the heap does.
+    let bound = |c: usize| (u128::from(size) * c as u128 / cells as u128) as u64;
+    let cell_of = |offset: u64| {
+        ((u128::from(offset) * cells as u128 / u128::from(size.max(1))) as usize).min(cells - 1)
+    };
+    for b in &map.blocks {
+        let from = b.addr.saturating_sub(start).min(size);
+        let to = from.saturating_add(b.size).min(size);
+        if from >= to {
+            continue;
+        }
+        let slots = if b.used { &mut used } else { &mut free };
+        for (c, slot) in slots
+            .iter_mut()
+            .enumerate()
+            .take(cell_of(to - 1) + 1)
+            .skip(cell_of(from))
+        {
+            *slot += to.min(bound(c + 1)) - from.max(bound(c));
+        }
+    }
+    (0..rows)
+        .map(|r| {
+            let spans: Vec<Span> = (r * width..(r + 1) * width)
+                .map(|c| {
+                    let (u, f) = (used[c], free[c]);
+                    let (glyph, color) = match (u, f) {
+                        (0, 0) => (" ", Color::Reset),
+                        (_, 0) => ("█", Color::Red),
+                        (0, _) => ("·", Color::Green),
+                        _ => ("▒", Color::Yellow),
+                    };
+                    Span::styled(glyph, theme.fg(color))
+                })
+                .collect();
+            let mut line = vec![Span::raw("    ")];
+            line.extend(spans);
+            Line::from(line)
+        })
+        .collect()
+}
+
+/// The owner classes in `FrameUsage::by_owner` order: the letter a map
+/// cell shows (a process shows its pid's last digit) and its colour.
+const OWNER_GLYPHS: [(char, Color); 11] = [
+    ('.', Color::DarkGray),
+    (' ', Color::Reset),
+    ('r', Color::Gray),
+    ('K', Color::Blue),
+    ('b', Color::Gray),
+    ('B', Color::Cyan),
+    ('H', Color::Magenta),
+    ('S', Color::LightMagenta),
+    ('P', Color::Yellow),
+    ('p', Color::Green),
+    ('o', Color::White),
+];
+
+/// Colours a process's frames cycle through, by pid.
+const PROCESS_COLOURS: [Color; 6] = [
+    Color::Green,
+    Color::LightGreen,
+    Color::LightBlue,
+    Color::LightRed,
+    Color::LightCyan,
+    Color::LightYellow,
+];
+
+/// The row of `FrameUsage::by_owner` an owner (`None`: free) counts in.
+fn owner_class(owner: Option<FrameOwner>) -> usize {
+    match owner {
+        None => 0,
+        Some(FrameOwner::Unusable) => 1,
+        Some(FrameOwner::Reserved) => 2,
+        Some(FrameOwner::KernelImage) => 3,
+        Some(FrameOwner::BootInfo) => 4,
+        Some(FrameOwner::Bitmap) => 5,
+        Some(FrameOwner::KernelHeap) => 6,
+        Some(FrameOwner::KernelStack) => 7,
+        Some(FrameOwner::PageTable) => 8,
+        Some(FrameOwner::Process(_)) => 9,
+        Some(FrameOwner::Other(_)) => 10,
+    }
+}
+
+/// A map cell for `owner`: its letter (a pid's last digit for a process)
+/// and colour.
+fn owner_cell(owner: Option<FrameOwner>, theme: &Theme) -> Span<'static> {
+    let (glyph, colour) = OWNER_GLYPHS[owner_class(owner)];
+    let (glyph, colour) = match owner {
+        Some(FrameOwner::Process(pid)) => (
+            char::from_digit(pid % 10, 10).unwrap_or(glyph),
+            PROCESS_COLOURS[pid as usize % PROCESS_COLOURS.len()],
+        ),
+        _ => (glyph, colour),
+    };
+    Span::styled(glyph.to_string(), theme.fg(colour))
+}
+
+/// The owner map in `rows` lines of `width` cells at the map's zoom; each
+/// cell shows the owner of most of its used frames, free only when all are.
+fn owner_map_lines(s: &State, width: usize, rows: usize, theme: &Theme) -> Vec<Line<'static>> {
+    let map = &s.owner_map;
+    let cells = width * rows;
+    let (first, per_cell) = map.window(cells as u64);
+    let end = first.saturating_add(per_cell * cells as u64);
+    // Per cell, frames by owner: a cell holds few owners, a short list is
+    // enough.
+    let mut counts: Vec<Vec<(Option<FrameOwner>, u64)>> = vec![Vec::new(); cells];
+    let from = map.spans.partition_point(|r| r.start + r.frames <= first);
+    for run in map.spans[from..].iter().take_while(|r| r.start < end) {
+        let mut at = run.start.max(first);
+        let stop = (run.start + run.frames).min(end);
+        while at < stop {
+            let cell = ((at - first) / per_cell) as usize;
+            let cell_end = (first + (cell as u64 + 1) * per_cell).min(stop);
+            let list = &mut counts[cell];
+            match list.iter_mut().find(|(o, _)| *o == run.owner) {
+                Some((_, n)) => *n += cell_end - at,
+                None => list.push((run.owner, cell_end - at)),
+            }
+            at = cell_end;
+        }
+    }
+    counts
+        .chunks(width)
+        .map(|row| {
+            Line::from(
+                row.iter()
+                    .map(|list| {
+                        // A used frame wins over free ones: a few frames
+                        // of a process in a cell of mostly free memory are
+                        // what the map is for.
+                        let used = list.iter().filter(|(o, _)| o.is_some());
+                        match used.max_by_key(|(_, n)| *n).or(list.first()) {
+                            Some((owner, _)) => owner_cell(*owner, theme),
+                            None => Span::raw(" "),
+                        }
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .collect()
+}
+
 fn physical(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     let mut lines = vec![heading(View::Physical.title().into(), theme)];
+    let wide = area.width >= WIDE;
     match &s.stats {
         None => lines.push(Line::raw("no memory snapshot yet")),
         Some(m) => {
@@ -419,26 +699,74 @@ fn physical(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
                 m.total_frames.saturating_sub(m.free_frames),
                 m.free_frames
             )));
-            let owners = m.usage.by_owner();
-            let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
-            let width = (area.width as usize).saturating_sub(23).max(4);
-            for (name, n) in owners {
-                let (full, _) = bar(n, max, width);
-                let color = if name == "free" {
-                    Color::Green
+            // The legend: each owner's letter with its count.
+            let mut legend = Vec::new();
+            for (i, (name, n)) in m.usage.by_owner().into_iter().enumerate() {
+                if n == 0 || i == 1 {
+                    continue;
+                }
+                let (glyph, colour) = OWNER_GLYPHS[i];
+                let glyph = if i == 9 {
+                    "0-9".into()
                 } else {
-                    Color::Blue
+                    glyph.to_string()
                 };
-                lines.push(Line::from(vec![
-                    Span::raw(format!("{name:<13}{n:>8} ")),
-                    Span::styled(full, theme.fg(color)),
-                ]));
+                legend.push(Span::styled(
+                    glyph,
+                    theme.fg(colour).add_modifier(Modifier::BOLD),
+                ));
+                legend.push(Span::raw(format!(" {name} {n}  ")));
             }
+            lines.push(Line::from(legend));
+        }
+    }
+    let map = &s.owner_map;
+    let width = (area.width as usize).max(1);
+    let rows = ((area.height as usize).saturating_sub(6) / 2).clamp(3, 24);
+    if !s.speaks(OWNER_MAP_SINCE) && s.version.is_some() {
+        lines.push(Line::raw(
+            "(the kernel is older than the owner map, protocol 2.1)",
+        ));
+    } else if map.end.is_none() {
+        lines.push(Line::raw("frame map: asking the kernel…"));
+    } else {
+        let (first, per_cell) = map.window((width * rows) as u64);
+        let last = (first + per_cell * (width * rows) as u64).min(map.total_frames());
+        lines.push(Line::raw(format!(
+            "frame map: frames {first:#x}-{:#x} ({}), {per_cell} a cell, zoom {}x",
+            last.saturating_sub(1),
+            human_bytes(crate::format::frames_to_bytes(last - first)),
+            1u64 << map.zoom,
+        )));
+        lines.extend(owner_map_lines(s, width, rows, theme));
+    }
+    if wide && let Some(m) = &s.stats {
+        lines.push(Line::raw(""));
+        let owners = m.usage.by_owner();
+        let max = owners.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let bar_width = (area.width as usize).saturating_sub(23).max(4);
+        for (name, n) in owners {
+            let (full, _) = bar(n, max, bar_width);
+            let color = if name == "free" {
+                Color::Green
+            } else {
+                Color::Blue
+            };
+            lines.push(Line::from(vec![
+                Span::raw(format!("{name:<13}{n:>8} ")),
+                Span::styled(full, theme.fg(color)),
+            ]));
         }
     }
     lines.push(Line::raw(""));
     lines.extend(check_lines(s, theme));
-    frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+    // Wrapped for the legend; map rows are exactly as wide as the area.
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((s.scroll as u16, 0)),
+        area,
+    );
 }
 
 fn check_lines(s: &State, theme: &Theme) -> Vec<Line<'static>> {
@@ -514,6 +842,11 @@ fn page_tables(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
             ),
             theme,
         ));
+        if s.pt_show_diff {
+            lines.extend(pt_diff_lines(s, theme));
+            frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
+            return;
+        }
         lines.extend(
             d.ranges
                 .iter()
@@ -543,9 +876,45 @@ fn page_tables(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines).scroll((s.scroll as u16, 0)), area);
 }
 
+/// The diff of the last dump with the one before it of the same space, as
+/// `mmtop diff` prints it: `-` removed, `+` added, then the counts.
+fn pt_diff_lines(s: &State, theme: &Theme) -> Vec<Line<'static>> {
+    let d = &s.ptdump;
+    match (&d.diff, &d.end) {
+        (_, None) => vec![Line::raw("dumping…")],
+        (None, Some(_)) => vec![Line::raw(
+            "no earlier dump of this space to compare with: press p (or K) again later",
+        )],
+        (Some((at, diff)), Some(end)) => {
+            let mut lines = vec![Line::raw(format!(
+                "changes since the dump at {} (this one at {}):",
+                human_time(*at),
+                human_time(end.ts_us)
+            ))];
+            if diff.is_empty() {
+                lines.push(Line::styled("no change", theme.fg(Color::Green)));
+            }
+            lines.extend(diff.text().lines().map(|l| {
+                let style = match l.as_bytes().first() {
+                    Some(b'-') => theme.fg(Color::Red),
+                    Some(b'+') => theme.fg(Color::Green),
+                    _ => theme.bold(),
+                };
+                Line::styled(l.to_owned(), style)
+            }));
+            lines
+        }
+    }
+}
+
 fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let filter = if s.event_filter.is_empty() {
+        String::new()
+    } else {
+        format!(", filter '{}'", s.event_filter.text)
+    };
     let title = format!(
-        "{} ({}, {} lines)",
+        "{} ({}, {} lines{filter})",
         View::Events.title(),
         if s.paused_at.is_some() {
             "paused"
@@ -557,27 +926,214 @@ fn events(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
     let [title_area, log_area] =
         Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(area);
     frame.render_widget(Paragraph::new(heading(title, theme)), title_area);
-    let visible: Vec<&String> = s.visible_log().collect();
+    let visible: Vec<&LogLine> = s.visible_log().collect();
     let end = visible.len().saturating_sub(s.scroll);
     let start = end.saturating_sub(log_area.height as usize);
     let lines: Vec<Line> = visible[start..end]
         .iter()
-        .map(|l| Line::raw(l.as_str()))
+        .map(|l| Line::raw(l.text.as_str()))
         .collect();
     frame.render_widget(Paragraph::new(lines), log_area);
 }
 
+/// An age in milliseconds as a person reads it: `850ms`, `12.3s`, `4m05s`.
+fn age(ms: u64) -> String {
+    match ms {
+        0..1_000 => format!("{ms}ms"),
+        1_000..60_000 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
+        _ => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+    }
+}
+
+fn leaks(frame: &mut Frame, area: Rect, s: &State, theme: &Theme) {
+    let l = &s.leaks;
+    let mut lines = vec![heading(View::Leaks.title().into(), theme)];
+    if s.version.is_some() && !s.speaks(LEAK_SCAN_SINCE) {
+        lines.push(Line::styled(
+            format!(
+                "the kernel speaks protocol {}; the leak scan needs {}.{}",
+                s.version
+                    .map_or_else(String::new, |v| format!("{}.{}", v.major, v.minor)),
+                LEAK_SCAN_SINCE.major,
+                LEAK_SCAN_SINCE.minor
+            ),
+            theme.alert(),
+        ));
+    }
+    match (&l.end, l.scan_pending) {
+        (_, true) => lines.push(Line::raw("kernel leak scan: scanning…")),
+        (None, false) => lines.push(Line::raw(
+            "kernel leak scan: none yet (press s to scan the kernel heap)",
+        )),
+        (Some(e), false) => {
+            let style = if e.leaks > 0 {
+                theme.alert()
+            } else {
+                theme.fg(Color::Green)
+            };
+            lines.push(Line::styled(LeakScanLine(e).to_string(), style));
+        }
+    }
+    if !l.leaks.is_empty() {
+        lines.push(Line::styled(
+            format!(
+                "{:<18} {:>6} {:>7} {:<9} CALL SITE",
+                "ADDRESS", "SIZE", "AGE", "STATE"
+            ),
+            theme.bold().add_modifier(Modifier::UNDERLINED),
+        ));
+    }
+    for row in &l.leaks {
+        let k = &row.leak;
+        let site = match (&row.symbol, row.site) {
+            (Some(name), _) => escape_controls(name),
+            (None, 0) => "(call site not recorded)".into(),
+            (None, at) => format!("{at:#x}"),
+        };
+        let (word, style) = if k.confirmed {
+            ("confirmed", theme.alert())
+        } else {
+            ("new", theme.fg(Color::Yellow))
+        };
+        let mut row = vec![
+            Span::raw(format!(
+                "{:#018x} {:>6} {:>7} ",
+                k.addr,
+                compact(k.size),
+                age(k.age_ms)
+            )),
+            Span::styled(format!("{word:<9}"), style),
+        ];
+        // A name with its file:line rarely fits beside the rest in 80
+        // columns: there it goes on a line of its own, as `leaks` prints.
+        if area.width >= WIDE {
+            row.push(Span::raw(format!(" {site}")));
+            lines.push(Line::from(row));
+        } else {
+            lines.push(Line::from(row));
+            lines.push(Line::raw(format!("    from {site}")));
+        }
+    }
+    lines.push(Line::raw(""));
+    let names = |pid: u32| {
+        s.programs.iter().find(|p| p.info.pid == pid).map_or_else(
+            || format!("Program-{pid}"),
+            |p| escape_controls(&p.info.name),
+        )
+    };
+    let title = match (&l.blocks_end, l.blocks_pending) {
+        (_, true) => "blocks in use by key: asking…".to_string(),
+        (None, false) => "blocks in use by key: asked for with each scan".to_string(),
+        (Some(e), false) => format!(
+            "blocks in use by key ({} programs{})",
+            e.processes,
+            if e.complete {
+                ""
+            } else {
+                ", a walk was cut short"
+            }
+        ),
+    };
+    lines.push(heading(title, theme));
+    // Columns as wide as their widest cell: a program's keys are small
+    // numbers, the kernel's are call sites (shown in hex).
+    let rows: Vec<[String; 7]> = l
+        .blocks
+        .iter()
+        .map(|b| {
+            [
+                b.pid.to_string(),
+                names(b.pid),
+                heap_name(b.pid, b.heap_id),
+                if b.pid == probe_proto::KERNEL_PID {
+                    format!("{:#x}", b.key)
+                } else {
+                    b.key.to_string()
+                },
+                b.blocks.to_string(),
+                compact(b.bytes),
+                format!("{:#x}", b.first_addr),
+            ]
+        })
+        .collect();
+    let header = ["PID", "NAME", "HEAP", "KEY", "BLOCKS", "BYTES", "FIRST"];
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([header[c].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: [&str; 7]| {
+        let mut text = String::new();
+        for (c, cell) in cells.iter().enumerate() {
+            // Numbers right-aligned, names left.
+            let cell = if (3..6).contains(&c) {
+                format!("{cell:>w$} ", w = widths[c])
+            } else {
+                format!("{cell:<w$} ", w = widths[c])
+            };
+            text.push_str(&cell);
+        }
+        text.trim_end().to_owned()
+    };
+    if !rows.is_empty() {
+        lines.push(Line::styled(
+            line(header),
+            theme.bold().add_modifier(Modifier::UNDERLINED),
+        ));
+    }
+    for r in &rows {
+        lines.push(Line::raw(line(std::array::from_fn(|c| r[c].as_str()))));
+    }
+    if !l.exited.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(heading(
+            format!("left behind when a heap went away ({})", l.exited.len()),
+            theme,
+        ));
+        for b in l.exited.iter().rev() {
+            lines.push(Line::styled(
+                format!(
+                    "pid {:<5} {:<10} key {:<8} {} blocks, {}, first at {:#x}",
+                    b.pid,
+                    heap_name(b.pid, b.heap_id),
+                    b.key,
+                    b.blocks,
+                    human_bytes(b.bytes),
+                    b.first_addr
+                ),
+                theme.fg(Color::Yellow),
+            ));
+        }
+    }
+    // Wrapped: the summary line and a call site's name are longer than 80
+    // columns, and their ends (bytes scanned, file:line) matter.
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(ratatui::widgets::Wrap { trim: false })
+            .scroll((s.scroll as u16, 0)),
+        area,
+    );
+}
+
 const HELP: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
-    ("Tab, 1-5", "switch view"),
+    ("Tab, 1-6", "switch view"),
     ("↑↓ j k PgUp PgDn", "select / scroll"),
     ("Enter", "process detail"),
     ("Esc", "back to processes"),
     ("s / r", "sort column / reverse"),
+    ("s (leaks)", "scan the kernel heap for leaks"),
     ("/", "filter by name"),
     ("c", "run a consistency check"),
+    ("z / x, ← →", "physical map: zoom in / out, pan"),
     ("p / K", "dump page tables: selected / kernel"),
+    ("d", "page tables: diff with the previous dump"),
     ("space", "pause the event log"),
+    ("f", "events: filter by kind and pid"),
     ("?", "close this help"),
 ];
 

@@ -12,9 +12,9 @@ use probe_proto::{
     FrameErrorKind, FrameOwner, FrameUsage, HeapBlock, HeapCheck, HeapErrorEvent, HeapErrorKind,
     HeapEvent, HeapStats, HeapWalkEnd, Heartbeat, Hello, HostMsg, KernelLeak, KernelMsg,
     LEAK_PREVIEW_BYTES, LEAK_STACK_DEPTH, Leak, LeakScanEnd, LeakScanStatus, Log, LogLevel,
-    MapEvent, MemKind, MemRegion, MemoryStats, PageEvent, PageFault, Panic, Pong, ProcState,
-    ProcessEvent, ProcessExit, ProcessHeap, ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma,
-    Text, Version, VmaKind,
+    MapEvent, MemKind, MemRegion, MemoryStats, OWNER_RUNS_BATCH, OwnerMapEnd, OwnerRun, OwnerRuns,
+    PageEvent, PageFault, Panic, Pong, ProcState, ProcessEvent, ProcessExit, ProcessHeap,
+    ProcessInfo, ProcessListEnd, ProcessShed, ProcessVma, Text, Version, VmaKind,
 };
 use proptest::prelude::*;
 
@@ -78,6 +78,34 @@ pub fn kernel_msg() -> impl Strategy<Value = KernelMsg<'static>> {
         10 => kernel_msg_1_2(),
         2 => kernel_msg_1_4(),
         1 => kernel_msg_2_0(),
+        2 => kernel_msg_2_1(),
+    ]
+}
+
+/// The [`KernelMsg`] variants added in protocol 2.1: the owner map.
+pub fn kernel_msg_2_1() -> impl Strategy<Value = KernelMsg<'static>> {
+    let run = (proptest::option::of(frame_owner()), any::<u64>())
+        .prop_map(|(owner, frames)| OwnerRun { owner, frames });
+    prop_oneof![
+        (
+            any::<u64>(),
+            proptest::collection::vec(run, 0..=OWNER_RUNS_BATCH)
+        )
+            .prop_map(|(first_frame, runs)| {
+                KernelMsg::OwnerRuns(OwnerRuns {
+                    first_frame,
+                    runs: Cow::Owned(runs),
+                })
+            }),
+        any::<[u64; 5]>().prop_map(|[ts_us, first_frame, nr_frames, runs, total_frames]| {
+            KernelMsg::OwnerMapEnd(OwnerMapEnd {
+                ts_us,
+                first_frame,
+                nr_frames,
+                runs,
+                total_frames,
+            })
+        }),
     ]
 }
 
@@ -426,6 +454,10 @@ pub fn host_msg() -> impl Strategy<Value = HostMsg> {
         (any::<u32>(), any::<u32>()).prop_map(|(pid, heap_id)| HostMsg::HeapWalk { pid, heap_id }),
         prop_oneof![Just(-1i64), any::<i64>()].prop_map(|pid| HostMsg::Processes { pid }),
         any::<u32>().prop_map(|min_age_ms| HostMsg::LeakScan { min_age_ms }),
+        (any::<u64>(), any::<u64>()).prop_map(|(first_frame, nr_frames)| HostMsg::OwnerMap {
+            first_frame,
+            nr_frames
+        }),
     ]
 }
 
