@@ -302,13 +302,14 @@ impl Symbolizer {
             Msg::ProcessInfo(i) => {
                 self.names.insert(i.pid, i.name.to_string());
             }
-            _ => {
-                if !addresses(msg).is_empty()
-                    && let Some(warning) = self.pending_warning.take()
-                {
+            // Only while a warning is pending: listing a message's
+            // addresses allocates.
+            _ if self.pending_warning.is_some() && !addresses(msg).is_empty() => {
+                if let Some(warning) = self.pending_warning.take() {
                     let _ = writeln!(err, "mmtop: {warning}");
                 }
             }
+            _ => {}
         }
     }
 
