@@ -529,3 +529,15 @@ mod tests {
         assert_eq!(cm.to_json(), r#"{"totalPrograms":0,"programs":[]}"#);
     }
 }
+
+/// Whether `msg` is part of a process listing (the answer to `Processes`).
+pub fn is_listing(msg: &Msg) -> bool {
+    matches!(
+        msg,
+        Msg::ProcessInfo(_)
+            | Msg::ProcessHeap(_)
+            | Msg::ProcessShed(_)
+            | Msg::ProcessVma(_)
+            | Msg::ProcessListEnd(_)
+    )
+}

@@ -16,6 +16,7 @@ use crate::event::LinkEvent;
 use crate::format::Format;
 use crate::link::Link;
 use crate::link::recording::{ReplayControl, ReplayOptions};
+use crate::procs::is_listing;
 use crate::symbols::Symbolizer;
 
 /// Runs `mmtop log`: messages go to `out`, diagnostics to `err`.
@@ -164,16 +165,4 @@ pub fn run(args: &LogArgs, out: &mut dyn Write, err: &mut dyn Write) -> Status {
             }
         }
     }
-}
-
-/// Whether `msg` is part of a process listing (the answer to `Processes`).
-fn is_listing(msg: &Msg) -> bool {
-    matches!(
-        msg,
-        Msg::ProcessInfo(_)
-            | Msg::ProcessHeap(_)
-            | Msg::ProcessShed(_)
-            | Msg::ProcessVma(_)
-            | Msg::ProcessListEnd(_)
-    )
 }

@@ -22,7 +22,7 @@ use crate::decode::DecodeError;
 use crate::event::LinkEvent;
 use crate::format::Format;
 use crate::link::recording::ReplayControl;
-use crate::procs::{ListingBuilder, Program};
+use crate::procs::{ListingBuilder, Program, is_listing};
 use crate::symbols::Symbolizer;
 
 /// Lines of the event log kept in memory.
@@ -979,11 +979,7 @@ fn on_msg(state: &mut State, msg: Msg) -> Vec<Action> {
             state.stats = Some(*s);
             log = false;
         }
-        Msg::ProcessInfo(_)
-        | Msg::ProcessHeap(_)
-        | Msg::ProcessShed(_)
-        | Msg::ProcessVma(_)
-        | Msg::ProcessListEnd(_) => log = false,
+        m if is_listing(m) => log = false,
         Msg::Dropped { count } => state.dropped += *count,
         Msg::FrameCheck(c) if state.check.pending => state.check.frame = Some(*c),
         Msg::HeapCheck(c) if state.check.pending && c.pid == KERNEL_PID => {
