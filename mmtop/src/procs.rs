@@ -348,6 +348,18 @@ impl CheckMemory {
     }
 }
 
+/// Whether `msg` is part of a process listing (the answer to `Processes`).
+pub fn is_listing(msg: &Msg) -> bool {
+    matches!(
+        msg,
+        Msg::ProcessInfo(_)
+            | Msg::ProcessHeap(_)
+            | Msg::ProcessShed(_)
+            | Msg::ProcessVma(_)
+            | Msg::ProcessListEnd(_)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,16 +540,4 @@ mod tests {
         let cm = l.check_memory().unwrap();
         assert_eq!(cm.to_json(), r#"{"totalPrograms":0,"programs":[]}"#);
     }
-}
-
-/// Whether `msg` is part of a process listing (the answer to `Processes`).
-pub fn is_listing(msg: &Msg) -> bool {
-    matches!(
-        msg,
-        Msg::ProcessInfo(_)
-            | Msg::ProcessHeap(_)
-            | Msg::ProcessShed(_)
-            | Msg::ProcessVma(_)
-            | Msg::ProcessListEnd(_)
-    )
 }
