@@ -1,17 +1,21 @@
-//! Uptime: counted by the periodic timer interrupt until the time-stamp
-//! counter is calibrated against it at boot, then read from the TSC, so
-//! events inside one millisecond get distinct, ordered microseconds.
+//! Uptime: read from the time-stamp counter, calibrated against the PIT at
+//! boot (before the first `Hello`, which carries its rate), so events
+//! inside one millisecond get distinct, ordered microseconds. Before that,
+//! and should calibration not have run, the periodic timer's count.
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::cpu;
+use crate::arch::x86_64::pit;
 
 /// Timer interrupts per second.
 pub const TIMER_HZ: u32 = 1000;
 
-/// Timer periods the calibration measures the TSC over.
-const CALIBRATION_TICKS: u64 = 20;
+/// Milliseconds of PIT counting one calibration run measures the TSC over.
+const CALIBRATION_MS: u32 = 10;
+/// Runs of the calibration, the lowest counting.
+const CALIBRATION_RUNS: usize = 3;
 
 static TICKS: AtomicU64 = AtomicU64::new(0);
 
@@ -48,22 +52,19 @@ fn ticks_us() -> u64 {
     TICKS.load(Ordering::Relaxed) * (1_000_000 / u64::from(TIMER_HZ))
 }
 
-/// Measures the TSC's rate over [`CALIBRATION_TICKS`] timer periods (the
-/// timer must be running, interrupts on) and switches [`uptime_us`] to it,
-/// continuing from where the timer's count was. Its rate, in Hz.
+/// Measures the TSC's rate against the PIT (counts of its channel 2,
+/// polled, so neither interrupts nor a busy host's late ticks enter into
+/// it) and switches [`uptime_us`] to the TSC, continuing from where the
+/// timer's count was. Its rate, in Hz.
 pub fn calibrate() -> u64 {
-    let wait_tick = |after: u64| {
-        while TICKS.load(Ordering::Relaxed) <= after {
-            core::hint::spin_loop();
-        }
-    };
-    let start = TICKS.load(Ordering::Relaxed);
-    wait_tick(start);
-    let (t0, tsc0) = (TICKS.load(Ordering::Relaxed), cpu::rdtsc());
-    wait_tick(t0 + CALIBRATION_TICKS - 1);
-    let (t1, tsc1) = (TICKS.load(Ordering::Relaxed), cpu::rdtsc());
-    let ms = (t1 - t0) * 1000 / u64::from(TIMER_HZ);
-    let per_ms = ((tsc1 - tsc0) / ms.max(1)).max(1);
+    // A measurement can only come out high (the end noticed late, when
+    // the CPU did not run): the lowest of a few is the closest.
+    let hz = (0..CALIBRATION_RUNS)
+        .map(|_| pit::measure_tsc_hz(CALIBRATION_MS))
+        .min()
+        .unwrap_or(0)
+        .max(1000);
+    let per_ms = hz / 1000;
     US_BASE.store(ticks_us(), Ordering::Relaxed);
     TSC_BASE.store(cpu::rdtsc(), Ordering::Relaxed);
     TSC_PER_MS.store(per_ms, Ordering::Relaxed);

@@ -16,15 +16,22 @@ fn hello_matches_dash_m(mem_mib: u32) {
     let mut qemu = Qemu::start("hello", &cfg);
     let started = Instant::now();
     let mut link = qemu.connect_telemetry();
-    let (version, total, usable, nr_regions) = link.wait_for("Hello", DEADLINE, |m| match m {
-        KernelMsg::Hello(h) => Some((
-            h.version,
-            h.mem_total_bytes,
-            h.mem_usable_bytes,
-            h.nr_regions,
-        )),
-        _ => None,
-    });
+    let (version, total, usable, nr_regions, tsc_hz) =
+        link.wait_for("Hello", DEADLINE, |m| match m {
+            KernelMsg::Hello(h) => Some((
+                h.version,
+                h.mem_total_bytes,
+                h.mem_usable_bytes,
+                h.nr_regions,
+                h.tsc_hz,
+            )),
+            _ => None,
+        });
+    // The boot Hello already carries the TSC's rate: it is measured first.
+    assert!(
+        (100_000_000..100_000_000_000).contains(&tsc_hz),
+        "a TSC rate in the boot Hello: {tsc_hz} Hz"
+    );
     eprintln!("boot to Hello: {:?} (-m {mem_mib}M)", started.elapsed());
     assert_eq!(version, PROTOCOL_VERSION);
     assert_eq!(

@@ -31,6 +31,8 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
     };
     let opts = Options::parse(boot.cmdline());
     crate::log::set_level(opts.loglevel);
+    // Before the first Hello, which carries the TSC's rate.
+    let tsc_hz = time::calibrate();
     telemetry::init(boot);
     crate::log::set_sink(telemetry::send_log);
     if let Err(why) = memory::phys::init(boot) {
@@ -51,7 +53,6 @@ extern "C" fn kernel_main(start_info_phys: u64) -> ! {
         kinfo!("UMIP not offered by this CPU (QEMU: -cpu max has it)");
     }
     cpu::enable_interrupts();
-    let tsc_hz = time::calibrate();
     kinfo!(
         "kernel up: {} regions, cmdline {:?}; clock: TSC at {} kHz, microseconds",
         boot.regions().len(),

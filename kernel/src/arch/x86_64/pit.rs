@@ -1,4 +1,5 @@
-//! The 8254 programmable interval timer, channel 0, as the periodic tick.
+//! The 8254 programmable interval timer: channel 0 as the periodic tick,
+//! channel 2 as a one-shot stopwatch to measure the TSC against.
 
 use x86_64::instructions::port::Port;
 
@@ -28,5 +29,33 @@ pub fn read_counter() -> u16 {
         let low = Port::<u8>::new(0x40).read();
         let high = Port::<u8>::new(0x40).read();
         u16::from_le_bytes([low, high])
+    }
+}
+
+/// The time-stamp counter's rate in Hz, measured against channel 2 counting
+/// down `ms` milliseconds (at most 54) once, as Linux's PIT calibration
+/// does. Polling the channel's output needs no interrupt, so a late or
+/// lost timer tick (a busy host delays them under emulation) cannot skew
+/// it: both clocks keep running whenever the CPU does not.
+pub fn measure_tsc_hz(ms: u32) -> u64 {
+    let count = (PIT_HZ / 1000 * ms.clamp(1, 54)) as u16;
+    // SAFETY: port 0x61 bit 0 gates channel 2 and bit 1 drives the speaker
+    // (kept off); ports 0x43 and 0x42 program channel 2, which nothing
+    // else uses. Reading bit 5 of port 0x61 (channel 2's output) has no
+    // effect.
+    unsafe {
+        let mut control = Port::<u8>::new(0x61);
+        let gate = control.read();
+        control.write((gate & !0x02) | 0x01);
+        Port::<u8>::new(0x43).write(0xB0); // channel 2, lo/hi byte, mode 0
+        Port::<u8>::new(0x42).write(count as u8);
+        Port::<u8>::new(0x42).write((count >> 8) as u8);
+        let start = super::cpu::rdtsc();
+        while control.read() & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+        let end = super::cpu::rdtsc();
+        control.write(gate);
+        (end - start) * u64::from(PIT_HZ) / u64::from(count)
     }
 }
