@@ -90,12 +90,23 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
-/// A loopback TCP port that was free a moment ago.
+/// A loopback TCP port that was free a moment ago, and that this process
+/// has not handed out before: tests run in parallel, and the system may
+/// offer a port again as soon as the probe closes it, before the QEMU it
+/// was meant for binds it (two QEMUs on one port: the second one exits).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("bind an ephemeral port")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// How QEMU should wait for the telemetry client.
