@@ -186,18 +186,20 @@ fn mmtop_log_gives_no_names_from_an_elf_that_is_not_the_running_kernel() {
 /// so their ring-3 callers are named too.
 #[test]
 fn mmtop_log_attached_late_names_programs_that_started_before_it() {
-    let cfg = QemuConfig::with_append("memevents=1 init=demo").no_wait();
+    // One program, so the kernel answers the listing promptly however
+    // busy the machine is.
+    let cfg = QemuConfig::with_append("memevents=1 init=worker").no_wait();
     let mut qemu = Qemu::start("symbols-late", &cfg);
-    // Let the demo programs spawn before anyone listens.
-    qemu.wait_debug_log("spawned fragmenter as pid");
+    // Let it start and name itself before anyone listens.
+    qemu.wait_debug_log("worker: heap=");
     let (lines, err) = log_with_elf(&qemu.com1_address(), &kernel_elf());
     assert!(!err.contains("no symbols"), "{err}");
     assert!(
         !lines.iter().any(|v| v["type"] == "process_info"),
         "the listing mmtop asked for is read, not printed"
     );
-    // Programs whose spawn and name this host never saw (the demo keeps
-    // forking new ones; those it does see are named the usual way).
+    // Programs whose spawn and name this host never saw (those it does
+    // see are named the usual way).
     let announced: std::collections::BTreeSet<u64> = lines
         .iter()
         .filter(|v| v["type"] == "process_spawn" || v["type"] == "process_rename")
