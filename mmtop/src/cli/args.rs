@@ -86,7 +86,7 @@ pub enum Command {
     /// Exit status: 0 when the dump arrived, 5 when --pid names no process
     /// with an address space, 1 on timeout, 2 when the link cannot be
     /// opened or FILE cannot be written, 3 when the kernel speaks an
-    /// incompatible protocol (or one older than 1.3).
+    /// incompatible protocol (not 2.x).
     Ptdump(PtdumpArgs),
     /// Compare two page-table snapshots (files from `mmtop ptdump -o`, or
     /// `live` for a dump taken now with --connect) range by range: added,
@@ -101,7 +101,7 @@ pub enum Command {
     ///
     /// Exit status: 0 when the kernel confirmed, 1 on timeout, 2 when the
     /// link cannot be opened, 3 when the kernel speaks an incompatible
-    /// protocol (or one older than 1.3).
+    /// protocol (not 2.x).
     Loglevel(LoglevelArgs),
     /// Choose the classes of events the kernel streams, for links too slow
     /// for all of them: a comma-separated list of page, map, heap, fault,
@@ -109,22 +109,29 @@ pub enum Command {
     ///
     /// Exit status as for `loglevel`; 2 also for an unknown class.
     Events(EventsArgs),
-    /// List the heap blocks each live program holds, by heap and key, with
-    /// counts, bytes and the lowest address: what would be reported as
-    /// leaked if it ended now, so a key that keeps growing shows. --json
-    /// prints {"kernel": null, "processes": [{"pid", "name", "keys":
-    /// [{"heap_id", "key", "blocks", "bytes", "first_addr"}]}]} ("kernel"
-    /// is the kernel leak scan's place; the kernel has none yet).
+    /// Leaks: with --scan, the kernel leak scan (kernel-heap blocks nothing
+    /// points to, each with its age, first bytes and named call site, new
+    /// or confirmed by the previous scan); with --pid, the heap blocks that
+    /// live program holds, by heap and key, with counts, bytes, the lowest
+    /// address and the oldest block's age (what would leak if it ended now,
+    /// so a key that keeps growing shows); with neither, both, for every
+    /// program. --json prints {"kernel": {"status", "min_age_ms", "blocks",
+    /// "untraced", "scanned_bytes", "duration_us", "leaks": [{"addr",
+    /// "size", "age_ms", "caller", "symbol", "confirmed", "first_bytes",
+    /// "stack": [{"addr", "symbol"}]}]}, "processes": [{"pid", "name",
+    /// "keys": [{"heap_id", "key", "blocks", "bytes", "first_addr",
+    /// "oldest_age_ms"}]}]} ("kernel" is null without a scan).
     ///
-    /// Exit status: 0 when the list arrived, 5 when --pid names no live
-    /// program, 1 on timeout or when a damaged header cut a walk short, 2
-    /// when the link cannot be opened, 3 for a protocol older than 1.3.
+    /// Exit status: 0 when no leak was reported, 6 when the scan reported
+    /// one, 5 when --pid names no live program, 1 on timeout, when the scan
+    /// could not run or when a damaged header cut a walk short, 2 when the
+    /// link cannot be opened, 3 for a protocol other than 2.x.
     Leaks(LeaksArgs),
     /// The TUI, also what `mmtop` alone (or with only --connect) opens:
-    /// processes, one process, physical memory, page tables and the event
-    /// log, live; it reconnects when the link drops.
+    /// processes, one process, physical memory, page tables, the event log
+    /// and leaks, live; it reconnects when the link drops.
     ///
-    /// Keys: q or Ctrl-C quit, Tab or 1-5 switch views, ? help. On a
+    /// Keys: q or Ctrl-C quit, Tab or 1-6 switch views, ? help. On a
     /// recording (--connect file:FILE): space pauses the replay, + and -
     /// double and halve its speed.
     Top(TopArgs),
