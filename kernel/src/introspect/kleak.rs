@@ -230,15 +230,9 @@ fn scan_mapped(marker: &mut Marker<'_>, start: u64, end: u64) {
 
 /// The stack the scan runs on, from `from` to its top.
 fn scan_running_stack(marker: &mut Marker<'_>, from: u64) {
-    let (bottom, top) = boot::boot_stack();
-    let top = if (bottom..top).contains(&from) {
-        top
-    } else if let Some((_, top)) = kstack::stack_containing(from) {
-        top
-    } else {
-        return;
-    };
-    scan_range(marker, from, top);
+    if let Some((_, top)) = kstack::stack_containing(from) {
+        scan_range(marker, from, top);
+    }
 }
 
 /// Shows `marker` every aligned word of `[start, end)`, which the scan

@@ -11,7 +11,7 @@
 
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::arch::x86_64::{boot, cpu};
+use crate::arch::x86_64::cpu;
 use crate::memory::kstack;
 use crate::memory::phys::FrameSlice;
 use crate::mm::frame::Owner;
@@ -55,20 +55,13 @@ pub fn capture() -> CallStack {
 /// `(bottom, top)` of the stack the CPU runs on: the boot stack or a
 /// process's kernel stack.
 fn current_stack() -> Option<(u64, u64)> {
-    let rsp = cpu::stack_pointer();
-    let (bottom, top) = boot::boot_stack();
-    if (bottom..top).contains(&rsp) {
-        return Some((bottom, top));
-    }
-    kstack::stack_containing(rsp)
+    kstack::stack_containing(cpu::stack_pointer())
 }
 
 /// Traces of the kernel heap's live blocks and the stacks they name.
 pub struct CallSites {
     depot: StackDepot<'static>,
     traces: TraceTable<&'static mut [Trace]>,
-    /// Blocks allocated while the trace table was full.
-    untraced: u64,
 }
 
 impl CallSites {
@@ -81,7 +74,6 @@ impl CallSites {
         Some(Self {
             depot: StackDepot::new(stacks, index),
             traces: TraceTable::new(slots),
-            untraced: 0,
         })
     }
 
@@ -94,9 +86,9 @@ impl CallSites {
             self.depot.intern(stack)
         };
         let born_ms = (time::uptime_us() / 1000) as u32;
-        if self.traces.insert(Trace::new(addr, born_ms, id)).is_err() {
-            self.untraced += 1;
-        }
+        // A full table leaves the block untraced: the scan still reads
+        // it, and counts it in `LeakScanEnd::untraced`.
+        let _ = self.traces.insert(Trace::new(addr, born_ms, id));
     }
 
     /// Forgets the block at `addr` (freed).
@@ -117,20 +109,5 @@ impl CallSites {
     /// The call stack named `id`.
     pub fn stack(&self, id: StackId) -> Option<&CallStack> {
         self.depot.get(id)
-    }
-
-    /// Blocks traced now.
-    pub fn traced(&self) -> usize {
-        self.traces.len()
-    }
-
-    /// Distinct stacks kept, and new ones turned away since boot.
-    pub fn stacks(&self) -> (usize, u64) {
-        (self.depot.len(), self.depot.refused())
-    }
-
-    /// Blocks allocated while the trace table was full, since boot.
-    pub fn untraced(&self) -> u64 {
-        self.untraced
     }
 }

@@ -146,9 +146,14 @@ pub fn stack_guarded_by(addr: u64) -> Option<(u64, u64)> {
     Some((top - KERNEL_STACK_SIZE, top))
 }
 
-/// The stack `(bottom, top)` of the slot whose stack range holds `addr`
-/// (mapped or not: the caller knows it runs there).
+/// The kernel stack `(bottom, top)` that holds `addr`: the boot stack (the
+/// kernel task's) or a process's slot (mapped or not: the caller knows it
+/// runs there).
 pub fn stack_containing(addr: u64) -> Option<(u64, u64)> {
+    let (bottom, top) = crate::arch::x86_64::boot::boot_stack();
+    if (bottom..top).contains(&addr) {
+        return Some((bottom, top));
+    }
     let end = STACKS_START + MAX_KERNEL_STACKS as u64 * SLOT_STRIDE;
     if !(STACKS_START..end).contains(&addr) || is_guard_page(addr) {
         return None;
