@@ -2,13 +2,13 @@
 //!
 //! A global and an mmap page filled with a pattern are set up; the process
 //! forks; each side writes its own value to the global and to the first
-//! word of the page, waits for the other side to have written too, and
-//! checks it sees only its own values and the original pattern everywhere
-//! else. Output:
+//! word of the page (the parent first), waits for the other side to have
+//! written too, and checks it sees only its own values and the original
+//! pattern everywhere else. Output:
 //!
 //! ```text
-//! cowtest: child ok
 //! cowtest: parent ok
+//! cowtest: child ok
 //! cowtest: done child_exit=0
 //! ```
 //!
@@ -91,16 +91,23 @@ fn main() -> i64 {
             println!("cowtest: FAIL fork: {}", e.name());
             1
         }
-        Ok(Fork::Child) => match write_and_check(&page, CHILD) {
-            Ok(()) => {
-                println!("cowtest: child ok");
-                0
+        // The child lets the parent write first: the parent then copies
+        // each page and the child, left its only user, takes the frame
+        // over in place, whichever side the scheduler runs first after
+        // the fork.
+        Ok(Fork::Child) => {
+            let _ = sys::sleep_ms(SETTLE_MS);
+            match write_and_check(&page, CHILD) {
+                Ok(()) => {
+                    println!("cowtest: child ok");
+                    0
+                }
+                Err((what, found, expected)) => {
+                    println!("cowtest: child FAIL {what}: {found:#x} != {expected:#x}");
+                    1
+                }
             }
-            Err((what, found, expected)) => {
-                println!("cowtest: child FAIL {what}: {found:#x} != {expected:#x}");
-                1
-            }
-        },
+        }
         Ok(Fork::Parent(child)) => {
             let parent_ok = match write_and_check(&page, PARENT) {
                 Ok(()) => true,
