@@ -12,10 +12,13 @@
 //!   (each call timed alone, less the cost of reading the TSC), and, when
 //!   valgrind is installed, instructions per call, counted by running this
 //!   benchmark under callgrind (the inclusive cost of the `probe_`
-//!   functions every call goes through in that mode);
+//!   functions every call goes through in that mode); and the share of
+//!   reallocs that moved their block;
 //! - efficiency: how full a fixed arena gets (live requested bytes / arena
 //!   size) under a random alloc/free/realloc pattern of each workload's
-//!   sizes before the first allocation fails, averaged over several seeds.
+//!   sizes before the first allocation fails, averaged over several seeds;
+//!   and for our heap, where the rest of the arena went at that point
+//!   (headers, pads, slack, free blocks), from a walk of the heap.
 //!
 //! Our heap runs as the kernel uses it: every free and realloc validates
 //! the block's sealed header and its neighbours', red zones off. Its blocks
@@ -34,7 +37,7 @@ use std::hint::black_box;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use kernel::mm::heap::{BlockTag, Heap, HeapConfig};
+use kernel::mm::heap::{BlockState, BlockTag, HEADER_BYTES, Heap, HeapConfig};
 
 const MIB: usize = 1 << 20;
 
@@ -467,6 +470,8 @@ struct Run {
 struct OpCosts {
     total: [u64; 3],
     count: [u64; 3],
+    /// Reallocs that returned a different pointer (moved and copied).
+    moved: u64,
 }
 
 const ALLOC: usize = 0;
@@ -580,6 +585,7 @@ fn run_steps<S: Subject>(
     };
     let probed = mode != Mode::Throughput;
     let timed = mode == Mode::Timed;
+    let mut moved = 0;
     let mut note = |op: usize, t0: u64| {
         if timed {
             costs.total[op] += (ticks() - t0).saturating_sub(overhead);
@@ -621,7 +627,10 @@ fn run_steps<S: Subject>(
                     };
                     note(REALLOC, t0);
                     match q {
-                        Some(q) => slots[i] = Some((q, size, align)),
+                        Some(q) => {
+                            moved += u64::from(q != p);
+                            slots[i] = Some((q, size, align));
+                        }
                         None => failures += 1,
                     }
                 } else {
@@ -641,6 +650,7 @@ fn run_steps<S: Subject>(
         }
     }
     let elapsed = start.elapsed();
+    costs.moved = moved;
     for (p, size, align) in slots.into_iter().flatten() {
         // SAFETY: every block left is live with this size and alignment.
         unsafe { s.free(p, size, align) };
@@ -682,14 +692,16 @@ fn best_throughput<S: Subject>(
 }
 
 /// Ticks per alloc, free and realloc: for each, the lowest mean of `reps`
-/// timed runs.
+/// timed runs; and the share of reallocs that moved their block, in
+/// percent (the same in every run).
 fn op_ticks<S: Subject>(
     arena: &Arena,
     steps: &[Step],
     slots: usize,
     reps: usize,
-) -> [Option<f64>; 3] {
+) -> ([Option<f64>; 3], Option<f64>) {
     let mut best = [None::<f64>; 3];
+    let mut moved = None;
     for _ in 0..reps {
         let (_, costs) = run_steps::<S>(arena, steps, slots, Mode::Timed);
         for (op, best) in best.iter_mut().enumerate() {
@@ -697,8 +709,10 @@ fn op_ticks<S: Subject>(
                 *best = Some(best.map_or(t, |b| b.min(t)));
             }
         }
+        let reallocs = costs.count[REALLOC];
+        moved = (reallocs > 0).then(|| 100.0 * costs.moved as f64 / reallocs as f64);
     }
-    best
+    (best, moved)
 }
 
 // ------------------------------------------------------ instruction counts
@@ -841,6 +855,18 @@ fn fill_until_failure<S: Subject>(
     pattern: Pattern,
     seed: u64,
 ) -> f64 {
+    fill_and_inspect::<S, ()>(workload, arena_size, pattern, seed, |_| ()).0
+}
+
+/// [`fill_until_failure`], handing the allocator to `inspect` at the first
+/// failure (before anything is freed).
+fn fill_and_inspect<S: Subject, R>(
+    workload: Workload,
+    arena_size: usize,
+    pattern: Pattern,
+    seed: u64,
+    inspect: impl FnOnce(&S) -> R,
+) -> (f64, R) {
     let arena = Arena::new(arena_size);
     // SAFETY: the arena is zeroed, unused and outlives `s`.
     let mut s = unsafe { S::new(arena.base, arena_size) };
@@ -880,9 +906,84 @@ fn fill_until_failure<S: Subject>(
             live_bytes = live_bytes - size + new_size;
         }
     }
+    let seen = inspect(&s);
     drop(s);
     drop(arena);
-    live_bytes as f64 / arena_size as f64
+    (live_bytes as f64 / arena_size as f64, seen)
+}
+
+/// Where our heap's arena goes when the mixed fill first fails, in bytes
+/// summed over the seeds: what was requested, the block headers, the
+/// alignment pads, the slack after payloads (rounding to 8 bytes, the
+/// minimum block and rests too small to be blocks), the free blocks left
+/// (none of which fit the failed request) and what lies outside the
+/// blocks (the sentinel and the arena's unaligned end).
+struct Breakdown {
+    arena: usize,
+    requested: usize,
+    headers: usize,
+    pads: usize,
+    slack: usize,
+    free: usize,
+    largest_free: usize,
+    outside: usize,
+}
+
+fn breakdown(arena_size: usize, rounds: u64) -> Breakdown {
+    let mut total = Breakdown {
+        arena: 0,
+        requested: 0,
+        headers: 0,
+        pads: 0,
+        slack: 0,
+        free: 0,
+        largest_free: 0,
+        outside: 0,
+    };
+    for r in 0..rounds {
+        let (_, b) = fill_and_inspect::<Ours, Breakdown>(
+            Workload::Mixed,
+            arena_size,
+            Pattern::Fill,
+            0xE44 + r,
+            |ours| {
+                let mut b = Breakdown {
+                    arena: arena_size,
+                    requested: 0,
+                    headers: 0,
+                    pads: 0,
+                    slack: 0,
+                    free: 0,
+                    largest_free: 0,
+                    outside: arena_size,
+                };
+                for info in ours.0.walk() {
+                    let info = info.expect("the heap walks");
+                    b.outside -= info.size;
+                    if info.state == BlockState::Used {
+                        let lead = info.payload - info.addr;
+                        b.requested += info.requested;
+                        b.headers += HEADER_BYTES;
+                        b.pads += lead - HEADER_BYTES;
+                        b.slack += info.size - lead - info.requested;
+                    } else {
+                        b.free += info.size;
+                        b.largest_free = b.largest_free.max(info.size);
+                    }
+                }
+                b
+            },
+        );
+        total.arena += b.arena;
+        total.requested += b.requested;
+        total.headers += b.headers;
+        total.pads += b.pads;
+        total.slack += b.slack;
+        total.free += b.free;
+        total.largest_free += b.largest_free;
+        total.outside += b.outside;
+    }
+    total
 }
 
 fn efficiency<S: Subject>(
@@ -908,6 +1009,8 @@ struct Row {
     efficiency: [f64; 4],
     /// TSC ticks per alloc, free, realloc.
     ticks: [Option<f64>; 3],
+    /// Percent of reallocs that moved their block.
+    moved: Option<f64>,
     /// Instructions per alloc, free, realloc (callgrind).
     instructions: Option<[Option<f64>; 3]>,
 }
@@ -963,7 +1066,7 @@ fn measure<S: Subject>(
     let slots = workload.slots();
     // linked_list_allocator takes seconds per run: once is enough
     let reps = if S::KEY == "list" { 1 } else { set.reps };
-    let ticks = op_ticks::<S>(arena, steps, slots, reps.min(3));
+    let (ticks, moved) = op_ticks::<S>(arena, steps, slots, reps.min(3));
     let rounds = if set.quick { 4 } else { 24 };
     // first fit over tens of thousands of small holes: too slow to churn
     let churn_rounds = if S::KEY == "list" && workload == Workload::Small {
@@ -989,6 +1092,7 @@ fn measure<S: Subject>(
             eff(16 * MIB, Pattern::Churn, churn_rounds / 4),
         ],
         ticks,
+        moved,
         instructions: if set.valgrind && S::KEY != "list" {
             instructions::<S>(workload)
         } else {
@@ -1130,7 +1234,7 @@ fn main() {
     println!();
     println!(
         "per operation: TSC ticks (timed one by one, less the cost of reading the TSC; lowest mean of {} runs); \
-         instructions (callgrind, {COUNTED_STEPS} steps{})",
+         instructions (callgrind, {COUNTED_STEPS} steps{}); re. moved: reallocs that moved the block",
         set.reps.min(3),
         if set.valgrind {
             ""
@@ -1140,7 +1244,7 @@ fn main() {
     );
     println!();
     println!(
-        "| {:<28} | {:<8} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "| {:<28} | {:<8} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
         "allocator",
         "workload",
         "tck/alloc",
@@ -1148,18 +1252,19 @@ fn main() {
         "tck/reall",
         "ins/alloc",
         "ins/free",
-        "ins/reall"
+        "ins/reall",
+        "re. moved"
     );
     println!(
-        "|{:-<30}|{:-<10}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|",
-        "", "", "", "", "", "", "", ""
+        "|{:-<30}|{:-<10}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|",
+        "", "", "", "", "", "", "", "", ""
     );
     let cell = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.0}"));
     for (workload, rows) in &tables {
         for row in rows {
             let instr = row.instructions.unwrap_or([None; 3]);
             println!(
-                "| {:<28} | {:<8} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
+                "| {:<28} | {:<8} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} |",
                 row.name,
                 workload.key(),
                 cell(row.ticks[0]),
@@ -1168,6 +1273,7 @@ fn main() {
                 cell(instr[0]),
                 cell(instr[1]),
                 cell(instr[2]),
+                row.moved.map_or("-".to_owned(), |m| format!("{m:.1}%")),
             );
         }
     }
@@ -1204,6 +1310,35 @@ fn main() {
         mixed[2].efficiency[0].min(mixed[2].efficiency[1]),
         mixed[3].efficiency[0].min(mixed[3].efficiency[1]),
     );
+    println!();
+    println!(
+        "where our arena goes at the mixed fill's first failure (percent of the arena, mean over seeds; compact tags)"
+    );
+    println!();
+    println!(
+        "| {:<6} | {:>9} | {:>8} | {:>8} | {:>8} | {:>8} | {:>12} | {:>8} |",
+        "arena", "requested", "headers", "pads", "slack", "free", "largest free", "outside"
+    );
+    println!(
+        "|{:-<8}|{:->11}|{:->10}|{:->10}|{:->10}|{:->10}|{:->14}|{:->10}|",
+        "", "", "", "", "", "", "", ""
+    );
+    let rounds = if set.quick { 4 } else { 24 };
+    for (size, rounds) in [(MIB, rounds), (16 * MIB, rounds / 4)] {
+        let b = breakdown(size, rounds);
+        let pct = |v: usize| format!("{:.2}%", 100.0 * v as f64 / b.arena as f64);
+        println!(
+            "| {:<6} | {:>9} | {:>8} | {:>8} | {:>8} | {:>8} | {:>12} | {:>8} |",
+            format!("{} MiB", size / MIB),
+            pct(b.requested),
+            pct(b.headers),
+            pct(b.pads),
+            pct(b.slack),
+            pct(b.free),
+            pct(b.largest_free),
+            pct(b.outside),
+        );
+    }
     println!("total time {:.1} s", started.elapsed().as_secs_f64());
 }
 
