@@ -918,6 +918,7 @@ fn fill_and_inspect<S: Subject, R>(
 /// minimum block and rests too small to be blocks), the free blocks left
 /// (none of which fit the failed request) and what lies outside the
 /// blocks (the sentinel and the arena's unaligned end).
+#[derive(Default)]
 struct Breakdown {
     arena: usize,
     requested: usize,
@@ -929,17 +930,22 @@ struct Breakdown {
     outside: usize,
 }
 
+impl Breakdown {
+    /// Adds `other`'s bytes to these.
+    fn add(&mut self, other: &Breakdown) {
+        self.arena += other.arena;
+        self.requested += other.requested;
+        self.headers += other.headers;
+        self.pads += other.pads;
+        self.slack += other.slack;
+        self.free += other.free;
+        self.largest_free += other.largest_free;
+        self.outside += other.outside;
+    }
+}
+
 fn breakdown(arena_size: usize, rounds: u64) -> Breakdown {
-    let mut total = Breakdown {
-        arena: 0,
-        requested: 0,
-        headers: 0,
-        pads: 0,
-        slack: 0,
-        free: 0,
-        largest_free: 0,
-        outside: 0,
-    };
+    let mut total = Breakdown::default();
     for r in 0..rounds {
         let (_, b) = fill_and_inspect::<Ours, Breakdown>(
             Workload::Mixed,
@@ -949,13 +955,8 @@ fn breakdown(arena_size: usize, rounds: u64) -> Breakdown {
             |ours| {
                 let mut b = Breakdown {
                     arena: arena_size,
-                    requested: 0,
-                    headers: 0,
-                    pads: 0,
-                    slack: 0,
-                    free: 0,
-                    largest_free: 0,
                     outside: arena_size,
+                    ..Breakdown::default()
                 };
                 for info in ours.0.walk() {
                     let info = info.expect("the heap walks");
@@ -974,14 +975,7 @@ fn breakdown(arena_size: usize, rounds: u64) -> Breakdown {
                 b
             },
         );
-        total.arena += b.arena;
-        total.requested += b.requested;
-        total.headers += b.headers;
-        total.pads += b.pads;
-        total.slack += b.slack;
-        total.free += b.free;
-        total.largest_free += b.largest_free;
-        total.outside += b.outside;
+        total.add(&b);
     }
     total
 }
