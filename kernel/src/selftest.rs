@@ -7,6 +7,7 @@ mod mm;
 mod wire;
 
 use crate::arch::{cpu, qemu};
+use crate::telemetry;
 
 /// A byte of `ret` in writable data, for `exec-data`.
 static DATA_RET: [u8; 1] = [0xC3];
@@ -33,9 +34,13 @@ pub fn run(name: &str) {
         "breakpoint" => {
             cpu::breakpoint();
             kinfo!("resumed after breakpoint");
+            telemetry::flush_before_exit();
             qemu::exit(qemu::ExitCode::Success);
         }
-        "exit" => qemu::exit(qemu::ExitCode::Success),
+        "exit" => {
+            telemetry::flush_before_exit();
+            qemu::exit(qemu::ExitCode::Success)
+        }
         // The memory manager under load; the kernel keeps running after it.
         "mm" => {
             mm::run();

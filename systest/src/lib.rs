@@ -270,7 +270,7 @@ impl Qemu {
         let start = Instant::now();
         loop {
             match UnixStream::connect(&self.com1_path) {
-                Ok(stream) => return Telemetry::new(stream),
+                Ok(stream) => return Telemetry::new(stream, self.debugcon.clone()),
                 Err(_) if start.elapsed() < DEADLINE => {
                     if let Some(status) = self.try_status() {
                         panic!(
@@ -355,6 +355,13 @@ impl Qemu {
     }
 }
 
+/// The last lines of a debug console log, for a failure message.
+fn log_tail(path: &Path) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(12)..].join("\n")
+}
+
 impl Drop for Qemu {
     fn drop(&mut self) {
         if self.try_status().is_none() {
@@ -368,6 +375,8 @@ impl Drop for Qemu {
 /// A client of the telemetry link.
 pub struct Telemetry {
     stream: UnixStream,
+    /// The kernel's debug console log, quoted when the link closes early.
+    debugcon: PathBuf,
     decoder: Box<FrameDecoder<MAX_FRAME>>,
     /// Turns event batches back into their events.
     batches: BatchDecoder,
@@ -382,12 +391,13 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    fn new(stream: UnixStream) -> Self {
+    fn new(stream: UnixStream, debugcon: PathBuf) -> Self {
         stream
             .set_read_timeout(Some(Duration::from_millis(100)))
             .expect("set timeout");
         Self {
             stream,
+            debugcon,
             decoder: Box::new(FrameDecoder::new()),
             batches: BatchDecoder::new(),
             events: VecDeque::new(),
@@ -467,7 +477,12 @@ impl Telemetry {
             }
             let mut buf = [0u8; 4096];
             match self.stream.read(&mut buf) {
-                Ok(0) => panic!("telemetry link closed while waiting for {what}"),
+                Ok(0) => panic!(
+                    "telemetry link closed while waiting for {what} ({} bad frames); \
+                     the kernel's debug log ends:\n{}",
+                    self.bad_frames,
+                    log_tail(&self.debugcon)
+                ),
                 Ok(n) => self.pending.extend(&buf[..n]),
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
                 Err(e) => panic!("telemetry read failed while waiting for {what}: {e}"),

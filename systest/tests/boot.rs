@@ -157,6 +157,33 @@ fn panic_is_reported_with_its_location_and_exits_with_failure() {
 }
 
 #[test]
+fn a_panic_ends_the_machine_even_when_the_host_stopped_reading() {
+    // Connected but never read: the kernel's boot output fills the socket,
+    // so the UART backs up. The panic's last words wait a bounded time, then
+    // the machine must still end.
+    let (mut qemu, _link) = Qemu::boot("panic-stalled", &QemuConfig::with_append("selftest=panic"));
+    assert_eq!(qemu.wait_exit(), EXIT_FAILURE);
+    assert!(
+        qemu.debug_log()
+            .contains("[PANIC] selftest panic requested")
+    );
+}
+
+#[test]
+fn a_host_that_pauses_before_reading_still_gets_the_panic() {
+    let (mut qemu, mut link) =
+        Qemu::boot("panic-paused", &QemuConfig::with_append("selftest=panic"));
+    // Shorter than the kernel's wait for its last words.
+    std::thread::sleep(Duration::from_millis(500));
+    let message = link.wait_for("Panic", DEADLINE, |m| match m {
+        KernelMsg::Panic(p) => Some(p.message.to_string()),
+        _ => None,
+    });
+    assert_eq!(message, "selftest panic requested");
+    assert_eq!(qemu.wait_exit(), EXIT_FAILURE);
+}
+
+#[test]
 fn breakpoint_trap_resumes_and_exit_reports_success() {
     let (mut qemu, _link) = Qemu::boot("int3", &QemuConfig::with_append("selftest=breakpoint"));
     assert_eq!(qemu.wait_exit(), EXIT_SUCCESS);

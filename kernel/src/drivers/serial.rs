@@ -4,7 +4,7 @@
 //! a port base really is a UART we own.
 
 use uart_16550::backend::PioBackend;
-use uart_16550::spec::registers::IER;
+use uart_16550::spec::registers::{IER, LSR};
 use uart_16550::{Config, Uart16550};
 
 /// COM1's I/O base.
@@ -69,6 +69,12 @@ impl SerialPort {
                 core::hint::spin_loop();
             }
         }
+    }
+
+    /// Whether every written byte has left the UART: FIFO and shift register
+    /// empty.
+    pub fn all_sent(&mut self) -> bool {
+        !self.present || self.uart.lsr().contains(LSR::TRANSMITTER_EMPTY)
     }
 
     /// Takes one received byte, if any.

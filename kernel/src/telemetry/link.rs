@@ -298,28 +298,74 @@ pub fn on_interrupt() {
 }
 
 /// Last-resort send for panics and fatal exceptions: drains what is queued if
-/// the link is free, then writes `msg` straight to the UART, waiting as needed.
-/// A leading `0x00` ends any frame the panic may have cut short.
+/// the link is free, then writes `msg` straight to the UART and waits until it
+/// has left, for at most [`LAST_WORDS_US`]. A leading `0x00` ends any frame
+/// the panic may have cut short.
 pub fn send_emergency(msg: &KernelMsg<'_>) {
     let mut buf = [0u8; MAX_FRAME];
     let Ok(frame) = encode_frame(msg, &mut buf) else {
         return;
     };
+    let give_up = LastWords::start();
     let sent = LINK.try_with(|link| {
-        link.flush_batch();
-        while link.ring.len > 0 {
-            link.pump();
-        }
+        link.drain_until(&give_up);
         if let Some(port) = link.port.as_mut() {
-            port.write_all(frame);
+            give_up.write(port, frame);
         }
     });
     if sent.is_none() {
         // SAFETY: the lock holder was interrupted by this panic and will never
         // run again; we take over COM1 for the last words.
         let mut port = unsafe { SerialPort::open(COM1_BASE) };
-        port.write_all(&[0]);
-        port.write_all(frame);
+        give_up.write(&mut port, &[0]);
+        give_up.write(&mut port, frame);
+    }
+}
+
+/// Sends everything queued and waits until it has left the UART, for at
+/// most [`LAST_WORDS_US`]; called before the kernel ends the machine, whose
+/// exit drops whatever the UART still holds.
+pub fn flush_before_exit() {
+    let give_up = LastWords::start();
+    LINK.try_with(|link| link.drain_until(&give_up));
+}
+
+/// How long the kernel's last bytes may take to leave: a host that stopped
+/// reading must not keep a dying kernel from ending the machine.
+const LAST_WORDS_US: u64 = 2_000_000;
+
+/// The deadline for the last bytes before the machine ends.
+struct LastWords {
+    until_us: u64,
+}
+
+impl LastWords {
+    fn start() -> Self {
+        Self {
+            until_us: time::uptime_us() + LAST_WORDS_US,
+        }
+    }
+
+    fn expired(&self) -> bool {
+        time::uptime_us() >= self.until_us
+    }
+
+    /// Writes `bytes` and waits until they have left the UART, unless the
+    /// deadline passes first.
+    fn write(&self, port: &mut SerialPort, mut bytes: &[u8]) {
+        while !bytes.is_empty() && !self.expired() {
+            bytes = &bytes[port.try_write(bytes)..];
+            core::hint::spin_loop();
+        }
+        self.wait_sent(port);
+    }
+
+    /// Waits until the UART is empty: under QEMU a byte the host socket
+    /// cannot take yet waits in the UART, and is lost when the machine exits.
+    fn wait_sent(&self, port: &mut SerialPort) {
+        while !port.all_sent() && !self.expired() {
+            core::hint::spin_loop();
+        }
     }
 }
 
@@ -424,6 +470,19 @@ impl Link {
     /// Copies the first `len` scratch bytes into the ring, if they fit.
     fn push_scratch(&mut self, len: usize) -> bool {
         self.ring.push(&self.scratch[..len])
+    }
+
+    /// Sends the open batch and the queue, and waits until the UART is
+    /// empty, unless `give_up` expires first.
+    fn drain_until(&mut self, give_up: &LastWords) {
+        self.flush_batch();
+        while self.ring.len > 0 && !give_up.expired() {
+            self.pump();
+            core::hint::spin_loop();
+        }
+        if let Some(port) = self.port.as_mut() {
+            give_up.wait_sent(port);
+        }
     }
 
     fn pump(&mut self) {

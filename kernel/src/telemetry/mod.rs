@@ -11,6 +11,6 @@ pub mod link;
 pub mod server;
 
 pub use link::{
-    BUILD_ID, Requests, drain, heartbeat, init, on_interrupt, pump, send, send_emergency,
-    send_event, send_log, send_waiting, take_requests,
+    BUILD_ID, Requests, drain, flush_before_exit, heartbeat, init, on_interrupt, pump, send,
+    send_emergency, send_event, send_log, send_waiting, take_requests,
 };
