@@ -332,7 +332,7 @@ pub fn flush_before_exit() {
 
 /// How long the kernel's last bytes may take to leave: a host that stopped
 /// reading must not keep a dying kernel from ending the machine.
-const LAST_WORDS_US: u64 = 2_000_000;
+const LAST_WORDS_US: u64 = 5_000_000;
 
 /// The deadline for the last bytes before the machine ends.
 struct LastWords {
