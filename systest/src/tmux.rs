@@ -44,6 +44,21 @@ impl Tmux {
         assert!(status.success());
     }
 
+    /// Clicks the left button at `column` and `row` (from 0, as the screen
+    /// capture counts), as a terminal reports it to a program that asked for
+    /// the mouse (SGR encoding: press, then release).
+    pub fn click(&self, column: usize, row: usize) {
+        let (x, y) = (column + 1, row + 1);
+        for end in ['M', 'm'] {
+            let status = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, "-l"])
+                .arg(format!("\x1b[<0;{x};{y}{end}"))
+                .status()
+                .expect("tmux send-keys");
+            assert!(status.success());
+        }
+    }
+
     /// Whether the pane's program is still running.
     pub fn alive(&self) -> bool {
         Command::new("tmux")

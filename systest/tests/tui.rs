@@ -52,6 +52,41 @@ fn tui_shows_the_demo_programs_switches_views_and_quits() {
         tmux.wait_for(title, |s| s.contains(title));
     }
 
+    // The mouse: a click on a tab opens its view; on the processes table a
+    // click selects a row and a second click on it opens its detail.
+    let tab_column = |screen: &str, tab: &str| {
+        let line = screen.lines().next().unwrap_or_default();
+        let at = line
+            .find(tab)
+            .unwrap_or_else(|| panic!("no tab {tab}: {line}"));
+        line[..at].chars().count()
+    };
+    let screen = tmux.capture();
+    tmux.click(tab_column(&screen, "3:Physical"), 0);
+    tmux.wait_for("Physical memory after a click", |s| {
+        s.contains("Physical memory")
+    });
+    let screen = tmux.capture();
+    tmux.click(tab_column(&screen, "1:Processes"), 0);
+    let screen = tmux.wait_for("Processes after a click", |s| {
+        row_with_numbers(s, "worker").is_some()
+    });
+    let worker_row = screen
+        .lines()
+        .position(|l| l.split_whitespace().nth(1) == Some("worker"))
+        .expect("the worker's row");
+    let worker_pid = screen
+        .lines()
+        .nth(worker_row)
+        .and_then(|l| l.split_whitespace().next());
+    let worker_pid = worker_pid.expect("a pid").to_string();
+    tmux.click(10, worker_row);
+    tmux.click(10, worker_row);
+    let detail = format!("Process detail: pid {worker_pid} worker");
+    tmux.wait_for("the worker's detail after two clicks", |s| {
+        s.contains(&detail)
+    });
+
     // The physical view draws the frame map the kernel sends.
     tmux.keys("3");
     tmux.wait_for("the frame map", |s| {
