@@ -29,9 +29,12 @@ pub mod tmux;
 pub struct LoggedLine(String);
 
 impl LoggedLine {
-    /// Every line of `log` that contains `prefix`, from just after it.
+    /// Every complete line of `log` that contains `prefix`, from just after
+    /// it. A last line without its newline is still being written and is
+    /// left out.
     pub fn all(log: &str, prefix: &str) -> Vec<LoggedLine> {
-        log.lines()
+        log.split_inclusive('\n')
+            .filter_map(|l| l.strip_suffix('\n'))
             .filter_map(|l| l.split_once(prefix))
             .map(|(_, rest)| LoggedLine(rest.to_string()))
             .collect()
@@ -333,10 +336,13 @@ impl Qemu {
         std::fs::read_to_string(&self.debugcon).unwrap_or_default()
     }
 
-    /// Waits until the debug console shows `needle` (e.g. "kernel up").
+    /// Waits until the debug console shows `needle` (e.g. "kernel up") in a
+    /// complete line: the kernel writes the console a byte at a time, so a
+    /// line may be read half written.
     pub fn wait_debug_log(&mut self, needle: &str) {
         let start = Instant::now();
-        while !self.debug_log().contains(needle) {
+        let shown = |log: &str| log.find(needle).is_some_and(|at| log[at..].contains('\n'));
+        while !shown(&self.debug_log()) {
             assert!(self.is_running(), "QEMU exited before logging {needle:?}");
             assert!(
                 start.elapsed() < DEADLINE,
