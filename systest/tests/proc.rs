@@ -241,19 +241,15 @@ fn bad_accesses_kill_the_process_and_others_keep_running() {
         ("touchkernel", 0xffff_8000_0000_0000u64),
         ("touchunmapped", 0x5000_0000_0000),
     ] {
-        let killed = qemu
+        // `killed pid N (NAME): why`, once the whole line is written.
+        let needle = format!("({name}): ");
+        qemu.wait_debug_log(&needle);
+        let line = qemu
             .debug_log()
             .lines()
-            .find(|l| l.contains("killed pid") && l.contains(name))
-            .map(str::to_string);
-        let line = killed.unwrap_or_else(|| {
-            qemu.wait_debug_log(&format!("({name})"));
-            qemu.debug_log()
-                .lines()
-                .find(|l| l.contains("killed pid") && l.contains(name))
-                .unwrap()
-                .to_string()
-        });
+            .find(|l| l.contains("killed pid") && l.contains(&needle))
+            .unwrap_or_else(|| panic!("no kill of {name}"))
+            .to_string();
         assert!(line.contains(&format!("{addr:#x}")), "{line}");
         assert!(line.contains("in user mode at rip 0x4"), "{line}");
         assert!(line.contains("nearest VMA"), "{line}");
