@@ -18,6 +18,12 @@ fn recurse(depth: u64) -> u64 {
     recurse(depth + 1) + frame[0]
 }
 
+/// Ends QEMU with success once what the scenario sent has left COM1.
+fn exit_success() -> ! {
+    telemetry::flush_before_exit();
+    qemu::exit(qemu::ExitCode::Success)
+}
+
 /// Runs scenario `name`. Scenarios that finish exit QEMU with success.
 pub fn run(name: &str) {
     kinfo!("selftest {name}");
@@ -34,13 +40,9 @@ pub fn run(name: &str) {
         "breakpoint" => {
             cpu::breakpoint();
             kinfo!("resumed after breakpoint");
-            telemetry::flush_before_exit();
-            qemu::exit(qemu::ExitCode::Success);
+            exit_success();
         }
-        "exit" => {
-            telemetry::flush_before_exit();
-            qemu::exit(qemu::ExitCode::Success)
-        }
+        "exit" => exit_success(),
         // The memory manager under load; the kernel keeps running after it.
         "mm" => {
             mm::run();

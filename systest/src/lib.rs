@@ -333,7 +333,7 @@ impl Qemu {
 
     /// The kernel's debug-console output so far.
     pub fn debug_log(&self) -> String {
-        std::fs::read_to_string(&self.debugcon).unwrap_or_default()
+        read_debug_log(&self.debugcon)
     }
 
     /// Waits until the debug console shows `needle` (e.g. "kernel up") in a
@@ -361,9 +361,15 @@ impl Qemu {
     }
 }
 
+/// The debug console log at `path` as far as it is written; empty before
+/// QEMU creates it.
+fn read_debug_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
 /// The last lines of a debug console log, for a failure message.
 fn log_tail(path: &Path) -> String {
-    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let log = read_debug_log(path);
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(12)..].join("\n")
 }

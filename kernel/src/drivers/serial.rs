@@ -61,11 +61,20 @@ impl SerialPort {
     }
 
     /// Writes all of `bytes`, waiting for the transmitter as needed.
-    pub fn write_all(&mut self, mut bytes: &[u8]) {
+    pub fn write_all(&mut self, bytes: &[u8]) {
+        self.write_all_unless(bytes, || false);
+    }
+
+    /// [`write_all`](Self::write_all), but stops waiting for the transmitter
+    /// once `give_up` says so; the rest of `bytes` is then not written.
+    pub fn write_all_unless(&mut self, mut bytes: &[u8], mut give_up: impl FnMut() -> bool) {
         while !bytes.is_empty() {
             let n = self.try_write(bytes);
             bytes = &bytes[n..];
             if n == 0 {
+                if give_up() {
+                    return;
+                }
                 core::hint::spin_loop();
             }
         }

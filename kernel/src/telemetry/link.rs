@@ -352,11 +352,8 @@ impl LastWords {
 
     /// Writes `bytes` and waits until they have left the UART, unless the
     /// deadline passes first.
-    fn write(&self, port: &mut SerialPort, mut bytes: &[u8]) {
-        while !bytes.is_empty() && !self.expired() {
-            bytes = &bytes[port.try_write(bytes)..];
-            core::hint::spin_loop();
-        }
+    fn write(&self, port: &mut SerialPort, bytes: &[u8]) {
+        port.write_all_unless(bytes, || self.expired());
         self.wait_sent(port);
     }
 
