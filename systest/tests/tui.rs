@@ -69,17 +69,18 @@ fn tui_shows_the_demo_programs_switches_views_and_quits() {
     let screen = tmux.capture();
     tmux.click(tab_column(&screen, "1:Processes"), 0);
     let screen = tmux.wait_for("Processes after a click", |s| {
-        row_with_numbers(s, "worker").is_some()
+        s.contains("Processes (") && row_with_numbers(s, "worker").is_some()
     });
-    let worker_row = screen
+    // `PID NAME ...`: the worker's row and its pid.
+    let (worker_row, worker_pid) = screen
         .lines()
-        .position(|l| l.split_whitespace().nth(1) == Some("worker"))
+        .enumerate()
+        .find_map(|(row, l)| {
+            let mut words = l.split_whitespace();
+            let pid = words.next()?;
+            (words.next() == Some("worker")).then(|| (row, pid.to_string()))
+        })
         .expect("the worker's row");
-    let worker_pid = screen
-        .lines()
-        .nth(worker_row)
-        .and_then(|l| l.split_whitespace().next());
-    let worker_pid = worker_pid.expect("a pid").to_string();
     tmux.click(10, worker_row);
     tmux.click(10, worker_row);
     let detail = format!("Process detail: pid {worker_pid} worker");
